@@ -1,0 +1,144 @@
+//! The one place the HTTP layer stack is assembled.
+//!
+//! Layers, outermost first (a request passes them in this order):
+//! 0. `sanitize_request_id` — drops a client `x-request-id` that is too long or not
+//!    printable, so only safe ids reach logs and the upstream.
+//! 1. `SetRequestIdLayer` — keeps a valid client `x-request-id`, else generates one.
+//!    Sets the `x-request-id` request header that everything below reads.
+//! 2. `PropagateRequestIdLayer` — copies it to the response when the answer has none
+//!    (the upstream's own `x-request-id` wins when present).
+//! 3. `observe` — logs and counts responses that carry a [`crate::error::ErrorKind`] but
+//!    were not settled by a request ledger (rejections before routing: 401, 404, 413,
+//!    bad JSON, panics). Reads the `Logged` response extension set by the proxy.
+//! 4. `CatchPanicLayer` — a panic becomes a 500 in OpenAI's error shape; the process lives.
+//! 5. `SetSensitiveRequestHeadersLayer(authorization)` — keeps keys out of any trace output.
+//! 6. Routes: `/healthz`, `/readyz`, `/metrics` (unless an admin listener serves them), and
+//!    the proxy fallback for `/v1/*` and lane prefixes behind `auth::require`, which sets
+//!    the `ClientName` request extension read by routing.
+//!
+//! There is deliberately no global timeout layer: it would bound the response future but
+//! not a stream. Deadlines live in the retry loop and the stream's idle timeout.
+
+use std::any::Any;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::HeaderValue;
+use http::header::AUTHORIZATION;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+
+use crate::error::{ErrorKind, GatewayError};
+use crate::proxy::{self, Logged, headers::valid_request_id};
+use crate::state::AppState;
+use crate::{auth, health};
+
+#[derive(Clone, Copy, Default)]
+struct MakeId;
+
+impl MakeRequestId for MakeId {
+    fn make_request_id<B>(&mut self, request: &http::Request<B>) -> Option<RequestId> {
+        if request.headers().get("x-request-id").is_some_and(valid_request_id) {
+            return None;
+        }
+        let id = format!("fg-{:032x}", rand::random::<u128>());
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+/// A client-supplied id that fails validation is replaced rather than forwarded.
+async fn sanitize_request_id(mut request: Request, next: Next) -> Response {
+    if request
+        .headers()
+        .get("x-request-id")
+        .is_some_and(|v| !valid_request_id(v))
+    {
+        request.headers_mut().remove("x-request-id");
+    }
+    next.run(request).await
+}
+
+async fn observe(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().to_string();
+    let path: String = request.uri().path().chars().take(256).collect();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let response = next.run(request).await;
+    if response.extensions().get::<Logged>().is_none() {
+        if let Some(kind) = response.extensions().get::<ErrorKind>() {
+            let outcome = if *kind == ErrorKind::Internal {
+                "gateway_error"
+            } else {
+                "client_error"
+            };
+            state
+                .metrics
+                .requests
+                .with_label_values(&["other", "none", "other", "none", outcome])
+                .inc();
+            tracing::info!(request_id = %request_id, method = %method, path = %path, status = response.status().as_u16(), outcome, "request rejected");
+        }
+    }
+    response
+}
+
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the signature CatchPanicLayer::custom requires"
+)]
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %detail, "handler panicked");
+    GatewayError::Internal(detail).into_response()
+}
+
+/// The main router: proxy plus health (and metrics unless `serve_metrics` is false).
+pub fn build_router(state: AppState, serve_metrics: bool) -> Router {
+    let proxied = Router::new()
+        .fallback(proxy::handle)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require));
+    let mut router = Router::new()
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready));
+    if serve_metrics {
+        router = router.route("/metrics", get(health::metrics));
+    }
+    router
+        .merge(proxied)
+        .layer(
+            ServiceBuilder::new()
+                .layer(middleware::from_fn(sanitize_request_id))
+                .layer(SetRequestIdLayer::x_request_id(MakeId))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(middleware::from_fn_with_state(state.clone(), observe))
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION])),
+        )
+        .with_state(state)
+}
+
+/// The admin router for a separate listener: health and metrics only.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .with_state(state)
+}

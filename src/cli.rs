@@ -1,0 +1,118 @@
+//! Command-line interface: `serve`, `check-config`, `sim`, `demo`, `healthcheck`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, LogConfig, LogFormat, ProcessEnv};
+use crate::server::{Server, shutdown_signal};
+use crate::sim::{self, SimConfig};
+use crate::{demo, logging};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flexgate",
+    version,
+    about = "OpenAI-compatible gateway that sends latency-tolerant work to the flex tier"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Configuration file (default: `FLEXGATE_CONFIG`, else built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration file and print every problem.
+    CheckConfig { file: PathBuf },
+    /// Run the simulated OpenAI upstream (for tests, demos and benchmarks).
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        config: SimConfig,
+    },
+    /// Run the simulator and the gateway together and print how to use them.
+    Demo(demo::DemoArgs),
+    /// Probe a running gateway's readiness; exit 0 when ready (for container HEALTHCHECK).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { config } => serve(config).await,
+        Command::CheckConfig { file } => Ok(check_config(&file)),
+        Command::Sim { listen, config } => {
+            logging::init(&LogConfig {
+                format: LogFormat::Pretty,
+                level: "info".into(),
+            });
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            tracing::info!(addr = %listener.local_addr()?, "simulator listening");
+            sim::serve(listener, sim::Sim::new(config), shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => demo::run(args).await,
+        Command::Healthcheck { url } => Ok(healthcheck(&url).await),
+    }
+}
+
+async fn serve(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(path.as_deref(), &ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            #[expect(
+                clippy::print_stderr,
+                reason = "configuration errors go to the operator before logging exists"
+            )]
+            {
+                eprintln!("{e}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    logging::init(&config.log);
+    tracing::info!(config = %config.summary(), "configuration loaded");
+    let server = Server::bind(config).await?;
+    tracing::info!(addr = %server.local_addr()?, admin = ?server.admin_addr(), "listening");
+    server.run(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[expect(clippy::print_stdout, reason = "check-config reports to the terminal")]
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match Config::load(Some(file), &ProcessEnv) {
+        Ok(config) => {
+            println!("{}: ok ({})", file.display(), config.summary());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            println!("{}: {} problem(s)", file.display(), errors.0.len());
+            for problem in &errors.0 {
+                println!("  - {problem}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn healthcheck(url: &str) -> ExitCode {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build();
+    let ok = match client {
+        Ok(c) => c.get(url).send().await.is_ok_and(|r| r.status().is_success()),
+        Err(_) => false,
+    };
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}

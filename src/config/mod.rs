@@ -1,0 +1,270 @@
+//! Validated runtime configuration and the one way to load it.
+//!
+//! Loading goes raw TOML → [`raw::RawConfig`] → environment overrides → [`validate`],
+//! which reports every problem at once. The environment is injected through [`Env`] so
+//! tests never mutate the process environment.
+
+pub mod raw;
+mod size;
+mod validate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::pricing::{PriceTable, Tier};
+
+pub use size::parse_size;
+pub use validate::validate;
+
+/// The configuration file shipped in the repository; every key with its default.
+pub const SHIPPED_CONFIG: &str = include_str!("../../config/flexgate.toml");
+
+/// A source of environment variables.
+pub trait Env {
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl<S: std::hash::BuildHasher> Env for HashMap<String, String, S> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).cloned()
+    }
+}
+
+/// A string that must never be printed: `Debug` and `Display` show `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Every problem found in a configuration, each naming its key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<String>);
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub auth: AuthConfig,
+    pub routing: RoutingConfig,
+    pub classes: Vec<Class>,
+    pub retry: RetryConfig,
+    pub pricing: Arc<PriceTable>,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
+    pub max_body: usize,
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Always ends without a trailing slash, e.g. `https://api.openai.com/v1`.
+    pub base_url: url::Url,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// The key flexgate sends upstream in managed mode.
+    pub api_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub enum AuthConfig {
+    /// The client's own `Authorization` header goes upstream.
+    Passthrough,
+    /// Clients present a gateway key; flexgate sends its own upstream key.
+    Managed { keys: Vec<GatewayKey> },
+}
+
+#[derive(Clone)]
+pub struct GatewayKey {
+    pub client: String,
+    pub sha256: [u8; 32],
+}
+
+impl fmt::Debug for GatewayKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayKey")
+            .field("client", &self.client)
+            .field("sha256", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Index into [`Config::classes`].
+pub type ClassId = usize;
+
+#[derive(Debug, Clone)]
+pub struct RoutingConfig {
+    pub honor_client_tier: bool,
+    pub default_class: ClassId,
+    pub flex_class: ClassId,
+    pub standard_class: ClassId,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub class: ClassId,
+    pub client: Option<String>,
+    pub model: Option<String>,
+    /// Lower-cased header name and the exact value it must carry.
+    pub header: Option<(http::HeaderName, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escalate {
+    Standard,
+    Never,
+}
+
+#[derive(Debug, Clone)]
+pub struct Class {
+    pub name: String,
+    pub tier: Tier,
+    pub deadline: Duration,
+    pub escalate: Escalate,
+    pub escalate_reserve: Duration,
+    pub max_attempts: u32,
+    /// e.g. `/flex/v1`: requests under it are forwarded as `/v1/...` with this class.
+    pub path_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryConfig {
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    pub client_timeout_margin: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Config {
+    /// Load from `path` (or `FLEXGATE_CONFIG`, or the built-in defaults), apply the
+    /// environment overrides and validate.
+    pub fn load(path: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigErrors> {
+        let path: Option<PathBuf> = path
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("FLEXGATE_CONFIG").map(PathBuf::from));
+        let text = match &path {
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|e| ConfigErrors(vec![format!("cannot read config file `{}`: {e}", p.display())]))?,
+            None => String::new(),
+        };
+        Self::from_toml(&text, env)
+    }
+
+    /// Parse TOML text, apply the environment overrides and validate.
+    pub fn from_toml(text: &str, env: &dyn Env) -> Result<Config, ConfigErrors> {
+        let mut raw: raw::RawConfig =
+            toml::from_str(text).map_err(|e| ConfigErrors(vec![format!("TOML: {}", e.to_string().trim_end())]))?;
+        apply_env(&mut raw, env);
+        validate(&raw, env)
+    }
+
+    /// A configuration for tests and the demo: defaults pointed at `upstream`.
+    pub fn for_upstream(upstream: &str) -> Result<Config, ConfigErrors> {
+        let env: HashMap<String, String> = HashMap::new();
+        let text = format!(
+            "[upstream]\nbase_url = \"{upstream}\"\n[server]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"pretty\"\n"
+        );
+        Self::from_toml(&text, &env)
+    }
+
+    pub fn class(&self, id: ClassId) -> &Class {
+        &self.classes[id]
+    }
+
+    pub fn class_by_name(&self, name: &str) -> Option<ClassId> {
+        self.classes.iter().position(|c| c.name == name)
+    }
+
+    /// The effective configuration as TOML-ish lines, secrets redacted, for the startup log.
+    pub fn summary(&self) -> String {
+        let classes: Vec<String> = self
+            .classes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}(tier={}, deadline={}, escalate={:?}, reserve={}, max_attempts={}, prefix={})",
+                    c.name,
+                    c.tier.as_str(),
+                    humantime::format_duration(c.deadline),
+                    c.escalate,
+                    humantime::format_duration(c.escalate_reserve),
+                    c.max_attempts,
+                    c.path_prefix.as_deref().unwrap_or("-")
+                )
+            })
+            .collect();
+        let auth = match &self.auth {
+            AuthConfig::Passthrough => "passthrough".to_owned(),
+            AuthConfig::Managed { keys } => format!("managed ({} gateway keys)", keys.len()),
+        };
+        format!(
+            "listen={} upstream={} auth={auth} upstream_key={} classes=[{}]",
+            self.server.listen,
+            self.upstream.base_url,
+            if self.upstream.api_key.is_some() {
+                "<set>"
+            } else {
+                "<unset>"
+            },
+            classes.join(", ")
+        )
+    }
+}
+
+/// `FLEXGATE_LISTEN` and `FLEXGATE_UPSTREAM_URL` override the file.
+fn apply_env(raw: &mut raw::RawConfig, env: &dyn Env) {
+    if let Some(listen) = env.get("FLEXGATE_LISTEN") {
+        raw.server.listen = listen;
+    }
+    if let Some(url) = env.get("FLEXGATE_UPSTREAM_URL") {
+        raw.upstream.base_url = url;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+//! Raw configuration as written in TOML: serde structs with `deny_unknown_fields`.
+//!
+//! Nothing here is validated beyond TOML syntax and types; `validate.rs` turns these
+//! into the runtime [`super::Config`] and reports every problem at once. Every field
+//! has a default so an empty file is a valid configuration.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub upstream: RawUpstream,
+    pub auth: RawAuth,
+    pub routing: RawRouting,
+    /// `None` means "use the shipped classes"; a table replaces them entirely.
+    pub classes: Option<BTreeMap<String, RawClass>>,
+    pub retry: RawRetry,
+    pub pricing: RawPricing,
+    pub log: RawLog,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub listen: String,
+    pub admin_listen: Option<String>,
+    pub max_body: String,
+    pub drain_timeout: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+            admin_listen: None,
+            max_body: "32MiB".into(),
+            drain_timeout: "30s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUpstream {
+    pub base_url: String,
+    pub timeout: String,
+    pub connect_timeout: String,
+    pub idle_timeout: String,
+    /// Environment variable holding the upstream key (managed mode).
+    pub api_key_env: String,
+}
+
+impl Default for RawUpstream {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.openai.com/v1".into(),
+            timeout: "15m".into(),
+            connect_timeout: "10s".into(),
+            idle_timeout: "5m".into(),
+            api_key_env: "OPENAI_API_KEY".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuth {
+    pub mode: String,
+    pub keys: Vec<RawGatewayKey>,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        Self {
+            mode: "passthrough".into(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawGatewayKey {
+    pub client: String,
+    /// Hex SHA-256 of the key the client presents.
+    pub sha256: Option<String>,
+    /// Name of an environment variable holding the key itself.
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRouting {
+    pub honor_client_tier: bool,
+    pub default_class: String,
+    /// Class used when the client itself asks for `service_tier: "flex"`.
+    pub flex_class: String,
+    /// Class used when the client asks for `default` or `priority`.
+    pub standard_class: String,
+    pub rules: Vec<RawRule>,
+}
+
+impl Default for RawRouting {
+    fn default() -> Self {
+        Self {
+            honor_client_tier: true,
+            default_class: "interactive".into(),
+            flex_class: "background".into(),
+            standard_class: "interactive".into(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRule {
+    pub class: String,
+    pub client: Option<String>,
+    pub model: Option<String>,
+    /// `"name: value"`; matches when the request carries that header with that value.
+    pub header: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawClass {
+    pub tier: Option<String>,
+    pub deadline: Option<String>,
+    pub escalate: Option<String>,
+    pub escalate_reserve: Option<String>,
+    pub max_attempts: Option<i64>,
+    pub path_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRetry {
+    pub base_delay: String,
+    pub max_delay: String,
+    pub client_timeout_margin: String,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        Self {
+            base_delay: "500ms".into(),
+            max_delay: "30s".into(),
+            client_timeout_margin: "5s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPricing {
+    /// A price table that replaces the embedded one.
+    pub file: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    pub format: String,
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            format: "json".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// The classes flexgate ships with, used when the file has no `[classes]` table.
+pub fn default_classes() -> BTreeMap<String, RawClass> {
+    let mut classes = BTreeMap::new();
+    classes.insert(
+        "interactive".to_owned(),
+        RawClass {
+            tier: Some("standard".into()),
+            deadline: Some("10m".into()),
+            max_attempts: Some(3),
+            ..RawClass::default()
+        },
+    );
+    classes.insert(
+        "background".to_owned(),
+        RawClass {
+            tier: Some("flex".into()),
+            deadline: Some("15m".into()),
+            escalate: Some("standard".into()),
+            escalate_reserve: Some("2m".into()),
+            max_attempts: Some(8),
+            path_prefix: Some("/flex/v1".into()),
+        },
+    );
+    classes
+}

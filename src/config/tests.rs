@@ -1,0 +1,215 @@
+//! Config loading: shipped defaults, environment overrides, and every validation rule.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::{AuthConfig, Config, ConfigErrors, Escalate, LogFormat, SHIPPED_CONFIG};
+use crate::pricing::Tier;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+fn errors(text: &str) -> Vec<String> {
+    errors_with(text, &env(&[]))
+}
+
+fn errors_with(text: &str, e: &HashMap<String, String>) -> Vec<String> {
+    match Config::from_toml(text, e) {
+        Ok(_) => Vec::new(),
+        Err(ConfigErrors(v)) => v,
+    }
+}
+
+#[test]
+fn the_shipped_file_equals_the_defaults() {
+    let e = env(&[]);
+    let shipped = Config::from_toml(SHIPPED_CONFIG, &e).unwrap();
+    let defaults = Config::from_toml("", &e).unwrap();
+    assert_eq!(format!("{shipped:?}"), format!("{defaults:?}"));
+    assert_eq!(shipped.server.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(shipped.server.max_body, 32 << 20);
+    assert_eq!(shipped.server.drain_timeout, Duration::from_secs(30));
+    assert_eq!(shipped.upstream.base_url.as_str(), "https://api.openai.com/v1");
+    assert_eq!(shipped.upstream.timeout, Duration::from_secs(900));
+    assert!(matches!(shipped.auth, AuthConfig::Passthrough));
+    assert_eq!(shipped.log.format, LogFormat::Json);
+    let bg = &shipped.classes[shipped.class_by_name("background").unwrap()];
+    assert_eq!(
+        (bg.tier, bg.escalate, bg.max_attempts),
+        (Tier::Flex, Escalate::Standard, 8)
+    );
+    assert_eq!(
+        (bg.deadline, bg.escalate_reserve),
+        (Duration::from_secs(900), Duration::from_secs(120))
+    );
+    assert_eq!(bg.path_prefix.as_deref(), Some("/flex/v1"));
+    let it = &shipped.classes[shipped.class_by_name("interactive").unwrap()];
+    assert_eq!(
+        (it.tier, it.deadline, it.path_prefix.as_deref()),
+        (Tier::Standard, Duration::from_secs(600), None)
+    );
+}
+
+#[test]
+fn environment_overrides() {
+    let e = env(&[
+        ("FLEXGATE_LISTEN", "127.0.0.1:9999"),
+        ("FLEXGATE_UPSTREAM_URL", "http://sim:8081/v1/"),
+        ("OPENAI_API_KEY", "sk-secret"),
+    ]);
+    let c = Config::from_toml("[server]\nlisten = \"0.0.0.0:1\"\n", &e).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:9999");
+    assert_eq!(c.upstream.base_url.as_str(), "http://sim:8081/v1");
+    assert_eq!(
+        c.upstream.api_key.as_ref().map(super::Secret::expose),
+        Some("sk-secret")
+    );
+}
+
+#[test]
+fn unknown_keys_are_rejected() {
+    let e = errors("[server]\nlisten = \"0.0.0.0:8080\"\nlisen = \"x\"\n");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].contains("lisen"), "{e:?}");
+    assert!(!errors("[nonsense]\n").is_empty());
+    assert!(!errors("[classes.x]\ntier = \"flex\"\ncolour = 1\n").is_empty());
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_key() {
+    let text = r#"
+[server]
+listen = "not an address"
+max_body = "lots"
+drain_timeout = "soon"
+[upstream]
+base_url = "ftp://example.com"
+timeout = "0s"
+[auth]
+mode = "sometimes"
+[routing]
+default_class = "nope"
+[classes.bad]
+tier = "cheap"
+escalate = "maybe"
+max_attempts = 0
+path_prefix = "flex"
+[retry]
+base_delay = "1m"
+max_delay = "1s"
+[log]
+format = "xml"
+level = "loud=="
+"#;
+    let e = errors(text);
+    for key in [
+        "`server.listen`",
+        "`server.max_body`",
+        "`server.drain_timeout`",
+        "`upstream.base_url`",
+        "`upstream.timeout`",
+        "`auth.mode`",
+        "`routing.default_class`",
+        "`classes.bad.tier`",
+        "`classes.bad.escalate`",
+        "`classes.bad.max_attempts`",
+        "`classes.bad.path_prefix`",
+        "`retry.base_delay`",
+        "`log.format`",
+        "`log.level`",
+    ] {
+        assert!(e.iter().any(|p| p.starts_with(key)), "missing {key} in {e:#?}");
+    }
+}
+
+#[test]
+fn class_rules() {
+    let e = errors(
+        "[classes.a]\ntier = \"flex\"\ndeadline = \"1m\"\nescalate_reserve = \"2m\"\n[routing]\ndefault_class = \"a\"\nflex_class = \"a\"\nstandard_class = \"a\"\n",
+    );
+    assert!(e.iter().any(|p| p.starts_with("`classes.a.escalate_reserve`")), "{e:?}");
+    let e = errors(
+        "[classes.a]\ntier = \"flex\"\nmax_attempts = 1\n[routing]\ndefault_class = \"a\"\nflex_class = \"a\"\nstandard_class = \"a\"\n",
+    );
+    assert!(e.iter().any(|p| p.starts_with("`classes.a.max_attempts`")), "{e:?}");
+    let e = errors(
+        "[classes.a]\ntier = \"standard\"\npath_prefix = \"/v1\"\n[classes.b]\ntier = \"flex\"\npath_prefix = \"/x/v1\"\n[classes.c]\ntier = \"flex\"\npath_prefix = \"/x/v1\"\n[routing]\ndefault_class = \"a\"\nflex_class = \"b\"\nstandard_class = \"a\"\n",
+    );
+    assert!(
+        e.iter()
+            .any(|p| p.starts_with("`classes.a.path_prefix`") && p.contains("served by flexgate")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|p| p.starts_with("`classes.c.path_prefix`") && p.contains("another class")),
+        "{e:?}"
+    );
+    assert!(errors("[classes.a]\ndeadline = \"1m\"\n[routing]\ndefault_class = \"a\"\nflex_class = \"a\"\nstandard_class = \"a\"\n").iter().any(|p| p.starts_with("`classes.a.tier`")));
+}
+
+#[test]
+fn managed_auth_rules() {
+    let e = errors("[auth]\nmode = \"managed\"\n");
+    assert!(e.iter().any(|p| p.starts_with("`auth.keys`")), "{e:?}");
+    assert!(e.iter().any(|p| p.starts_with("`upstream.api_key_env`")), "{e:?}");
+    let text = "[auth]\nmode = \"managed\"\n[[auth.keys]]\nclient = \"a\"\nsha256 = \"abc\"\n[[auth.keys]]\nclient = \"a\"\nenv = \"MISSING_KEY\"\n[[auth.keys]]\nclient = \"c\"\n";
+    let e = errors_with(text, &env(&[("OPENAI_API_KEY", "sk-up")]));
+    assert!(e.iter().any(|p| p.starts_with("`auth.keys[0].sha256`")), "{e:?}");
+    assert!(e.iter().any(|p| p.starts_with("`auth.keys[1].client`")), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|p| p.starts_with("`auth.keys[1].env`") && p.contains("MISSING_KEY")),
+        "{e:?}"
+    );
+    assert!(e.iter().any(|p| p.starts_with("`auth.keys[2]`")), "{e:?}");
+    let ok = format!(
+        "[auth]\nmode = \"managed\"\n[[auth.keys]]\nclient = \"a\"\nsha256 = \"{}\"\n",
+        "ab".repeat(32)
+    );
+    assert!(errors_with(&ok, &env(&[("OPENAI_API_KEY", "sk-up")])).is_empty());
+}
+
+#[test]
+fn rules_are_checked() {
+    let text = "[[routing.rules]]\nclass = \"ghost\"\n[[routing.rules]]\nclass = \"background\"\nheader = \"no colon\"\n[[routing.rules]]\nclass = \"background\"\nclient = \"x\"\n";
+    let e = errors(text);
+    assert!(
+        e.iter()
+            .any(|p| p.starts_with("`routing.rules[0].class`") && p.contains("ghost")),
+        "{e:?}"
+    );
+    assert!(e.iter().any(|p| p.starts_with("`routing.rules[0]`")), "{e:?}");
+    assert!(e.iter().any(|p| p.starts_with("`routing.rules[1].header`")), "{e:?}");
+    assert!(e.iter().any(|p| p.starts_with("`routing.rules[2].client`")), "{e:?}");
+}
+
+#[test]
+fn secrets_never_print() {
+    let e = env(&[("OPENAI_API_KEY", "sk-very-secret"), ("GW", "gw-very-secret")]);
+    let c = Config::from_toml(
+        "[auth]\nmode = \"managed\"\n[[auth.keys]]\nclient = \"a\"\nenv = \"GW\"\n",
+        &e,
+    )
+    .unwrap();
+    let shown = format!("{c:?}\n{}", c.summary());
+    assert!(
+        !shown.contains("sk-very-secret") && !shown.contains("gw-very-secret"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_bad_pricing_file_is_reported_under_its_key() {
+    let dir = std::env::temp_dir().join(format!("flexgate-pricing-{}", std::process::id()));
+    std::fs::write(&dir, "[models.\"m\".standard]\ninput = \"-1\"\n").unwrap();
+    let e = errors(&format!("[pricing]\nfile = \"{}\"\n", dir.display()));
+    let _ = std::fs::remove_file(&dir);
+    assert!(
+        !e.is_empty() && e.iter().all(|p| p.starts_with("`pricing.file`")),
+        "{e:?}"
+    );
+    let e = errors("[pricing]\nfile = \"/nonexistent/prices.toml\"\n");
+    assert!(e[0].starts_with("`pricing.file`"), "{e:?}");
+}

@@ -1,0 +1,443 @@
+//! Raw → runtime configuration. Collects every problem, each naming its key in backticks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::raw::{RawClass, RawConfig, default_classes};
+use super::{
+    AuthConfig, Class, ClassId, Config, ConfigErrors, Env, Escalate, GatewayKey, LogConfig, LogFormat, RetryConfig,
+    RoutingConfig, Rule, Secret, ServerConfig, UpstreamConfig, parse_size,
+};
+use crate::pricing::{PriceTable, Tier};
+
+/// Paths flexgate serves itself; a class prefix may not shadow them.
+const RESERVED_PATHS: [&str; 4] = ["/v1", "/metrics", "/healthz", "/readyz"];
+
+/// Collects problems while validating; each carries its key.
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, key: &str, message: impl std::fmt::Display) {
+        self.0.push(format!("`{key}`: {message}"));
+    }
+
+    fn duration(&mut self, key: &str, text: &str) -> Duration {
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) => d,
+            Err(e) => {
+                self.add(
+                    key,
+                    format_args!("`{text}` is not a duration such as `90s` or `15m` ({e})"),
+                );
+                Duration::ZERO
+            }
+        }
+    }
+
+    fn positive_duration(&mut self, key: &str, text: &str) -> Duration {
+        let d = self.duration(key, text);
+        if d.is_zero() && humantime::parse_duration(text.trim()).is_ok() {
+            self.add(key, "must be greater than zero");
+        }
+        d
+    }
+
+    fn addr(&mut self, key: &str, text: &str) -> SocketAddr {
+        text.trim().parse().unwrap_or_else(|_| {
+            self.add(key, format_args!("`{text}` is not an address such as `0.0.0.0:8080`"));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
+    }
+}
+
+pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    let mut p = Problems(Vec::new());
+
+    let server = ServerConfig {
+        listen: p.addr("server.listen", &raw.server.listen),
+        admin_listen: raw
+            .server
+            .admin_listen
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|a| p.addr("server.admin_listen", a)),
+        max_body: parse_size(&raw.server.max_body).unwrap_or_else(|e| {
+            p.add("server.max_body", e);
+            0
+        }),
+        drain_timeout: p.duration("server.drain_timeout", &raw.server.drain_timeout),
+    };
+    if server.max_body == 0 && parse_size(&raw.server.max_body).is_ok() {
+        p.add("server.max_body", "must be greater than zero");
+    }
+
+    let upstream = upstream(&mut p, raw, env);
+    let auth = auth(&mut p, raw, env);
+    let has_key = env.get(&raw.upstream.api_key_env).is_some();
+    if matches!(auth, AuthConfig::Managed { .. }) && !has_key {
+        p.add(
+            "upstream.api_key_env",
+            format_args!(
+                "`auth.mode = \"managed\"` needs the upstream key in the environment variable `{}`",
+                raw.upstream.api_key_env
+            ),
+        );
+    }
+
+    let raw_classes = raw.classes.clone().unwrap_or_else(default_classes);
+    let classes: Vec<Class> = raw_classes.iter().map(|(name, c)| class(&mut p, name, c)).collect();
+    if classes.is_empty() {
+        p.add("classes", "at least one class is required");
+    }
+    check_prefixes(&mut p, &classes);
+    let routing = routing(&mut p, raw, &classes, &auth);
+
+    let retry = RetryConfig {
+        base_delay: p.positive_duration("retry.base_delay", &raw.retry.base_delay),
+        max_delay: p.positive_duration("retry.max_delay", &raw.retry.max_delay),
+        client_timeout_margin: p.duration("retry.client_timeout_margin", &raw.retry.client_timeout_margin),
+    };
+    if retry.base_delay > retry.max_delay {
+        p.add(
+            "retry.base_delay",
+            format_args!(
+                "({}) exceeds `retry.max_delay` ({})",
+                raw.retry.base_delay, raw.retry.max_delay
+            ),
+        );
+    }
+
+    let pricing = pricing(&mut p, raw);
+    let log = LogConfig {
+        format: match raw.log.format.as_str() {
+            "json" => LogFormat::Json,
+            "pretty" => LogFormat::Pretty,
+            other => {
+                p.add("log.format", format_args!("`{other}` is not one of `json`, `pretty`"));
+                LogFormat::Json
+            }
+        },
+        level: raw.log.level.clone(),
+    };
+    if tracing_subscriber::EnvFilter::try_new(&log.level).is_err() {
+        p.add(
+            "log.level",
+            format_args!(
+                "`{}` is not a level or filter such as `info` or `flexgate=debug`",
+                log.level
+            ),
+        );
+    }
+
+    let (Some(upstream), true) = (upstream, p.0.is_empty()) else {
+        return Err(ConfigErrors(p.0));
+    };
+    Ok(Config {
+        server,
+        upstream,
+        auth,
+        routing,
+        classes,
+        retry,
+        pricing,
+        log,
+    })
+}
+
+/// The upstream section; `None` when `upstream.base_url` is invalid (already reported).
+fn upstream(p: &mut Problems, raw: &RawConfig, env: &dyn Env) -> Option<UpstreamConfig> {
+    let text = raw.upstream.base_url.trim().trim_end_matches('/');
+    let base_url = match url::Url::parse(text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            if u.query().is_some() || u.fragment().is_some() {
+                p.add("upstream.base_url", "must not carry a query or fragment");
+            }
+            Some(u)
+        }
+        Ok(_) => {
+            p.add(
+                "upstream.base_url",
+                format_args!("`{text}` must be an http(s) URL with a host"),
+            );
+            None
+        }
+        Err(e) => {
+            p.add("upstream.base_url", format_args!("`{text}` is not a URL ({e})"));
+            None
+        }
+    };
+    let timeout = p.positive_duration("upstream.timeout", &raw.upstream.timeout);
+    let connect_timeout = p.positive_duration("upstream.connect_timeout", &raw.upstream.connect_timeout);
+    let idle_timeout = p.positive_duration("upstream.idle_timeout", &raw.upstream.idle_timeout);
+    if connect_timeout > timeout {
+        p.add(
+            "upstream.connect_timeout",
+            format_args!(
+                "({}) exceeds `upstream.timeout` ({})",
+                raw.upstream.connect_timeout, raw.upstream.timeout
+            ),
+        );
+    }
+    Some(UpstreamConfig {
+        base_url: base_url?,
+        timeout,
+        connect_timeout,
+        idle_timeout,
+        api_key: env.get(&raw.upstream.api_key_env).map(Secret::new),
+    })
+}
+
+fn auth(p: &mut Problems, raw: &RawConfig, env: &dyn Env) -> AuthConfig {
+    match raw.auth.mode.as_str() {
+        "passthrough" => {
+            if !raw.auth.keys.is_empty() {
+                p.add("auth.keys", "gateway keys are only used with `auth.mode = \"managed\"`");
+            }
+            AuthConfig::Passthrough
+        }
+        "managed" => {
+            let mut keys = Vec::new();
+            if raw.auth.keys.is_empty() {
+                p.add("auth.keys", "`managed` mode needs at least one gateway key");
+            }
+            for (i, k) in raw.auth.keys.iter().enumerate() {
+                let key = format!("auth.keys[{i}]");
+                if k.client.trim().is_empty() {
+                    p.add(&format!("{key}.client"), "must name the client");
+                } else if raw.auth.keys[..i].iter().any(|o| o.client == k.client) {
+                    p.add(&format!("{key}.client"), format_args!("`{}` is listed twice", k.client));
+                }
+                let sha256 = match (&k.sha256, &k.env) {
+                    (Some(hexed), None) => decode_sha256(hexed).unwrap_or_else(|| {
+                        p.add(
+                            &format!("{key}.sha256"),
+                            "must be 64 hex digits (the SHA-256 of the key)",
+                        );
+                        [0; 32]
+                    }),
+                    (None, Some(var)) => {
+                        if let Some(value) = env.get(var) {
+                            Sha256::digest(value.as_bytes()).into()
+                        } else {
+                            p.add(
+                                &format!("{key}.env"),
+                                format_args!("environment variable `{var}` is not set"),
+                            );
+                            [0; 32]
+                        }
+                    }
+                    _ => {
+                        p.add(&key, "give exactly one of `sha256` or `env`");
+                        [0; 32]
+                    }
+                };
+                keys.push(GatewayKey {
+                    client: k.client.clone(),
+                    sha256,
+                });
+            }
+            AuthConfig::Managed { keys }
+        }
+        other => {
+            p.add(
+                "auth.mode",
+                format_args!("`{other}` is not one of `passthrough`, `managed`"),
+            );
+            AuthConfig::Passthrough
+        }
+    }
+}
+
+fn decode_sha256(text: &str) -> Option<[u8; 32]> {
+    let bytes = hex::decode(text.trim()).ok()?;
+    bytes.try_into().ok()
+}
+
+fn class(p: &mut Problems, name: &str, c: &RawClass) -> Class {
+    let key = |field: &str| format!("classes.{name}.{field}");
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+    {
+        p.add(
+            &format!("classes.{name}"),
+            "class names use letters, digits, `-` and `_`",
+        );
+    }
+    let tier = match c.tier.as_deref() {
+        Some("flex") => Tier::Flex,
+        Some("standard") => Tier::Standard,
+        Some("priority") => Tier::Priority,
+        Some(other) => {
+            p.add(
+                &key("tier"),
+                format_args!("`{other}` is not one of `flex`, `standard`, `priority`"),
+            );
+            Tier::Standard
+        }
+        None => {
+            p.add(&key("tier"), "is required");
+            Tier::Standard
+        }
+    };
+    let deadline = c
+        .deadline
+        .as_deref()
+        .map_or(Duration::from_secs(600), |d| p.positive_duration(&key("deadline"), d));
+    let escalate = match c.escalate.as_deref() {
+        None | Some("standard") => Escalate::Standard,
+        Some("never") => Escalate::Never,
+        Some(other) => {
+            p.add(
+                &key("escalate"),
+                format_args!("`{other}` is not one of `standard`, `never`"),
+            );
+            Escalate::Never
+        }
+    };
+    let escalate_reserve = c
+        .escalate_reserve
+        .as_deref()
+        .map_or(Duration::from_secs(120), |d| p.duration(&key("escalate_reserve"), d));
+    if tier == Tier::Flex && escalate == Escalate::Standard && escalate_reserve >= deadline {
+        p.add(
+            &key("escalate_reserve"),
+            "must be shorter than the class `deadline`, or the flex attempt never gets any time",
+        );
+    }
+    let max_attempts = match c.max_attempts {
+        None => 3,
+        Some(n @ 1..=100) => u32::try_from(n).unwrap_or(3),
+        Some(n) => {
+            p.add(&key("max_attempts"), format_args!("{n} is outside 1..=100"));
+            1
+        }
+    };
+    if tier == Tier::Flex && escalate == Escalate::Standard && max_attempts < 2 {
+        p.add(
+            &key("max_attempts"),
+            "a class that escalates needs at least 2 attempts (flex, then standard)",
+        );
+    }
+    let path_prefix = c.path_prefix.as_ref().map(|prefix| {
+        let trimmed = prefix.trim_end_matches('/').to_owned();
+        if !trimmed.starts_with('/') || !trimmed.ends_with("/v1") || trimmed.contains("..") || trimmed.contains("//") {
+            p.add(
+                &key("path_prefix"),
+                format_args!("`{prefix}` must look like `/flex/v1` (start with `/`, end with `/v1`)"),
+            );
+        }
+        trimmed
+    });
+    Class {
+        name: name.to_owned(),
+        tier,
+        deadline,
+        escalate,
+        escalate_reserve,
+        max_attempts,
+        path_prefix,
+    }
+}
+
+fn check_prefixes(p: &mut Problems, classes: &[Class]) {
+    for (i, c) in classes.iter().enumerate() {
+        let Some(prefix) = &c.path_prefix else { continue };
+        if RESERVED_PATHS.contains(&prefix.as_str()) {
+            p.add(
+                &format!("classes.{}.path_prefix", c.name),
+                format_args!("`{prefix}` is served by flexgate itself"),
+            );
+        }
+        if classes[..i].iter().any(|o| o.path_prefix.as_ref() == Some(prefix)) {
+            p.add(
+                &format!("classes.{}.path_prefix", c.name),
+                format_args!("`{prefix}` is used by another class"),
+            );
+        }
+    }
+}
+
+fn class_ref(p: &mut Problems, key: &str, name: &str, classes: &[Class]) -> ClassId {
+    classes.iter().position(|c| c.name == name).unwrap_or_else(|| {
+        let names: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
+        p.add(
+            key,
+            format_args!("unknown class `{name}` (classes: {})", names.join(", ")),
+        );
+        0
+    })
+}
+
+fn routing(p: &mut Problems, raw: &RawConfig, classes: &[Class], auth: &AuthConfig) -> RoutingConfig {
+    let r = &raw.routing;
+    let mut rules = Vec::new();
+    for (i, rule) in r.rules.iter().enumerate() {
+        let key = format!("routing.rules[{i}]");
+        let class = class_ref(p, &format!("{key}.class"), &rule.class, classes);
+        if rule.client.is_none() && rule.model.is_none() && rule.header.is_none() {
+            p.add(&key, "a rule needs at least one of `client`, `model`, `header`");
+        }
+        if let (Some(client), AuthConfig::Managed { keys }) = (&rule.client, auth) {
+            if !keys.iter().any(|k| &k.client == client) {
+                p.add(
+                    &format!("{key}.client"),
+                    format_args!("no gateway key names client `{client}`"),
+                );
+            }
+        } else if rule.client.is_some() {
+            p.add(
+                &format!("{key}.client"),
+                "client names exist only with `auth.mode = \"managed\"`",
+            );
+        }
+        let header = rule.header.as_ref().and_then(|h| {
+            let parsed = h.split_once(':').and_then(|(name, value)| {
+                let name = http::HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes()).ok()?;
+                Some((name, value.trim().to_owned()))
+            });
+            if parsed.is_none() {
+                p.add(
+                    &format!("{key}.header"),
+                    format_args!("`{h}` must look like `x-job-kind: enrichment`"),
+                );
+            }
+            parsed
+        });
+        rules.push(Rule {
+            class,
+            client: rule.client.clone(),
+            model: rule.model.clone(),
+            header,
+        });
+    }
+    RoutingConfig {
+        honor_client_tier: r.honor_client_tier,
+        default_class: class_ref(p, "routing.default_class", &r.default_class, classes),
+        flex_class: class_ref(p, "routing.flex_class", &r.flex_class, classes),
+        standard_class: class_ref(p, "routing.standard_class", &r.standard_class, classes),
+        rules,
+    }
+}
+
+fn pricing(p: &mut Problems, raw: &RawConfig) -> Arc<PriceTable> {
+    let Some(file) = raw.pricing.file.as_deref().filter(|f| !f.is_empty()) else {
+        return Arc::new(PriceTable::embedded());
+    };
+    let table = std::fs::read_to_string(file)
+        .map_err(|e| vec![format!("cannot read `{file}`: {e}")])
+        .and_then(|text| PriceTable::from_toml(&text).map_err(|e| e.0));
+    match table {
+        Ok(t) => Arc::new(t),
+        Err(problems) => {
+            for problem in problems {
+                p.add("pricing.file", problem);
+            }
+            Arc::new(PriceTable::embedded())
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Prometheus metrics: one struct of typed handles on a private registry.
+//!
+//! Labels come from closed sets only: `class` from config, `model` from the price table
+//! (anything else is `other`), `tier` ∈ {flex, standard, priority, none}, and the
+//! bounded enums below. A raw path, model string or message never becomes a label.
+
+use prometheus::{
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Whole-request latency: flex calls legitimately take minutes, so the buckets reach 900 s.
+const REQUEST_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0,
+];
+/// Time to first byte: a few milliseconds on standard up to the flex queueing minutes.
+const TTFB_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+];
+/// flexgate's own work per request is measured in microseconds.
+const OVERHEAD_BUCKETS: &[f64] = &[
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
+];
+
+/// Result of one upstream attempt (label `result`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    Success,
+    FlexCapacity,
+    RateLimit,
+    Billing,
+    ServerError,
+    ConnectError,
+    Timeout,
+    ClientError,
+}
+
+impl AttemptResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::FlexCapacity => "flex_capacity",
+            Self::RateLimit => "rate_limit",
+            Self::Billing => "billing",
+            Self::ServerError => "server_error",
+            Self::ConnectError => "connect_error",
+            Self::Timeout => "timeout",
+            Self::ClientError => "client_error",
+        }
+    }
+}
+
+/// How a request ended (label `outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    UpstreamError,
+    GatewayError,
+    ClientError,
+    DeadlineExceeded,
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::UpstreamError => "upstream_error",
+            Self::GatewayError => "gateway_error",
+            Self::ClientError => "client_error",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// endpoint, class, model, tier, outcome
+    pub requests: IntCounterVec,
+    /// endpoint, class, tier
+    pub request_duration: HistogramVec,
+    /// endpoint — time spent inside flexgate, excluding upstream waits
+    pub overhead: HistogramVec,
+    /// tier, result
+    pub upstream_attempts: IntCounterVec,
+    /// class, tier
+    pub time_to_first_byte: HistogramVec,
+    /// tier, reason
+    pub retries: IntCounterVec,
+    /// class, model, reason
+    pub escalations: IntCounterVec,
+    /// class
+    pub deadline_exceeded: IntCounterVec,
+    /// model, tier, kind (input, cached_input, output, reasoning)
+    pub tokens: IntCounterVec,
+    /// class, model, tier
+    pub cost_usd: CounterVec,
+    /// class, model
+    pub savings_usd: CounterVec,
+    /// endpoint
+    pub usage_missing: IntCounterVec,
+    /// model — requests whose cost could not be computed (unknown model or unpriced tier)
+    pub cost_unknown: IntCounterVec,
+    /// model — requests for flex that went to standard because the model is not flex-capable
+    pub flex_ineligible: IntCounterVec,
+    /// class
+    pub inflight: IntGaugeVec,
+    /// kind (requests, tokens) — from the upstream's `x-ratelimit-remaining-*`
+    pub ratelimit_remaining: IntGaugeVec,
+    /// version
+    pub build_info: IntGaugeVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn money(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<CounterVec> {
+    let c = CounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> prometheus::Result<HistogramVec> {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)?;
+    registry.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+impl Metrics {
+    /// Build every handle on a fresh private registry. `classes` pre-creates the
+    /// per-class series at zero so alert expressions see them before the first event.
+    pub fn new(classes: &[&str]) -> prometheus::Result<Self> {
+        let r = Registry::new();
+        let m = Self {
+            requests: counter(
+                &r,
+                "flexgate_requests_total",
+                "Requests handled, by how they ended.",
+                &["endpoint", "class", "model", "tier", "outcome"],
+            )?,
+            request_duration: histogram(
+                &r,
+                "flexgate_request_duration_seconds",
+                "End-to-end request duration, including streaming.",
+                &["endpoint", "class", "tier"],
+                REQUEST_BUCKETS,
+            )?,
+            overhead: histogram(
+                &r,
+                "flexgate_overhead_seconds",
+                "Time spent inside flexgate itself, excluding upstream waits and backoff.",
+                &["endpoint"],
+                OVERHEAD_BUCKETS,
+            )?,
+            upstream_attempts: counter(
+                &r,
+                "flexgate_upstream_attempts_total",
+                "Upstream attempts by tier and result.",
+                &["tier", "result"],
+            )?,
+            time_to_first_byte: histogram(
+                &r,
+                "flexgate_time_to_first_byte_seconds",
+                "Time from request arrival to the first response byte sent to the client.",
+                &["class", "tier"],
+                TTFB_BUCKETS,
+            )?,
+            retries: counter(
+                &r,
+                "flexgate_retries_total",
+                "Retries after a failed upstream attempt.",
+                &["tier", "reason"],
+            )?,
+            escalations: counter(
+                &r,
+                "flexgate_escalations_total",
+                "Requests moved from flex to the standard tier.",
+                &["class", "model", "reason"],
+            )?,
+            deadline_exceeded: counter(
+                &r,
+                "flexgate_deadline_exceeded_total",
+                "Requests whose deadline ran out before an answer.",
+                &["class"],
+            )?,
+            tokens: counter(
+                &r,
+                "flexgate_tokens_total",
+                "Tokens reported by the upstream, by kind (cached_input is part of input, reasoning part of output).",
+                &["model", "tier", "kind"],
+            )?,
+            cost_usd: money(
+                &r,
+                "flexgate_cost_usd_total",
+                "Cost in USD, priced at the tier the response reports.",
+                &["class", "model", "tier"],
+            )?,
+            savings_usd: money(
+                &r,
+                "flexgate_savings_usd_total",
+                "USD saved against the same usage on the standard tier.",
+                &["class", "model"],
+            )?,
+            usage_missing: counter(
+                &r,
+                "flexgate_usage_missing_total",
+                "Responses whose usage never arrived (client gone, stream cut).",
+                &["endpoint"],
+            )?,
+            cost_unknown: counter(
+                &r,
+                "flexgate_cost_unknown_total",
+                "Responses with usage but no price (unknown model or unpriced tier).",
+                &["model"],
+            )?,
+            flex_ineligible: counter(
+                &r,
+                "flexgate_flex_ineligible_total",
+                "Flex-class requests sent to standard because the model is not flex-capable.",
+                &["model"],
+            )?,
+            inflight: gauge(&r, "flexgate_inflight_requests", "Requests in flight.", &["class"])?,
+            ratelimit_remaining: gauge(
+                &r,
+                "flexgate_upstream_ratelimit_remaining",
+                "The upstream's last reported remaining rate limit.",
+                &["kind"],
+            )?,
+            build_info: gauge(&r, "flexgate_build_info", "Build information.", &["version"])?,
+            registry: r,
+        };
+        m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        for class in classes {
+            m.inflight.with_label_values(&[class]).set(0);
+            m.deadline_exceeded.with_label_values(&[class]);
+        }
+        Ok(m)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        // Encoding into a Vec only fails on invalid metric families, which `new` rules out.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8_lossy(&buffer).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_metric_family_with_prefix() {
+        let m = Metrics::new(&["interactive", "background"]).unwrap();
+        let text = m.render();
+        assert!(text.contains("flexgate_build_info{version=\""));
+        assert!(text.contains("flexgate_inflight_requests{class=\"background\"} 0"));
+        assert!(text.contains("flexgate_deadline_exceeded_total{class=\"interactive\"} 0"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("flexgate_"), "{line}");
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Header hygiene in both directions: hop-by-hop headers never cross, `x-flexgate-*`
+//! request headers stay here, and the upstream key replaces the client's in managed mode.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies still see.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+fn is_hop_by_hop(name: &HeaderName, listed: &[String]) -> bool {
+    HOP_BY_HOP.contains(name) || name == header::UPGRADE || listed.iter().any(|l| l == name.as_str())
+}
+
+/// Header names the `Connection` header marks as hop-by-hop for this message.
+fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Headers to send upstream for a client request.
+pub fn upstream_request(headers: &HeaderMap, managed: bool, identity_encoding: bool) -> HeaderMap {
+    let listed = connection_listed(headers);
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let drop = is_hop_by_hop(name, &listed)
+            || name == header::HOST
+            || name == header::CONTENT_LENGTH
+            || name.as_str().starts_with("x-flexgate-")
+            || (managed && name == header::AUTHORIZATION)
+            // flexgate reads usage from metered answers, so it asks for them uncompressed.
+            || (identity_encoding && name == header::ACCEPT_ENCODING);
+        if !drop {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// Headers to return to the client from an upstream answer.
+pub fn client_response(headers: &HeaderMap, keep_length: bool) -> HeaderMap {
+    let listed = connection_listed(headers);
+    let mut out = HeaderMap::with_capacity(headers.len() + 5);
+    for (name, value) in headers {
+        if is_hop_by_hop(name, &listed) || (!keep_length && name == header::CONTENT_LENGTH) {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// A request id we accept from a client: short and printable, so it is safe to log.
+pub fn valid_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(u8::is_ascii_graphic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn request_headers_are_filtered() {
+        let h = map(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("x-secret-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("host", "gateway"),
+            ("content-length", "10"),
+            ("x-flexgate-class", "background"),
+            ("x-flexgate-deadline", "30s"),
+            ("authorization", "Bearer client"),
+            ("accept-encoding", "gzip"),
+            ("openai-organization", "org"),
+            ("x-request-id", "abc"),
+        ]);
+        let out = upstream_request(&h, false, true);
+        let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["authorization", "openai-organization", "x-request-id"]);
+        let out = upstream_request(&h, true, false);
+        assert!(out.get("authorization").is_none());
+        assert!(out.get("accept-encoding").is_some());
+    }
+
+    #[test]
+    fn response_headers_are_filtered() {
+        let h = map(&[
+            ("transfer-encoding", "chunked"),
+            ("content-length", "5"),
+            ("x-request-id", "req_1"),
+            ("openai-processing-ms", "3"),
+            ("upgrade", "h2c"),
+        ]);
+        let out = client_response(&h, false);
+        let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-request-id", "openai-processing-ms"]);
+        assert!(client_response(&h, true).get("content-length").is_some());
+    }
+
+    #[test]
+    fn request_ids() {
+        assert!(valid_request_id(&HeaderValue::from_static("req_123-abc")));
+        assert!(!valid_request_id(&HeaderValue::from_static("has space")));
+        assert!(!valid_request_id(&HeaderValue::from_str(&"x".repeat(200)).unwrap()));
+    }
+}

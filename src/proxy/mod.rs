@@ -1,0 +1,141 @@
+//! The forwarding handler for `/v1/*` and the lane prefixes: read the body, route it,
+//! run the retry loop, and hand the answer to `respond`.
+
+pub mod headers;
+pub mod path;
+mod respond;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::HeaderValue;
+use http_body_util::{BodyExt, Limited};
+use tokio::time::Instant;
+
+use crate::auth::ClientName;
+use crate::error::GatewayError;
+use crate::ledger::{Ledger, RequestFacts};
+use crate::routing::body::BodyInfo;
+use crate::routing::{self, RouteInput};
+use crate::state::AppState;
+use crate::upstream::attempt::HttpAttempt;
+use crate::upstream::retry::{self, Labels, Schedule};
+use crate::usage::Endpoint;
+
+/// Marks a response whose request the ledger has already logged and counted.
+#[derive(Debug, Clone, Copy)]
+pub struct Logged;
+
+pub async fn handle(State(state): State<AppState>, request: Request) -> Response {
+    forward(state, request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(GatewayError::BodyTooLarge { limit }),
+        Err(e) => Err(GatewayError::InvalidParam {
+            param: "body",
+            message: format!("The request body could not be read: {e}"),
+        }),
+    }
+}
+
+async fn forward(state: AppState, request: Request) -> Result<Response, GatewayError> {
+    let start = Instant::now();
+    let (parts, body) = request.into_parts();
+    let config = &state.config;
+    let target = path::target(config, &parts.method, parts.uri.path())?;
+    let limit = config.server.max_body;
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(GatewayError::BodyTooLarge { limit });
+    }
+    let body = read_body(body, limit).await?;
+    let endpoint = path::endpoint(&parts.method, target.rest);
+    let metered = endpoint != Endpoint::Other;
+    let tier_routed = matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Responses);
+    let info = if metered { Some(BodyInfo::parse(&body)?) } else { None };
+    let client = parts.extensions.get::<ClientName>().map(|c| c.0.as_str());
+    let model = info.as_ref().and_then(|i| i.model.as_deref());
+    let input = RouteInput {
+        headers: &parts.headers,
+        lane: target.lane,
+        client,
+        model,
+        client_tier: info.as_ref().and_then(|i| i.service_tier.as_deref()),
+        tier_routed,
+    };
+    let plan = routing::plan(config, &input)?;
+    let request_id = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let facts = RequestFacts {
+        method: parts.method.to_string(),
+        route: target.route,
+        request_id: request_id.clone(),
+        endpoint,
+        class: plan.class,
+        requested_model: model.map(str::to_owned),
+        metered,
+    };
+    let mut ledger = Ledger::open(state.clone(), facts, start);
+    let class_name = ledger.class_name().to_owned();
+    let model_label = model
+        .and_then(|m| config.pricing.resolve(m))
+        .unwrap_or("other")
+        .to_owned();
+    if plan.flex_ineligible {
+        state.metrics.flex_ineligible.with_label_values(&[&model_label]).inc();
+    }
+
+    let managed = state.upstream.managed_auth().is_some();
+    let mut headers = headers::upstream_request(&parts.headers, managed, metered);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-request-id", value);
+    }
+    let url = state.upstream.url(target.rest, parts.uri.query());
+    let mut attempt = HttpAttempt::new(
+        &state.upstream,
+        parts.method.clone(),
+        url,
+        headers,
+        body,
+        info.as_ref(),
+        (plan.tier, plan.tier_override),
+        endpoint,
+        metered,
+    );
+    let schedule = Schedule {
+        base_delay: config.retry.base_delay,
+        max_delay: config.retry.max_delay,
+        attempt_timeout: config.upstream.timeout,
+    };
+    let labels = Labels {
+        class: &class_name,
+        model: &model_label,
+    };
+    let finished = retry::run(&plan, start, schedule, &state.metrics, labels, &mut attempt).await;
+    drop(attempt);
+
+    ledger.attempts = finished.attempts;
+    ledger.escalated = finished.escalated;
+    ledger.attempt_tier = finished.tier;
+    let context = respond::Context {
+        state: &state,
+        plan: &plan,
+        endpoint,
+        strip_usage_chunk: info.as_ref().is_some_and(|i| i.stream && !i.include_usage),
+        start,
+    };
+    Ok(respond::respond(&context, finished, ledger))
+}

@@ -1,0 +1,225 @@
+//! Turns the retry loop's result into the client's response: success (buffered or
+//! streamed), a passed-through upstream error, or flexgate's own error.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue};
+use tokio::time::Instant;
+
+use super::{Logged, headers};
+use crate::error::GatewayError;
+use crate::ledger::{Ledger, Report};
+use crate::metrics::{AttemptResult, Outcome};
+use crate::pricing::Tier;
+use crate::routing::Plan;
+use crate::state::AppState;
+use crate::stream::{self, StreamOptions};
+use crate::upstream::attempt::{Answer, AnswerBody, UpstreamResponse};
+use crate::upstream::classify::{Reason, Verdict};
+use crate::upstream::retry::{Finished, GiveUp};
+use crate::usage::{self, Endpoint};
+
+pub struct Context<'a> {
+    pub state: &'a AppState,
+    pub plan: &'a Plan,
+    pub endpoint: Endpoint,
+    pub strip_usage_chunk: bool,
+    pub start: Instant,
+}
+
+fn tier_text(tier: Option<Tier>) -> &'static str {
+    tier.map_or("none", |t| t.as_str())
+}
+
+/// The `x-flexgate-*` headers every proxied answer carries.
+fn flexgate_headers(h: &mut HeaderMap, ledger: &Ledger, tier: Option<Tier>) {
+    if let Ok(v) = HeaderValue::from_str(ledger.class_name()) {
+        h.insert("x-flexgate-class", v);
+    }
+    h.insert("x-flexgate-tier", HeaderValue::from_static(tier_text(tier)));
+    h.insert("x-flexgate-attempts", HeaderValue::from(ledger.attempts));
+    h.insert(
+        "x-flexgate-escalated",
+        HeaderValue::from_static(if ledger.escalated { "true" } else { "false" }),
+    );
+    if h.get("x-request-id").is_none() {
+        if let Ok(v) = HeaderValue::from_str(ledger.request_id()) {
+            h.insert("x-request-id", v);
+        }
+    }
+}
+
+fn overhead(ctx: &Context<'_>, upstream_time: Duration) -> Duration {
+    ctx.start.elapsed().saturating_sub(upstream_time)
+}
+
+pub fn respond(ctx: &Context<'_>, finished: Finished<Answer>, mut ledger: Ledger) -> Response {
+    let upstream_time = finished.upstream_time;
+    match (finished.output, finished.verdict, finished.gave_up) {
+        (Answer::Response(answer), Verdict::Success, _) => success(ctx, answer, ledger, upstream_time),
+        (
+            Answer::Response(_),
+            Verdict::Retry {
+                reason: Reason::FlexCapacity,
+                ..
+            },
+            Some(_),
+        ) if !ctx.plan.escalate => {
+            let deadline = humantime::format_duration(ctx.plan.deadline).to_string();
+            own_error(ctx, GatewayError::FlexUnavailable { deadline }, ledger, upstream_time)
+        }
+        (Answer::Response(answer), verdict, gave_up) => {
+            // An upstream error passed through: billing, other 4xx, or what was left when
+            // the plan ran out. The client must not retry what flexgate already retried.
+            let outcome = match (verdict.result(), gave_up) {
+                (_, Some(GiveUp::Deadline)) => Outcome::DeadlineExceeded,
+                (AttemptResult::ClientError | AttemptResult::Billing, _) => Outcome::ClientError,
+                _ => Outcome::UpstreamError,
+            };
+            let no_retry = verdict.is_billing() || gave_up.is_some();
+            upstream_error(ctx, answer, ledger, outcome, no_retry, upstream_time)
+        }
+        (Answer::Failed(why), verdict, gave_up) => {
+            let deadline = || humantime::format_duration(ctx.plan.deadline).to_string();
+            let error = match (verdict, gave_up) {
+                (_, Some(GiveUp::Deadline | GiveUp::FlexUnavailable)) => {
+                    GatewayError::DeadlineExceeded { deadline: deadline() }
+                }
+                (
+                    Verdict::Retry {
+                        reason: Reason::Timeout,
+                        ..
+                    },
+                    _,
+                ) => GatewayError::UpstreamTimeout(deadline()),
+                (
+                    Verdict::Retry {
+                        reason: Reason::ConnectError,
+                        ..
+                    },
+                    _,
+                ) => GatewayError::UpstreamUnreachable(why),
+                _ => GatewayError::UpstreamProtocol(why),
+            };
+            ledger.attempt_tier = finished.tier;
+            own_error(ctx, error, ledger, upstream_time)
+        }
+    }
+}
+
+fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upstream_time: Duration) -> Response {
+    record_ratelimit(ctx.state, &answer.headers);
+    ledger.status = answer.status.as_u16();
+    match answer.body {
+        AnswerBody::Full(bytes) => {
+            let report = if ctx.endpoint == Endpoint::Other {
+                Report::default()
+            } else {
+                let r = usage::from_body(ctx.endpoint, &bytes);
+                Report {
+                    usage: r.usage,
+                    service_tier: r.service_tier,
+                    model: r.model,
+                }
+            };
+            let priced = ledger.price(&report);
+            let mut h = headers::client_response(&answer.headers, false);
+            flexgate_headers(&mut h, &ledger, priced.tier);
+            if let Some(cost) = priced.cost {
+                if let Ok(v) = HeaderValue::from_str(&cost.normalize().to_string()) {
+                    h.insert("x-flexgate-cost-usd", v);
+                }
+            }
+            let mut response = (answer.status, h, Body::from(bytes)).into_response();
+            ledger.overhead = Some(overhead(ctx, upstream_time));
+            ledger.first_byte();
+            ledger.settle(Outcome::Success, &report);
+            response.extensions_mut().insert(Logged);
+            response
+        }
+        AnswerBody::Stream { first, rest } => {
+            let reported = first.as_ref().and_then(|f| first_chunk_tier(ctx.endpoint, f));
+            let tier = reported.or(ledger.attempt_tier);
+            let mut h = headers::client_response(&answer.headers, false);
+            flexgate_headers(&mut h, &ledger, tier);
+            let sse = h
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|c| c.starts_with("text/event-stream"));
+            let options = StreamOptions {
+                sse: (sse && ctx.endpoint != Endpoint::Other).then_some(ctx.endpoint),
+                strip_usage_chunk: ctx.strip_usage_chunk,
+                idle_timeout: ctx.state.config.upstream.idle_timeout,
+            };
+            ledger.overhead = Some(overhead(ctx, upstream_time));
+            let body = stream::body(first, rest, options, ledger);
+            let mut response = (answer.status, h, body).into_response();
+            response.extensions_mut().insert(Logged);
+            response
+        }
+    }
+}
+
+/// The tier the first streamed event reports, for the response header.
+fn first_chunk_tier(endpoint: Endpoint, chunk: &bytes::Bytes) -> Option<Tier> {
+    let mut parser = stream::sse::SseParser::default();
+    let mut observer = usage::StreamUsage::new(endpoint);
+    for event in parser.feed(chunk) {
+        observer.observe(&event);
+    }
+    observer.service_tier().and_then(Tier::from_reported)
+}
+
+fn upstream_error(
+    ctx: &Context<'_>,
+    answer: UpstreamResponse,
+    mut ledger: Ledger,
+    outcome: Outcome,
+    no_retry: bool,
+    upstream_time: Duration,
+) -> Response {
+    ledger.status = answer.status.as_u16();
+    let mut h = headers::client_response(&answer.headers, false);
+    flexgate_headers(&mut h, &ledger, ledger.attempt_tier);
+    if no_retry {
+        h.insert("x-should-retry", HeaderValue::from_static("false"));
+    }
+    let body = match answer.body {
+        AnswerBody::Full(bytes) => Body::from(bytes),
+        AnswerBody::Stream { rest, .. } => Body::from_stream(rest),
+    };
+    let mut response = (answer.status, h, body).into_response();
+    ledger.overhead = Some(overhead(ctx, upstream_time));
+    ledger.settle(outcome, &Report::default());
+    response.extensions_mut().insert(Logged);
+    response
+}
+
+fn own_error(ctx: &Context<'_>, error: GatewayError, mut ledger: Ledger, upstream_time: Duration) -> Response {
+    let outcome = match error.kind() {
+        crate::error::ErrorKind::Client => Outcome::ClientError,
+        crate::error::ErrorKind::Upstream => Outcome::UpstreamError,
+        crate::error::ErrorKind::Deadline => Outcome::DeadlineExceeded,
+        crate::error::ErrorKind::Internal => Outcome::GatewayError,
+    };
+    ledger.status = error.status().as_u16();
+    let mut response = error.into_response();
+    flexgate_headers(response.headers_mut(), &ledger, ledger.attempt_tier);
+    ledger.overhead = Some(overhead(ctx, upstream_time));
+    ledger.settle(outcome, &Report::default());
+    response.extensions_mut().insert(Logged);
+    response
+}
+
+fn record_ratelimit(state: &AppState, headers: &HeaderMap) {
+    for kind in ["requests", "tokens"] {
+        let value = headers
+            .get(format!("x-ratelimit-remaining-{kind}").as_str())
+            .and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok());
+        if let Some(v) = value {
+            state.metrics.ratelimit_remaining.with_label_values(&[kind]).set(v);
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Reads the few top-level fields routing needs from a JSON request body, and rewrites
+//! them in place without re-serialising the document.
+//!
+//! Parsing borrows: every field is kept as a raw slice of the original bytes, so the
+//! rewrite splices new text into exactly those spans and copies the rest verbatim.
+
+use bytes::Bytes;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use crate::error::GatewayError;
+
+/// `service_tier` values the OpenAI API accepts on requests.
+const KNOWN_TIERS: [&str; 7] = ["auto", "default", "flex", "priority", "fast", "scale", "ultrafast"];
+
+#[derive(Deserialize)]
+struct Top<'a> {
+    #[serde(borrow, default, deserialize_with = "keep_null")]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "keep_null")]
+    stream: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "keep_null")]
+    service_tier: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "keep_null")]
+    stream_options: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions<'a> {
+    #[serde(borrow, default, deserialize_with = "keep_null")]
+    include_usage: Option<&'a RawValue>,
+}
+
+/// Deserialize a present field as its raw text even when it is `null`, so its span is known.
+fn keep_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// A byte range of the original body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+/// What routing learned from a request body, plus where to edit it.
+#[derive(Debug, Clone, Default)]
+pub struct BodyInfo {
+    pub model: Option<String>,
+    pub stream: bool,
+    /// The client's explicit `service_tier`, if any (`None` for absent or `null`).
+    pub service_tier: Option<String>,
+    /// `stream_options.include_usage` as the client sent it.
+    pub include_usage: bool,
+    /// Offset just after the top-level `{`, and whether the object is empty.
+    object_open: usize,
+    object_empty: bool,
+    service_tier_span: Option<Span>,
+    stream_options: Option<StreamOptionsSpans>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct StreamOptionsSpans {
+    whole: Span,
+    /// Offset after the options object's `{` (None when it is `null`).
+    open: Option<(usize, bool)>,
+    include_usage: Option<Span>,
+}
+
+fn span_of(body: &[u8], raw: &RawValue) -> Span {
+    // The raw value borrows from `body`, so its address lies inside it.
+    let start = raw.get().as_ptr().addr() - body.as_ptr().addr();
+    Span {
+        start,
+        end: start + raw.get().len(),
+    }
+}
+
+/// Offset just after the first `{` at or after `from`, and whether only `}` follows it.
+fn after_brace(body: &[u8], from: usize) -> Option<(usize, bool)> {
+    let open = from + body[from..].iter().position(|&b| b == b'{')? + 1;
+    let next = body[open..].iter().find(|b| !b.is_ascii_whitespace());
+    Some((open, next == Some(&b'}')))
+}
+
+fn invalid(param: &'static str, message: &str) -> GatewayError {
+    GatewayError::InvalidParam {
+        param,
+        message: message.to_owned(),
+    }
+}
+
+impl BodyInfo {
+    /// Parse a request body for routing. Type errors in the routed fields are client errors.
+    pub fn parse(body: &[u8]) -> Result<BodyInfo, GatewayError> {
+        let top: Top<'_> = serde_json::from_slice(body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
+        let (object_open, object_empty) =
+            after_brace(body, 0).ok_or_else(|| GatewayError::InvalidJson("the body must be a JSON object".into()))?;
+        let mut info = BodyInfo {
+            object_open,
+            object_empty,
+            ..BodyInfo::default()
+        };
+        if let Some(raw) = top.model.filter(|r| r.get() != "null") {
+            info.model = Some(
+                serde_json::from_str::<String>(raw.get()).map_err(|_| invalid("model", "`model` must be a string."))?,
+            );
+        }
+        if let Some(raw) = top.stream.filter(|r| r.get() != "null") {
+            info.stream = serde_json::from_str::<bool>(raw.get())
+                .map_err(|_| invalid("stream", "`stream` must be a boolean."))?;
+        }
+        if let Some(raw) = top.service_tier {
+            info.service_tier_span = Some(span_of(body, raw));
+            if raw.get() != "null" {
+                let tier = serde_json::from_str::<String>(raw.get())
+                    .ok()
+                    .filter(|t| KNOWN_TIERS.contains(&t.as_str()))
+                    .ok_or_else(|| {
+                        invalid(
+                            "service_tier",
+                            "`service_tier` must be one of `auto`, `default`, `flex`, `priority`, `fast`, `scale`.",
+                        )
+                    })?;
+                info.service_tier = Some(tier);
+            }
+        }
+        if let Some(raw) = top.stream_options {
+            let whole = span_of(body, raw);
+            let mut spans = StreamOptionsSpans {
+                whole,
+                open: None,
+                include_usage: None,
+            };
+            if raw.get() != "null" {
+                let not_object = || {
+                    invalid(
+                        "stream_options",
+                        "`stream_options` must be an object such as {\"include_usage\": true}.",
+                    )
+                };
+                // serde would also accept an array for a struct; the API wants an object.
+                if !raw.get().starts_with('{') {
+                    return Err(not_object());
+                }
+                let opts: StreamOptions<'_> = serde_json::from_str(raw.get()).map_err(|_| not_object())?;
+                spans.open = after_brace(body, whole.start);
+                if let Some(iu) = opts.include_usage {
+                    // `opts` borrows from `raw`, itself a slice of `body`.
+                    let inner = span_of(body, iu);
+                    spans.include_usage = Some(inner);
+                    if iu.get() != "null" {
+                        info.include_usage = serde_json::from_str::<bool>(iu.get()).map_err(|_| {
+                            invalid("stream_options", "`stream_options.include_usage` must be a boolean.")
+                        })?;
+                    }
+                }
+            }
+            info.stream_options = Some(spans);
+        }
+        Ok(info)
+    }
+
+    /// The body with `service_tier` set to `tier` (when given) and, when `force_usage`,
+    /// `stream_options.include_usage` set to `true`. Untouched bytes are copied verbatim.
+    pub fn rewrite(&self, body: &Bytes, tier: Option<&str>, force_usage: bool) -> Bytes {
+        // Replacements of existing spans, and new members inserted after the top-level `{`.
+        let mut edits: Vec<(usize, usize, String)> = Vec::with_capacity(2);
+        let mut members: Vec<String> = Vec::new();
+        if let Some(tier) = tier {
+            let value = format!("\"{tier}\"");
+            match self.service_tier_span {
+                Some(s) => edits.push((s.start, s.end, value)),
+                None => members.push(format!("\"service_tier\":{value}")),
+            }
+        }
+        if force_usage && !self.include_usage {
+            match self.stream_options {
+                Some(StreamOptionsSpans {
+                    include_usage: Some(s), ..
+                }) => edits.push((s.start, s.end, "true".into())),
+                Some(StreamOptionsSpans {
+                    open: Some((open, empty)),
+                    ..
+                }) => {
+                    let comma = if empty { "" } else { "," };
+                    edits.push((open, open, format!("\"include_usage\":true{comma}")));
+                }
+                Some(StreamOptionsSpans { whole, open: None, .. }) => {
+                    edits.push((whole.start, whole.end, "{\"include_usage\":true}".into()));
+                }
+                None => members.push("\"stream_options\":{\"include_usage\":true}".into()),
+            }
+        }
+        if !members.is_empty() {
+            let mut text = members.join(",");
+            if !self.object_empty {
+                text.push(',');
+            }
+            edits.push((self.object_open, self.object_open, text));
+        }
+        if edits.is_empty() {
+            return body.clone();
+        }
+        edits.sort_by_key(|e| e.0);
+        let mut out = Vec::with_capacity(body.len() + 64);
+        let mut at = 0;
+        for (start, end, text) in &edits {
+            out.extend_from_slice(&body[at..*start]);
+            out.extend_from_slice(text.as_bytes());
+            at = *end;
+        }
+        out.extend_from_slice(&body[at..]);
+        Bytes::from(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,156 @@
+use bytes::Bytes;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::BodyInfo;
+
+fn rewrite(body: &str, tier: Option<&str>, usage: bool) -> Value {
+    let bytes = Bytes::from(body.to_owned());
+    let info = BodyInfo::parse(&bytes).unwrap();
+    let out = info.rewrite(&bytes, tier, usage);
+    serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)))
+}
+
+#[test]
+fn reads_routing_fields() {
+    let info = BodyInfo::parse(
+        br#"{"model":"gpt-5","stream":true,"service_tier":"flex","stream_options":{"include_usage":true}}"#,
+    )
+    .unwrap();
+    assert_eq!(info.model.as_deref(), Some("gpt-5"));
+    assert!(info.stream && info.include_usage);
+    assert_eq!(info.service_tier.as_deref(), Some("flex"));
+    let info = BodyInfo::parse(br#"{"model":"gpt-5","service_tier":null,"stream":null}"#).unwrap();
+    assert_eq!(info.service_tier, None);
+    assert!(!info.stream);
+}
+
+#[test]
+fn rejects_wrong_types_with_the_param_named() {
+    for (body, param) in [
+        (r#"{"model":5}"#, "model"),
+        (r#"{"model":"m","stream":"yes"}"#, "stream"),
+        (r#"{"model":"m","service_tier":"cheap"}"#, "service_tier"),
+        (r#"{"model":"m","service_tier":1}"#, "service_tier"),
+        (r#"{"model":"m","stream_options":[]}"#, "stream_options"),
+        (
+            r#"{"model":"m","stream_options":{"include_usage":"no"}}"#,
+            "stream_options",
+        ),
+    ] {
+        match BodyInfo::parse(body.as_bytes()) {
+            Err(crate::error::GatewayError::InvalidParam { param: p, .. }) => assert_eq!(p, param, "{body}"),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+    for body in ["", "[1]", "{", "\"x\"", "{\"model\":\"a\",\"model\":\"b\"}"] {
+        assert!(BodyInfo::parse(body.as_bytes()).is_err(), "{body}");
+    }
+}
+
+#[test]
+fn replaces_an_existing_tier_and_keeps_the_rest_byte_for_byte() {
+    let body = r#"{"model":"gpt-5", "service_tier" : "auto","messages":[{"role":"user","content":"hi \"there\""}]}"#;
+    let bytes = Bytes::from(body);
+    let out = BodyInfo::parse(&bytes).unwrap().rewrite(&bytes, Some("flex"), false);
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        r#"{"model":"gpt-5", "service_tier" : "flex","messages":[{"role":"user","content":"hi \"there\""}]}"#
+    );
+}
+
+#[test]
+fn inserts_missing_fields() {
+    let v = rewrite(r#"{"model":"gpt-5","stream":true}"#, Some("default"), true);
+    assert_eq!(
+        v,
+        json!({"model":"gpt-5","stream":true,"service_tier":"default","stream_options":{"include_usage":true}})
+    );
+    let v = rewrite("{}", Some("flex"), true);
+    assert_eq!(
+        v,
+        json!({"service_tier":"flex","stream_options":{"include_usage":true}})
+    );
+    let v = rewrite(" { } ", None, true);
+    assert_eq!(v, json!({"stream_options":{"include_usage":true}}));
+}
+
+#[test]
+fn forces_include_usage_in_every_shape() {
+    for (body, expect) in [
+        (
+            r#"{"stream_options":{}}"#,
+            json!({"stream_options":{"include_usage":true}}),
+        ),
+        (
+            r#"{"stream_options":{"include_obfuscation":false}}"#,
+            json!({"stream_options":{"include_usage":true,"include_obfuscation":false}}),
+        ),
+        (
+            r#"{"stream_options":{"include_usage":false}}"#,
+            json!({"stream_options":{"include_usage":true}}),
+        ),
+        (
+            r#"{"stream_options":{"include_usage":null}}"#,
+            json!({"stream_options":{"include_usage":true}}),
+        ),
+        (
+            r#"{"stream_options":null}"#,
+            json!({"stream_options":{"include_usage":true}}),
+        ),
+    ] {
+        assert_eq!(rewrite(body, None, true), expect, "{body}");
+    }
+}
+
+#[test]
+fn no_change_is_zero_copy() {
+    let bytes = Bytes::from_static(br#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#);
+    let out = BodyInfo::parse(&bytes).unwrap().rewrite(&bytes, None, true);
+    assert_eq!(out.as_ptr(), bytes.as_ptr());
+}
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        "[a-z\"\\\\ {}:,é]{0,8}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map("[a-z_]{1,6}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    /// The rewrite changes exactly the intended fields; everything else is equal.
+    #[test]
+    fn rewrite_touches_only_intended_fields(
+        fields in prop::collection::btree_map("[a-z_]{1,8}", arb_json(), 0..6),
+        tier in prop::option::of(prop_oneof![Just("flex"), Just("default")]),
+        existing_tier in prop::option::of(prop_oneof![Just("auto"), Just("priority")]),
+        usage in any::<bool>(),
+        pretty in any::<bool>(),
+    ) {
+        let mut obj: serde_json::Map<String, Value> = fields.into_iter()
+            .filter(|(k, _)| k != "service_tier" && k != "stream_options" && k != "model" && k != "stream")
+            .collect();
+        if let Some(t) = existing_tier { obj.insert("service_tier".into(), json!(t)); }
+        let original = Value::Object(obj.clone());
+        let text = if pretty { serde_json::to_string_pretty(&original).unwrap() } else { original.to_string() };
+        let out = rewrite(&text, tier, usage);
+        let mut expected = obj;
+        if let Some(t) = tier { expected.insert("service_tier".into(), json!(t)); }
+        if usage { expected.insert("stream_options".into(), json!({"include_usage": true})); }
+        prop_assert_eq!(out, Value::Object(expected));
+    }
+
+    #[test]
+    fn parse_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        let _ = BodyInfo::parse(&bytes);
+    }
+}

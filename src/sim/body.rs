@@ -1,0 +1,155 @@
+//! Turning a rendered answer into an HTTP response, shaped by the scripted fault: whole
+//! bodies, SSE streams paced by `chunk_interval`, and the broken variants (`cut` ends the
+//! body with an error so the connection drops without a clean end, `stall` stops sending
+//! but keeps it open, `malformed` sends invalid JSON). Every body sent piecewise holds a
+//! [`StreamGuard`], so `Sim::open_streams` shows whether a client going away really
+//! ended the sim's side.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+
+use super::faults::Shape;
+
+/// Lazily rendered SSE frames, each a complete `data:`/`event:` block.
+pub(crate) type Frames = Box<dyn Iterator<Item = Bytes> + Send>;
+
+/// A successful answer before fault shaping.
+pub(crate) enum Payload {
+    Json(Bytes),
+    Binary {
+        content_type: &'static str,
+        bytes: Bytes,
+    },
+    /// `prefix` frames are what `cut` / `stall` deliver; always fewer than the whole stream.
+    Sse {
+        frames: Frames,
+        prefix: usize,
+    },
+}
+
+/// Counts bodies still being sent; decremented when the body is dropped.
+pub(crate) struct StreamGuard(Arc<AtomicUsize>);
+
+impl StreamGuard {
+    pub fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(counter))
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A data-only SSE frame: `data: {json}\n\n`.
+pub(crate) fn data_frame(json: &str) -> Bytes {
+    let mut frame = String::with_capacity(json.len() + 8);
+    frame.push_str("data: ");
+    frame.push_str(json);
+    frame.push_str("\n\n");
+    Bytes::from(frame)
+}
+
+/// The sentinel closing Chat Completions and legacy completions streams.
+pub(crate) fn done_frame() -> Bytes {
+    Bytes::from_static(b"data: [DONE]\n\n")
+}
+
+/// Body of the `malformed` fault: starts like a completion, never closes.
+const MALFORMED: &[u8] =
+    b"{\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":{\"content\":\"tru";
+
+/// Builds the response for `payload` delivered as `shape`.
+pub(crate) fn respond(payload: Payload, shape: Shape, interval: Duration, open: &Arc<AtomicUsize>) -> Response {
+    if shape == Shape::Malformed {
+        return whole("application/json", Bytes::from_static(MALFORMED));
+    }
+    match payload {
+        Payload::Json(bytes) => sized("application/json", bytes, shape, open),
+        Payload::Binary { content_type, bytes } => sized(content_type, bytes, shape, open),
+        Payload::Sse { frames, prefix } => {
+            let limit = (shape != Shape::Normal).then_some(prefix);
+            let body = paced(frames, interval, limit, shape, StreamGuard::new(open));
+            let mut response = body.into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream; charset=utf-8"),
+            );
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        }
+    }
+}
+
+fn whole(content_type: &'static str, bytes: Bytes) -> Response {
+    ([(CONTENT_TYPE, content_type)], bytes).into_response()
+}
+
+/// A body with a `content-length`; `cut`/`stall` deliver only its first half.
+fn sized(content_type: &'static str, bytes: Bytes, shape: Shape, open: &Arc<AtomicUsize>) -> Response {
+    if shape == Shape::Normal {
+        return whole(content_type, bytes);
+    }
+    let full = bytes.len();
+    let half = bytes.slice(..full / 2);
+    let frames: Frames = Box::new(std::iter::once(half));
+    let body = paced(frames, Duration::ZERO, Some(1), shape, StreamGuard::new(open));
+    let mut response = whole(content_type, Bytes::new());
+    *response.body_mut() = body;
+    response.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(full));
+    response
+}
+
+struct Pacer {
+    frames: Frames,
+    sent: usize,
+    interval: Duration,
+    limit: Option<usize>,
+    shape: Shape,
+    finished: bool,
+    _guard: StreamGuard,
+}
+
+/// Streams `frames`, sleeping `interval` between them; after `limit` frames it breaks
+/// (`cut`) or goes quiet (`stall`).
+fn paced(frames: Frames, interval: Duration, limit: Option<usize>, shape: Shape, guard: StreamGuard) -> Body {
+    let pacer = Pacer {
+        frames,
+        sent: 0,
+        interval,
+        limit,
+        shape,
+        finished: false,
+        _guard: guard,
+    };
+    let stream = futures_util::stream::unfold(pacer, |mut p| async move {
+        if p.finished {
+            return None;
+        }
+        if p.limit.is_some_and(|limit| p.sent >= limit) {
+            if p.shape == Shape::Stall {
+                // Keeps the pacer (and its guard) alive until the client goes away.
+                std::future::pending::<()>().await;
+            }
+            p.finished = true;
+            return Some((Err(io::Error::other("simulated connection cut")), p));
+        }
+        if p.sent > 0 && !p.interval.is_zero() {
+            tokio::time::sleep(p.interval).await;
+        }
+        let frame = p.frames.next()?;
+        p.sent += 1;
+        Some((Ok::<Bytes, io::Error>(frame), p))
+    });
+    Body::from_stream(stream)
+}

@@ -1,0 +1,135 @@
+//! `POST /v1/chat/completions` answers: the `chat.completion` object and its
+//! `chat.completion.chunk` stream (a role chunk, one chunk per visible word, a
+//! `finish_reason` chunk, with `include_usage` a `choices: []` usage chunk, then
+//! `[DONE]`). Every chunk carries the served `service_tier`; with `include_usage`
+//! every other chunk has `"usage": null`.
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::Sim;
+use super::body::{Payload, data_frame, done_frame};
+use super::errors::ApiError;
+use super::pipeline::{Gen, content_chars};
+use super::text;
+use super::usage::{self, SimUsage};
+
+pub(crate) const FINGERPRINT: &str = "fp_flexgate_sim";
+
+/// Prompt tokens of a chat request: one item per message.
+pub(crate) fn prompt_tokens(json: &Value) -> Result<u64, ApiError> {
+    let messages = match json.get("messages") {
+        None | Some(Value::Null) => return Err(ApiError::missing_param("messages")),
+        Some(Value::Array(messages)) if !messages.is_empty() => messages,
+        Some(_) => {
+            return Err(ApiError::invalid_param(
+                "messages",
+                "Invalid 'messages': expected a non-empty array of messages.",
+            ));
+        }
+    };
+    Ok(usage::prompt_tokens(
+        messages.iter().map(|m| content_chars(m.get("content"))),
+    ))
+}
+
+pub(crate) fn render(sim: &Sim, generation: &Gen) -> Payload {
+    let id = sim.inner.ids.object_id("chatcmpl-", 29);
+    let created = text::unix_now();
+    if generation.stream {
+        stream(id, created, generation)
+    } else {
+        Payload::Json(Bytes::from(completion(&id, created, generation).to_string()))
+    }
+}
+
+fn completion(id: &str, created: u64, generation: &Gen) -> Value {
+    let content = text::sentence(generation.seed, generation.usage.visible_tokens());
+    json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": generation.model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content, "refusal": null, "annotations": []},
+            "logprobs": null,
+            "finish_reason": "stop"
+        }],
+        "usage": generation.usage.chat_json(),
+        "service_tier": generation.served_tier,
+        "system_fingerprint": FINGERPRINT
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Chunk {
+    Role,
+    Word(u64),
+    Finish,
+    Usage,
+    Done,
+}
+
+/// Renders chunks from a prefix shared by all of them, so a chunk costs one `format!`.
+struct ChunkWriter {
+    head: String,
+    tail: &'static str,
+    seed: u64,
+    usage: SimUsage,
+}
+
+impl ChunkWriter {
+    fn frame(&self, chunk: Chunk) -> Bytes {
+        let head = &self.head;
+        let tail = self.tail;
+        let choice = |delta: &str, finish: &str| {
+            format!(r#"[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish}}}]"#)
+        };
+        let json = match chunk {
+            Chunk::Role => {
+                let choices = choice(r#"{"role":"assistant","content":"","refusal":null}"#, "null");
+                format!("{head}{choices}{tail}")
+            }
+            Chunk::Word(i) => {
+                let content = Value::String(text::delta(self.seed, i));
+                let choices = choice(&format!(r#"{{"content":{content}}}"#), "null");
+                format!("{head}{choices}{tail}")
+            }
+            Chunk::Finish => format!("{head}{}{tail}", choice("{}", r#""stop""#)),
+            Chunk::Usage => format!(r#"{head}[],"usage":{}}}"#, self.usage.chat_json()),
+            Chunk::Done => return done_frame(),
+        };
+        data_frame(&json)
+    }
+}
+
+fn stream(id: String, created: u64, generation: &Gen) -> Payload {
+    let head = format!(
+        r#"{{"id":{id},"object":"chat.completion.chunk","created":{created},"model":{model},"service_tier":{tier},"system_fingerprint":"{FINGERPRINT}","choices":"#,
+        id = Value::String(id),
+        model = Value::String(generation.model.clone()),
+        tier = json!(generation.served_tier),
+    );
+    let writer = ChunkWriter {
+        head,
+        tail: if generation.include_usage {
+            r#","usage":null}"#
+        } else {
+            "}"
+        },
+        seed: generation.seed,
+        usage: generation.usage,
+    };
+    let words = generation.usage.visible_tokens();
+    let usage_chunk = generation.include_usage.then_some(Chunk::Usage);
+    let chunks = std::iter::once(Chunk::Role)
+        .chain((0..words).map(Chunk::Word))
+        .chain(std::iter::once(Chunk::Finish))
+        .chain(usage_chunk)
+        .chain(std::iter::once(Chunk::Done));
+    Payload::Sse {
+        frames: Box::new(chunks.map(move |chunk| writer.frame(chunk))),
+        prefix: 1 + usize::try_from(words.min(2)).unwrap_or(0),
+    }
+}

@@ -1,0 +1,196 @@
+//! Simulated `OpenAI` upstream (`flexgate sim`): the upstream of every test, demo and
+//! benchmark. It answers the `OpenAI` shapes (chat, responses, legacy completions,
+//! embeddings, models, files, audio speech), SSE framing, usage, headers, service tiers
+//! and errors as documented in `research/openai-api-facts.md`, and it is never reachable
+//! from the gateway's production routing path.
+//!
+//! Behaviour in one place each: request order of checks in [`pipeline`], usage formula in
+//! [`usage`], scripted faults (`x-sim-fault`) in [`faults`], rate limits and
+//! `x-ratelimit-*` in [`ratelimit`], tiers and models in [`catalog`], the request log in
+//! `log`. Admin routes: `GET /_sim/requests`, `POST /_sim/reset`, `GET /_sim/healthz`
+//! (no auth, not logged). All timing uses `tokio::time`, so paused-time tests work.
+
+mod body;
+pub mod catalog;
+mod chat;
+mod completions;
+mod config;
+pub mod embeddings;
+mod errors;
+pub mod faults;
+mod files;
+mod log;
+mod multipart;
+mod passthrough;
+pub mod pipeline;
+pub mod ratelimit;
+mod record;
+mod responses;
+mod text;
+pub mod usage;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::time::Instant;
+
+pub use config::{FlexOutage, SimConfig};
+pub use log::{LOG_CAPACITY, ReceivedRequest};
+pub use usage::{SimUsage, usage_for};
+
+/// How long `serve` lets open connections finish after shutdown before dropping them
+/// (a `hang` or `stall` would otherwise hold shutdown forever).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// The simulator; cheap to clone (shared state behind an `Arc`).
+#[derive(Clone)]
+pub struct Sim {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub config: SimConfig,
+    /// Origin of the `flex_outage` windows.
+    pub started: Instant,
+    pub log: log::RequestLog,
+    pub faults: faults::FaultScripts,
+    pub limiter: ratelimit::RateLimiter,
+    pub rng: Mutex<StdRng>,
+    pub ids: text::Ids,
+    pub files: files::FileStore,
+    pub open_streams: Arc<AtomicUsize>,
+}
+
+impl Sim {
+    pub fn new(config: SimConfig) -> Self {
+        let inner = Inner {
+            started: Instant::now(),
+            log: log::RequestLog::default(),
+            faults: faults::FaultScripts::default(),
+            limiter: ratelimit::RateLimiter::new(config.rpm_limit),
+            rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
+            ids: text::Ids::new(config.seed),
+            files: files::FileStore::default(),
+            open_streams: Arc::new(AtomicUsize::new(0)),
+            config,
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.inner.config
+    }
+
+    /// The whole sim, admin routes included.
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .route("/v1/chat/completions", post(pipeline::chat_handler))
+            .route("/v1/responses", post(pipeline::responses_handler))
+            .route("/v1/completions", post(pipeline::completions_handler))
+            .route("/v1/embeddings", post(pipeline::embeddings_handler))
+            .route("/v1/models", get(passthrough::list_models))
+            .route("/v1/models/{id}", get(passthrough::retrieve_model))
+            .route("/v1/files", post(passthrough::upload_file).get(passthrough::list_files))
+            .route(
+                "/v1/files/{id}",
+                get(passthrough::retrieve_file).delete(passthrough::delete_file),
+            )
+            .route("/v1/files/{id}/content", get(passthrough::file_content))
+            .route("/v1/audio/speech", post(passthrough::speech))
+            .method_not_allowed_fallback(record::unknown)
+            .fallback(record::unknown)
+            .layer(from_fn_with_state(self.clone(), record::record));
+        Router::new()
+            .route("/_sim/requests", get(admin_requests))
+            .route("/_sim/reset", post(admin_reset))
+            .route("/_sim/healthz", get(|| async { "ok" }))
+            .merge(api)
+            .with_state(self.clone())
+    }
+
+    /// Every request received (bounded by [`LOG_CAPACITY`]), in arrival order.
+    pub fn received(&self) -> Vec<ReceivedRequest> {
+        self.inner.log.snapshot()
+    }
+
+    /// Clears the request log, the scripted-fault counters and the RPM window.
+    pub fn reset(&self) {
+        self.inner.log.clear();
+        self.inner.faults.reset();
+        self.inner.limiter.reset();
+    }
+
+    /// Response bodies still being sent (streams, and `cut`/`stall` bodies). A client
+    /// that goes away drops its body, so this falls back once the server notices.
+    pub fn open_streams(&self) -> usize {
+        self.inner.open_streams.load(Ordering::SeqCst)
+    }
+
+    /// Whether a flex request arriving at `now` meets exhausted capacity.
+    pub(crate) fn flex_unavailable(&self, now: Instant) -> bool {
+        let config = &self.inner.config;
+        if let Some(outage) = config.flex_outage
+            && outage.is_down(now.duration_since(self.inner.started))
+        {
+            return true;
+        }
+        let p = config.flex_429_rate;
+        if p.is_nan() || p <= 0.0 {
+            false
+        } else if p >= 1.0 {
+            true
+        } else {
+            self.inner.rng.lock().random_bool(p)
+        }
+    }
+}
+
+async fn admin_requests(State(sim): State<Sim>) -> axum::Json<Vec<ReceivedRequest>> {
+    axum::Json(sim.received())
+}
+
+async fn admin_reset(State(sim): State<Sim>) -> axum::Json<serde_json::Value> {
+    sim.reset();
+    axum::Json(serde_json::json!({"ok": true}))
+}
+
+/// Serve `sim` on `listener` until `shutdown` resolves; connections still open then get
+/// a short grace period.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    sim: Sim,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Streams of small frames must not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "sim: set_nodelay failed");
+        }
+    });
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let mut graceful = rx.clone();
+    let mut deadline = rx;
+    let server = axum::serve(listener, sim.router()).with_graceful_shutdown(async move {
+        let _ = graceful.wait_for(|stop| *stop).await;
+    });
+    tokio::select! {
+        result = server => result,
+        () = async {
+            let _ = deadline.wait_for(|stop| *stop).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => Ok(()),
+    }
+}

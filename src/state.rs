@@ -1,0 +1,49 @@
+//! Shared state for every request: configuration, the upstream client, metrics, drain flag.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::config::{AuthConfig, Config};
+use crate::metrics::Metrics;
+use crate::upstream::Upstream;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub upstream: Upstream,
+    pub metrics: Metrics,
+    draining: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Result<Self, String> {
+        let upstream = Upstream::new(&config.upstream, matches!(config.auth, AuthConfig::Managed { .. }))?;
+        let classes: Vec<&str> = config.classes.iter().map(|c| c.name.as_str()).collect();
+        let metrics = Metrics::new(&classes).map_err(|e| format!("cannot register metrics: {e}"))?;
+        Ok(Self(Arc::new(Inner {
+            config,
+            upstream,
+            metrics,
+            draining: AtomicBool::new(false),
+        })))
+    }
+
+    /// Mark the gateway as draining: `/readyz` answers 503 from now on.
+    pub fn start_draining(&self) {
+        self.0.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.draining.load(Ordering::SeqCst)
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,159 @@
+//! The streamed body: forwarding, cutting the usage-only chunk at any split, and the
+//! error event on a broken stream.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::time::Instant;
+
+use super::{StreamOptions, body};
+use crate::config::Config;
+use crate::ledger::{Ledger, RequestFacts};
+use crate::state::AppState;
+use crate::upstream::attempt::ByteStream;
+use crate::usage::Endpoint;
+
+const CHAT: &str = concat!(
+    "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-5\",\"service_tier\":\"flex\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+    "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-5\",\"service_tier\":\"flex\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
+    "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-5\",\"service_tier\":\"flex\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":4,\"total_tokens\":14}}\n\n",
+    "data: [DONE]\n\n",
+);
+
+fn state() -> AppState {
+    AppState::new(Config::for_upstream("http://127.0.0.1:9/v1").unwrap()).unwrap()
+}
+
+fn ledger(state: &AppState) -> Ledger {
+    let facts = RequestFacts {
+        method: "POST".into(),
+        route: "/v1/*",
+        request_id: "t".into(),
+        endpoint: Endpoint::ChatCompletions,
+        class: state.config.class_by_name("interactive").unwrap(),
+        requested_model: Some("gpt-5".into()),
+        metered: true,
+    };
+    let mut l = Ledger::open(state.clone(), facts, Instant::now());
+    l.status = 200;
+    l
+}
+
+fn chunks(parts: Vec<Bytes>) -> ByteStream {
+    Box::pin(futures_util::stream::iter(parts.into_iter().map(Ok)))
+}
+
+async fn collect(parts: Vec<Bytes>, strip: bool) -> (String, AppState) {
+    let state = state();
+    let options = StreamOptions {
+        sse: Some(Endpoint::ChatCompletions),
+        strip_usage_chunk: strip,
+        idle_timeout: Duration::from_secs(5),
+    };
+    let b = body(None, chunks(parts), options, ledger(&state));
+    let bytes = b.collect().await.unwrap().to_bytes();
+    (String::from_utf8(bytes.to_vec()).unwrap(), state)
+}
+
+fn split_at(text: &str, cuts: &[usize]) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for &c in cuts {
+        out.push(Bytes::copy_from_slice(&text.as_bytes()[at..c]));
+        at = c;
+    }
+    out.push(Bytes::copy_from_slice(&text.as_bytes()[at..]));
+    out
+}
+
+#[tokio::test]
+async fn forwards_unchanged_without_stripping() {
+    let (out, state) = collect(vec![Bytes::from_static(CHAT.as_bytes())], false).await;
+    assert_eq!(out, CHAT);
+    let text = state.metrics.render();
+    assert!(
+        text.contains("flexgate_tokens_total{kind=\"input\",model=\"gpt-5\",tier=\"flex\"} 10"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn strips_the_usage_chunk_at_every_split() {
+    let usage_start = CHAT.find("\"choices\":[]").unwrap();
+    let event_start = CHAT[..usage_start].rfind("data: ").unwrap();
+    let event_end = event_start + CHAT[event_start..].find("\n\n").unwrap() + 2;
+    let expected = format!("{}{}", &CHAT[..event_start], &CHAT[event_end..]);
+    for cut in 1..CHAT.len() {
+        let (out, state) = collect(split_at(CHAT, &[cut]), true).await;
+        assert_eq!(out, expected, "split at {cut}");
+        assert!(
+            state.metrics.render().contains("flexgate_cost_usd_total"),
+            "usage still counted at split {cut}"
+        );
+    }
+    let singles: Vec<usize> = (1..CHAT.len()).collect();
+    let (out, _) = collect(split_at(CHAT, &singles), true).await;
+    assert_eq!(out, expected);
+}
+
+#[tokio::test]
+async fn a_cut_stream_ends_with_an_error_event() {
+    let cut = CHAT.find("data: [DONE]").unwrap() - 30;
+    let (out, state) = collect(vec![Bytes::copy_from_slice(&CHAT.as_bytes()[..cut])], false).await;
+    assert!(out.ends_with("\n\n"), "{out}");
+    let last = out.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.starts_with("data: {\"error\":"), "{last}");
+    let text = state.metrics.render();
+    assert!(text.contains("outcome=\"upstream_error\""), "{text}");
+    assert!(
+        text.contains("flexgate_usage_missing_total{endpoint=\"chat_completions\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn responses_errors_use_the_error_event() {
+    let text = super::error_event(Some(Endpoint::Responses), "gone");
+    assert!(text.starts_with("event: error\ndata: {"));
+    let data: serde_json::Value =
+        serde_json::from_str(text.trim_end().strip_prefix("event: error\ndata: ").unwrap()).unwrap();
+    assert_eq!(data["type"], "error");
+    assert!(data["error"]["message"].as_str().unwrap().contains("gone"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_upstream_hits_the_idle_timeout() {
+    let state = state();
+    let first = Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n");
+    let rest: ByteStream = Box::pin(futures_util::stream::pending());
+    let options = StreamOptions {
+        sse: Some(Endpoint::ChatCompletions),
+        strip_usage_chunk: false,
+        idle_timeout: Duration::from_secs(30),
+    };
+    let b = body(Some(first), rest, options, ledger(&state));
+    let started = Instant::now();
+    let bytes = b.collect().await.unwrap().to_bytes();
+    assert_eq!(started.elapsed(), Duration::from_secs(30));
+    assert!(String::from_utf8_lossy(&bytes).contains("idle_timeout"));
+}
+
+#[tokio::test]
+async fn a_dropped_body_settles_as_cancelled() {
+    let state = state();
+    let rest: ByteStream = Box::pin(futures_util::stream::pending());
+    let options = StreamOptions {
+        sse: Some(Endpoint::ChatCompletions),
+        strip_usage_chunk: false,
+        idle_timeout: Duration::from_secs(30),
+    };
+    let b = body(None, rest, options, ledger(&state));
+    drop(b);
+    let text = state.metrics.render();
+    assert!(text.contains("outcome=\"cancelled\""), "{text}");
+    assert!(
+        text.contains("flexgate_inflight_requests{class=\"interactive\"} 0"),
+        "{text}"
+    );
+}

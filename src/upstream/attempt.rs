@@ -1,0 +1,296 @@
+//! One HTTP attempt: send the (tier-rewritten) request, wait for the answer up to the
+//! attempt's cutoff, and read as much of it as classification needs.
+//!
+//! Error answers are read whole (they are small) so the retry loop can classify them.
+//! Metered JSON answers are read whole inside the attempt, so a cut body is retryable.
+//! Streams are peeked to their first chunk before the attempt counts as a success: that
+//! is the commit point after which nothing is retried.
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http::{HeaderMap, Method, StatusCode};
+use tokio::time::Instant;
+
+use super::Upstream;
+use super::classify::{Reason, Verdict, classify};
+use super::retry::Attempter;
+use crate::pricing::Tier;
+use crate::routing::{body::BodyInfo, tier_param};
+use crate::stream::sse::SseParser;
+use crate::usage::{Endpoint, EventVerdict, StreamUsage};
+
+/// Error bodies beyond this are cut; classification needs only the first bytes.
+const ERROR_BODY_CAP: usize = 1 << 20;
+/// JSON answers larger than this are streamed through instead of buffered.
+const BUFFER_CAP: usize = 64 << 20;
+
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+
+pub enum AnswerBody {
+    Full(Bytes),
+    /// The first chunk (already read, when peeked) and the rest of the stream.
+    Stream {
+        first: Option<Bytes>,
+        rest: ByteStream,
+    },
+}
+
+pub struct UpstreamResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: AnswerBody,
+}
+
+pub enum Answer {
+    Response(UpstreamResponse),
+    /// No usable answer: connection failure, timeout, cut or malformed body. The text is
+    /// safe to show a client (no URL, no key).
+    Failed(String),
+}
+
+/// The request to replay on each attempt, with its per-tier body variants.
+pub struct HttpAttempt<'a> {
+    pub upstream: &'a Upstream,
+    pub method: Method,
+    pub url: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Routing fields and spans, for endpoints that take `service_tier`.
+    pub info: Option<&'a BodyInfo>,
+    /// The tier of the first attempt and the `service_tier` text it carries.
+    pub first_tier: Option<Tier>,
+    pub first_override: Option<&'static str>,
+    /// Ask the upstream for streamed usage (`stream_options.include_usage`).
+    pub force_usage: bool,
+    pub endpoint: Endpoint,
+    /// Read JSON answers whole (metered endpoints).
+    pub buffer: bool,
+    cache: Option<(Option<Tier>, Bytes)>,
+}
+
+impl<'a> HttpAttempt<'a> {
+    #[expect(clippy::too_many_arguments, reason = "a plain constructor for the request's fields")]
+    pub fn new(
+        upstream: &'a Upstream,
+        method: Method,
+        url: String,
+        headers: HeaderMap,
+        body: Bytes,
+        info: Option<&'a BodyInfo>,
+        first: (Option<Tier>, Option<&'static str>),
+        endpoint: Endpoint,
+        buffer: bool,
+    ) -> Self {
+        let force_usage =
+            info.is_some_and(|i| i.stream && matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions));
+        Self {
+            upstream,
+            method,
+            url,
+            headers,
+            body,
+            info,
+            first_tier: first.0,
+            first_override: first.1,
+            force_usage,
+            endpoint,
+            buffer,
+            cache: None,
+        }
+    }
+
+    /// The body for an attempt on `tier`: the first tier keeps the plan's override; any
+    /// later tier (escalation) pins its tier explicitly.
+    fn body_for(&mut self, tier: Option<Tier>) -> Bytes {
+        let Some(info) = self.info else {
+            return self.body.clone();
+        };
+        if let Some((cached_tier, body)) = &self.cache {
+            if *cached_tier == tier {
+                return body.clone();
+            }
+        }
+        let text = if tier == self.first_tier {
+            self.first_override
+        } else {
+            tier.map(tier_param)
+        };
+        let body = info.rewrite(&self.body, text, self.force_usage);
+        self.cache = Some((tier, body.clone()));
+        body
+    }
+
+    async fn send(&mut self, tier: Option<Tier>) -> (Verdict, Answer) {
+        let body = self.body_for(tier);
+        let mut request = self
+            .upstream
+            .client()
+            .request(self.method.clone(), &self.url)
+            .headers(self.headers.clone())
+            .body(body);
+        if let Some(auth) = self.upstream.managed_auth() {
+            request = request.header(http::header::AUTHORIZATION, auth.clone());
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let what = if e.is_connect() {
+                    "connection failed"
+                } else {
+                    "the connection broke before an answer"
+                };
+                return (
+                    Verdict::Retry {
+                        reason: Reason::ConnectError,
+                        hint: None,
+                    },
+                    Answer::Failed(format!("{what} ({})", e.without_url())),
+                );
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        if !status.is_success() {
+            let body = read_capped(response, ERROR_BODY_CAP).await.unwrap_or_default();
+            let verdict = classify(status, &headers, &body, tier);
+            return (
+                verdict,
+                Answer::Response(UpstreamResponse {
+                    status,
+                    headers,
+                    body: AnswerBody::Full(body),
+                }),
+            );
+        }
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if content_type.starts_with("text/event-stream") {
+            return self.peek_stream(response, status, headers).await;
+        }
+        let small = response.content_length().is_none_or(|n| n <= BUFFER_CAP as u64);
+        if self.buffer && small && content_type.starts_with("application/json") {
+            let server_error = Verdict::Retry {
+                reason: Reason::ServerError,
+                hint: None,
+            };
+            let Some(body) = read_capped(response, BUFFER_CAP).await else {
+                return (
+                    server_error,
+                    Answer::Failed("the upstream closed the connection mid-response".into()),
+                );
+            };
+            if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+                return (
+                    server_error,
+                    Answer::Failed("the upstream answered with malformed JSON".into()),
+                );
+            }
+            return (
+                Verdict::Success,
+                Answer::Response(UpstreamResponse {
+                    status,
+                    headers,
+                    body: AnswerBody::Full(body),
+                }),
+            );
+        }
+        let rest: ByteStream = Box::pin(response.bytes_stream());
+        (
+            Verdict::Success,
+            Answer::Response(UpstreamResponse {
+                status,
+                headers,
+                body: AnswerBody::Stream { first: None, rest },
+            }),
+        )
+    }
+
+    /// Read a stream's first chunk; an empty stream or one opening with an error event
+    /// (overload inside a 200) is retryable, since the client has seen nothing yet.
+    async fn peek_stream(
+        &self,
+        response: reqwest::Response,
+        status: StatusCode,
+        headers: HeaderMap,
+    ) -> (Verdict, Answer) {
+        let retry = Verdict::Retry {
+            reason: Reason::ServerError,
+            hint: None,
+        };
+        let mut rest: ByteStream = Box::pin(response.bytes_stream());
+        let Some(Ok(first)) = rest.next().await else {
+            return (
+                retry,
+                Answer::Failed("the upstream stream ended before its first event".into()),
+            );
+        };
+        let mut parser = SseParser::default();
+        let mut usage = StreamUsage::new(self.endpoint);
+        if parser
+            .feed(&first)
+            .iter()
+            .any(|ev| usage.observe(ev) == EventVerdict::Error)
+        {
+            return (
+                retry,
+                Answer::Failed("the upstream stream opened with an error event".into()),
+            );
+        }
+        (
+            Verdict::Success,
+            Answer::Response(UpstreamResponse {
+                status,
+                headers,
+                body: AnswerBody::Stream {
+                    first: Some(first),
+                    rest,
+                },
+            }),
+        )
+    }
+}
+
+/// Read a whole body, or `None` if the connection broke; bytes past `cap` are dropped.
+async fn read_capped(response: reqwest::Response, cap: usize) -> Option<Bytes> {
+    let mut stream = response.bytes_stream();
+    let Some(first) = stream.next().await else {
+        return Some(Bytes::new());
+    };
+    let first = first.ok()?;
+    let Some(mut next) = stream.next().await else {
+        // The common case, one chunk: keep it without copying.
+        return Some(first.slice(..first.len().min(cap)));
+    };
+    let mut buf = bytes::BytesMut::with_capacity(first.len() * 2);
+    buf.extend_from_slice(&first[..first.len().min(cap)]);
+    loop {
+        let chunk = next.ok()?;
+        let room = cap.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        match stream.next().await {
+            Some(more) => next = more,
+            None => return Some(buf.freeze()),
+        }
+    }
+}
+
+impl Attempter for HttpAttempt<'_> {
+    type Output = Answer;
+
+    async fn attempt(&mut self, tier: Option<Tier>, cutoff: Instant) -> (Verdict, Answer) {
+        match tokio::time::timeout_at(cutoff, self.send(tier)).await {
+            Ok(answer) => answer,
+            Err(_) => (
+                Verdict::Retry {
+                    reason: Reason::Timeout,
+                    hint: None,
+                },
+                Answer::Failed("no answer before the attempt's deadline".into()),
+            ),
+        }
+    }
+}

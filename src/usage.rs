@@ -1,0 +1,293 @@
+//! Usage extraction: the token counts, reported `service_tier` and model of a finished
+//! JSON body ([`from_body`]) or of an SSE stream observed event by event
+//! ([`StreamUsage`]). Pure and panic-free on any input; it neither prices nor records
+//! metrics, and it never guesses usage that was not reported.
+
+mod raw;
+#[cfg(test)]
+mod tests;
+
+use crate::stream::sse::SseEvent;
+use raw::{RawEvent, RawObject};
+
+/// Token counts of one request, in OpenAI's billing convention.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Prompt/input tokens, cached ones included.
+    pub input: u64,
+    /// The part of `input` served from the prompt cache.
+    pub cached_input: u64,
+    /// Completion/output tokens, reasoning ones included.
+    pub output: u64,
+    /// The part of `output` spent on reasoning.
+    pub reasoning: u64,
+}
+
+impl Usage {
+    /// Field-wise maximum. Streams merge with it (`TensorZero`'s rule): it is right both
+    /// when chunks repeat cumulative totals and when each field arrives in one chunk.
+    #[must_use]
+    pub fn max(self, other: Usage) -> Usage {
+        Usage {
+            input: self.input.max(other.input),
+            cached_input: self.cached_input.max(other.cached_input),
+            output: self.output.max(other.output),
+            reasoning: self.reasoning.max(other.reasoning),
+        }
+    }
+}
+
+/// The API a body or stream came from; decides field names and stream framing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    ChatCompletions,
+    Responses,
+    Completions,
+    Embeddings,
+    /// Anything else: read like chat (`prompt_tokens`, falling back to `input_tokens`).
+    Other,
+}
+
+impl Endpoint {
+    /// Bounded metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat_completions",
+            Endpoint::Responses => "responses",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::Other => "other",
+        }
+    }
+}
+
+/// What a finished (non-streaming) JSON response body reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BodyReport {
+    pub usage: Option<Usage>,
+    pub service_tier: Option<String>,
+    pub model: Option<String>,
+}
+
+/// Read usage, tier and model from a response body. Never fails: anything missing,
+/// `null`, wrongly typed or unparsable comes back as `None`.
+pub fn from_body(endpoint: Endpoint, body: &[u8]) -> BodyReport {
+    let Ok(obj) = serde_json::from_slice::<RawObject<'_>>(body) else {
+        return BodyReport::default();
+    };
+    BodyReport {
+        usage: obj.usage.as_ref().and_then(|u| u.to_usage(endpoint)),
+        service_tier: obj.service_tier.map(String::from),
+        model: obj.model.map(String::from),
+    }
+}
+
+/// What the gateway should do with the bytes of one observed event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventVerdict {
+    /// Forward as is.
+    Keep,
+    /// A chat/completions chunk with no `choices` (missing, null or `[]`) and a non-null
+    /// `usage`: the extra chunk `stream_options.include_usage` adds; the gateway may cut
+    /// it when the client did not ask for usage.
+    UsageOnlyChunk,
+    /// An in-stream failure: a payload with a non-null top-level `error`, an
+    /// `event: error` / Responses `error` event, or `response.failed` (which is also
+    /// terminal, see [`StreamUsage::saw_terminal`]).
+    Error,
+    /// The normal end: `[DONE]`, `response.completed` or `response.incomplete`.
+    Done,
+}
+
+/// Incremental observer of one endpoint's SSE stream.
+#[derive(Clone, Debug)]
+pub struct StreamUsage {
+    endpoint: Endpoint,
+    usage: Option<Usage>,
+    service_tier: Option<String>,
+    model: Option<String>,
+    terminal: bool,
+}
+
+// === impl StreamUsage ===
+
+impl StreamUsage {
+    pub fn new(endpoint: Endpoint) -> Self {
+        Self {
+            endpoint,
+            usage: None,
+            service_tier: None,
+            model: None,
+            terminal: false,
+        }
+    }
+
+    /// Observe one parsed event.
+    pub fn observe(&mut self, ev: &SseEvent) -> EventVerdict {
+        if ev.data.trim() == "[DONE]" {
+            self.terminal = true;
+            return EventVerdict::Done;
+        }
+        match self.endpoint {
+            Endpoint::Responses => self.observe_responses(ev),
+            _ => self.observe_chunk(ev, true),
+        }
+    }
+
+    /// Usage merged over the stream (field-wise maximum); `None` if none was reported.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    /// The last non-null `service_tier` seen: chat chunks carry it on every chunk,
+    /// Responses in the `response` of lifecycle events, where the final one wins.
+    pub fn service_tier(&self) -> Option<&str> {
+        self.service_tier.as_deref()
+    }
+
+    /// The first non-null model reported (a response does not change model mid-stream).
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    /// `[DONE]`, `response.completed`, `response.incomplete` or `response.failed` seen.
+    pub fn saw_terminal(&self) -> bool {
+        self.terminal
+    }
+
+    /// Chat/completions chunks. `cheap`: skip parsing chunks that cannot change anything
+    /// (tests turn it off to check that it never changes the outcome).
+    fn observe_chunk(&mut self, ev: &SseEvent, cheap: bool) -> EventVerdict {
+        if ev.event.as_deref() == Some("error") {
+            return EventVerdict::Error;
+        }
+        if cheap && !self.chunk_may_matter(ev.data.as_bytes()) {
+            return EventVerdict::Keep;
+        }
+        let Ok(obj) = serde_json::from_str::<RawObject<'_>>(&ev.data) else {
+            return EventVerdict::Keep;
+        };
+        let has_usage = self.record(&obj);
+        if obj.error.is_some() {
+            EventVerdict::Error
+        } else if has_usage
+            && obj.has_no_choices()
+            && matches!(self.endpoint, Endpoint::ChatCompletions | Endpoint::Completions)
+        {
+            EventVerdict::UsageOnlyChunk
+        } else {
+            EventVerdict::Keep
+        }
+    }
+
+    /// Responses events. Content events (the bulk of a stream) are told apart by their
+    /// `event:` name and never parsed; lifecycle events carry the `response` object.
+    fn observe_responses(&mut self, ev: &SseEvent) -> EventVerdict {
+        if let Some(name) = ev.event.as_deref() {
+            if name.starts_with("response.") && !is_lifecycle(name) {
+                return EventVerdict::Keep;
+            }
+        }
+        let parsed = serde_json::from_str::<RawEvent<'_>>(&ev.data).ok();
+        let kind = ev.event.as_deref().or_else(|| parsed.as_ref()?.kind.as_deref());
+        let mut verdict = match kind {
+            Some("error" | "response.failed") => EventVerdict::Error,
+            Some("response.completed" | "response.incomplete") => EventVerdict::Done,
+            _ => EventVerdict::Keep,
+        };
+        if matches!(
+            kind,
+            Some("response.completed" | "response.incomplete" | "response.failed")
+        ) {
+            self.terminal = true;
+        }
+        if let Some(event) = parsed {
+            if let Some(response) = &event.response {
+                self.record(response);
+            }
+            if event.error.is_some() {
+                verdict = EventVerdict::Error;
+            }
+        }
+        verdict
+    }
+
+    /// Take model, tier and usage from a response object or chunk; `true` if it
+    /// reported usage.
+    fn record(&mut self, obj: &RawObject<'_>) -> bool {
+        if self.model.is_none() {
+            self.model = obj.model.as_deref().map(str::to_owned);
+        }
+        if let Some(tier) = obj.service_tier.as_deref() {
+            if self.service_tier.as_deref() != Some(tier) {
+                self.service_tier = Some(tier.to_owned());
+            }
+        }
+        let usage = obj.usage.as_ref().and_then(|u| u.to_usage(self.endpoint));
+        if let Some(usage) = usage {
+            self.usage = Some(self.usage.unwrap_or_default().max(usage));
+        }
+        usage.is_some()
+    }
+
+    /// Cheap pre-check for a chat/completions chunk, one pass over its quote characters.
+    /// `false` only when the chunk cannot tell us anything new: the model is known, no
+    /// `"error"` key, every `"usage"` key is `null`, and every `"service_tier"` key is
+    /// `null` or the tier already recorded. Any doubt answers `true` and the chunk is
+    /// parsed. (JSON strings escape `"`, so `"usage"` in content appears as `\"usage\"`.
+    /// Keys spelled with `\u` escapes are not recognised; no OpenAI server emits them.)
+    fn chunk_may_matter(&self, data: &[u8]) -> bool {
+        if self.model.is_none() {
+            return true;
+        }
+        let tier = self.service_tier.as_deref().unwrap_or_default().as_bytes();
+        let mut from = 0;
+        while let Some(found) = data[from..].iter().position(|&b| b == b'"') {
+            let at = &data[from + found..];
+            from += found + 1;
+            let ok = if let Some(rest) = at.strip_prefix(b"\"usage\"") {
+                value_is(rest, b"null")
+            } else if let Some(rest) = at.strip_prefix(b"\"service_tier\"") {
+                value_is(rest, b"null") || (!tier.is_empty() && value_is_string(rest, tier))
+            } else {
+                !at.starts_with(b"\"error\"")
+            };
+            if !ok {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+fn is_lifecycle(name: &str) -> bool {
+    matches!(
+        name,
+        "response.created"
+            | "response.in_progress"
+            | "response.queued"
+            | "response.completed"
+            | "response.incomplete"
+            | "response.failed"
+    )
+}
+
+/// After a key: optional whitespace, `:`, optional whitespace, then `literal`.
+fn value_is(after_key: &[u8], literal: &[u8]) -> bool {
+    value_start(after_key).is_some_and(|v| v.starts_with(literal))
+}
+
+/// After a key: the value is the JSON string `"text"` (no escapes).
+fn value_is_string(after_key: &[u8], text: &[u8]) -> bool {
+    value_start(after_key)
+        .and_then(|v| v.strip_prefix(b"\""))
+        .and_then(|v| v.strip_prefix(text))
+        .is_some_and(|v| v.starts_with(b"\""))
+}
+
+fn value_start(after_key: &[u8]) -> Option<&[u8]> {
+    after_key
+        .trim_ascii_start()
+        .strip_prefix(b":")
+        .map(<[u8]>::trim_ascii_start)
+}

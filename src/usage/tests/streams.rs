@@ -1,0 +1,230 @@
+//! Stream tests for usage extraction: the OpenAI fixtures, in-stream errors, usage split
+//! across chunks, tier changes, and the cheap chunk pre-check.
+
+use super::{run, usage};
+use crate::stream::sse::SseEvent;
+use crate::usage::{Endpoint, EventVerdict, StreamUsage, Usage};
+use Endpoint::{ChatCompletions as Chat, Completions, Other, Responses};
+use EventVerdict::{Done, Error, Keep, UsageOnlyChunk as UsageOnly};
+
+const CHAT_WITH_USAGE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/sse/chat_with_usage.sse"
+));
+const CHAT_NO_USAGE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/sse/chat_no_usage.sse"
+));
+const RESPONSES: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sse/responses.sse"));
+
+#[test]
+fn fixture_streams() {
+    let (obs, verdicts) = run(Chat, CHAT_WITH_USAGE);
+    assert_eq!(verdicts, [Keep, Keep, Keep, Keep, UsageOnly, Done]);
+    assert_eq!(obs.usage(), Some(usage(1200, 1024, 350, 256)));
+    assert_eq!(
+        (obs.service_tier(), obs.model()),
+        (Some("flex"), Some("gpt-5-mini-2025-08-07"))
+    );
+    assert!(obs.saw_terminal());
+
+    let (obs, verdicts) = run(Chat, CHAT_NO_USAGE);
+    assert_eq!(verdicts, [Keep, Keep, Keep, Done]);
+    assert_eq!((obs.usage(), obs.service_tier()), (None, Some("flex")));
+    assert!(obs.saw_terminal());
+
+    // With and without `event:` lines (some relays forward only `data:`).
+    let data_only = RESPONSES.replace("event: ", "ignored: ");
+    for text in [RESPONSES, data_only.as_str()] {
+        let (obs, verdicts) = run(Responses, text);
+        assert_eq!(verdicts, [Keep, Keep, Keep, Keep, Keep, Done]);
+        assert_eq!(obs.usage(), Some(usage(2048, 1536, 900, 640)));
+        assert_eq!(
+            obs.service_tier(),
+            Some("flex"),
+            "the final lifecycle event wins over `auto`"
+        );
+        assert_eq!(obs.model(), Some("gpt-5-2025-08-07"));
+        assert!(obs.saw_terminal());
+    }
+}
+
+/// `(endpoint, stream, verdicts, usage, tier, terminal)`.
+type StreamCase = (
+    Endpoint,
+    &'static str,
+    &'static [EventVerdict],
+    Option<Usage>,
+    Option<&'static str>,
+    bool,
+);
+
+const STREAM_CASES: &[StreamCase] = &[
+    (
+        Chat,
+        "data: {\"model\":\"gpt-5\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n\
+            data: {\"error\":{\"message\":\"The server is overloaded\",\"type\":\"server_error\",\"param\":null,\"code\":\"server_is_overloaded\"}}\n\n",
+        &[Keep, Error],
+        None,
+        None,
+        false,
+    ),
+    (
+        Chat,
+        "event: error\ndata: {\"message\":\"boom\"}\n\n",
+        &[Error],
+        None,
+        None,
+        false,
+    ),
+    (
+        Chat,
+        "data: {\"model\":\"m\",\"error\":null,\"choices\":[]}\n\n",
+        &[Keep],
+        None,
+        None,
+        false,
+    ),
+    // Usage in a content chunk: recorded, but the chunk must not be cut.
+    (
+        Chat,
+        "data: {\"model\":\"m\",\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\n",
+        &[Keep],
+        Some(usage(5, 0, 1, 0)),
+        None,
+        false,
+    ),
+    // Usage split across chunks, and cumulative usage: field-wise maximum.
+    (
+        Chat,
+        "data: {\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":0,\"prompt_tokens_details\":{\"cached_tokens\":64}}}\n\n\
+            data: {\"model\":\"m\",\"choices\":[ ],\"usage\":{\"prompt_tokens\":0,\"completion_tokens\":42,\"completion_tokens_details\":{\"reasoning_tokens\":10}}}\n\ndata: [DONE]\n\n",
+        &[UsageOnly, UsageOnly, Done],
+        Some(usage(100, 64, 42, 10)),
+        None,
+        true,
+    ),
+    (
+        Chat,
+        "data: {\"model\":\"m\",\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":1}}\n\n\
+            data: {\"model\":\"m\",\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":7}}\n\n",
+        &[UsageOnly, UsageOnly],
+        Some(usage(10, 0, 7, 0)),
+        None,
+        false,
+    ),
+    // The tier changing mid-stream is noticed even on otherwise skippable chunks.
+    (
+        Chat,
+        "data: {\"model\":\"m\",\"service_tier\":\"priority\",\"choices\":[{}],\"usage\":null}\n\n\
+            data: {\"model\":\"m\",\"service_tier\" : \"default\",\"choices\":[{}],\"usage\":null}\n\n\
+            data: {\"model\":\"m\",\"service_tier\":null,\"choices\":[{}]}\n\n",
+        &[Keep, Keep, Keep],
+        None,
+        Some("default"),
+        false,
+    ),
+    (
+        Chat,
+        "data: not json\n\ndata: {\"model\":\n\n: comment\n\n",
+        &[Keep, Keep],
+        None,
+        None,
+        false,
+    ),
+    (
+        Completions,
+        "data: {\"model\":\"gpt-3.5-turbo-instruct\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":9}}\n\ndata: [DONE]\n\n",
+        &[UsageOnly, Done],
+        Some(usage(3, 0, 9, 0)),
+        None,
+        true,
+    ),
+    (
+        Other,
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3}}\n\n",
+        &[Keep],
+        Some(usage(3, 0, 0, 0)),
+        None,
+        false,
+    ),
+    (
+        Responses,
+        "event: error\ndata: {\"type\":\"error\",\"code\":\"server_is_overloaded\",\"message\":\"busy\",\"param\":null,\"sequence_number\":3}\n\n",
+        &[Error],
+        None,
+        None,
+        false,
+    ),
+    (
+        Responses,
+        "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"status\":\"failed\",\"service_tier\":\"flex\",\
+            \"error\":{\"code\":\"server_error\",\"message\":\"x\"},\"usage\":{\"input_tokens\":11,\"output_tokens\":0}}}\n\n",
+        &[Error],
+        Some(usage(11, 0, 0, 0)),
+        Some("flex"),
+        true,
+    ),
+    (
+        Responses,
+        "data: {\"type\":\"response.queued\",\"response\":{\"service_tier\":\"default\",\"usage\":null}}\n\n\
+            data: {\"type\":\"response.incomplete\",\"response\":{\"status\":\"incomplete\",\"usage\":{\"input_tokens\":20,\
+            \"input_tokens_details\":{\"cached_tokens\":null},\"output_tokens\":64,\"output_tokens_details\":{\"reasoning_tokens\":64}}}}\n\n",
+        &[Keep, Done],
+        Some(usage(20, 0, 64, 64)),
+        Some("default"),
+        true,
+    ),
+    (
+        Responses,
+        "event: response.output_text.delta\ndata: {\"error\":{}}\n\ndata: {\"type\":\"x\",\"error\":{\"message\":\"y\"}}\n\ndata: [DONE]\n\n",
+        &[Keep, Error, Done],
+        None,
+        None,
+        true,
+    ),
+    (
+        Responses,
+        "data: []\n\ndata: {\"type\":7,\"response\":\"nope\"}\n\n",
+        &[Keep, Keep],
+        None,
+        None,
+        false,
+    ),
+];
+
+#[test]
+fn stream_cases() {
+    for &(endpoint, text, verdicts, want_usage, tier, terminal) in STREAM_CASES {
+        let (obs, got) = run(endpoint, text);
+        assert_eq!(got, verdicts, "{text}");
+        assert_eq!(
+            (obs.usage(), obs.service_tier(), obs.saw_terminal()),
+            (want_usage, tier, terminal),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn chunk_pre_check_skips_plain_deltas_only() {
+    let mut obs = StreamUsage::new(Endpoint::ChatCompletions);
+    let chunk = |data: &str| SseEvent {
+        event: None,
+        data: data.to_owned(),
+        start: 0,
+        end: 0,
+    };
+    let delta = r#"{"model":"m","service_tier":"flex","choices":[{"delta":{"content":"say \"usage\": \"error\""}}],"usage":null}"#;
+    assert!(obs.chunk_may_matter(delta.as_bytes()), "model unknown yet");
+    assert_eq!(obs.observe(&chunk(delta)), EventVerdict::Keep);
+    assert!(!obs.chunk_may_matter(delta.as_bytes()));
+    for needs_parse in [
+        r#"{"model":"m","service_tier":"default"}"#,
+        r#"{"model":"m","usage":{"prompt_tokens":1}}"#,
+        r#"{"model":"m","error":{"message":"x"}}"#,
+        r#"{"model":"m","choices":[{"delta":{"content":"error"}}]}"#,
+    ] {
+        assert!(obs.chunk_may_matter(needs_parse.as_bytes()), "{needs_parse}");
+    }
+}

@@ -1,0 +1,125 @@
+//! Shared harness for the real-socket tests: the simulator and the gateway on
+//! `127.0.0.1:0`, each stopped when its handle drops.
+
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use flexgate::config::Config;
+use flexgate::server::Server;
+use flexgate::sim::{Sim, SimConfig};
+use flexgate::state::AppState;
+use tokio::sync::oneshot;
+
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    pub task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Ask the server to shut down and wait until it has drained.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub async fn spawn_sim(config: SimConfig) -> (Sim, Running) {
+    let sim = Sim::new(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let served = sim.clone();
+    let task = tokio::spawn(async move {
+        let _ = flexgate::sim::serve(listener, served, async move {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    (
+        sim,
+        Running {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        },
+    )
+}
+
+/// A gateway configured by `toml` (merged under an `[upstream]` pointing at `upstream`).
+pub async fn spawn_gateway_with(
+    upstream: SocketAddr,
+    toml: &str,
+    env: &HashMap<String, String>,
+) -> (AppState, Running) {
+    let text = format!("{toml}\n");
+    let mut config = Config::from_toml(&text, env).unwrap_or_else(|e| panic!("{e}"));
+    config.upstream.base_url = format!("http://{upstream}/v1").parse().unwrap();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    let server = Server::bind(config).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let state = server.state().clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = server
+            .run(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    (
+        state,
+        Running {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        },
+    )
+}
+
+pub async fn spawn_gateway(upstream: SocketAddr) -> (AppState, Running) {
+    spawn_gateway_with(upstream, "", &HashMap::new()).await
+}
+
+/// The simulator and a default gateway in front of it.
+pub async fn stack(sim: SimConfig) -> (Sim, Running, AppState, Running) {
+    let (sim, sim_run) = spawn_sim(sim).await;
+    let (state, gw) = spawn_gateway(sim_run.addr).await;
+    (sim, sim_run, state, gw)
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// A metric's value from the Prometheus text, matching every given label.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+pub fn chat_body(model: &str, stream: bool) -> serde_json::Value {
+    serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Say hello to the gateway"}]})
+}

@@ -1,0 +1,235 @@
+//! Real sockets: an OpenAI client's requests pass through flexgate unchanged (bodies,
+//! methods, query strings, multipart and binary), errors included.
+
+mod common;
+
+use common::{chat_body, client, stack};
+use flexgate::sim::SimConfig;
+use serde_json::Value;
+
+#[tokio::test]
+async fn chat_completion_round_trips_with_flexgate_headers() {
+    let (sim, _s, _state, gw) = stack(SimConfig::zero_latency()).await;
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk-test")
+        .json(&chat_body("gpt-5", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    assert_eq!(h["x-flexgate-class"], "interactive");
+    assert_eq!(h["x-flexgate-tier"], "standard");
+    assert_eq!(h["x-flexgate-attempts"], "1");
+    assert_eq!(h["x-flexgate-escalated"], "false");
+    assert!(h.contains_key("x-flexgate-cost-usd"));
+    assert!(
+        h.contains_key("openai-processing-ms"),
+        "end-to-end headers pass through"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["service_tier"], "default");
+    assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    let got = sim.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].path, "/v1/chat/completions");
+    assert_eq!(
+        got[0].service_tier, None,
+        "a standard request without a tier is forwarded as sent"
+    );
+    let auth = got[0]
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(
+        auth,
+        Some("Bearer sk-test"),
+        "passthrough auth forwards the client's key"
+    );
+}
+
+#[tokio::test]
+async fn request_bodies_reach_the_upstream_byte_for_byte() {
+    let (sim, _s, _state, gw) = stack(SimConfig::zero_latency()).await;
+    // Odd spacing and key order must survive: the untouched body is forwarded verbatim.
+    let body =
+        "{ \"model\" : \"text-embedding-3-small\",\n  \"input\": [\"a\", \"b\"], \"encoding_format\":\"float\" }";
+    let r = client()
+        .post(gw.url("/v1/embeddings"))
+        .bearer_auth("sk")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    let got = sim.received();
+    use sha2::Digest;
+    assert_eq!(got[0].body_sha256, hex::encode(sha2::Sha256::digest(body.as_bytes())));
+}
+
+#[tokio::test]
+async fn get_with_query_string_and_models() {
+    let (sim, _s, _state, gw) = stack(SimConfig::zero_latency()).await;
+    let r = client()
+        .get(gw.url("/v1/models?limit=2&after=x"))
+        .bearer_auth("sk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["object"], "list");
+    assert_eq!(sim.received()[0].query.as_deref(), Some("limit=2&after=x"));
+    let r = client()
+        .get(gw.url("/v1/models/gpt-5"))
+        .bearer_auth("sk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn multipart_upload_binary_download_and_delete() {
+    let (_sim, _s, _state, gw) = stack(SimConfig::zero_latency()).await;
+    let payload: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    let form = reqwest::multipart::Form::new().text("purpose", "batch").part(
+        "file",
+        reqwest::multipart::Part::bytes(payload.clone()).file_name("input.jsonl"),
+    );
+    let r = client()
+        .post(gw.url("/v1/files"))
+        .bearer_auth("sk")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let file: Value = r.json().await.unwrap();
+    let id = file["id"].as_str().unwrap().to_owned();
+    assert_eq!(file["bytes"], payload.len());
+    let r = client()
+        .get(gw.url(&format!("/v1/files/{id}/content")))
+        .bearer_auth("sk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.bytes().await.unwrap().to_vec(),
+        payload,
+        "binary bodies are returned unchanged"
+    );
+    let r = client()
+        .delete(gw.url(&format!("/v1/files/{id}")))
+        .bearer_auth("sk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client()
+        .get(gw.url(&format!("/v1/files/{id}/content")))
+        .bearer_auth("sk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn audio_speech_returns_binary() {
+    let (_sim, _s, _state, gw) = stack(SimConfig::zero_latency()).await;
+    let r = client()
+        .post(gw.url("/v1/audio/speech"))
+        .bearer_auth("sk")
+        .json(&serde_json::json!({"model": "gpt-4o-mini-tts", "input": "hello there", "voice": "alloy"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "audio/mpeg");
+    assert!(!r.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn upstream_errors_pass_through_unchanged() {
+    let (_sim, _s, _state, gw) = stack(SimConfig::zero_latency()).await;
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk")
+        .json(&chat_body("no-such-model", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "model_not_found");
+    // No key at all: the upstream's 401 comes back as it is.
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat_body("gpt-5", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "invalid_api_key");
+    // A scripted 400 with its OpenAI body.
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk")
+        .header("x-sim-fault", "400")
+        .json(&chat_body("gpt-5", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"]["message"].is_string());
+}
+
+#[tokio::test]
+async fn the_flex_lane_serves_every_path_too() {
+    let (sim, _s, _state, gw) = stack(SimConfig::zero_latency()).await;
+    let r = client()
+        .get(gw.url("/flex/v1/models"))
+        .bearer_auth("sk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client()
+        .post(gw.url("/flex/v1/chat/completions"))
+        .bearer_auth("sk")
+        .json(&chat_body("gpt-5", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-flexgate-class"], "background");
+    assert_eq!(r.headers()["x-flexgate-tier"], "flex");
+    let got = sim.received();
+    assert_eq!(got[0].path, "/v1/models");
+    assert_eq!(got[1].path, "/v1/chat/completions");
+    assert_eq!(got[1].service_tier.as_deref(), Some("flex"));
+}
+
+#[tokio::test]
+async fn empty_bodies_and_other_methods() {
+    let (sim, _s, _state, gw) = stack(SimConfig::zero_latency()).await;
+    let r = client()
+        .delete(gw.url("/v1/files/file-missing"))
+        .bearer_auth("sk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let got = sim.received();
+    assert_eq!((got[0].method.as_str(), got[0].body_len), ("DELETE", 0));
+}
