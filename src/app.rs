@@ -53,11 +53,7 @@ impl MakeRequestId for MakeId {
 
 /// A client-supplied id that fails validation is replaced rather than forwarded.
 async fn sanitize_request_id(mut request: Request, next: Next) -> Response {
-    if request
-        .headers()
-        .get("x-request-id")
-        .is_some_and(|v| !valid_request_id(v))
-    {
+    if request.headers().get("x-request-id").is_some_and(|v| !valid_request_id(v)) {
         request.headers_mut().remove("x-request-id");
     }
     next.run(request).await
@@ -70,35 +66,19 @@ async fn observe(
 ) -> Response {
     let method = request.method().to_string();
     let path: String = request.uri().path().chars().take(256).collect();
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let response = next.run(request).await;
     if response.extensions().get::<Logged>().is_none() {
         if let Some(kind) = response.extensions().get::<ErrorKind>() {
-            let outcome = if *kind == ErrorKind::Internal {
-                "gateway_error"
-            } else {
-                "client_error"
-            };
-            state
-                .metrics
-                .requests
-                .with_label_values(&["other", "none", "other", "none", outcome])
-                .inc();
+            let outcome = if *kind == ErrorKind::Internal { "gateway_error" } else { "client_error" };
+            state.metrics.requests.with_label_values(&["other", "none", "other", "none", outcome]).inc();
             tracing::info!(request_id = %request_id, method = %method, path = %path, status = response.status().as_u16(), outcome, "request rejected");
         }
     }
     response
 }
 
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "the signature CatchPanicLayer::custom requires"
-)]
+#[expect(clippy::needless_pass_by_value, reason = "the signature CatchPanicLayer::custom requires")]
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     let detail = panic
         .downcast_ref::<&str>()
@@ -111,12 +91,9 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 
 /// The main router: proxy plus health (and metrics unless `serve_metrics` is false).
 pub fn build_router(state: AppState, serve_metrics: bool) -> Router {
-    let proxied = Router::new()
-        .fallback(proxy::handle)
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require));
-    let mut router = Router::new()
-        .route("/healthz", get(health::live))
-        .route("/readyz", get(health::ready));
+    let proxied =
+        Router::new().fallback(proxy::handle).layer(middleware::from_fn_with_state(state.clone(), auth::require));
+    let mut router = Router::new().route("/healthz", get(health::live)).route("/readyz", get(health::ready));
     if serve_metrics {
         router = router.route("/metrics", get(health::metrics));
     }

@@ -32,22 +32,17 @@ pub fn authenticate<'a>(keys: &'a [GatewayKey], presented: &str) -> Option<&'a s
 
 /// The bearer token of an `Authorization` header, if it has that shape.
 fn bearer(request: &Request) -> Result<&str, GatewayError> {
-    let value = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .ok_or(GatewayError::Unauthorized(
-            "Missing gateway key. Send it as `Authorization: Bearer <key>`; flexgate holds the upstream key itself.",
-        ))?;
-    let text = value
-        .to_str()
-        .map_err(|_| GatewayError::Unauthorized("The `Authorization` header is not valid text."))?;
-    let (scheme, token) = text.trim().split_once(' ').ok_or(GatewayError::Unauthorized(
-        "Malformed `Authorization` header: use `Bearer <key>`.",
+    let value = request.headers().get(http::header::AUTHORIZATION).ok_or(GatewayError::Unauthorized(
+        "Missing gateway key. Send it as `Authorization: Bearer <key>`; flexgate holds the upstream key itself.",
     ))?;
+    let text =
+        value.to_str().map_err(|_| GatewayError::Unauthorized("The `Authorization` header is not valid text."))?;
+    let (scheme, token) = text
+        .trim()
+        .split_once(' ')
+        .ok_or(GatewayError::Unauthorized("Malformed `Authorization` header: use `Bearer <key>`."))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(GatewayError::Unauthorized(
-            "Unsupported `Authorization` scheme: use `Bearer <key>`.",
-        ));
+        return Err(GatewayError::Unauthorized("Unsupported `Authorization` scheme: use `Bearer <key>`."));
     }
     Ok(token.trim())
 }
@@ -75,10 +70,7 @@ mod tests {
     use super::*;
 
     fn key(client: &str, secret: &str) -> GatewayKey {
-        GatewayKey {
-            client: client.into(),
-            sha256: Sha256::digest(secret.as_bytes()).into(),
-        }
+        GatewayKey { client: client.into(), sha256: Sha256::digest(secret.as_bytes()).into() }
     }
 
     #[test]

@@ -54,10 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { config } => serve(config).await,
         Command::CheckConfig { file } => Ok(check_config(&file)),
         Command::Sim { listen, config } => {
-            logging::init(&LogConfig {
-                format: LogFormat::Pretty,
-                level: "info".into(),
-            });
+            logging::init(&LogConfig { format: LogFormat::Pretty, level: "info".into() });
             let listener = tokio::net::TcpListener::bind(listen).await?;
             tracing::info!(addr = %listener.local_addr()?, "simulator listening");
             sim::serve(listener, sim::Sim::new(config), shutdown_signal()).await?;
@@ -72,10 +69,7 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let config = match Config::load(path.as_deref(), &ProcessEnv) {
         Ok(c) => c,
         Err(e) => {
-            #[expect(
-                clippy::print_stderr,
-                reason = "configuration errors go to the operator before logging exists"
-            )]
+            #[expect(clippy::print_stderr, reason = "configuration errors go to the operator before logging exists")]
             {
                 eprintln!("{e}");
             }

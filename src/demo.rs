@@ -24,10 +24,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     logging::init_demo();
     let sim_listener = tokio::net::TcpListener::bind(args.sim_listen).await?;
     let sim_addr = sim_listener.local_addr()?;
-    let sim_config = SimConfig {
-        flex_429_rate: args.flex_429_rate,
-        ..SimConfig::default()
-    };
+    let sim_config = SimConfig { flex_429_rate: args.flex_429_rate, ..SimConfig::default() };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut sim_stop = stop_rx.clone();
     let sim_task = tokio::spawn(sim::serve(sim_listener, Sim::new(sim_config), async move {
@@ -80,9 +77,6 @@ mod logging {
     use super::{LogConfig, LogFormat};
 
     pub fn init_demo() {
-        crate::logging::init(&LogConfig {
-            format: LogFormat::Pretty,
-            level: "info".into(),
-        });
+        crate::logging::init(&LogConfig { format: LogFormat::Pretty, level: "info".into() });
     }
 }

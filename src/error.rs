@@ -144,9 +144,7 @@ impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), Json(self.body())).into_response();
         let retry = if self.should_retry() { "true" } else { "false" };
-        response
-            .headers_mut()
-            .insert("x-should-retry", HeaderValue::from_static(retry));
+        response.headers_mut().insert("x-should-retry", HeaderValue::from_static(retry));
         // The observe layer reads this to label the request and log it once.
         response.extensions_mut().insert(self.kind());
         response
@@ -161,24 +159,12 @@ mod tests {
     fn every_error_renders_the_openai_envelope() {
         let errors = [
             GatewayError::InvalidJson("x".into()),
-            GatewayError::InvalidParam {
-                param: "model",
-                message: "m".into(),
-            },
+            GatewayError::InvalidParam { param: "model", message: "m".into() },
             GatewayError::BodyTooLarge { limit: 1 },
-            GatewayError::UnknownClass {
-                name: "n".into(),
-                valid: "a, b".into(),
-            },
-            GatewayError::BadDeadline {
-                header: "x-flexgate-deadline",
-                value: "soon".into(),
-            },
+            GatewayError::UnknownClass { name: "n".into(), valid: "a, b".into() },
+            GatewayError::BadDeadline { header: "x-flexgate-deadline", value: "soon".into() },
             GatewayError::Unauthorized("no key"),
-            GatewayError::NotFound {
-                method: "GET".into(),
-                path: "/x".into(),
-            },
+            GatewayError::NotFound { method: "GET".into(), path: "/x".into() },
             GatewayError::UpstreamUnreachable("refused".into()),
             GatewayError::UpstreamTimeout("10s".into()),
             GatewayError::UpstreamProtocol("bad".into()),
@@ -201,13 +187,7 @@ mod tests {
         assert_eq!(GatewayError::BodyTooLarge { limit: 1 }.status(), 413);
         assert_eq!(GatewayError::UpstreamUnreachable(String::new()).status(), 502);
         assert_eq!(GatewayError::UpstreamTimeout(String::new()).status(), 504);
-        assert_eq!(
-            GatewayError::FlexUnavailable {
-                deadline: String::new()
-            }
-            .status(),
-            429
-        );
+        assert_eq!(GatewayError::FlexUnavailable { deadline: String::new() }.status(), 429);
         assert_eq!(GatewayError::Unauthorized("x").status(), 401);
     }
 }

@@ -24,9 +24,5 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 
 /// `/metrics`: the Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(),
-    )
-        .into_response()
+    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
 }

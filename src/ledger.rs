@@ -107,11 +107,7 @@ impl Ledger {
 
     /// The tier that served the request: the answer's word first, then the attempt's.
     fn served_tier(&self, report: &Report) -> Option<Tier> {
-        report
-            .service_tier
-            .as_deref()
-            .and_then(Tier::from_reported)
-            .or(self.attempt_tier)
+        report.service_tier.as_deref().and_then(Tier::from_reported).or(self.attempt_tier)
     }
 
     /// Price a report without recording it (for the cost header).
@@ -151,21 +147,13 @@ impl Ledger {
         let tier_label = tier.map_or("none", |t| t.as_str());
         let elapsed = self.start.elapsed();
         m.inflight.with_label_values(&[&class]).dec();
-        m.requests
-            .with_label_values(&[endpoint, &class, &model, tier_label, outcome.as_str()])
-            .inc();
-        m.request_duration
-            .with_label_values(&[endpoint, &class, tier_label])
-            .observe(elapsed.as_secs_f64());
+        m.requests.with_label_values(&[endpoint, &class, &model, tier_label, outcome.as_str()]).inc();
+        m.request_duration.with_label_values(&[endpoint, &class, tier_label]).observe(elapsed.as_secs_f64());
         if let Some(first) = self.first_byte {
-            m.time_to_first_byte
-                .with_label_values(&[&class, tier_label])
-                .observe((first - self.start).as_secs_f64());
+            m.time_to_first_byte.with_label_values(&[&class, tier_label]).observe((first - self.start).as_secs_f64());
         }
         if let Some(overhead) = self.overhead {
-            m.overhead
-                .with_label_values(&[endpoint])
-                .observe(overhead.as_secs_f64());
+            m.overhead.with_label_values(&[endpoint]).observe(overhead.as_secs_f64());
         }
         if outcome == Outcome::DeadlineExceeded {
             m.deadline_exceeded.with_label_values(&[&class]).inc();
@@ -191,9 +179,7 @@ impl Ledger {
         let m = &self.state.metrics;
         let Some(usage) = report.usage else {
             if self.facts.metered && (200..300).contains(&self.status) {
-                m.usage_missing
-                    .with_label_values(&[endpoint_label(self.facts.endpoint)])
-                    .inc();
+                m.usage_missing.with_label_values(&[endpoint_label(self.facts.endpoint)]).inc();
             }
             return;
         };
@@ -210,24 +196,13 @@ impl Ledger {
             }
         }
         let pricing = &self.state.config.pricing;
-        let priced_model = report
-            .model
-            .as_deref()
-            .or(self.facts.requested_model.as_deref())
-            .unwrap_or_default();
+        let priced_model = report.model.as_deref().or(self.facts.requested_model.as_deref()).unwrap_or_default();
         match pricing.cost(priced_model, tier, &usage) {
             Some(cost) => {
-                m.cost_usd
-                    .with_label_values(&[class, model, tier_label])
-                    .inc_by(cost.to_f64().unwrap_or(0.0));
+                m.cost_usd.with_label_values(&[class, model, tier_label]).inc_by(cost.to_f64().unwrap_or(0.0));
                 // Counters only go up: priority's negative "savings" are not recorded.
-                if let Some(saved) = pricing
-                    .savings(priced_model, tier, &usage)
-                    .filter(Decimal::is_sign_positive)
-                {
-                    m.savings_usd
-                        .with_label_values(&[class, model])
-                        .inc_by(saved.to_f64().unwrap_or(0.0));
+                if let Some(saved) = pricing.savings(priced_model, tier, &usage).filter(Decimal::is_sign_positive) {
+                    m.savings_usd.with_label_values(&[class, model]).inc_by(saved.to_f64().unwrap_or(0.0));
                 }
             }
             None => m.cost_unknown.with_label_values(&[model]).inc(),

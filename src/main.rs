@@ -10,10 +10,7 @@ async fn main() -> ExitCode {
     match flexgate::cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {
-            #[expect(
-                clippy::print_stderr,
-                reason = "the last resort for errors before or outside logging"
-            )]
+            #[expect(clippy::print_stderr, reason = "the last resort for errors before or outside logging")]
             {
                 eprintln!("flexgate: {e:#}");
             }

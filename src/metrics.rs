@@ -9,17 +9,13 @@ use prometheus::{
 };
 
 /// Whole-request latency: flex calls legitimately take minutes, so the buckets reach 900 s.
-const REQUEST_BUCKETS: &[f64] = &[
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0,
-];
+const REQUEST_BUCKETS: &[f64] =
+    &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0];
 /// Time to first byte: a few milliseconds on standard up to the flex queueing minutes.
-const TTFB_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
-];
+const TTFB_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0];
 /// flexgate's own work per request is measured in microseconds.
-const OVERHEAD_BUCKETS: &[f64] = &[
-    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
-];
+const OVERHEAD_BUCKETS: &[f64] =
+    &[0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05];
 
 /// Result of one upstream attempt (label `result`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +146,7 @@ impl Metrics {
             requests: counter(
                 &r,
                 "flexgate_requests_total",
-                "Requests handled, by how they ended.",
+                "Requests, by how they ended.",
                 &["endpoint", "class", "model", "tier", "outcome"],
             )?,
             request_duration: histogram(
@@ -170,7 +166,7 @@ impl Metrics {
             upstream_attempts: counter(
                 &r,
                 "flexgate_upstream_attempts_total",
-                "Upstream attempts by tier and result.",
+                "Upstream attempts.",
                 &["tier", "result"],
             )?,
             time_to_first_byte: histogram(
@@ -180,22 +176,17 @@ impl Metrics {
                 &["class", "tier"],
                 TTFB_BUCKETS,
             )?,
-            retries: counter(
-                &r,
-                "flexgate_retries_total",
-                "Retries after a failed upstream attempt.",
-                &["tier", "reason"],
-            )?,
+            retries: counter(&r, "flexgate_retries_total", "Retries after a failed attempt.", &["tier", "reason"])?,
             escalations: counter(
                 &r,
                 "flexgate_escalations_total",
-                "Requests moved from flex to the standard tier.",
+                "Flex requests moved to standard.",
                 &["class", "model", "reason"],
             )?,
             deadline_exceeded: counter(
                 &r,
                 "flexgate_deadline_exceeded_total",
-                "Requests whose deadline ran out before an answer.",
+                "Requests past their deadline.",
                 &["class"],
             )?,
             tokens: counter(
@@ -216,12 +207,7 @@ impl Metrics {
                 "USD saved against the same usage on the standard tier.",
                 &["class", "model"],
             )?,
-            usage_missing: counter(
-                &r,
-                "flexgate_usage_missing_total",
-                "Responses whose usage never arrived (client gone, stream cut).",
-                &["endpoint"],
-            )?,
+            usage_missing: counter(&r, "flexgate_usage_missing_total", "Responses without usage.", &["endpoint"])?,
             cost_unknown: counter(
                 &r,
                 "flexgate_cost_unknown_total",
@@ -238,18 +224,23 @@ impl Metrics {
             ratelimit_remaining: gauge(
                 &r,
                 "flexgate_upstream_ratelimit_remaining",
-                "The upstream's last reported remaining rate limit.",
+                "Upstream x-ratelimit-remaining-*.",
                 &["kind"],
             )?,
             build_info: gauge(&r, "flexgate_build_info", "Build information.", &["version"])?,
             registry: r,
         };
-        m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        for class in classes {
-            m.inflight.with_label_values(&[class]).set(0);
-            m.deadline_exceeded.with_label_values(&[class]);
-        }
+        m.prime(classes);
         Ok(m)
+    }
+
+    /// Create the series alerts and dashboards read before the first event, at zero.
+    fn prime(&self, classes: &[&str]) {
+        self.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        for class in classes {
+            self.inflight.with_label_values(&[class]).set(0);
+            self.deadline_exceeded.with_label_values(&[class]);
+        }
     }
 
     /// The Prometheus text exposition of every metric.

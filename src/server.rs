@@ -61,11 +61,7 @@ impl Server {
         let main_server = axum::serve(main, app).with_graceful_shutdown(stopped(rx.clone()));
         let admin_server = admin.map(|listener| {
             let admin_app = admin_router(state.clone()).into_make_service();
-            tokio::spawn(
-                axum::serve(listener, admin_app)
-                    .with_graceful_shutdown(stopped(rx.clone()))
-                    .into_future(),
-            )
+            tokio::spawn(axum::serve(listener, admin_app).with_graceful_shutdown(stopped(rx.clone())).into_future())
         });
         let deadline = async move {
             stopped(rx).await;

@@ -23,12 +23,7 @@ impl AppState {
         let upstream = Upstream::new(&config.upstream, matches!(config.auth, AuthConfig::Managed { .. }))?;
         let classes: Vec<&str> = config.classes.iter().map(|c| c.name.as_str()).collect();
         let metrics = Metrics::new(&classes).map_err(|e| format!("cannot register metrics: {e}"))?;
-        Ok(Self(Arc::new(Inner {
-            config,
-            upstream,
-            metrics,
-            draining: AtomicBool::new(false),
-        })))
+        Ok(Self(Arc::new(Inner { config, upstream, metrics, draining: AtomicBool::new(false) })))
     }
 
     /// Mark the gateway as draining: `/readyz` answers 503 from now on.

@@ -113,13 +113,7 @@ pub struct StreamUsage {
 
 impl StreamUsage {
     pub fn new(endpoint: Endpoint) -> Self {
-        Self {
-            endpoint,
-            usage: None,
-            service_tier: None,
-            model: None,
-            terminal: false,
-        }
+        Self { endpoint, usage: None, service_tier: None, model: None, terminal: false }
     }
 
     /// Observe one parsed event.
@@ -195,10 +189,7 @@ impl StreamUsage {
             Some("response.completed" | "response.incomplete") => EventVerdict::Done,
             _ => EventVerdict::Keep,
         };
-        if matches!(
-            kind,
-            Some("response.completed" | "response.incomplete" | "response.failed")
-        ) {
+        if matches!(kind, Some("response.completed" | "response.incomplete" | "response.failed")) {
             self.terminal = true;
         }
         if let Some(event) = parsed {
@@ -286,8 +277,5 @@ fn value_is_string(after_key: &[u8], text: &[u8]) -> bool {
 }
 
 fn value_start(after_key: &[u8]) -> Option<&[u8]> {
-    after_key
-        .trim_ascii_start()
-        .strip_prefix(b":")
-        .map(<[u8]>::trim_ascii_start)
+    after_key.trim_ascii_start().strip_prefix(b":").map(<[u8]>::trim_ascii_start)
 }

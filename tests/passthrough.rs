@@ -24,10 +24,7 @@ async fn chat_completion_round_trips_with_flexgate_headers() {
     assert_eq!(h["x-flexgate-attempts"], "1");
     assert_eq!(h["x-flexgate-escalated"], "false");
     assert!(h.contains_key("x-flexgate-cost-usd"));
-    assert!(
-        h.contains_key("openai-processing-ms"),
-        "end-to-end headers pass through"
-    );
+    assert!(h.contains_key("openai-processing-ms"), "end-to-end headers pass through");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["service_tier"], "default");
@@ -35,20 +32,9 @@ async fn chat_completion_round_trips_with_flexgate_headers() {
     let got = sim.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].path, "/v1/chat/completions");
-    assert_eq!(
-        got[0].service_tier, None,
-        "a standard request without a tier is forwarded as sent"
-    );
-    let auth = got[0]
-        .headers
-        .iter()
-        .find(|(k, _)| k == "authorization")
-        .map(|(_, v)| v.as_str());
-    assert_eq!(
-        auth,
-        Some("Bearer sk-test"),
-        "passthrough auth forwards the client's key"
-    );
+    assert_eq!(got[0].service_tier, None, "a standard request without a tier is forwarded as sent");
+    let auth = got[0].headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.as_str());
+    assert_eq!(auth, Some("Bearer sk-test"), "passthrough auth forwards the client's key");
 }
 
 #[tokio::test]
@@ -69,29 +55,18 @@ async fn request_bodies_reach_the_upstream_byte_for_byte() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
     let got = sim.received();
-    use sha2::Digest;
-    assert_eq!(got[0].body_sha256, hex::encode(sha2::Sha256::digest(body.as_bytes())));
+    assert_eq!(got[0].body_sha256, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes())));
 }
 
 #[tokio::test]
 async fn get_with_query_string_and_models() {
     let (sim, _s, _state, gw) = stack(SimConfig::zero_latency()).await;
-    let r = client()
-        .get(gw.url("/v1/models?limit=2&after=x"))
-        .bearer_auth("sk")
-        .send()
-        .await
-        .unwrap();
+    let r = client().get(gw.url("/v1/models?limit=2&after=x")).bearer_auth("sk").send().await.unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["object"], "list");
     assert_eq!(sim.received()[0].query.as_deref(), Some("limit=2&after=x"));
-    let r = client()
-        .get(gw.url("/v1/models/gpt-5"))
-        .bearer_auth("sk")
-        .send()
-        .await
-        .unwrap();
+    let r = client().get(gw.url("/v1/models/gpt-5")).bearer_auth("sk").send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -99,46 +74,20 @@ async fn get_with_query_string_and_models() {
 async fn multipart_upload_binary_download_and_delete() {
     let (_sim, _s, _state, gw) = stack(SimConfig::zero_latency()).await;
     let payload: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
-    let form = reqwest::multipart::Form::new().text("purpose", "batch").part(
-        "file",
-        reqwest::multipart::Part::bytes(payload.clone()).file_name("input.jsonl"),
-    );
-    let r = client()
-        .post(gw.url("/v1/files"))
-        .bearer_auth("sk")
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("purpose", "batch")
+        .part("file", reqwest::multipart::Part::bytes(payload.clone()).file_name("input.jsonl"));
+    let r = client().post(gw.url("/v1/files")).bearer_auth("sk").multipart(form).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let file: Value = r.json().await.unwrap();
     let id = file["id"].as_str().unwrap().to_owned();
     assert_eq!(file["bytes"], payload.len());
-    let r = client()
-        .get(gw.url(&format!("/v1/files/{id}/content")))
-        .bearer_auth("sk")
-        .send()
-        .await
-        .unwrap();
+    let r = client().get(gw.url(&format!("/v1/files/{id}/content"))).bearer_auth("sk").send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.bytes().await.unwrap().to_vec(),
-        payload,
-        "binary bodies are returned unchanged"
-    );
-    let r = client()
-        .delete(gw.url(&format!("/v1/files/{id}")))
-        .bearer_auth("sk")
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().to_vec(), payload, "binary bodies are returned unchanged");
+    let r = client().delete(gw.url(&format!("/v1/files/{id}"))).bearer_auth("sk").send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let r = client()
-        .get(gw.url(&format!("/v1/files/{id}/content")))
-        .bearer_auth("sk")
-        .send()
-        .await
-        .unwrap();
+    let r = client().get(gw.url(&format!("/v1/files/{id}/content"))).bearer_auth("sk").send().await.unwrap();
     assert_eq!(r.status(), 404);
 }
 
@@ -171,12 +120,7 @@ async fn upstream_errors_pass_through_unchanged() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "model_not_found");
     // No key at all: the upstream's 401 comes back as it is.
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat_body("gpt-5", false))
-        .send()
-        .await
-        .unwrap();
+    let r = client().post(gw.url("/v1/chat/completions")).json(&chat_body("gpt-5", false)).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "invalid_api_key");
@@ -197,12 +141,7 @@ async fn upstream_errors_pass_through_unchanged() {
 #[tokio::test]
 async fn the_flex_lane_serves_every_path_too() {
     let (sim, _s, _state, gw) = stack(SimConfig::zero_latency()).await;
-    let r = client()
-        .get(gw.url("/flex/v1/models"))
-        .bearer_auth("sk")
-        .send()
-        .await
-        .unwrap();
+    let r = client().get(gw.url("/flex/v1/models")).bearer_auth("sk").send().await.unwrap();
     assert_eq!(r.status(), 200);
     let r = client()
         .post(gw.url("/flex/v1/chat/completions"))
@@ -223,12 +162,7 @@ async fn the_flex_lane_serves_every_path_too() {
 #[tokio::test]
 async fn empty_bodies_and_other_methods() {
     let (sim, _s, _state, gw) = stack(SimConfig::zero_latency()).await;
-    let r = client()
-        .delete(gw.url("/v1/files/file-missing"))
-        .bearer_auth("sk")
-        .send()
-        .await
-        .unwrap();
+    let r = client().delete(gw.url("/v1/files/file-missing")).bearer_auth("sk").send().await.unwrap();
     assert_eq!(r.status(), 404);
     let got = sim.received();
     assert_eq!((got[0].method.as_str(), got[0].body_len), ("DELETE", 0));

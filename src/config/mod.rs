@@ -115,10 +115,7 @@ pub struct GatewayKey {
 
 impl fmt::Debug for GatewayKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GatewayKey")
-            .field("client", &self.client)
-            .field("sha256", &"<redacted>")
-            .finish()
+        f.debug_struct("GatewayKey").field("client", &self.client).field("sha256", &"<redacted>").finish()
     }
 }
 
@@ -184,9 +181,8 @@ impl Config {
     /// Load from `path` (or `FLEXGATE_CONFIG`, or the built-in defaults), apply the
     /// environment overrides and validate.
     pub fn load(path: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigErrors> {
-        let path: Option<PathBuf> = path
-            .map(Path::to_path_buf)
-            .or_else(|| env.get("FLEXGATE_CONFIG").map(PathBuf::from));
+        let path: Option<PathBuf> =
+            path.map(Path::to_path_buf).or_else(|| env.get("FLEXGATE_CONFIG").map(PathBuf::from));
         let text = match &path {
             Some(p) => std::fs::read_to_string(p)
                 .map_err(|e| ConfigErrors(vec![format!("cannot read config file `{}`: {e}", p.display())]))?,
@@ -246,11 +242,7 @@ impl Config {
             "listen={} upstream={} auth={auth} upstream_key={} classes=[{}]",
             self.server.listen,
             self.upstream.base_url,
-            if self.upstream.api_key.is_some() {
-                "<set>"
-            } else {
-                "<unset>"
-            },
+            if self.upstream.api_key.is_some() { "<set>" } else { "<unset>" },
             classes.join(", ")
         )
     }

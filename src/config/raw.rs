@@ -74,10 +74,7 @@ pub struct RawAuth {
 
 impl Default for RawAuth {
     fn default() -> Self {
-        Self {
-            mode: "passthrough".into(),
-            keys: Vec::new(),
-        }
+        Self { mode: "passthrough".into(), keys: Vec::new() }
     }
 }
 
@@ -146,11 +143,7 @@ pub struct RawRetry {
 
 impl Default for RawRetry {
     fn default() -> Self {
-        Self {
-            base_delay: "500ms".into(),
-            max_delay: "30s".into(),
-            client_timeout_margin: "5s".into(),
-        }
+        Self { base_delay: "500ms".into(), max_delay: "30s".into(), client_timeout_margin: "5s".into() }
     }
 }
 
@@ -170,10 +163,7 @@ pub struct RawLog {
 
 impl Default for RawLog {
     fn default() -> Self {
-        Self {
-            format: "json".into(),
-            level: "info".into(),
-        }
+        Self { format: "json".into(), level: "info".into() }
     }
 }
 

@@ -5,9 +5,7 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: usize = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size such as `32MiB`"))?;
+    let number: usize = digits.parse().map_err(|_| format!("`{text}` is not a size such as `32MiB`"))?;
     let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" => 1_000,
@@ -17,14 +15,10 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "gb" => 1_000_000_000,
         "gib" | "g" => 1 << 30,
         other => {
-            return Err(format!(
-                "unknown size unit `{other}` (use B, KiB, MiB, GiB, KB, MB, GB)"
-            ));
+            return Err(format!("unknown size unit `{other}` (use B, KiB, MiB, GiB, KB, MB, GB)"));
         }
     };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("`{text}` is too large"))
+    number.checked_mul(multiplier).ok_or_else(|| format!("`{text}` is too large"))
 }
 
 #[cfg(test)]

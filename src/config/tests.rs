@@ -35,20 +35,11 @@ fn the_shipped_file_equals_the_defaults() {
     assert!(matches!(shipped.auth, AuthConfig::Passthrough));
     assert_eq!(shipped.log.format, LogFormat::Json);
     let bg = &shipped.classes[shipped.class_by_name("background").unwrap()];
-    assert_eq!(
-        (bg.tier, bg.escalate, bg.max_attempts),
-        (Tier::Flex, Escalate::Standard, 8)
-    );
-    assert_eq!(
-        (bg.deadline, bg.escalate_reserve),
-        (Duration::from_secs(900), Duration::from_secs(120))
-    );
+    assert_eq!((bg.tier, bg.escalate, bg.max_attempts), (Tier::Flex, Escalate::Standard, 8));
+    assert_eq!((bg.deadline, bg.escalate_reserve), (Duration::from_secs(900), Duration::from_secs(120)));
     assert_eq!(bg.path_prefix.as_deref(), Some("/flex/v1"));
     let it = &shipped.classes[shipped.class_by_name("interactive").unwrap()];
-    assert_eq!(
-        (it.tier, it.deadline, it.path_prefix.as_deref()),
-        (Tier::Standard, Duration::from_secs(600), None)
-    );
+    assert_eq!((it.tier, it.deadline, it.path_prefix.as_deref()), (Tier::Standard, Duration::from_secs(600), None));
 }
 
 #[test]
@@ -61,10 +52,7 @@ fn environment_overrides() {
     let c = Config::from_toml("[server]\nlisten = \"0.0.0.0:1\"\n", &e).unwrap();
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:9999");
     assert_eq!(c.upstream.base_url.as_str(), "http://sim:8081/v1");
-    assert_eq!(
-        c.upstream.api_key.as_ref().map(super::Secret::expose),
-        Some("sk-secret")
-    );
+    assert_eq!(c.upstream.api_key.as_ref().map(super::Secret::expose), Some("sk-secret"));
 }
 
 #[test]
@@ -136,16 +124,8 @@ fn class_rules() {
     let e = errors(
         "[classes.a]\ntier = \"standard\"\npath_prefix = \"/v1\"\n[classes.b]\ntier = \"flex\"\npath_prefix = \"/x/v1\"\n[classes.c]\ntier = \"flex\"\npath_prefix = \"/x/v1\"\n[routing]\ndefault_class = \"a\"\nflex_class = \"b\"\nstandard_class = \"a\"\n",
     );
-    assert!(
-        e.iter()
-            .any(|p| p.starts_with("`classes.a.path_prefix`") && p.contains("served by flexgate")),
-        "{e:?}"
-    );
-    assert!(
-        e.iter()
-            .any(|p| p.starts_with("`classes.c.path_prefix`") && p.contains("another class")),
-        "{e:?}"
-    );
+    assert!(e.iter().any(|p| p.starts_with("`classes.a.path_prefix`") && p.contains("served by flexgate")), "{e:?}");
+    assert!(e.iter().any(|p| p.starts_with("`classes.c.path_prefix`") && p.contains("another class")), "{e:?}");
     assert!(errors("[classes.a]\ndeadline = \"1m\"\n[routing]\ndefault_class = \"a\"\nflex_class = \"a\"\nstandard_class = \"a\"\n").iter().any(|p| p.starts_with("`classes.a.tier`")));
 }
 
@@ -158,16 +138,9 @@ fn managed_auth_rules() {
     let e = errors_with(text, &env(&[("OPENAI_API_KEY", "sk-up")]));
     assert!(e.iter().any(|p| p.starts_with("`auth.keys[0].sha256`")), "{e:?}");
     assert!(e.iter().any(|p| p.starts_with("`auth.keys[1].client`")), "{e:?}");
-    assert!(
-        e.iter()
-            .any(|p| p.starts_with("`auth.keys[1].env`") && p.contains("MISSING_KEY")),
-        "{e:?}"
-    );
+    assert!(e.iter().any(|p| p.starts_with("`auth.keys[1].env`") && p.contains("MISSING_KEY")), "{e:?}");
     assert!(e.iter().any(|p| p.starts_with("`auth.keys[2]`")), "{e:?}");
-    let ok = format!(
-        "[auth]\nmode = \"managed\"\n[[auth.keys]]\nclient = \"a\"\nsha256 = \"{}\"\n",
-        "ab".repeat(32)
-    );
+    let ok = format!("[auth]\nmode = \"managed\"\n[[auth.keys]]\nclient = \"a\"\nsha256 = \"{}\"\n", "ab".repeat(32));
     assert!(errors_with(&ok, &env(&[("OPENAI_API_KEY", "sk-up")])).is_empty());
 }
 
@@ -175,11 +148,7 @@ fn managed_auth_rules() {
 fn rules_are_checked() {
     let text = "[[routing.rules]]\nclass = \"ghost\"\n[[routing.rules]]\nclass = \"background\"\nheader = \"no colon\"\n[[routing.rules]]\nclass = \"background\"\nclient = \"x\"\n";
     let e = errors(text);
-    assert!(
-        e.iter()
-            .any(|p| p.starts_with("`routing.rules[0].class`") && p.contains("ghost")),
-        "{e:?}"
-    );
+    assert!(e.iter().any(|p| p.starts_with("`routing.rules[0].class`") && p.contains("ghost")), "{e:?}");
     assert!(e.iter().any(|p| p.starts_with("`routing.rules[0]`")), "{e:?}");
     assert!(e.iter().any(|p| p.starts_with("`routing.rules[1].header`")), "{e:?}");
     assert!(e.iter().any(|p| p.starts_with("`routing.rules[2].client`")), "{e:?}");
@@ -188,16 +157,9 @@ fn rules_are_checked() {
 #[test]
 fn secrets_never_print() {
     let e = env(&[("OPENAI_API_KEY", "sk-very-secret"), ("GW", "gw-very-secret")]);
-    let c = Config::from_toml(
-        "[auth]\nmode = \"managed\"\n[[auth.keys]]\nclient = \"a\"\nenv = \"GW\"\n",
-        &e,
-    )
-    .unwrap();
+    let c = Config::from_toml("[auth]\nmode = \"managed\"\n[[auth.keys]]\nclient = \"a\"\nenv = \"GW\"\n", &e).unwrap();
     let shown = format!("{c:?}\n{}", c.summary());
-    assert!(
-        !shown.contains("sk-very-secret") && !shown.contains("gw-very-secret"),
-        "{shown}"
-    );
+    assert!(!shown.contains("sk-very-secret") && !shown.contains("gw-very-secret"), "{shown}");
 }
 
 #[test]
@@ -206,10 +168,7 @@ fn a_bad_pricing_file_is_reported_under_its_key() {
     std::fs::write(&dir, "[models.\"m\".standard]\ninput = \"-1\"\n").unwrap();
     let e = errors(&format!("[pricing]\nfile = \"{}\"\n", dir.display()));
     let _ = std::fs::remove_file(&dir);
-    assert!(
-        !e.is_empty() && e.iter().all(|p| p.starts_with("`pricing.file`")),
-        "{e:?}"
-    );
+    assert!(!e.is_empty() && e.iter().all(|p| p.starts_with("`pricing.file`")), "{e:?}");
     let e = errors("[pricing]\nfile = \"/nonexistent/prices.toml\"\n");
     assert!(e[0].starts_with("`pricing.file`"), "{e:?}");
 }

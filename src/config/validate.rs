@@ -28,10 +28,7 @@ impl Problems {
         match humantime::parse_duration(text.trim()) {
             Ok(d) => d,
             Err(e) => {
-                self.add(
-                    key,
-                    format_args!("`{text}` is not a duration such as `90s` or `15m` ({e})"),
-                );
+                self.add(key, format_args!("`{text}` is not a duration such as `90s` or `15m` ({e})"));
                 Duration::ZERO
             }
         }
@@ -103,10 +100,7 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
     if retry.base_delay > retry.max_delay {
         p.add(
             "retry.base_delay",
-            format_args!(
-                "({}) exceeds `retry.max_delay` ({})",
-                raw.retry.base_delay, raw.retry.max_delay
-            ),
+            format_args!("({}) exceeds `retry.max_delay` ({})", raw.retry.base_delay, raw.retry.max_delay),
         );
     }
 
@@ -123,28 +117,13 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
         level: raw.log.level.clone(),
     };
     if tracing_subscriber::EnvFilter::try_new(&log.level).is_err() {
-        p.add(
-            "log.level",
-            format_args!(
-                "`{}` is not a level or filter such as `info` or `flexgate=debug`",
-                log.level
-            ),
-        );
+        p.add("log.level", format_args!("`{}` is not a level or filter such as `info` or `flexgate=debug`", log.level));
     }
 
     let (Some(upstream), true) = (upstream, p.0.is_empty()) else {
         return Err(ConfigErrors(p.0));
     };
-    Ok(Config {
-        server,
-        upstream,
-        auth,
-        routing,
-        classes,
-        retry,
-        pricing,
-        log,
-    })
+    Ok(Config { server, upstream, auth, routing, classes, retry, pricing, log })
 }
 
 /// The upstream section; `None` when `upstream.base_url` is invalid (already reported).
@@ -158,10 +137,7 @@ fn upstream(p: &mut Problems, raw: &RawConfig, env: &dyn Env) -> Option<Upstream
             Some(u)
         }
         Ok(_) => {
-            p.add(
-                "upstream.base_url",
-                format_args!("`{text}` must be an http(s) URL with a host"),
-            );
+            p.add("upstream.base_url", format_args!("`{text}` must be an http(s) URL with a host"));
             None
         }
         Err(e) => {
@@ -175,10 +151,7 @@ fn upstream(p: &mut Problems, raw: &RawConfig, env: &dyn Env) -> Option<Upstream
     if connect_timeout > timeout {
         p.add(
             "upstream.connect_timeout",
-            format_args!(
-                "({}) exceeds `upstream.timeout` ({})",
-                raw.upstream.connect_timeout, raw.upstream.timeout
-            ),
+            format_args!("({}) exceeds `upstream.timeout` ({})", raw.upstream.connect_timeout, raw.upstream.timeout),
         );
     }
     Some(UpstreamConfig {
@@ -212,20 +185,14 @@ fn auth(p: &mut Problems, raw: &RawConfig, env: &dyn Env) -> AuthConfig {
                 }
                 let sha256 = match (&k.sha256, &k.env) {
                     (Some(hexed), None) => decode_sha256(hexed).unwrap_or_else(|| {
-                        p.add(
-                            &format!("{key}.sha256"),
-                            "must be 64 hex digits (the SHA-256 of the key)",
-                        );
+                        p.add(&format!("{key}.sha256"), "must be 64 hex digits (the SHA-256 of the key)");
                         [0; 32]
                     }),
                     (None, Some(var)) => {
                         if let Some(value) = env.get(var) {
                             Sha256::digest(value.as_bytes()).into()
                         } else {
-                            p.add(
-                                &format!("{key}.env"),
-                                format_args!("environment variable `{var}` is not set"),
-                            );
+                            p.add(&format!("{key}.env"), format_args!("environment variable `{var}` is not set"));
                             [0; 32]
                         }
                     }
@@ -234,18 +201,12 @@ fn auth(p: &mut Problems, raw: &RawConfig, env: &dyn Env) -> AuthConfig {
                         [0; 32]
                     }
                 };
-                keys.push(GatewayKey {
-                    client: k.client.clone(),
-                    sha256,
-                });
+                keys.push(GatewayKey { client: k.client.clone(), sha256 });
             }
             AuthConfig::Managed { keys }
         }
         other => {
-            p.add(
-                "auth.mode",
-                format_args!("`{other}` is not one of `passthrough`, `managed`"),
-            );
+            p.add("auth.mode", format_args!("`{other}` is not one of `passthrough`, `managed`"));
             AuthConfig::Passthrough
         }
     }
@@ -258,25 +219,15 @@ fn decode_sha256(text: &str) -> Option<[u8; 32]> {
 
 fn class(p: &mut Problems, name: &str, c: &RawClass) -> Class {
     let key = |field: &str| format!("classes.{name}.{field}");
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-    {
-        p.add(
-            &format!("classes.{name}"),
-            "class names use letters, digits, `-` and `_`",
-        );
+    if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
+        p.add(&format!("classes.{name}"), "class names use letters, digits, `-` and `_`");
     }
     let tier = match c.tier.as_deref() {
         Some("flex") => Tier::Flex,
         Some("standard") => Tier::Standard,
         Some("priority") => Tier::Priority,
         Some(other) => {
-            p.add(
-                &key("tier"),
-                format_args!("`{other}` is not one of `flex`, `standard`, `priority`"),
-            );
+            p.add(&key("tier"), format_args!("`{other}` is not one of `flex`, `standard`, `priority`"));
             Tier::Standard
         }
         None => {
@@ -284,25 +235,17 @@ fn class(p: &mut Problems, name: &str, c: &RawClass) -> Class {
             Tier::Standard
         }
     };
-    let deadline = c
-        .deadline
-        .as_deref()
-        .map_or(Duration::from_secs(600), |d| p.positive_duration(&key("deadline"), d));
+    let deadline = c.deadline.as_deref().map_or(Duration::from_secs(600), |d| p.positive_duration(&key("deadline"), d));
     let escalate = match c.escalate.as_deref() {
         None | Some("standard") => Escalate::Standard,
         Some("never") => Escalate::Never,
         Some(other) => {
-            p.add(
-                &key("escalate"),
-                format_args!("`{other}` is not one of `standard`, `never`"),
-            );
+            p.add(&key("escalate"), format_args!("`{other}` is not one of `standard`, `never`"));
             Escalate::Never
         }
     };
-    let escalate_reserve = c
-        .escalate_reserve
-        .as_deref()
-        .map_or(Duration::from_secs(120), |d| p.duration(&key("escalate_reserve"), d));
+    let escalate_reserve =
+        c.escalate_reserve.as_deref().map_or(Duration::from_secs(120), |d| p.duration(&key("escalate_reserve"), d));
     if tier == Tier::Flex && escalate == Escalate::Standard && escalate_reserve >= deadline {
         p.add(
             &key("escalate_reserve"),
@@ -318,10 +261,7 @@ fn class(p: &mut Problems, name: &str, c: &RawClass) -> Class {
         }
     };
     if tier == Tier::Flex && escalate == Escalate::Standard && max_attempts < 2 {
-        p.add(
-            &key("max_attempts"),
-            "a class that escalates needs at least 2 attempts (flex, then standard)",
-        );
+        p.add(&key("max_attempts"), "a class that escalates needs at least 2 attempts (flex, then standard)");
     }
     let path_prefix = c.path_prefix.as_ref().map(|prefix| {
         let trimmed = prefix.trim_end_matches('/').to_owned();
@@ -333,31 +273,17 @@ fn class(p: &mut Problems, name: &str, c: &RawClass) -> Class {
         }
         trimmed
     });
-    Class {
-        name: name.to_owned(),
-        tier,
-        deadline,
-        escalate,
-        escalate_reserve,
-        max_attempts,
-        path_prefix,
-    }
+    Class { name: name.to_owned(), tier, deadline, escalate, escalate_reserve, max_attempts, path_prefix }
 }
 
 fn check_prefixes(p: &mut Problems, classes: &[Class]) {
     for (i, c) in classes.iter().enumerate() {
         let Some(prefix) = &c.path_prefix else { continue };
         if RESERVED_PATHS.contains(&prefix.as_str()) {
-            p.add(
-                &format!("classes.{}.path_prefix", c.name),
-                format_args!("`{prefix}` is served by flexgate itself"),
-            );
+            p.add(&format!("classes.{}.path_prefix", c.name), format_args!("`{prefix}` is served by flexgate itself"));
         }
         if classes[..i].iter().any(|o| o.path_prefix.as_ref() == Some(prefix)) {
-            p.add(
-                &format!("classes.{}.path_prefix", c.name),
-                format_args!("`{prefix}` is used by another class"),
-            );
+            p.add(&format!("classes.{}.path_prefix", c.name), format_args!("`{prefix}` is used by another class"));
         }
     }
 }
@@ -365,10 +291,7 @@ fn check_prefixes(p: &mut Problems, classes: &[Class]) {
 fn class_ref(p: &mut Problems, key: &str, name: &str, classes: &[Class]) -> ClassId {
     classes.iter().position(|c| c.name == name).unwrap_or_else(|| {
         let names: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
-        p.add(
-            key,
-            format_args!("unknown class `{name}` (classes: {})", names.join(", ")),
-        );
+        p.add(key, format_args!("unknown class `{name}` (classes: {})", names.join(", ")));
         0
     })
 }
@@ -384,16 +307,10 @@ fn routing(p: &mut Problems, raw: &RawConfig, classes: &[Class], auth: &AuthConf
         }
         if let (Some(client), AuthConfig::Managed { keys }) = (&rule.client, auth) {
             if !keys.iter().any(|k| &k.client == client) {
-                p.add(
-                    &format!("{key}.client"),
-                    format_args!("no gateway key names client `{client}`"),
-                );
+                p.add(&format!("{key}.client"), format_args!("no gateway key names client `{client}`"));
             }
         } else if rule.client.is_some() {
-            p.add(
-                &format!("{key}.client"),
-                "client names exist only with `auth.mode = \"managed\"`",
-            );
+            p.add(&format!("{key}.client"), "client names exist only with `auth.mode = \"managed\"`");
         }
         let header = rule.header.as_ref().and_then(|h| {
             let parsed = h.split_once(':').and_then(|(name, value)| {
@@ -401,19 +318,11 @@ fn routing(p: &mut Problems, raw: &RawConfig, classes: &[Class], auth: &AuthConf
                 Some((name, value.trim().to_owned()))
             });
             if parsed.is_none() {
-                p.add(
-                    &format!("{key}.header"),
-                    format_args!("`{h}` must look like `x-job-kind: enrichment`"),
-                );
+                p.add(&format!("{key}.header"), format_args!("`{h}` must look like `x-job-kind: enrichment`"));
             }
             parsed
         });
-        rules.push(Rule {
-            class,
-            client: rule.client.clone(),
-            model: rule.model.clone(),
-            header,
-        });
+        rules.push(Rule { class, client: rule.client.clone(), model: rule.model.clone(), header });
     }
     RoutingConfig {
         honor_client_tier: r.honor_client_tier,

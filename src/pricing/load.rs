@@ -10,15 +10,10 @@ use toml::{Table, Value};
 const MODEL_KEYS: &str = "`standard`, `flex`, `priority`, `batch` or `flex_capable`";
 
 pub(super) fn parse(text: &str) -> Result<Catalog, PricingErrors> {
-    let doc: Table = text
-        .parse()
-        .map_err(|err| PricingErrors(vec![format!("invalid TOML: {err}")]))?;
+    let doc: Table = text.parse().map_err(|err| PricingErrors(vec![format!("invalid TOML: {err}")]))?;
     let mut problems = Vec::new();
     for key in doc.keys().filter(|k| !matches!(k.as_str(), "prices_as_of" | "models")) {
-        problems.push(format!(
-            "`{}`: unknown key (expected `prices_as_of` or `models`)",
-            quote(key)
-        ));
+        problems.push(format!("`{}`: unknown key (expected `prices_as_of` or `models`)", quote(key)));
     }
     let prices_as_of = match doc.get("prices_as_of") {
         None => {
@@ -45,11 +40,7 @@ pub(super) fn parse(text: &str) -> Result<Catalog, PricingErrors> {
         }
         Some(_) => problems.push("`models`: must be a table".into()),
     }
-    if problems.is_empty() {
-        Ok(Catalog { prices_as_of, models })
-    } else {
-        Err(PricingErrors(problems))
-    }
+    if problems.is_empty() { Ok(Catalog { prices_as_of, models }) } else { Err(PricingErrors(problems)) }
 }
 
 fn model(name: &str, value: &Value, problems: &mut Vec<String>) -> Option<ModelPrices> {
@@ -73,9 +64,7 @@ fn model(name: &str, value: &Value, problems: &mut Vec<String>) -> Option<ModelP
     let flex_capable = match table.get("flex_capable") {
         None => has_flex,
         Some(Value::Boolean(true)) if !has_flex => {
-            problems.push(format!(
-                "`{key}.flex_capable`: is true but `{key}.flex` gives no flex prices"
-            ));
+            problems.push(format!("`{key}.flex_capable`: is true but `{key}.flex` gives no flex prices"));
             false
         }
         Some(Value::Boolean(flag)) => *flag,
@@ -89,14 +78,10 @@ fn model(name: &str, value: &Value, problems: &mut Vec<String>) -> Option<ModelP
             "`{key}.standard`: missing (every model needs standard prices; savings are measured against them)"
         ));
     }
-    for unknown in table
-        .keys()
-        .filter(|k| k.as_str() != "flex_capable" && !Tier::ALL.iter().any(|t| t.as_str() == k.as_str()))
+    for unknown in
+        table.keys().filter(|k| k.as_str() != "flex_capable" && !Tier::ALL.iter().any(|t| t.as_str() == k.as_str()))
     {
-        problems.push(format!(
-            "`{key}.{}`: unknown key (expected {MODEL_KEYS})",
-            quote(unknown)
-        ));
+        problems.push(format!("`{key}.{}`: unknown key (expected {MODEL_KEYS})", quote(unknown)));
     }
     (problems.len() == before).then_some(ModelPrices { flex_capable, tiers })
 }
@@ -108,14 +93,9 @@ fn rates(key: &str, value: &Value, problems: &mut Vec<String>) -> Option<Rates> 
         ));
         return None;
     };
-    for unknown in table
-        .keys()
-        .filter(|k| !matches!(k.as_str(), "input" | "cached_input" | "output"))
-    {
-        problems.push(format!(
-            "`{key}.{}`: unknown key (expected `input`, `cached_input` or `output`)",
-            quote(unknown)
-        ));
+    for unknown in table.keys().filter(|k| !matches!(k.as_str(), "input" | "cached_input" | "output")) {
+        problems
+            .push(format!("`{key}.{}`: unknown key (expected `input`, `cached_input` or `output`)", quote(unknown)));
     }
     let mut field = |name: &str, required: bool| match table.get(name) {
         None => {
@@ -124,19 +104,13 @@ fn rates(key: &str, value: &Value, problems: &mut Vec<String>) -> Option<Rates> 
             }
             None
         }
-        Some(value) => per_token(value)
-            .map_err(|why| problems.push(format!("`{key}.{name}`: {why}")))
-            .ok(),
+        Some(value) => per_token(value).map_err(|why| problems.push(format!("`{key}.{name}`: {why}"))).ok(),
     };
     let input = field("input", true);
     let cached_input = field("cached_input", false);
     let output = field("output", true);
     let input = input?;
-    Some(Rates {
-        input,
-        cached_input: cached_input.unwrap_or(input),
-        output: output?,
-    })
+    Some(Rates { input, cached_input: cached_input.unwrap_or(input), output: output? })
 }
 
 /// A price in USD per 1M tokens → USD per token.
@@ -165,13 +139,7 @@ fn date(value: &Value) -> Option<String> {
     };
     let bytes = text.as_bytes();
     let shape_ok = bytes.len() == 10
-        && bytes.iter().enumerate().all(|(i, b)| {
-            if i == 4 || i == 7 {
-                *b == b'-'
-            } else {
-                b.is_ascii_digit()
-            }
-        });
+        && bytes.iter().enumerate().all(|(i, b)| if i == 4 || i == 7 { *b == b'-' } else { b.is_ascii_digit() });
     if !shape_ok {
         return None;
     }

@@ -48,10 +48,7 @@ impl Tier {
             ("fast", Tier::Priority),
             ("batch", Tier::Batch),
         ];
-        NAMES
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(s))
-            .map(|&(_, tier)| tier)
+        NAMES.iter().find(|(name, _)| name.eq_ignore_ascii_case(s)).map(|&(_, tier)| tier)
     }
 
     /// Bounded label and config key: `standard`, `flex`, `priority`, `batch`.
@@ -119,12 +116,7 @@ impl PriceTable {
     pub fn embedded() -> PriceTable {
         match &*EMBEDDED {
             Ok(table) => table.clone(),
-            Err(_) => PriceTable {
-                inner: Arc::new(Catalog {
-                    prices_as_of: String::new(),
-                    models: BTreeMap::new(),
-                }),
-            },
+            Err(_) => PriceTable { inner: Arc::new(Catalog { prices_as_of: String::new(), models: BTreeMap::new() }) },
         }
     }
 
@@ -200,12 +192,7 @@ fn strip_snapshot_date(model: &str) -> Option<&str> {
     const SUFFIX: &[u8; 11] = b"-dddd-dd-dd";
     let split = model.len().checked_sub(SUFFIX.len()).filter(|&at| at > 0)?;
     let suffix = model.as_bytes().get(split..)?;
-    let shape_ok = suffix.iter().zip(SUFFIX).all(|(&b, &pattern)| {
-        if pattern == b'd' {
-            b.is_ascii_digit()
-        } else {
-            b == pattern
-        }
-    });
+    let shape_ok =
+        suffix.iter().zip(SUFFIX).all(|(&b, &pattern)| if pattern == b'd' { b.is_ascii_digit() } else { b == pattern });
     if shape_ok { model.get(..split) } else { None }
 }

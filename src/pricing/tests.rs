@@ -13,12 +13,7 @@ fn dec(text: &str) -> Decimal {
 }
 
 const fn usage(input: u64, cached_input: u64, output: u64, reasoning: u64) -> Usage {
-    Usage {
-        input,
-        cached_input,
-        output,
-        reasoning,
-    }
+    Usage { input, cached_input, output, reasoning }
 }
 
 /// 1M input tokens of which 400K cached, 500K output of which 300K reasoning.
@@ -103,25 +98,10 @@ const COSTS: &[(&str, Tier, Usage, Option<&str>)] = &[
     ("gpt-4o", Tier::Priority, MIXED, Some("11.9")),
     ("gpt-4o-mini", Tier::Batch, MIXED, Some("0.225")),
     ("gpt-4.1", Tier::Flex, MIXED, None),
-    (
-        "text-embedding-3-large",
-        Tier::Batch,
-        usage(2_000_000, 0, 0, 0),
-        Some("0.13"),
-    ),
+    ("text-embedding-3-large", Tier::Batch, usage(2_000_000, 0, 0, 0), Some("0.13")),
     ("gpt-6-astra", Tier::Standard, usage(1, 0, 0, 0), Some("0.00001")),
     ("gpt-5", Tier::Standard, usage(1, 1, 1, 1), Some("0.000010125")),
-    (
-        "gpt-5",
-        Tier::Standard,
-        Usage {
-            input: 0,
-            cached_input: 0,
-            output: 0,
-            reasoning: 0,
-        },
-        Some("0"),
-    ),
+    ("gpt-5", Tier::Standard, Usage { input: 0, cached_input: 0, output: 0, reasoning: 0 }, Some("0")),
     // Snapshot names resolve to their base model.
     ("gpt-5-2025-08-07", Tier::Flex, MIXED, Some("2.9")),
     ("gpt-4o-mini-2024-07-18", Tier::Batch, MIXED, Some("0.225")),
@@ -144,10 +124,7 @@ fn reasoning_is_inside_output_and_cached_is_clamped() {
     // cached > input: all input counts as cached, nothing goes negative.
     let all_cached = table.cost("gpt-5", Tier::Standard, &usage(1000, 1000, 0, 0));
     assert_eq!(all_cached, Some(dec("0.000125")));
-    assert_eq!(
-        table.cost("gpt-5", Tier::Standard, &usage(1000, 5000, 0, 0)),
-        all_cached
-    );
+    assert_eq!(table.cost("gpt-5", Tier::Standard, &usage(1000, 5000, 0, 0)), all_cached);
 }
 
 #[test]
@@ -159,10 +136,7 @@ fn rates_are_per_token() {
         (dec("0.000000625"), dec("0.0000000625"), dec("0.000005"))
     );
     let batch = table.rates("o4-mini", Tier::Batch).unwrap();
-    assert_eq!(
-        batch.cached_input, batch.input,
-        "absent cached price falls back to input"
-    );
+    assert_eq!(batch.cached_input, batch.input, "absent cached price falls back to input");
     assert!(table.rates("gpt-4o", Tier::Flex).is_none());
 }
 
@@ -201,11 +175,7 @@ fn resolve_strips_only_a_dated_suffix() {
     ];
     for (model, want) in cases {
         assert_eq!(table.resolve(model), want, "{model}");
-        assert_eq!(
-            table.is_flex_capable(model),
-            want.is_some_and(|m| m != "gpt-4o-mini"),
-            "{model}"
-        );
+        assert_eq!(table.is_flex_capable(model), want.is_some_and(|m| m != "gpt-4o-mini"), "{model}");
     }
 }
 

@@ -28,9 +28,7 @@ use crate::usage::Endpoint;
 pub struct Logged;
 
 pub async fn handle(State(state): State<AppState>, request: Request) -> Response {
-    forward(state, request)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    forward(state, request).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
@@ -50,10 +48,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
     let config = &state.config;
     let target = path::target(config, &parts.method, parts.uri.path())?;
     let limit = config.server.max_body;
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(GatewayError::BodyTooLarge { limit });
     }
@@ -73,12 +68,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
         tier_routed,
     };
     let plan = routing::plan(config, &input)?;
-    let request_id = parts
-        .headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let request_id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let facts = RequestFacts {
         method: parts.method.to_string(),
         route: target.route,
@@ -90,10 +80,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
     };
     let mut ledger = Ledger::open(state.clone(), facts, start);
     let class_name = ledger.class_name().to_owned();
-    let model_label = model
-        .and_then(|m| config.pricing.resolve(m))
-        .unwrap_or("other")
-        .to_owned();
+    let model_label = model.and_then(|m| config.pricing.resolve(m)).unwrap_or("other").to_owned();
     if plan.flex_ineligible {
         state.metrics.flex_ineligible.with_label_values(&[&model_label]).inc();
     }
@@ -120,10 +107,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
         max_delay: config.retry.max_delay,
         attempt_timeout: config.upstream.timeout,
     };
-    let labels = Labels {
-        class: &class_name,
-        model: &model_label,
-    };
+    let labels = Labels { class: &class_name, model: &model_label };
     let finished = retry::run(&plan, start, schedule, &state.metrics, labels, &mut attempt).await;
     drop(attempt);
 

@@ -18,10 +18,7 @@ pub struct Target<'a> {
 }
 
 pub fn target<'a>(config: &Config, method: &Method, path: &'a str) -> Result<Target<'a>, GatewayError> {
-    let not_found = || GatewayError::NotFound {
-        method: method.to_string(),
-        path: path.chars().take(256).collect(),
-    };
+    let not_found = || GatewayError::NotFound { method: method.to_string(), path: path.chars().take(256).collect() };
     if !is_safe(path) {
         return Err(GatewayError::InvalidParam {
             param: "path",
@@ -30,22 +27,14 @@ pub fn target<'a>(config: &Config, method: &Method, path: &'a str) -> Result<Tar
         });
     }
     if let Some(rest) = path.strip_prefix("/v1").filter(|r| r.starts_with('/')) {
-        return Ok(Target {
-            lane: None,
-            rest,
-            route: "/v1/*",
-        });
+        return Ok(Target { lane: None, rest, route: "/v1/*" });
     }
     for (id, class) in config.classes.iter().enumerate() {
         let Some(prefix) = class.path_prefix.as_deref() else {
             continue;
         };
         if let Some(rest) = path.strip_prefix(prefix).filter(|r| r.starts_with('/')) {
-            return Ok(Target {
-                lane: Some(id),
-                rest,
-                route: "lane/*",
-            });
+            return Ok(Target { lane: Some(id), rest, route: "lane/*" });
         }
     }
     Err(not_found())
@@ -86,18 +75,9 @@ mod tests {
         assert_eq!((t.lane, t.rest), (None, "/chat/completions"));
         let t = target(&c, &Method::POST, "/flex/v1/responses").unwrap();
         assert_eq!((t.lane, t.rest), (c.class_by_name("background"), "/responses"));
-        assert!(matches!(
-            target(&c, &Method::GET, "/v2/models"),
-            Err(GatewayError::NotFound { .. })
-        ));
-        assert!(matches!(
-            target(&c, &Method::GET, "/v1"),
-            Err(GatewayError::NotFound { .. })
-        ));
-        assert!(matches!(
-            target(&c, &Method::GET, "/v1x/models"),
-            Err(GatewayError::NotFound { .. })
-        ));
+        assert!(matches!(target(&c, &Method::GET, "/v2/models"), Err(GatewayError::NotFound { .. })));
+        assert!(matches!(target(&c, &Method::GET, "/v1"), Err(GatewayError::NotFound { .. })));
+        assert!(matches!(target(&c, &Method::GET, "/v1x/models"), Err(GatewayError::NotFound { .. })));
         assert_eq!(endpoint(&Method::POST, "/responses/compact"), Endpoint::Responses);
         assert_eq!(endpoint(&Method::GET, "/chat/completions"), Endpoint::Other);
         assert_eq!(endpoint(&Method::POST, "/files"), Endpoint::Other);
@@ -116,10 +96,7 @@ mod tests {
             "/v1/%2E%2E",
         ] {
             assert!(
-                matches!(
-                    target(&c, &Method::GET, p),
-                    Err(GatewayError::InvalidParam { param: "path", .. })
-                ),
+                matches!(target(&c, &Method::GET, p), Err(GatewayError::InvalidParam { param: "path", .. })),
                 "{p}"
             );
         }

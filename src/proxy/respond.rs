@@ -40,10 +40,7 @@ fn flexgate_headers(h: &mut HeaderMap, ledger: &Ledger, tier: Option<Tier>) {
     }
     h.insert("x-flexgate-tier", HeaderValue::from_static(tier_text(tier)));
     h.insert("x-flexgate-attempts", HeaderValue::from(ledger.attempts));
-    h.insert(
-        "x-flexgate-escalated",
-        HeaderValue::from_static(if ledger.escalated { "true" } else { "false" }),
-    );
+    h.insert("x-flexgate-escalated", HeaderValue::from_static(if ledger.escalated { "true" } else { "false" }));
     if h.get("x-request-id").is_none() {
         if let Ok(v) = HeaderValue::from_str(ledger.request_id()) {
             h.insert("x-request-id", v);
@@ -59,14 +56,7 @@ pub fn respond(ctx: &Context<'_>, finished: Finished<Answer>, mut ledger: Ledger
     let upstream_time = finished.upstream_time;
     match (finished.output, finished.verdict, finished.gave_up) {
         (Answer::Response(answer), Verdict::Success, _) => success(ctx, answer, ledger, upstream_time),
-        (
-            Answer::Response(_),
-            Verdict::Retry {
-                reason: Reason::FlexCapacity,
-                ..
-            },
-            Some(_),
-        ) if !ctx.plan.escalate => {
+        (Answer::Response(_), Verdict::Retry { reason: Reason::FlexCapacity, .. }, Some(_)) if !ctx.plan.escalate => {
             let deadline = humantime::format_duration(ctx.plan.deadline).to_string();
             own_error(ctx, GatewayError::FlexUnavailable { deadline }, ledger, upstream_time)
         }
@@ -87,20 +77,8 @@ pub fn respond(ctx: &Context<'_>, finished: Finished<Answer>, mut ledger: Ledger
                 (_, Some(GiveUp::Deadline | GiveUp::FlexUnavailable)) => {
                     GatewayError::DeadlineExceeded { deadline: deadline() }
                 }
-                (
-                    Verdict::Retry {
-                        reason: Reason::Timeout,
-                        ..
-                    },
-                    _,
-                ) => GatewayError::UpstreamTimeout(deadline()),
-                (
-                    Verdict::Retry {
-                        reason: Reason::ConnectError,
-                        ..
-                    },
-                    _,
-                ) => GatewayError::UpstreamUnreachable(why),
+                (Verdict::Retry { reason: Reason::Timeout, .. }, _) => GatewayError::UpstreamTimeout(deadline()),
+                (Verdict::Retry { reason: Reason::ConnectError, .. }, _) => GatewayError::UpstreamUnreachable(why),
                 _ => GatewayError::UpstreamProtocol(why),
             };
             ledger.attempt_tier = finished.tier;
@@ -118,11 +96,7 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
                 Report::default()
             } else {
                 let r = usage::from_body(ctx.endpoint, &bytes);
-                Report {
-                    usage: r.usage,
-                    service_tier: r.service_tier,
-                    model: r.model,
-                }
+                Report { usage: r.usage, service_tier: r.service_tier, model: r.model }
             };
             let priced = ledger.price(&report);
             let mut h = headers::client_response(&answer.headers, false);

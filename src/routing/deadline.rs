@@ -19,10 +19,8 @@ pub fn effective_deadline(
     let mut deadline = class_deadline;
     if let Some(value) = headers.get("x-flexgate-deadline") {
         let text = value.to_str().unwrap_or_default();
-        let bad = || GatewayError::BadDeadline {
-            header: "x-flexgate-deadline",
-            value: text.chars().take(64).collect(),
-        };
+        let bad =
+            || GatewayError::BadDeadline { header: "x-flexgate-deadline", value: text.chars().take(64).collect() };
         let requested = humantime::parse_duration(text.trim()).map_err(|_| bad())?;
         if requested.is_zero() {
             return Err(bad());
@@ -39,11 +37,7 @@ pub fn effective_deadline(
     if let Some(timeout) = announced {
         let margin = config.retry.client_timeout_margin;
         // A timeout shorter than twice the margin keeps half of itself instead.
-        let usable = if timeout > margin * 2 {
-            timeout.saturating_sub(margin)
-        } else {
-            timeout / 2
-        };
+        let usable = if timeout > margin * 2 { timeout.saturating_sub(margin) } else { timeout / 2 };
         deadline = deadline.min(usable);
     }
     Ok(deadline)

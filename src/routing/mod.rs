@@ -81,18 +81,10 @@ fn header_class(config: &Config, headers: &HeaderMap) -> Result<Option<ClassId>,
         return Ok(None);
     };
     let name = value.to_str().unwrap_or_default().trim();
-    config
-        .class_by_name(name)
-        .map(Some)
-        .ok_or_else(|| GatewayError::UnknownClass {
-            name: name.chars().take(64).collect(),
-            valid: config
-                .classes
-                .iter()
-                .map(|c| format!("`{}`", c.name))
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+    config.class_by_name(name).map(Some).ok_or_else(|| GatewayError::UnknownClass {
+        name: name.chars().take(64).collect(),
+        valid: config.classes.iter().map(|c| format!("`{}`", c.name)).collect::<Vec<_>>().join(", "),
+    })
 }
 
 fn rule_class(config: &Config, input: &RouteInput<'_>) -> Option<ClassId> {
@@ -104,11 +96,7 @@ fn rule_class(config: &Config, input: &RouteInput<'_>) -> Option<ClassId> {
             model == Some(want)
         });
         let header_ok = rule.header.as_ref().is_none_or(|(name, value)| {
-            input
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.trim() == value)
+            input.headers.get(name).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() == value)
         });
         (client_ok && model_ok && header_ok).then_some(rule.class)
     })
@@ -118,17 +106,14 @@ fn rule_class(config: &Config, input: &RouteInput<'_>) -> Option<ClassId> {
 pub fn plan(config: &Config, input: &RouteInput<'_>) -> Result<Plan, GatewayError> {
     // The header is validated even when an earlier rule wins, so typos never go unnoticed.
     let from_header = header_class(config, input.headers)?;
-    let explicit = input
-        .client_tier
-        .filter(|_| config.routing.honor_client_tier && input.tier_routed)
-        .and_then(client_tier);
+    let explicit =
+        input.client_tier.filter(|_| config.routing.honor_client_tier && input.tier_routed).and_then(client_tier);
     let class_id = match explicit {
         Some(Tier::Flex) => config.routing.flex_class,
         Some(_) => config.routing.standard_class,
-        None => from_header
-            .or(input.lane)
-            .or_else(|| rule_class(config, input))
-            .unwrap_or(config.routing.default_class),
+        None => {
+            from_header.or(input.lane).or_else(|| rule_class(config, input)).unwrap_or(config.routing.default_class)
+        }
     };
     let class = config.class(class_id);
     let mut tier = explicit.unwrap_or(class.tier);

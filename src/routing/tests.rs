@@ -55,10 +55,7 @@ fn flex_lane_is_background_flex_escalating() {
     let c = config("");
     let p = route(&c, &HeaderMap::new(), Some("background"), "gpt-5-2025-08-07", None).unwrap();
     assert_eq!(class_name(&c, &p), "background");
-    assert_eq!(
-        (p.tier, p.tier_override, p.escalate),
-        (Some(Tier::Flex), Some("flex"), true)
-    );
+    assert_eq!((p.tier, p.tier_override, p.escalate), (Some(Tier::Flex), Some("flex"), true));
     assert_eq!(p.deadline, Duration::from_secs(900));
     assert_eq!(p.max_attempts, 8);
 }
@@ -97,7 +94,7 @@ fn header_beats_lane_and_unknown_header_class_is_400() {
     let h = headers(&[("x-flexgate-class", "cheap")]);
     match route(&c, &h, None, "gpt-5", None) {
         Err(GatewayError::UnknownClass { valid, .. }) => {
-            assert!(valid.contains("`background`") && valid.contains("`interactive`"))
+            assert!(valid.contains("`background`") && valid.contains("`interactive`"));
         }
         other => panic!("{other:?}"),
     }
@@ -124,19 +121,10 @@ client = "batch"
 "#,
     );
     let none = HeaderMap::new();
-    assert_eq!(
-        class_name(&c, &route(&c, &none, None, "gpt-5-mini-2025-08-07", None).unwrap()),
-        "background"
-    );
-    assert_eq!(
-        class_name(&c, &route(&c, &none, None, "gpt-5", None).unwrap()),
-        "interactive"
-    );
+    assert_eq!(class_name(&c, &route(&c, &none, None, "gpt-5-mini-2025-08-07", None).unwrap()), "background");
+    assert_eq!(class_name(&c, &route(&c, &none, None, "gpt-5", None).unwrap()), "interactive");
     let h = headers(&[("x-job-kind", "enrichment")]);
-    assert_eq!(
-        class_name(&c, &route(&c, &h, None, "gpt-5", None).unwrap()),
-        "background"
-    );
+    assert_eq!(class_name(&c, &route(&c, &h, None, "gpt-5", None).unwrap()), "background");
     let input = RouteInput {
         headers: &none,
         lane: None,
@@ -152,10 +140,7 @@ client = "batch"
 fn ineligible_models_go_standard_and_are_flagged() {
     let c = config("");
     let p = route(&c, &HeaderMap::new(), Some("background"), "gpt-4o", None).unwrap();
-    assert_eq!(
-        (p.tier, p.tier_override, p.escalate, p.flex_ineligible),
-        (Some(Tier::Standard), None, false, true)
-    );
+    assert_eq!((p.tier, p.tier_override, p.escalate, p.flex_ineligible), (Some(Tier::Standard), None, false, true));
     let p = route(&c, &HeaderMap::new(), Some("background"), "my-finetune", None).unwrap();
     assert!(p.flex_ineligible);
 }
@@ -180,38 +165,17 @@ fn untiered_endpoints_get_a_class_but_no_tier() {
 fn deadline_is_the_smallest_source() {
     let c = config("");
     let h = headers(&[("x-flexgate-deadline", "30s")]);
-    assert_eq!(
-        route(&c, &h, Some("background"), "gpt-5", None).unwrap().deadline,
-        Duration::from_secs(30)
-    );
+    assert_eq!(route(&c, &h, Some("background"), "gpt-5", None).unwrap().deadline, Duration::from_secs(30));
     let h = headers(&[("x-stainless-read-timeout", "120.0")]);
-    assert_eq!(
-        route(&c, &h, Some("background"), "gpt-5", None).unwrap().deadline,
-        Duration::from_secs(115)
-    );
+    assert_eq!(route(&c, &h, Some("background"), "gpt-5", None).unwrap().deadline, Duration::from_secs(115));
     let h = headers(&[("x-stainless-timeout", "6")]);
-    assert_eq!(
-        route(&c, &h, None, "gpt-5", None).unwrap().deadline,
-        Duration::from_secs(3)
-    );
+    assert_eq!(route(&c, &h, None, "gpt-5", None).unwrap().deadline, Duration::from_secs(3));
     let h = headers(&[("x-flexgate-deadline", "2h")]);
-    assert_eq!(
-        route(&c, &h, None, "gpt-5", None).unwrap().deadline,
-        Duration::from_secs(600)
-    );
+    assert_eq!(route(&c, &h, None, "gpt-5", None).unwrap().deadline, Duration::from_secs(600));
     let h = headers(&[("x-stainless-timeout", "soon")]);
-    assert_eq!(
-        route(&c, &h, None, "gpt-5", None).unwrap().deadline,
-        Duration::from_secs(600)
-    );
+    assert_eq!(route(&c, &h, None, "gpt-5", None).unwrap().deadline, Duration::from_secs(600));
     for bad in ["soon", "0s", "-5s", "", "10 parsecs"] {
         let h = headers(&[("x-flexgate-deadline", bad)]);
-        assert!(
-            matches!(
-                route(&c, &h, None, "gpt-5", None),
-                Err(GatewayError::BadDeadline { .. })
-            ),
-            "{bad}"
-        );
+        assert!(matches!(route(&c, &h, None, "gpt-5", None), Err(GatewayError::BadDeadline { .. })), "{bad}");
     }
 }

@@ -81,10 +81,7 @@ pub(crate) fn respond(payload: Payload, shape: Shape, interval: Duration, open: 
             let body = paced(frames, interval, limit, shape, StreamGuard::new(open));
             let mut response = body.into_response();
             let headers = response.headers_mut();
-            headers.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream; charset=utf-8"),
-            );
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             response
         }
@@ -123,15 +120,7 @@ struct Pacer {
 /// Streams `frames`, sleeping `interval` between them; after `limit` frames it breaks
 /// (`cut`) or goes quiet (`stall`).
 fn paced(frames: Frames, interval: Duration, limit: Option<usize>, shape: Shape, guard: StreamGuard) -> Body {
-    let pacer = Pacer {
-        frames,
-        sent: 0,
-        interval,
-        limit,
-        shape,
-        finished: false,
-        _guard: guard,
-    };
+    let pacer = Pacer { frames, sent: 0, interval, limit, shape, finished: false, _guard: guard };
     let stream = futures_util::stream::unfold(pacer, |mut p| async move {
         if p.finished {
             return None;

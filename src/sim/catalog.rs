@@ -28,23 +28,11 @@ pub(crate) struct ModelInfo {
 }
 
 const fn chat(id: &'static str, flex: bool, reasoning: bool, created: u64) -> ModelInfo {
-    ModelInfo {
-        id,
-        kind: Kind::Chat,
-        flex,
-        reasoning,
-        created,
-    }
+    ModelInfo { id, kind: Kind::Chat, flex, reasoning, created }
 }
 
 const fn other(id: &'static str, kind: Kind, created: u64) -> ModelInfo {
-    ModelInfo {
-        id,
-        kind,
-        flex: false,
-        reasoning: false,
-        created,
-    }
+    ModelInfo { id, kind, flex: false, reasoning: false, created }
 }
 
 /// The catalogue, in the order `/v1/models` lists it.
@@ -82,9 +70,7 @@ fn base_name(model: &str) -> &str {
         && bytes[n - 11] == b'-'
         && bytes[n - 6] == b'-'
         && bytes[n - 3] == b'-'
-        && [10, 9, 8, 7, 5, 4, 2, 1]
-            .iter()
-            .all(|&back| bytes[n - back].is_ascii_digit());
+        && [10, 9, 8, 7, 5, 4, 2, 1].iter().all(|&back| bytes[n - back].is_ascii_digit());
     if is_date { &model[..n - 11] } else { model }
 }
 
@@ -96,9 +82,7 @@ pub(crate) fn lookup(model: &str) -> Option<&'static ModelInfo> {
 
 /// The entry of `model` if it exists and one of `kinds` serves it; else 404 `model_not_found`.
 pub(crate) fn require(model: &str, kinds: &[Kind]) -> Result<&'static ModelInfo, ApiError> {
-    lookup(model)
-        .filter(|m| kinds.contains(&m.kind))
-        .ok_or_else(|| ApiError::model_not_found(model))
+    lookup(model).filter(|m| kinds.contains(&m.kind)).ok_or_else(|| ApiError::model_not_found(model))
 }
 
 /// Whether `model` may be served on flex.
@@ -131,9 +115,7 @@ pub(crate) fn resolve_tier(requested: Option<&Value>, model: &ModelInfo) -> Resu
                  'default', 'flex', 'priority' and 'fast'."
             ))),
         },
-        Some(other) => Err(invalid(format!(
-            "Invalid type for 'service_tier': expected a string, but got {other}."
-        ))),
+        Some(other) => Err(invalid(format!("Invalid type for 'service_tier': expected a string, but got {other}."))),
     }
 }
 
@@ -149,9 +131,7 @@ pub(crate) fn list_json() -> Value {
 
 /// Body of `GET /v1/models/{id}`.
 pub(crate) fn retrieve_json(id: &str) -> Result<Value, ApiError> {
-    lookup(id)
-        .map(|m| model_json(id, m.created))
-        .ok_or_else(|| ApiError::model_not_found(id))
+    lookup(id).map(|m| model_json(id, m.created)).ok_or_else(|| ApiError::model_not_found(id))
 }
 
 #[cfg(test)]

@@ -28,9 +28,7 @@ pub(crate) fn prompt_tokens(json: &Value) -> Result<u64, ApiError> {
             ));
         }
     };
-    Ok(usage::prompt_tokens(
-        messages.iter().map(|m| content_chars(m.get("content"))),
-    ))
+    Ok(usage::prompt_tokens(messages.iter().map(|m| content_chars(m.get("content")))))
 }
 
 pub(crate) fn render(sim: &Sim, generation: &Gen) -> Payload {
@@ -113,11 +111,7 @@ fn stream(id: String, created: u64, generation: &Gen) -> Payload {
     );
     let writer = ChunkWriter {
         head,
-        tail: if generation.include_usage {
-            r#","usage":null}"#
-        } else {
-            "}"
-        },
+        tail: if generation.include_usage { r#","usage":null}"# } else { "}" },
         seed: generation.seed,
         usage: generation.usage,
     };

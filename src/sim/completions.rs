@@ -22,10 +22,9 @@ pub(crate) fn prompt_tokens(json: &Value) -> Result<u64, ApiError> {
     };
     match json.get("prompt") {
         None | Some(Value::Null) => Err(ApiError::missing_param("prompt")),
-        Some(Value::Array(prompts)) if prompts.is_empty() => Err(ApiError::invalid_param(
-            "prompt",
-            "Invalid 'prompt': expected a non-empty string or array.",
-        )),
+        Some(Value::Array(prompts)) if prompts.is_empty() => {
+            Err(ApiError::invalid_param("prompt", "Invalid 'prompt': expected a non-empty string or array."))
+        }
         Some(Value::Array(prompts)) if prompts.iter().all(Value::is_string) => {
             Ok(usage::prompt_tokens(prompts.iter().map(chars)))
         }
@@ -69,11 +68,7 @@ fn stream(id: &str, created: u64, generation: &Gen) -> Payload {
         r#"{{"id":"{id}","object":"text_completion","created":{created},"model":{model},"system_fingerprint":"{FINGERPRINT}","choices":"#,
         model = Value::String(generation.model.clone()),
     );
-    let tail = if generation.include_usage {
-        r#","usage":null}"#
-    } else {
-        "}"
-    };
+    let tail = if generation.include_usage { r#","usage":null}"# } else { "}" };
     let seed = generation.seed;
     let usage: SimUsage = generation.usage;
     let frame = move |chunk: Chunk| {
@@ -97,8 +92,5 @@ fn stream(id: &str, created: u64, generation: &Gen) -> Payload {
         .chain(std::iter::once(Chunk::Finish))
         .chain(generation.include_usage.then_some(Chunk::Usage))
         .chain(std::iter::once(Chunk::Done));
-    Payload::Sse {
-        frames: Box::new(chunks.map(frame)),
-        prefix: usize::try_from(words.min(2)).unwrap_or(0),
-    }
+    Payload::Sse { frames: Box::new(chunks.map(frame)), prefix: usize::try_from(words.min(2)).unwrap_or(0) }
 }

@@ -79,11 +79,7 @@ impl SimConfig {
 
 fn parse_probability(s: &str) -> Result<f64, String> {
     let p: f64 = s.parse().map_err(|e| format!("`{s}` is not a number: {e}"))?;
-    if (0.0..=1.0).contains(&p) {
-        Ok(p)
-    } else {
-        Err(format!("`{s}` is not a probability in [0,1]"))
-    }
+    if (0.0..=1.0).contains(&p) { Ok(p) } else { Err(format!("`{s}` is not a probability in [0,1]")) }
 }
 
 /// Periodic flex outage: flex is down for the first `down` of every `period`.
@@ -96,14 +92,9 @@ pub struct FlexOutage {
 impl FlexOutage {
     /// Parses `DOWN/PERIOD` with humantime durations, e.g. `10s/60s`.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let (down, period) = s
-            .split_once('/')
-            .ok_or_else(|| format!("`{s}` is not DOWN/PERIOD (e.g. `10s/60s`)"))?;
+        let (down, period) = s.split_once('/').ok_or_else(|| format!("`{s}` is not DOWN/PERIOD (e.g. `10s/60s`)"))?;
         let parse = |part: &str| humantime::parse_duration(part.trim()).map_err(|e| format!("`{part}` in `{s}`: {e}"));
-        let outage = Self {
-            down: parse(down)?,
-            period: parse(period)?,
-        };
+        let outage = Self { down: parse(down)?, period: parse(period)? };
         if outage.period.is_zero() || outage.down > outage.period {
             return Err(format!("`{s}`: need 0 < PERIOD and DOWN <= PERIOD"));
         }

@@ -19,12 +19,8 @@ pub const MAX_DIMENSIONS: usize = 3072;
 
 /// The input texts: a string, or an array (strings, or token arrays as their JSON text).
 fn inputs(json: &Value) -> Result<Vec<String>, ApiError> {
-    let invalid = || {
-        ApiError::invalid_param(
-            "input",
-            "Invalid 'input': expected a non-empty string or a non-empty array.",
-        )
-    };
+    let invalid =
+        || ApiError::invalid_param("input", "Invalid 'input': expected a non-empty string or a non-empty array.");
     let texts = match json.get("input") {
         None | Some(Value::Null) => return Err(ApiError::missing_param("input")),
         Some(Value::String(text)) => vec![text.clone()],
@@ -32,10 +28,9 @@ fn inputs(json: &Value) -> Result<Vec<String>, ApiError> {
         Some(Value::Array(items)) if items.iter().all(Value::is_number) => {
             vec![Value::Array(items.clone()).to_string()]
         }
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_owned))
-            .collect(),
+        Some(Value::Array(items)) => {
+            items.iter().map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_owned)).collect()
+        }
         Some(_) => return Err(invalid()),
     };
     if texts.is_empty() || texts.iter().any(String::is_empty) {

@@ -25,14 +25,7 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            kind,
-            param: None,
-            code: None,
-            headers: Vec::new(),
-        }
+        Self { status, message: message.into(), kind, param: None, code: None, headers: Vec::new() }
     }
 
     pub fn param(mut self, param: &'static str) -> Self {
@@ -111,11 +104,7 @@ impl ApiError {
     }
 
     pub fn too_large() -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            "The request body is too large.",
-        )
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "The request body is too large.")
     }
 
     /// Flex capacity exhausted. Deliberately without `retry-after`: the docs promise none.
@@ -148,18 +137,13 @@ impl ApiError {
         .header("retry-after", &seconds.to_string());
         let mut limits = HeaderMap::new();
         snap.write_request_headers(&mut limits);
-        err.headers
-            .extend(limits.into_iter().filter_map(|(name, value)| Some((name?, value))));
+        err.headers.extend(limits.into_iter().filter_map(|(name, value)| Some((name?, value))));
         err
     }
 
     /// The scripted `429-rate` answer: a short, fixed wait.
     pub fn scripted_rate_limit(model: &str) -> Self {
-        let snap = RateSnapshot {
-            limit: ratelimit::NOMINAL_RPM,
-            remaining: 0,
-            reset: Duration::from_millis(200),
-        };
+        let snap = RateSnapshot { limit: ratelimit::NOMINAL_RPM, remaining: 0, reset: Duration::from_millis(200) };
         Self::rate_limited(model, &snap)
     }
 

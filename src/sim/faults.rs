@@ -90,17 +90,11 @@ fn parse_step(raw: &str) -> Result<Step, ApiError> {
         other => match other.strip_prefix("slow:").map(humantime::parse_duration) {
             Some(Ok(d)) => Fault::Slow(d),
             _ => {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid `{FAULT_HEADER}` step `{text}`."
-                )));
+                return Err(ApiError::bad_request(format!("Invalid `{FAULT_HEADER}` step `{text}`.")));
             }
         },
     };
-    Ok(Step {
-        fault,
-        flex_only,
-        text: text.to_owned(),
-    })
+    Ok(Step { fault, flex_only, text: text.to_owned() })
 }
 
 fn parse_script(script: &str) -> Result<Vec<Step>, ApiError> {
@@ -141,14 +135,9 @@ pub(crate) async fn gate(
     let Some(script) = headers.get(FAULT_HEADER) else {
         return Ok(Shape::Normal);
     };
-    let script = script
-        .to_str()
-        .map_err(|_| ApiError::bad_request(format!("`{FAULT_HEADER}` must be ASCII.")))?;
+    let script = script.to_str().map_err(|_| ApiError::bad_request(format!("`{FAULT_HEADER}` must be ASCII.")))?;
     let steps = parse_script(script)?;
-    let attempt = sim
-        .inner
-        .faults
-        .next_attempt(ctx.received_id.as_deref().unwrap_or(""), script);
+    let attempt = sim.inner.faults.next_attempt(ctx.received_id.as_deref().unwrap_or(""), script);
     let Some(step) = steps.get(attempt).or_else(|| steps.last()) else {
         return Ok(Shape::Normal);
     };
@@ -161,9 +150,7 @@ pub(crate) async fn gate(
         Fault::Status(500) => Err(ApiError::server_error()),
         Fault::Status(502) => Err(ApiError::bad_gateway()),
         Fault::Status(503) => Err(ApiError::overloaded()),
-        Fault::Status(_) => Err(ApiError::bad_request(format!(
-            "Simulated bad request (`{FAULT_HEADER}: {script}`)."
-        ))),
+        Fault::Status(_) => Err(ApiError::bad_request(format!("Simulated bad request (`{FAULT_HEADER}: {script}`)."))),
         Fault::Capacity => Err(ApiError::flex_capacity()),
         Fault::Rate => Err(ApiError::scripted_rate_limit(model.unwrap_or("the model"))),
         Fault::SlowDown => Err(ApiError::slow_down()),

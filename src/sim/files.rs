@@ -25,12 +25,7 @@ pub(crate) struct FileStore {
 }
 
 fn not_found(id: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "invalid_request_error",
-        format!("No such File object: {id}"),
-    )
-    .param("id")
+    ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", format!("No such File object: {id}")).param("id")
 }
 
 impl FileStore {
@@ -58,11 +53,7 @@ impl FileStore {
             "status": "processed",
             "status_details": null
         });
-        self.files.lock().push(StoredFile {
-            id,
-            meta: meta.clone(),
-            bytes: file.data.clone(),
-        });
+        self.files.lock().push(StoredFile { id, meta: meta.clone(), bytes: file.data.clone() });
         Ok(meta)
     }
 
@@ -91,11 +82,6 @@ impl FileStore {
     }
 
     fn with<T>(&self, id: &str, read: impl FnOnce(&StoredFile) -> T) -> Result<T, ApiError> {
-        self.files
-            .lock()
-            .iter()
-            .find(|f| f.id == id)
-            .map(read)
-            .ok_or_else(|| not_found(id))
+        self.files.lock().iter().find(|f| f.id == id).map(read).ok_or_else(|| not_found(id))
     }
 }

@@ -117,10 +117,7 @@ mod tests {
     use super::*;
 
     fn entry(path: &str) -> ReceivedRequest {
-        ReceivedRequest {
-            path: path.to_owned(),
-            ..ReceivedRequest::default()
-        }
+        ReceivedRequest { path: path.to_owned(), ..ReceivedRequest::default() }
     }
 
     #[test]

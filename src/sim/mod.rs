@@ -100,10 +100,7 @@ impl Sim {
             .route("/v1/models", get(passthrough::list_models))
             .route("/v1/models/{id}", get(passthrough::retrieve_model))
             .route("/v1/files", post(passthrough::upload_file).get(passthrough::list_files))
-            .route(
-                "/v1/files/{id}",
-                get(passthrough::retrieve_file).delete(passthrough::delete_file),
-            )
+            .route("/v1/files/{id}", get(passthrough::retrieve_file).delete(passthrough::delete_file))
             .route("/v1/files/{id}/content", get(passthrough::file_content))
             .route("/v1/audio/speech", post(passthrough::speech))
             .method_not_allowed_fallback(record::unknown)

@@ -22,18 +22,12 @@ pub(crate) fn boundary(content_type: &str) -> Option<String> {
     }
     params.find_map(|param| {
         let (key, value) = param.split_once('=')?;
-        key.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| value.trim().trim_matches('"').to_owned())
+        key.trim().eq_ignore_ascii_case("boundary").then(|| value.trim().trim_matches('"').to_owned())
     })
 }
 
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    haystack
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|i| i + from)
+    haystack.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|i| i + from)
 }
 
 /// Splits `body` into its parts; `None` if it is not well-formed.
@@ -52,11 +46,7 @@ pub(crate) fn parse(body: &Bytes, boundary: &str) -> Option<Vec<Part>> {
         let data_start = headers_end + 4;
         let data_end = find(body, separator.as_bytes(), data_start)?;
         let (name, filename) = disposition(headers)?;
-        parts.push(Part {
-            name,
-            filename,
-            data: body.slice(data_start..data_end),
-        });
+        parts.push(Part { name, filename, data: body.slice(data_start..data_end) });
         at = data_end + separator.len();
     }
 }
@@ -64,8 +54,7 @@ pub(crate) fn parse(body: &Bytes, boundary: &str) -> Option<Vec<Part>> {
 /// `name` and `filename` of a part's `Content-Disposition: form-data` header.
 fn disposition(headers: &str) -> Option<(String, Option<String>)> {
     let line = headers.lines().find(|line| {
-        line.split_once(':')
-            .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("content-disposition"))
+        line.split_once(':').is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("content-disposition"))
     })?;
     let (_, value) = line.split_once(':')?;
     let mut name = None;

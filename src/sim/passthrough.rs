@@ -31,12 +31,7 @@ async fn simple(
             return Err(ApiError::insufficient_quota());
         }
         let payload = op()?;
-        Ok::<_, ApiError>(body::respond(
-            payload,
-            shape,
-            sim.inner.config.chunk_interval,
-            &sim.inner.open_streams,
-        ))
+        Ok::<_, ApiError>(body::respond(payload, shape, sim.inner.config.chunk_interval, &sim.inner.open_streams))
     }
     .await;
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
@@ -62,10 +57,7 @@ pub(crate) async fn retrieve_model(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    simple(&sim, &ctx, &headers, false, || {
-        catalog::retrieve_json(&id).map(|v| json_payload(&v))
-    })
-    .await
+    simple(&sim, &ctx, &headers, false, || catalog::retrieve_json(&id).map(|v| json_payload(&v))).await
 }
 
 pub(crate) async fn upload_file(
@@ -76,17 +68,11 @@ pub(crate) async fn upload_file(
 ) -> Response {
     let files = &sim.inner.files;
     let ids = &sim.inner.ids;
-    simple(&sim, &ctx, &headers, false, || {
-        files.upload(ids, &headers, &body).map(|v| json_payload(&v))
-    })
-    .await
+    simple(&sim, &ctx, &headers, false, || files.upload(ids, &headers, &body).map(|v| json_payload(&v))).await
 }
 
 pub(crate) async fn list_files(State(sim): State<Sim>, Extension(ctx): Extension<Ctx>, headers: HeaderMap) -> Response {
-    simple(&sim, &ctx, &headers, false, || {
-        Ok(json_payload(&sim.inner.files.list()))
-    })
-    .await
+    simple(&sim, &ctx, &headers, false, || Ok(json_payload(&sim.inner.files.list()))).await
 }
 
 pub(crate) async fn retrieve_file(
@@ -95,10 +81,7 @@ pub(crate) async fn retrieve_file(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    simple(&sim, &ctx, &headers, false, || {
-        sim.inner.files.retrieve(&id).map(|v| json_payload(&v))
-    })
-    .await
+    simple(&sim, &ctx, &headers, false, || sim.inner.files.retrieve(&id).map(|v| json_payload(&v))).await
 }
 
 pub(crate) async fn file_content(
@@ -109,10 +92,7 @@ pub(crate) async fn file_content(
 ) -> Response {
     simple(&sim, &ctx, &headers, false, || {
         let bytes = sim.inner.files.content(&id)?;
-        Ok(Payload::Binary {
-            content_type: "application/octet-stream",
-            bytes,
-        })
+        Ok(Payload::Binary { content_type: "application/octet-stream", bytes })
     })
     .await
 }
@@ -123,10 +103,7 @@ pub(crate) async fn delete_file(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    simple(&sim, &ctx, &headers, false, || {
-        sim.inner.files.delete(&id).map(|v| json_payload(&v))
-    })
-    .await
+    simple(&sim, &ctx, &headers, false, || sim.inner.files.delete(&id).map(|v| json_payload(&v))).await
 }
 
 pub(crate) async fn speech(
@@ -144,9 +121,7 @@ fn speech_audio(body: &Bytes) -> Result<Payload, ApiError> {
     let text = |field: &'static str| json.get(field).and_then(Value::as_str);
     let model = text("model").ok_or_else(ApiError::missing_model)?;
     catalog::require(model, &[catalog::Kind::Speech])?;
-    let input = text("input")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::missing_param("input"))?;
+    let input = text("input").filter(|s| !s.is_empty()).ok_or_else(|| ApiError::missing_param("input"))?;
     text("voice").ok_or_else(|| ApiError::missing_param("voice"))?;
     let content_type = match text("response_format").unwrap_or("mp3") {
         "mp3" => "audio/mpeg",
@@ -156,10 +131,7 @@ fn speech_audio(body: &Bytes) -> Result<Payload, ApiError> {
         "wav" => "audio/wav",
         "pcm" => "audio/pcm",
         other => {
-            return Err(ApiError::invalid_param(
-                "response_format",
-                format!("Invalid 'response_format': '{other}'."),
-            ));
+            return Err(ApiError::invalid_param("response_format", format!("Invalid 'response_format': '{other}'.")));
         }
     };
     let mut bytes = b"ID3\x04\x00\x00\x00\x00\x00\x00".to_vec();
@@ -168,8 +140,5 @@ fn speech_audio(body: &Bytes) -> Result<Payload, ApiError> {
         state = splitmix64(state);
         bytes.extend_from_slice(&state.to_le_bytes());
     }
-    Ok(Payload::Binary {
-        content_type,
-        bytes: Bytes::from(bytes),
-    })
+    Ok(Payload::Binary { content_type, bytes: Bytes::from(bytes) })
 }

@@ -96,19 +96,15 @@ fn output_limit(json: &Value, fields: &[&'static str]) -> Result<Option<u64>, Ap
         match json.get(field) {
             None | Some(Value::Null) => {}
             Some(value) => {
-                return value
-                    .as_u64()
-                    .filter(|n| (1..=MAX_OUTPUT_TOKENS).contains(n))
-                    .map(Some)
-                    .ok_or_else(|| {
-                        ApiError::invalid_param(
-                            field,
-                            format!(
-                                "Invalid '{field}': expected an integer between 1 and \
+                return value.as_u64().filter(|n| (1..=MAX_OUTPUT_TOKENS).contains(n)).map(Some).ok_or_else(|| {
+                    ApiError::invalid_param(
+                        field,
+                        format!(
+                            "Invalid '{field}': expected an integer between 1 and \
                                  {MAX_OUTPUT_TOKENS}, but got {value}."
-                            ),
-                        )
-                    });
+                        ),
+                    )
+                });
             }
         }
     }
@@ -154,15 +150,7 @@ struct Run<'a> {
 }
 
 async fn generate(sim: &Sim, ctx: &Ctx, headers: &HeaderMap, body: &Bytes, endpoint: Endpoint) -> Response {
-    let mut run = Run {
-        sim,
-        ctx,
-        headers,
-        endpoint,
-        out: Outcome::default(),
-        rate: None,
-        tokens: 0,
-    };
+    let mut run = Run { sim, ctx, headers, endpoint, out: Outcome::default(), rate: None, tokens: 0 };
     let mut response = match run.attempt(body).await {
         Ok(response) => response,
         Err(error) => {
@@ -184,11 +172,8 @@ impl Run<'_> {
             return Err(ApiError::invalid_json());
         }
         self.observe(&json);
-        let model = json
-            .get("model")
-            .and_then(Value::as_str)
-            .filter(|m| !m.is_empty())
-            .ok_or_else(ApiError::missing_model)?;
+        let model =
+            json.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()).ok_or_else(ApiError::missing_model)?;
         let info = catalog::require(model, self.endpoint.kinds())?;
         let usage = self.endpoint.usage(model, &json)?;
         self.tokens = usage.total_tokens;
@@ -230,12 +215,7 @@ impl Run<'_> {
         };
         let payload = self.endpoint.render(sim, &generation);
         self.out.served_tier = tier.map(str::to_owned);
-        Ok(body::respond(
-            payload,
-            shape,
-            sim.inner.config.chunk_interval,
-            &sim.inner.open_streams,
-        ))
+        Ok(body::respond(payload, shape, sim.inner.config.chunk_interval, &sim.inner.open_streams))
     }
 
     /// Records what the request asked for, before anything can fail.

@@ -31,11 +31,7 @@ pub(crate) struct RateSnapshot {
 impl RateSnapshot {
     /// What an unlimited org reports: one request used, replenished in 60 s / limit.
     fn nominal() -> Self {
-        Self {
-            limit: NOMINAL_RPM,
-            remaining: NOMINAL_RPM - 1,
-            reset: WINDOW / NOMINAL_RPM,
-        }
+        Self { limit: NOMINAL_RPM, remaining: NOMINAL_RPM - 1, reset: WINDOW / NOMINAL_RPM }
     }
 
     pub fn write_request_headers(&self, headers: &mut HeaderMap) {
@@ -51,11 +47,7 @@ pub(crate) fn write_token_headers(headers: &mut HeaderMap, tokens: u64) {
     let reset_nanos = u128::from(tokens) * WINDOW.as_nanos() / u128::from(NOMINAL_TPM);
     let reset = Duration::from_nanos(u64::try_from(reset_nanos).unwrap_or(u64::MAX));
     put(headers, "x-ratelimit-limit-tokens", &NOMINAL_TPM.to_string());
-    put(
-        headers,
-        "x-ratelimit-remaining-tokens",
-        &(NOMINAL_TPM - tokens).to_string(),
-    );
+    put(headers, "x-ratelimit-remaining-tokens", &(NOMINAL_TPM - tokens).to_string());
     put(headers, "x-ratelimit-reset-tokens", &go_duration(reset));
 }
 
@@ -81,11 +73,7 @@ pub fn go_duration(d: Duration) -> String {
     let whole = rest / 1000;
     let frac = format!("{:03}", rest % 1000);
     let frac = frac.trim_end_matches('0');
-    let secs = if frac.is_empty() {
-        format!("{whole}s")
-    } else {
-        format!("{whole}.{frac}s")
-    };
+    let secs = if frac.is_empty() { format!("{whole}s") } else { format!("{whole}.{frac}s") };
     match (hours, minutes) {
         (0, 0) => secs,
         (0, m) => format!("{m}m{secs}"),
@@ -107,10 +95,7 @@ struct Window {
 
 impl RateLimiter {
     pub fn new(rpm: Option<u32>) -> Self {
-        Self {
-            rpm,
-            window: Mutex::new(Window::default()),
-        }
+        Self { rpm, window: Mutex::new(Window::default()) }
     }
 
     /// Counts one request; `Err` carries the snapshot that refused it.
@@ -135,36 +120,21 @@ impl RateLimiter {
         let start = match window.start {
             Some(start) if now.duration_since(start) < WINDOW => start,
             _ if !count => {
-                return Ok(RateSnapshot {
-                    limit,
-                    remaining: limit,
-                    reset: Duration::ZERO,
-                });
+                return Ok(RateSnapshot { limit, remaining: limit, reset: Duration::ZERO });
             }
             _ => {
-                *window = Window {
-                    start: Some(now),
-                    used: 0,
-                };
+                *window = Window { start: Some(now), used: 0 };
                 now
             }
         };
         let reset = WINDOW.saturating_sub(now.duration_since(start));
         if count && window.used >= limit {
-            return Err(RateSnapshot {
-                limit,
-                remaining: 0,
-                reset,
-            });
+            return Err(RateSnapshot { limit, remaining: 0, reset });
         }
         if count {
             window.used += 1;
         }
-        Ok(RateSnapshot {
-            limit,
-            remaining: limit.saturating_sub(window.used),
-            reset,
-        })
+        Ok(RateSnapshot { limit, remaining: limit.saturating_sub(window.used), reset })
     }
 }
 

@@ -35,11 +35,7 @@ pub(crate) struct Ctx {
 pub(crate) async fn record(State(sim): State<Sim>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let (mut parts, body) = request.into_parts();
-    let received_id = parts
-        .headers
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let received_id = parts.headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let request_id = received_id.clone().unwrap_or_else(|| sim.inner.ids.request_id());
     let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
         return stamp(ApiError::too_large().into_response(), &request_id, started);
@@ -89,18 +85,9 @@ fn stamp(mut response: Response, request_id: &str, started: Instant) -> Response
         headers.insert(REQUEST_ID, id);
     }
     let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    headers.insert(
-        HeaderName::from_static("openai-processing-ms"),
-        HeaderValue::from(millis),
-    );
-    headers.insert(
-        HeaderName::from_static("openai-version"),
-        HeaderValue::from_static("2020-10-01"),
-    );
-    headers.insert(
-        HeaderName::from_static("openai-organization"),
-        HeaderValue::from_static("org-sim"),
-    );
+    headers.insert(HeaderName::from_static("openai-processing-ms"), HeaderValue::from(millis));
+    headers.insert(HeaderName::from_static("openai-version"), HeaderValue::from_static("2020-10-01"));
+    headers.insert(HeaderName::from_static("openai-organization"), HeaderValue::from_static("org-sim"));
     response
 }
 

@@ -59,14 +59,7 @@ pub(crate) fn render(sim: &Sim, generation: &Gen) -> Payload {
     }
     let pending = response_object(&id, created, generation, "in_progress", &json!([]), &Value::Null);
     stream(
-        EventWriter {
-            pending,
-            completed,
-            done_item,
-            item_id,
-            full_text,
-            seed: generation.seed,
-        },
+        EventWriter { pending, completed, done_item, item_id, full_text, seed: generation.seed },
         generation.usage.visible_tokens(),
     )
 }
@@ -83,12 +76,7 @@ fn message_item(id: &str, status: &str, text: &str) -> Value {
 
 fn response_object(id: &str, created: u64, generation: &Gen, status: &str, output: &Value, usage: &Value) -> Value {
     let echo = |field: &str| generation.json.get(field).cloned().unwrap_or(Value::Null);
-    let metadata = generation
-        .json
-        .get("metadata")
-        .filter(|m| m.is_object())
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let metadata = generation.json.get("metadata").filter(|m| m.is_object()).cloned().unwrap_or_else(|| json!({}));
     json!({
         "id": id,
         "object": "response",
@@ -176,10 +164,7 @@ impl EventWriter {
                 json!({"item_id": item_id, "output_index": 0, "content_index": 0,
                        "part": part(&self.full_text)}),
             ),
-            Event::ItemDone => (
-                "response.output_item.done",
-                json!({"output_index": 0, "item": &self.done_item}),
-            ),
+            Event::ItemDone => ("response.output_item.done", json!({"output_index": 0, "item": &self.done_item})),
             Event::Completed => ("response.completed", json!({"response": &self.completed})),
         };
         let mut body = body;
@@ -204,8 +189,5 @@ fn stream(writer: EventWriter, words: u64) -> Payload {
         .chain(tail)
         .enumerate()
         .map(move |(seq, event)| writer.frame(seq, event));
-    Payload::Sse {
-        frames: Box::new(events),
-        prefix: head.len() + usize::try_from(words.min(2)).unwrap_or(0),
-    }
+    Payload::Sse { frames: Box::new(events), prefix: head.len() + usize::try_from(words.min(2)).unwrap_or(0) }
 }

@@ -53,9 +53,7 @@ pub(crate) fn splitmix64(x: u64) -> u64 {
 
 /// FNV-1a, to derive seeds from input text.
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 /// Output word `i` of a text seeded with `seed`.
@@ -67,11 +65,7 @@ pub(crate) fn word(seed: u64, i: u64) -> &'static str {
 /// The stream delta for word `i`: words after the first carry their leading space, so
 /// the deltas concatenate to exactly [`sentence`].
 pub(crate) fn delta(seed: u64, i: u64) -> String {
-    if i == 0 {
-        word(seed, 0).to_owned()
-    } else {
-        format!(" {}", word(seed, i))
-    }
+    if i == 0 { word(seed, 0).to_owned() } else { format!(" {}", word(seed, i)) }
 }
 
 /// The whole generated text of `n` words.
@@ -99,10 +93,7 @@ pub(crate) struct Ids {
 
 impl Ids {
     pub fn new(seed: u64) -> Self {
-        Self {
-            seed: splitmix64(seed),
-            next: AtomicU64::new(0),
-        }
+        Self { seed: splitmix64(seed), next: AtomicU64::new(0) }
     }
 
     fn raw(&self) -> u64 {

@@ -85,31 +85,19 @@ pub fn item_tokens(chars: usize) -> u64 {
 
 /// Prompt tokens of a request whose input items have the given character counts.
 pub fn prompt_tokens(item_chars: impl IntoIterator<Item = usize>) -> u64 {
-    item_chars
-        .into_iter()
-        .map(item_tokens)
-        .fold(0, u64::saturating_add)
-        .max(1)
+    item_chars.into_iter().map(item_tokens).fold(0, u64::saturating_add).max(1)
 }
 
 /// Cached part of a prompt of `prompt_tokens` tokens.
 pub fn cached_tokens(prompt_tokens: u64) -> u64 {
-    if prompt_tokens >= CACHE_MIN_PROMPT_TOKENS {
-        prompt_tokens / 2 / 128 * 128
-    } else {
-        0
-    }
+    if prompt_tokens >= CACHE_MIN_PROMPT_TOKENS { prompt_tokens / 2 / 128 * 128 } else { 0 }
 }
 
 /// Usage of a generation request for `model` with `prompt_tokens` of input and the
 /// request's output limit (`None` = not set).
 pub fn usage_for(model: &str, prompt_tokens: u64, max_output: Option<u64>) -> SimUsage {
     let output = max_output.unwrap_or(DEFAULT_OUTPUT_TOKENS).max(1);
-    let reasoning = if catalog::is_reasoning_model(model) {
-        output / 2
-    } else {
-        0
-    };
+    let reasoning = if catalog::is_reasoning_model(model) { output / 2 } else { 0 };
     SimUsage {
         prompt_tokens,
         cached_tokens: cached_tokens(prompt_tokens),
@@ -121,11 +109,7 @@ pub fn usage_for(model: &str, prompt_tokens: u64, max_output: Option<u64>) -> Si
 
 /// Usage of an embeddings request.
 pub fn embeddings_usage(prompt_tokens: u64) -> SimUsage {
-    SimUsage {
-        prompt_tokens,
-        total_tokens: prompt_tokens,
-        ..SimUsage::default()
-    }
+    SimUsage { prompt_tokens, total_tokens: prompt_tokens, ..SimUsage::default() }
 }
 
 #[cfg(test)]

@@ -156,10 +156,7 @@ impl State {
     /// End the stream with an error event the SDKs raise, then settle as an upstream error.
     fn fail(&mut self, why: &str) {
         self.flush_held();
-        let mid_event = self
-            .observer
-            .as_ref()
-            .is_some_and(|o| o.parser.pending_start() != o.parser.offset());
+        let mid_event = self.observer.as_ref().is_some_and(|o| o.parser.pending_start() != o.parser.offset());
         let mut text = String::from(if mid_event { "\n\n" } else { "" });
         text.push_str(&error_event(self.endpoint, why));
         self.out.push_back(Bytes::from(text));

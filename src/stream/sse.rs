@@ -267,12 +267,7 @@ impl SseParser {
         } else if self.has_data {
             // One exact-size allocation per event; `self.data` keeps its capacity.
             let data = String::from_utf8_lossy(&self.data).into_owned();
-            out.push(SseEvent {
-                event: self.event.take(),
-                data,
-                start,
-                end,
-            });
+            out.push(SseEvent { event: self.event.take(), data, start, end });
         }
         self.reset_block();
     }

@@ -72,10 +72,7 @@ async fn forwards_unchanged_without_stripping() {
     let (out, state) = collect(vec![Bytes::from_static(CHAT.as_bytes())], false).await;
     assert_eq!(out, CHAT);
     let text = state.metrics.render();
-    assert!(
-        text.contains("flexgate_tokens_total{kind=\"input\",model=\"gpt-5\",tier=\"flex\"} 10"),
-        "{text}"
-    );
+    assert!(text.contains("flexgate_tokens_total{kind=\"input\",model=\"gpt-5\",tier=\"flex\"} 10"), "{text}");
 }
 
 #[tokio::test]
@@ -87,10 +84,7 @@ async fn strips_the_usage_chunk_at_every_split() {
     for cut in 1..CHAT.len() {
         let (out, state) = collect(split_at(CHAT, &[cut]), true).await;
         assert_eq!(out, expected, "split at {cut}");
-        assert!(
-            state.metrics.render().contains("flexgate_cost_usd_total"),
-            "usage still counted at split {cut}"
-        );
+        assert!(state.metrics.render().contains("flexgate_cost_usd_total"), "usage still counted at split {cut}");
     }
     let singles: Vec<usize> = (1..CHAT.len()).collect();
     let (out, _) = collect(split_at(CHAT, &singles), true).await;
@@ -106,10 +100,7 @@ async fn a_cut_stream_ends_with_an_error_event() {
     assert!(last.starts_with("data: {\"error\":"), "{last}");
     let text = state.metrics.render();
     assert!(text.contains("outcome=\"upstream_error\""), "{text}");
-    assert!(
-        text.contains("flexgate_usage_missing_total{endpoint=\"chat_completions\"} 1"),
-        "{text}"
-    );
+    assert!(text.contains("flexgate_usage_missing_total{endpoint=\"chat_completions\"} 1"), "{text}");
 }
 
 #[tokio::test]
@@ -152,8 +143,5 @@ async fn a_dropped_body_settles_as_cancelled() {
     drop(b);
     let text = state.metrics.render();
     assert!(text.contains("outcome=\"cancelled\""), "{text}");
-    assert!(
-        text.contains("flexgate_inflight_requests{class=\"interactive\"} 0"),
-        "{text}"
-    );
+    assert!(text.contains("flexgate_inflight_requests{class=\"interactive\"} 0"), "{text}");
 }

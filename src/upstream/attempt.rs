@@ -112,11 +112,7 @@ impl<'a> HttpAttempt<'a> {
                 return body.clone();
             }
         }
-        let text = if tier == self.first_tier {
-            self.first_override
-        } else {
-            tier.map(tier_param)
-        };
+        let text = if tier == self.first_tier { self.first_override } else { tier.map(tier_param) };
         let body = info.rewrite(&self.body, text, self.force_usage);
         self.cache = Some((tier, body.clone()));
         body
@@ -124,28 +120,17 @@ impl<'a> HttpAttempt<'a> {
 
     async fn send(&mut self, tier: Option<Tier>) -> (Verdict, Answer) {
         let body = self.body_for(tier);
-        let mut request = self
-            .upstream
-            .client()
-            .request(self.method.clone(), &self.url)
-            .headers(self.headers.clone())
-            .body(body);
+        let mut request =
+            self.upstream.client().request(self.method.clone(), &self.url).headers(self.headers.clone()).body(body);
         if let Some(auth) = self.upstream.managed_auth() {
             request = request.header(http::header::AUTHORIZATION, auth.clone());
         }
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
-                let what = if e.is_connect() {
-                    "connection failed"
-                } else {
-                    "the connection broke before an answer"
-                };
+                let what = if e.is_connect() { "connection failed" } else { "the connection broke before an answer" };
                 return (
-                    Verdict::Retry {
-                        reason: Reason::ConnectError,
-                        hint: None,
-                    },
+                    Verdict::Retry { reason: Reason::ConnectError, hint: None },
                     Answer::Failed(format!("{what} ({})", e.without_url())),
                 );
             }
@@ -155,57 +140,30 @@ impl<'a> HttpAttempt<'a> {
         if !status.is_success() {
             let body = read_capped(response, ERROR_BODY_CAP).await.unwrap_or_default();
             let verdict = classify(status, &headers, &body, tier);
-            return (
-                verdict,
-                Answer::Response(UpstreamResponse {
-                    status,
-                    headers,
-                    body: AnswerBody::Full(body),
-                }),
-            );
+            return (verdict, Answer::Response(UpstreamResponse { status, headers, body: AnswerBody::Full(body) }));
         }
-        let content_type = headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+        let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
         if content_type.starts_with("text/event-stream") {
             return self.peek_stream(response, status, headers).await;
         }
         let small = response.content_length().is_none_or(|n| n <= BUFFER_CAP as u64);
         if self.buffer && small && content_type.starts_with("application/json") {
-            let server_error = Verdict::Retry {
-                reason: Reason::ServerError,
-                hint: None,
-            };
+            let server_error = Verdict::Retry { reason: Reason::ServerError, hint: None };
             let Some(body) = read_capped(response, BUFFER_CAP).await else {
-                return (
-                    server_error,
-                    Answer::Failed("the upstream closed the connection mid-response".into()),
-                );
+                return (server_error, Answer::Failed("the upstream closed the connection mid-response".into()));
             };
             if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
-                return (
-                    server_error,
-                    Answer::Failed("the upstream answered with malformed JSON".into()),
-                );
+                return (server_error, Answer::Failed("the upstream answered with malformed JSON".into()));
             }
             return (
                 Verdict::Success,
-                Answer::Response(UpstreamResponse {
-                    status,
-                    headers,
-                    body: AnswerBody::Full(body),
-                }),
+                Answer::Response(UpstreamResponse { status, headers, body: AnswerBody::Full(body) }),
             );
         }
         let rest: ByteStream = Box::pin(response.bytes_stream());
         (
             Verdict::Success,
-            Answer::Response(UpstreamResponse {
-                status,
-                headers,
-                body: AnswerBody::Stream { first: None, rest },
-            }),
+            Answer::Response(UpstreamResponse { status, headers, body: AnswerBody::Stream { first: None, rest } }),
         )
     }
 
@@ -217,38 +175,22 @@ impl<'a> HttpAttempt<'a> {
         status: StatusCode,
         headers: HeaderMap,
     ) -> (Verdict, Answer) {
-        let retry = Verdict::Retry {
-            reason: Reason::ServerError,
-            hint: None,
-        };
+        let retry = Verdict::Retry { reason: Reason::ServerError, hint: None };
         let mut rest: ByteStream = Box::pin(response.bytes_stream());
         let Some(Ok(first)) = rest.next().await else {
-            return (
-                retry,
-                Answer::Failed("the upstream stream ended before its first event".into()),
-            );
+            return (retry, Answer::Failed("the upstream stream ended before its first event".into()));
         };
         let mut parser = SseParser::default();
         let mut usage = StreamUsage::new(self.endpoint);
-        if parser
-            .feed(&first)
-            .iter()
-            .any(|ev| usage.observe(ev) == EventVerdict::Error)
-        {
-            return (
-                retry,
-                Answer::Failed("the upstream stream opened with an error event".into()),
-            );
+        if parser.feed(&first).iter().any(|ev| usage.observe(ev) == EventVerdict::Error) {
+            return (retry, Answer::Failed("the upstream stream opened with an error event".into()));
         }
         (
             Verdict::Success,
             Answer::Response(UpstreamResponse {
                 status,
                 headers,
-                body: AnswerBody::Stream {
-                    first: Some(first),
-                    rest,
-                },
+                body: AnswerBody::Stream { first: Some(first), rest },
             }),
         )
     }
@@ -285,10 +227,7 @@ impl Attempter for HttpAttempt<'_> {
         match tokio::time::timeout_at(cutoff, self.send(tier)).await {
             Ok(answer) => answer,
             Err(_) => (
-                Verdict::Retry {
-                    reason: Reason::Timeout,
-                    hint: None,
-                },
+                Verdict::Retry { reason: Reason::Timeout, hint: None },
                 Answer::Failed("no answer before the attempt's deadline".into()),
             ),
         }

@@ -39,17 +39,13 @@ pub fn parse_go_duration(value: &str) -> Option<Duration> {
     }
     let mut total = 0.0_f64;
     while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if number_len == 0 {
             return None;
         }
         let number: f64 = rest[..number_len].parse().ok()?;
         rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "h" => 3600.0,
             "m" => 60.0,
@@ -143,10 +139,7 @@ mod tests {
         assert_eq!(delay(0, base, max, None, 0.999_999).as_millis(), 499);
         assert_eq!(delay(3, base, max, None, 0.5), Duration::from_secs(2));
         assert_eq!(delay(40, base, max, None, 1.0), max);
-        assert_eq!(
-            delay(2, base, max, Some(Duration::from_secs(7)), 0.1),
-            Duration::from_secs(7)
-        );
+        assert_eq!(delay(2, base, max, Some(Duration::from_secs(7)), 0.1), Duration::from_secs(7));
     }
 
     proptest! {

@@ -76,12 +76,7 @@ impl Verdict {
     }
 
     pub fn is_billing(self) -> bool {
-        matches!(
-            self,
-            Self::Final {
-                result: AttemptResult::Billing
-            }
-        )
+        matches!(self, Self::Final { result: AttemptResult::Billing })
     }
 }
 
@@ -102,10 +97,9 @@ struct ErrorBody<'a> {
 /// `error.type` and `error.code` of an OpenAI error body, when it has them.
 pub fn error_fields(body: &[u8]) -> (Option<String>, Option<String>) {
     match serde_json::from_slice::<Envelope<'_>>(body) {
-        Ok(Envelope { error: Some(e) }) => (
-            e.kind.map(std::borrow::Cow::into_owned),
-            e.code.map(std::borrow::Cow::into_owned),
-        ),
+        Ok(Envelope { error: Some(e) }) => {
+            (e.kind.map(std::borrow::Cow::into_owned), e.code.map(std::borrow::Cow::into_owned))
+        }
         _ => (None, None),
     }
 }
@@ -135,31 +129,16 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8], tier: Opti
             let (kind, code) = error_fields(body);
             let (kind, code) = (kind.as_deref(), code.as_deref());
             if is_billing(kind, code) {
-                Verdict::Final {
-                    result: AttemptResult::Billing,
-                }
+                Verdict::Final { result: AttemptResult::Billing }
             } else if tier == Some(Tier::Flex) && !is_rate_limit(kind, code) {
-                Verdict::Retry {
-                    reason: Reason::FlexCapacity,
-                    hint,
-                }
+                Verdict::Retry { reason: Reason::FlexCapacity, hint }
             } else {
-                Verdict::Retry {
-                    reason: Reason::RateLimit,
-                    hint,
-                }
+                Verdict::Retry { reason: Reason::RateLimit, hint }
             }
         }
-        408 | 500 | 502 | 503 | 504 => Verdict::Retry {
-            reason: Reason::ServerError,
-            hint,
-        },
-        400..=499 => Verdict::Final {
-            result: AttemptResult::ClientError,
-        },
-        _ => Verdict::Final {
-            result: AttemptResult::ServerError,
-        },
+        408 | 500 | 502 | 503 | 504 => Verdict::Retry { reason: Reason::ServerError, hint },
+        400..=499 => Verdict::Final { result: AttemptResult::ClientError },
+        _ => Verdict::Final { result: AttemptResult::ServerError },
     }
 }
 
@@ -179,28 +158,14 @@ mod tests {
     fn the_429_table() {
         let flex = Some(Tier::Flex);
         let std = Some(Tier::Standard);
-        let cap = Verdict::Retry {
-            reason: Reason::FlexCapacity,
-            hint: None,
-        };
-        let rl = Verdict::Retry {
-            reason: Reason::RateLimit,
-            hint: None,
-        };
-        let billing = Verdict::Final {
-            result: AttemptResult::Billing,
-        };
-        assert_eq!(
-            c(429, &body("service_unavailable_error", "resource_unavailable"), flex),
-            cap
-        );
+        let cap = Verdict::Retry { reason: Reason::FlexCapacity, hint: None };
+        let rl = Verdict::Retry { reason: Reason::RateLimit, hint: None };
+        let billing = Verdict::Final { result: AttemptResult::Billing };
+        assert_eq!(c(429, &body("service_unavailable_error", "resource_unavailable"), flex), cap);
         assert_eq!(c(429, b"not json", flex), cap);
         assert_eq!(c(429, &body("requests", "rate_limit_exceeded"), flex), rl);
         assert_eq!(c(429, &body("rate_limit_error", "slow_down"), std), rl);
-        assert_eq!(
-            c(429, &body("service_unavailable_error", "resource_unavailable"), std),
-            rl
-        );
+        assert_eq!(c(429, &body("service_unavailable_error", "resource_unavailable"), std), rl);
         for code in [
             "insufficient_quota",
             "credit_balance_exhausted",
@@ -217,32 +182,12 @@ mod tests {
     #[test]
     fn other_statuses() {
         for s in [408, 500, 502, 503, 504] {
-            assert!(
-                matches!(
-                    c(s, b"", None),
-                    Verdict::Retry {
-                        reason: Reason::ServerError,
-                        ..
-                    }
-                ),
-                "{s}"
-            );
+            assert!(matches!(c(s, b"", None), Verdict::Retry { reason: Reason::ServerError, .. }), "{s}");
         }
         for s in [400, 401, 403, 404, 409, 422] {
-            assert_eq!(
-                c(s, b"", None),
-                Verdict::Final {
-                    result: AttemptResult::ClientError
-                },
-                "{s}"
-            );
+            assert_eq!(c(s, b"", None), Verdict::Final { result: AttemptResult::ClientError }, "{s}");
         }
-        assert_eq!(
-            c(501, b"", None),
-            Verdict::Final {
-                result: AttemptResult::ServerError
-            }
-        );
+        assert_eq!(c(501, b"", None), Verdict::Final { result: AttemptResult::ServerError });
         assert_eq!(c(200, b"", None), Verdict::Success);
     }
 
@@ -250,18 +195,7 @@ mod tests {
     fn hints_come_from_headers() {
         let mut h = HeaderMap::new();
         h.insert("retry-after-ms", "250".parse().unwrap());
-        let v = classify(
-            StatusCode::TOO_MANY_REQUESTS,
-            &h,
-            &body("requests", "rate_limit_exceeded"),
-            None,
-        );
-        assert_eq!(
-            v,
-            Verdict::Retry {
-                reason: Reason::RateLimit,
-                hint: Some(Duration::from_millis(250))
-            }
-        );
+        let v = classify(StatusCode::TOO_MANY_REQUESTS, &h, &body("requests", "rate_limit_exceeded"), None);
+        assert_eq!(v, Verdict::Retry { reason: Reason::RateLimit, hint: Some(Duration::from_millis(250)) });
     }
 }

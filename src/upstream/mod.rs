@@ -41,11 +41,7 @@ impl Upstream {
             }
             _ => None,
         };
-        Ok(Self {
-            client,
-            base: config.base_url.as_str().trim_end_matches('/').to_owned(),
-            managed_auth,
-        })
+        Ok(Self { client, base: config.base_url.as_str().trim_end_matches('/').to_owned(), managed_auth })
     }
 
     pub fn client(&self) -> &reqwest::Client {

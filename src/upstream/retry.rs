@@ -96,19 +96,9 @@ pub async fn run<A: Attempter>(
         let (verdict, output) = attempter.attempt(tier, cutoff).await;
         let now = Instant::now();
         upstream_time += now - began;
-        metrics
-            .upstream_attempts
-            .with_label_values(&[tier_label(tier), verdict.result().as_str()])
-            .inc();
-        let finish = |gave_up, upstream_time| Finished {
-            output,
-            verdict,
-            attempts,
-            escalated,
-            tier,
-            gave_up,
-            upstream_time,
-        };
+        metrics.upstream_attempts.with_label_values(&[tier_label(tier), verdict.result().as_str()]).inc();
+        let finish =
+            |gave_up, upstream_time| Finished { output, verdict, attempts, escalated, tier, gave_up, upstream_time };
         let Verdict::Retry { reason, hint } = verdict else {
             return finish(None, upstream_time);
         };
@@ -118,11 +108,7 @@ pub async fn run<A: Attempter>(
             let flex_fits = now + wait < escalate_at && attempts + 1 < plan.max_attempts;
             if !flex_fits {
                 // Move to standard now; a rate-limit hint still applies, limits are shared.
-                let pause = if reason == Reason::RateLimit {
-                    hint.unwrap_or_default()
-                } else {
-                    Duration::ZERO
-                };
+                let pause = if reason == Reason::RateLimit { hint.unwrap_or_default() } else { Duration::ZERO };
                 if now + pause >= deadline {
                     return finish(Some(GiveUp::Deadline), upstream_time);
                 }
@@ -130,11 +116,7 @@ pub async fn run<A: Attempter>(
                     .escalations
                     .with_label_values(&[labels.class, labels.model, escalation_reason(reason, now, escalate_at)])
                     .inc();
-                tracing::debug!(
-                    attempt = attempts,
-                    reason = reason.as_str(),
-                    "escalating flex to standard"
-                );
+                tracing::debug!(attempt = attempts, reason = reason.as_str(), "escalating flex to standard");
                 escalated = true;
                 tier = Some(Tier::Standard);
                 sleep(pause, &mut upstream_time).await;
@@ -150,10 +132,7 @@ pub async fn run<A: Attempter>(
             };
             return finish(Some(why), upstream_time);
         }
-        metrics
-            .retries
-            .with_label_values(&[tier_label(tier), reason.as_str()])
-            .inc();
+        metrics.retries.with_label_values(&[tier_label(tier), reason.as_str()]).inc();
         tracing::debug!(
             attempt = attempts,
             tier = tier_label(tier),
@@ -167,11 +146,7 @@ pub async fn run<A: Attempter>(
 
 /// An escalation forced by the clock is labelled `deadline`, otherwise by the failure.
 fn escalation_reason(reason: Reason, now: Instant, escalate_at: Instant) -> &'static str {
-    if now >= escalate_at {
-        "deadline"
-    } else {
-        reason.as_str()
-    }
+    if now >= escalate_at { "deadline" } else { reason.as_str() }
 }
 
 async fn sleep(wait: Duration, upstream_time: &mut Duration) {

@@ -30,8 +30,7 @@ impl RawObject<'_> {
     pub(super) fn has_no_choices(&self) -> bool {
         self.choices.is_none_or(|raw| {
             let text = raw.get();
-            text.strip_prefix('[')
-                .is_some_and(|inner| inner.trim_start().starts_with(']'))
+            text.strip_prefix('[').is_some_and(|inner| inner.trim_start().starts_with(']'))
         })
     }
 }
@@ -94,12 +93,8 @@ impl RawUsage {
         if input.is_none() && output.is_none() {
             return None;
         }
-        let cached = detail(&self.prompt_tokens_details, &self.input_tokens_details, |d| {
-            d.cached_tokens
-        });
-        let reasoning = detail(&self.completion_tokens_details, &self.output_tokens_details, |d| {
-            d.reasoning_tokens
-        });
+        let cached = detail(&self.prompt_tokens_details, &self.input_tokens_details, |d| d.cached_tokens);
+        let reasoning = detail(&self.completion_tokens_details, &self.output_tokens_details, |d| d.reasoning_tokens);
         let embeddings = endpoint == Endpoint::Embeddings; // no generated tokens
         Some(Usage {
             input: input.unwrap_or(0),

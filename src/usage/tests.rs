@@ -10,12 +10,7 @@ mod prop;
 mod streams;
 
 const fn usage(input: u64, cached_input: u64, output: u64, reasoning: u64) -> Usage {
-    Usage {
-        input,
-        cached_input,
-        output,
-        reasoning,
-    }
+    Usage { input, cached_input, output, reasoning }
 }
 
 const CHAT_BODY: &str = r#"{"id":"chatcmpl-CU2","object":"chat.completion","created":1762000000,
@@ -35,29 +30,11 @@ const RESPONSES_BODY: &str = r#"{"id":"resp_1","object":"response","created_at":
  "output_tokens":2100,"output_tokens_details":{"reasoning_tokens":2048},"total_tokens":2400}}"#;
 
 /// `(endpoint, body, usage, service_tier, model)`.
-type BodyCase = (
-    Endpoint,
-    &'static str,
-    Option<Usage>,
-    Option<&'static str>,
-    Option<&'static str>,
-);
+type BodyCase = (Endpoint, &'static str, Option<Usage>, Option<&'static str>, Option<&'static str>);
 
 const BODY_CASES: &[BodyCase] = &[
-    (
-        Chat,
-        CHAT_BODY,
-        Some(usage(5000, 4096, 1800, 1536)),
-        Some("flex"),
-        Some("gpt-5-2025-08-07"),
-    ),
-    (
-        Responses,
-        RESPONSES_BODY,
-        Some(usage(300, 0, 2100, 2048)),
-        Some("default"),
-        Some("o3-2025-04-16"),
-    ),
+    (Chat, CHAT_BODY, Some(usage(5000, 4096, 1800, 1536)), Some("flex"), Some("gpt-5-2025-08-07")),
+    (Responses, RESPONSES_BODY, Some(usage(300, 0, 2100, 2048)), Some("default"), Some("o3-2025-04-16")),
     // Missing details objects (older models, compatible servers).
     (
         Chat,
@@ -75,13 +52,7 @@ const BODY_CASES: &[BodyCase] = &[
         None,
         None,
     ),
-    (
-        Chat,
-        r#"{"model":"gpt-5","usage":null,"service_tier":"priority"}"#,
-        None,
-        Some("priority"),
-        Some("gpt-5"),
-    ),
+    (Chat, r#"{"model":"gpt-5","usage":null,"service_tier":"priority"}"#, None, Some("priority"), Some("gpt-5")),
     (Chat, r#"{"usage":{}}"#, None, None, None),
     (
         Completions,
@@ -100,20 +71,8 @@ const BODY_CASES: &[BodyCase] = &[
         Some("text-embedding-3-small"),
     ),
     // A Responses-dialect body on a chat endpoint (and vice versa) is still read.
-    (
-        Chat,
-        r#"{"usage":{"input_tokens":10,"output_tokens":2}}"#,
-        Some(usage(10, 0, 2, 0)),
-        None,
-        None,
-    ),
-    (
-        Responses,
-        r#"{"usage":{"prompt_tokens":10,"completion_tokens":2}}"#,
-        Some(usage(10, 0, 2, 0)),
-        None,
-        None,
-    ),
+    (Chat, r#"{"usage":{"input_tokens":10,"output_tokens":2}}"#, Some(usage(10, 0, 2, 0)), None, None),
+    (Responses, r#"{"usage":{"prompt_tokens":10,"completion_tokens":2}}"#, Some(usage(10, 0, 2, 0)), None, None),
     (
         Other,
         r#"{"usage":{"type":"tokens","input_tokens":50,"output_tokens":9,"input_token_details":{}}}"#,
@@ -137,13 +96,7 @@ const BODY_CASES: &[BodyCase] = &[
         None,
         Some("gpt-5"),
     ),
-    (
-        Chat,
-        r#"{"model":"gpt-\u0035","service_tier":"fl\u0065x"}"#,
-        None,
-        Some("flex"),
-        Some("gpt-5"),
-    ),
+    (Chat, r#"{"model":"gpt-\u0035","service_tier":"fl\u0065x"}"#, None, Some("flex"), Some("gpt-5")),
     // Not a usable body at all.
     (Chat, "", None, None, None),
     (Chat, "[1,2]", None, None, None),
@@ -161,11 +114,7 @@ const BODY_CASES: &[BodyCase] = &[
 #[test]
 fn bodies() {
     for &(endpoint, body, usage, tier, model) in BODY_CASES {
-        let want = BodyReport {
-            usage,
-            service_tier: tier.map(str::to_owned),
-            model: model.map(str::to_owned),
-        };
+        let want = BodyReport { usage, service_tier: tier.map(str::to_owned), model: model.map(str::to_owned) };
         assert_eq!(from_body(endpoint, body.as_bytes()), want, "{endpoint:?} {body}");
     }
     assert_eq!(from_body(Chat, b"{\"model\":\"\xFF\"}"), BodyReport::default());
@@ -181,10 +130,7 @@ fn usage_max_is_field_wise() {
 #[test]
 fn endpoint_labels_are_distinct() {
     let labels = [Chat, Responses, Completions, Embeddings, Other].map(Endpoint::as_str);
-    assert_eq!(
-        labels,
-        ["chat_completions", "responses", "completions", "embeddings", "other"]
-    );
+    assert_eq!(labels, ["chat_completions", "responses", "completions", "embeddings", "other"]);
 }
 
 /// Parse a whole SSE text and observe every event, with the cheap pre-check on or off.

@@ -2,6 +2,7 @@
 //! `127.0.0.1:0`, each stopped when its handle drops.
 
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+#![expect(clippy::unwrap_used, reason = "test harness: failing to start is a test failure")]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,14 +55,7 @@ pub async fn spawn_sim(config: SimConfig) -> (Sim, Running) {
         })
         .await;
     });
-    (
-        sim,
-        Running {
-            addr,
-            stop: Some(tx),
-            task: Some(task),
-        },
-    )
+    (sim, Running { addr, stop: Some(tx), task: Some(task) })
 }
 
 /// A gateway configured by `toml` (merged under an `[upstream]` pointing at `upstream`).
@@ -85,14 +79,7 @@ pub async fn spawn_gateway_with(
             })
             .await;
     });
-    (
-        state,
-        Running {
-            addr,
-            stop: Some(tx),
-            task: Some(task),
-        },
-    )
+    (state, Running { addr, stop: Some(tx), task: Some(task) })
 }
 
 pub async fn spawn_gateway(upstream: SocketAddr) -> (AppState, Running) {

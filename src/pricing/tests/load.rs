@@ -25,10 +25,7 @@ fn accepts_strings_numbers_and_dates() {
     .unwrap();
     assert_eq!(table.prices_as_of(), "2024-02-29");
     let std = table.rates("tiny", Tier::Standard).unwrap();
-    assert_eq!(
-        (std.input, std.cached_input, std.output),
-        (dec("0.0000001"), dec("0.000001"), dec("0.0000025"))
-    );
+    assert_eq!((std.input, std.cached_input, std.output), (dec("0.0000001"), dec("0.000001"), dec("0.0000025")));
     assert_eq!(table.rates("tiny", Tier::Flex).unwrap().output, dec("0.0000001"));
     assert!(table.is_flex_capable("tiny"), "a flex table makes a model flex-capable");
     assert!(!table.is_flex_capable("gpt-x.1"), "unless it opts out");
@@ -77,10 +74,7 @@ fn reports_every_problem_with_its_key() {
     }
     assert_eq!(got.len(), want.len(), "{got:#?}");
     let shown = PriceTable::from_toml("prices_as_of = 1").unwrap_err().to_string();
-    assert!(
-        shown.starts_with("invalid price table: `prices_as_of`: must be a date"),
-        "{shown}"
-    );
+    assert!(shown.starts_with("invalid price table: `prices_as_of`: must be a date"), "{shown}");
 }
 
 #[test]
@@ -89,52 +83,24 @@ fn rejects_bad_documents() {
         ("", "`prices_as_of`: missing"),
         ("prices_as_of = \"2026-01-01\"", "`models`: missing"),
         ("prices_as_of = \"2026-01-01\"\nmodels = 3", "`models`: must be a table"),
-        (
-            "prices_as_of = \"2026-01-01\"\n[models]",
-            "`models`: must define at least one model",
-        ),
-        (
-            "prices_as_of = \"2026-01-01\"\nmodels = { x = 1 }",
-            "`models.\"x\"`: must be a table of tiers",
-        ),
-        (
-            "prices_as_of = \"2026-1-01\"\nmodels = { }",
-            "`prices_as_of`: must be a date",
-        ),
-        (
-            "prices_as_of = 2026-01-01T10:00:00\nmodels = { }",
-            "`prices_as_of`: must be a date",
-        ),
-        (
-            "prices_as_of = \"2026-01-01\"\n\"odd key\" = 1",
-            "`\"odd key\"`: unknown key",
-        ),
+        ("prices_as_of = \"2026-01-01\"\n[models]", "`models`: must define at least one model"),
+        ("prices_as_of = \"2026-01-01\"\nmodels = { x = 1 }", "`models.\"x\"`: must be a table of tiers"),
+        ("prices_as_of = \"2026-1-01\"\nmodels = { }", "`prices_as_of`: must be a date"),
+        ("prices_as_of = 2026-01-01T10:00:00\nmodels = { }", "`prices_as_of`: must be a date"),
+        ("prices_as_of = \"2026-01-01\"\n\"odd key\" = 1", "`\"odd key\"`: unknown key"),
         ("prices_as_of = [", "invalid TOML"),
     ];
     for (text, prefix) in cases {
         let got = problems(text);
-        assert!(
-            got.iter().any(|p| p.starts_with(prefix)),
-            "{text:?}: no {prefix:?} in {got:#?}"
-        );
+        assert!(got.iter().any(|p| p.starts_with(prefix)), "{text:?}: no {prefix:?} in {got:#?}");
     }
-    for bad in [
-        "1e400",
-        "\"NaN\"",
-        "\"1e3\"",
-        "\"79228162514264337593543950336\"",
-        "\"\"",
-    ] {
+    for bad in ["1e400", "\"NaN\"", "\"1e3\"", "\"79228162514264337593543950336\"", "\"\""] {
         let text = format!("prices_as_of = \"2026-01-01\"\n[models.m]\nstandard = {{ input = {bad}, output = 1 }}");
         assert_eq!(problems(&text).len(), 1, "{bad}");
     }
     for day in ["2026-02-29", "2026-04-31", "2026-13-01", "2026-00-10", "1900-02-29"] {
         let text = format!("prices_as_of = \"{day}\"\nmodels = {{ m = {{ standard = {{ input = 1, output = 1 }} }} }}");
-        assert_eq!(
-            problems(&text),
-            ["`prices_as_of`: must be a date `YYYY-MM-DD`"],
-            "{day}"
-        );
+        assert_eq!(problems(&text), ["`prices_as_of`: must be a date `YYYY-MM-DD`"], "{day}");
     }
     let ok = "prices_as_of = \"2000-02-29\"\nmodels = { m = { standard = { input = 1, output = 1 } } }";
     assert!(PriceTable::from_toml(ok).is_ok());

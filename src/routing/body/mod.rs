@@ -70,10 +70,7 @@ struct StreamOptionsSpans {
 fn span_of(body: &[u8], raw: &RawValue) -> Span {
     // The raw value borrows from `body`, so its address lies inside it.
     let start = raw.get().as_ptr().addr() - body.as_ptr().addr();
-    Span {
-        start,
-        end: start + raw.get().len(),
-    }
+    Span { start, end: start + raw.get().len() }
 }
 
 /// Offset just after the first `{` at or after `from`, and whether only `}` follows it.
@@ -84,10 +81,7 @@ fn after_brace(body: &[u8], from: usize) -> Option<(usize, bool)> {
 }
 
 fn invalid(param: &'static str, message: &str) -> GatewayError {
-    GatewayError::InvalidParam {
-        param,
-        message: message.to_owned(),
-    }
+    GatewayError::InvalidParam { param, message: message.to_owned() }
 }
 
 impl BodyInfo {
@@ -96,11 +90,7 @@ impl BodyInfo {
         let top: Top<'_> = serde_json::from_slice(body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
         let (object_open, object_empty) =
             after_brace(body, 0).ok_or_else(|| GatewayError::InvalidJson("the body must be a JSON object".into()))?;
-        let mut info = BodyInfo {
-            object_open,
-            object_empty,
-            ..BodyInfo::default()
-        };
+        let mut info = BodyInfo { object_open, object_empty, ..BodyInfo::default() };
         if let Some(raw) = top.model.filter(|r| r.get() != "null") {
             info.model = Some(
                 serde_json::from_str::<String>(raw.get()).map_err(|_| invalid("model", "`model` must be a string."))?,
@@ -127,17 +117,10 @@ impl BodyInfo {
         }
         if let Some(raw) = top.stream_options {
             let whole = span_of(body, raw);
-            let mut spans = StreamOptionsSpans {
-                whole,
-                open: None,
-                include_usage: None,
-            };
+            let mut spans = StreamOptionsSpans { whole, open: None, include_usage: None };
             if raw.get() != "null" {
                 let not_object = || {
-                    invalid(
-                        "stream_options",
-                        "`stream_options` must be an object such as {\"include_usage\": true}.",
-                    )
+                    invalid("stream_options", "`stream_options` must be an object such as {\"include_usage\": true}.")
                 };
                 // serde would also accept an array for a struct; the API wants an object.
                 if !raw.get().starts_with('{') {
@@ -176,13 +159,8 @@ impl BodyInfo {
         }
         if force_usage && !self.include_usage {
             match self.stream_options {
-                Some(StreamOptionsSpans {
-                    include_usage: Some(s), ..
-                }) => edits.push((s.start, s.end, "true".into())),
-                Some(StreamOptionsSpans {
-                    open: Some((open, empty)),
-                    ..
-                }) => {
+                Some(StreamOptionsSpans { include_usage: Some(s), .. }) => edits.push((s.start, s.end, "true".into())),
+                Some(StreamOptionsSpans { open: Some((open, empty)), .. }) => {
                     let comma = if empty { "" } else { "," };
                     edits.push((open, open, format!("\"include_usage\":true{comma}")));
                 }

@@ -33,10 +33,7 @@ fn rejects_wrong_types_with_the_param_named() {
         (r#"{"model":"m","service_tier":"cheap"}"#, "service_tier"),
         (r#"{"model":"m","service_tier":1}"#, "service_tier"),
         (r#"{"model":"m","stream_options":[]}"#, "stream_options"),
-        (
-            r#"{"model":"m","stream_options":{"include_usage":"no"}}"#,
-            "stream_options",
-        ),
+        (r#"{"model":"m","stream_options":{"include_usage":"no"}}"#, "stream_options"),
     ] {
         match BodyInfo::parse(body.as_bytes()) {
             Err(crate::error::GatewayError::InvalidParam { param: p, .. }) => assert_eq!(p, param, "{body}"),
@@ -67,10 +64,7 @@ fn inserts_missing_fields() {
         json!({"model":"gpt-5","stream":true,"service_tier":"default","stream_options":{"include_usage":true}})
     );
     let v = rewrite("{}", Some("flex"), true);
-    assert_eq!(
-        v,
-        json!({"service_tier":"flex","stream_options":{"include_usage":true}})
-    );
+    assert_eq!(v, json!({"service_tier":"flex","stream_options":{"include_usage":true}}));
     let v = rewrite(" { } ", None, true);
     assert_eq!(v, json!({"stream_options":{"include_usage":true}}));
 }
@@ -78,26 +72,14 @@ fn inserts_missing_fields() {
 #[test]
 fn forces_include_usage_in_every_shape() {
     for (body, expect) in [
-        (
-            r#"{"stream_options":{}}"#,
-            json!({"stream_options":{"include_usage":true}}),
-        ),
+        (r#"{"stream_options":{}}"#, json!({"stream_options":{"include_usage":true}})),
         (
             r#"{"stream_options":{"include_obfuscation":false}}"#,
             json!({"stream_options":{"include_usage":true,"include_obfuscation":false}}),
         ),
-        (
-            r#"{"stream_options":{"include_usage":false}}"#,
-            json!({"stream_options":{"include_usage":true}}),
-        ),
-        (
-            r#"{"stream_options":{"include_usage":null}}"#,
-            json!({"stream_options":{"include_usage":true}}),
-        ),
-        (
-            r#"{"stream_options":null}"#,
-            json!({"stream_options":{"include_usage":true}}),
-        ),
+        (r#"{"stream_options":{"include_usage":false}}"#, json!({"stream_options":{"include_usage":true}})),
+        (r#"{"stream_options":{"include_usage":null}}"#, json!({"stream_options":{"include_usage":true}})),
+        (r#"{"stream_options":null}"#, json!({"stream_options":{"include_usage":true}})),
     ] {
         assert_eq!(rewrite(body, None, true), expect, "{body}");
     }

@@ -5,14 +5,9 @@ use super::{SseEvent, SseParser};
 
 mod prop;
 
-const CHAT_WITH_USAGE: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/sse/chat_with_usage.sse"
-));
-const CHAT_NO_USAGE: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/sse/chat_no_usage.sse"
-));
+const CHAT_WITH_USAGE: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sse/chat_with_usage.sse"));
+const CHAT_NO_USAGE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sse/chat_no_usage.sse"));
 const RESPONSES: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sse/responses.sse"));
 
 /// Parse `chunks` in order, then finish; returns every event.
@@ -127,14 +122,8 @@ fn field_rules() {
         ("data: a\r\n\rdata: b\r\r", &[(None, "a"), (None, "b")]),
     ];
     for (input, expected) in cases {
-        let got: Vec<_> = assert_split_invariant(input.as_bytes())
-            .into_iter()
-            .map(|e| (e.event, e.data))
-            .collect();
-        let want: Vec<_> = expected
-            .iter()
-            .map(|(e, d)| (e.map(str::to_owned), (*d).to_owned()))
-            .collect();
+        let got: Vec<_> = assert_split_invariant(input.as_bytes()).into_iter().map(|e| (e.event, e.data)).collect();
+        let want: Vec<_> = expected.iter().map(|(e, d)| (e.map(str::to_owned), (*d).to_owned())).collect();
         assert_eq!(got, want, "input {input:?}");
     }
 }
@@ -178,15 +167,7 @@ fn offsets_and_pending_start() {
     assert!(p.feed(b"data: b").is_empty());
     assert_eq!(p.pending_start(), 8);
     let events = p.feed(b"\n\nda");
-    assert_eq!(
-        events,
-        [SseEvent {
-            event: None,
-            data: "a\nb".into(),
-            start: 8,
-            end: 25
-        }]
-    );
+    assert_eq!(events, [SseEvent { event: None, data: "a\nb".into(), start: 8, end: 25 }]);
     assert_eq!((p.offset(), p.pending_start()), (27, 25));
 }
 

@@ -30,24 +30,12 @@ impl Attempter for Script {
     type Output = ();
     async fn attempt(&mut self, tier: Option<Tier>, cutoff: Instant) -> (Verdict, ()) {
         self.seen.push((tier, Instant::now()));
-        let step = self.steps.pop_front().unwrap_or(Step {
-            takes: Duration::ZERO,
-            verdict: Verdict::Success,
-        });
+        let step = self.steps.pop_front().unwrap_or(Step { takes: Duration::ZERO, verdict: Verdict::Success });
         let answer_at = Instant::now() + step.takes;
         if answer_at > cutoff {
             tokio::time::sleep_until(cutoff).await;
-            self.returned.push(Verdict::Retry {
-                reason: Reason::Timeout,
-                hint: None,
-            });
-            return (
-                Verdict::Retry {
-                    reason: Reason::Timeout,
-                    hint: None,
-                },
-                (),
-            );
+            self.returned.push(Verdict::Retry { reason: Reason::Timeout, hint: None });
+            return (Verdict::Retry { reason: Reason::Timeout, hint: None }, ());
         }
         tokio::time::sleep_until(answer_at).await;
         self.returned.push(step.verdict);
@@ -75,41 +63,19 @@ const SCHEDULE: Schedule = Schedule {
 };
 
 fn capacity() -> Step {
-    Step {
-        takes: Duration::from_millis(100),
-        verdict: Verdict::Retry {
-            reason: Reason::FlexCapacity,
-            hint: None,
-        },
-    }
+    Step { takes: Duration::from_millis(100), verdict: Verdict::Retry { reason: Reason::FlexCapacity, hint: None } }
 }
 
 fn ok(ms: u64) -> Step {
-    Step {
-        takes: Duration::from_millis(ms),
-        verdict: Verdict::Success,
-    }
+    Step { takes: Duration::from_millis(ms), verdict: Verdict::Success }
 }
 
 async fn drive(plan: &Plan, steps: Vec<Step>) -> (Finished<()>, Script, Duration, Metrics) {
     let metrics = Metrics::new(&["background"]).unwrap();
-    let mut script = Script {
-        steps: steps.into(),
-        ..Script::default()
-    };
+    let mut script = Script { steps: steps.into(), ..Script::default() };
     let start = Instant::now();
-    let finished = run(
-        plan,
-        start,
-        SCHEDULE,
-        &metrics,
-        Labels {
-            class: "background",
-            model: "gpt-5",
-        },
-        &mut script,
-    )
-    .await;
+    let finished =
+        run(plan, start, SCHEDULE, &metrics, Labels { class: "background", model: "gpt-5" }, &mut script).await;
     let took = start.elapsed();
     (finished, script, took, metrics)
 }
@@ -117,10 +83,7 @@ async fn drive(plan: &Plan, steps: Vec<Step>) -> (Finished<()>, Script, Duration
 #[tokio::test(start_paused = true)]
 async fn flex_success_first_try() {
     let (f, s, _, _) = drive(&flex_plan(60, 20, 5, true), vec![ok(300)]).await;
-    assert_eq!(
-        (f.attempts, f.escalated, f.tier, f.gave_up),
-        (1, false, Some(Tier::Flex), None)
-    );
+    assert_eq!((f.attempts, f.escalated, f.tier, f.gave_up), (1, false, Some(Tier::Flex), None));
     assert_eq!(s.seen.len(), 1);
 }
 
@@ -141,51 +104,25 @@ async fn persistent_capacity_escalates_before_the_deadline() {
     // Scripted steps ignore the tier, so the standard attempts also answer 429 here.
     let (last_tier, last_at) = *s.seen.last().unwrap();
     assert_eq!(last_tier, Some(Tier::Standard));
-    assert!(
-        last_at.duration_since(s.seen[0].1) <= Duration::from_secs(15),
-        "escalated at {last_at:?}"
-    );
+    assert!(last_at.duration_since(s.seen[0].1) <= Duration::from_secs(15), "escalated at {last_at:?}");
     assert!(took <= Duration::from_secs(20));
-    assert_eq!(
-        m.escalations
-            .with_label_values(&["background", "gpt-5", "flex_capacity"])
-            .get(),
-        1
-    );
+    assert_eq!(m.escalations.with_label_values(&["background", "gpt-5", "flex_capacity"]).get(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn slow_flex_is_abandoned_at_deadline_minus_reserve() {
     let plan = flex_plan(30, 10, 5, true);
     let (f, s, took, m) = drive(&plan, vec![ok(25_000), ok(1_000)]).await;
-    assert_eq!(
-        (f.attempts, f.escalated, f.tier, f.verdict),
-        (2, true, Some(Tier::Standard), Verdict::Success)
-    );
+    assert_eq!((f.attempts, f.escalated, f.tier, f.verdict), (2, true, Some(Tier::Standard), Verdict::Success));
     assert_eq!(s.seen[1].1.duration_since(s.seen[0].1), Duration::from_secs(20));
     assert_eq!(took, Duration::from_secs(21));
-    assert_eq!(
-        m.escalations
-            .with_label_values(&["background", "gpt-5", "deadline"])
-            .get(),
-        1
-    );
-    assert_eq!(
-        m.upstream_attempts
-            .with_label_values(&["flex", AttemptResult::Timeout.as_str()])
-            .get(),
-        1
-    );
+    assert_eq!(m.escalations.with_label_values(&["background", "gpt-5", "deadline"]).get(), 1);
+    assert_eq!(m.upstream_attempts.with_label_values(&["flex", AttemptResult::Timeout.as_str()]).get(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn billing_is_never_retried_or_escalated() {
-    let billing = Step {
-        takes: Duration::from_millis(50),
-        verdict: Verdict::Final {
-            result: AttemptResult::Billing,
-        },
-    };
+    let billing = Step { takes: Duration::from_millis(50), verdict: Verdict::Final { result: AttemptResult::Billing } };
     let (f, s, _, _) = drive(&flex_plan(600, 60, 8, true), vec![billing]).await;
     assert_eq!((f.attempts, f.escalated, s.seen.len()), (1, false, 1));
     assert!(f.verdict.is_billing());
@@ -203,10 +140,7 @@ async fn never_escalate_gives_up_with_flex_unavailable() {
 async fn rate_limit_hints_are_honoured() {
     let rl = Step {
         takes: Duration::ZERO,
-        verdict: Verdict::Retry {
-            reason: Reason::RateLimit,
-            hint: Some(Duration::from_secs(7)),
-        },
+        verdict: Verdict::Retry { reason: Reason::RateLimit, hint: Some(Duration::from_secs(7)) },
     };
     let mut plan = flex_plan(600, 60, 3, false);
     plan.tier = Some(Tier::Standard);
@@ -219,10 +153,7 @@ async fn rate_limit_hints_are_honoured() {
 async fn a_hint_past_the_deadline_is_not_waited_for() {
     let rl = Step {
         takes: Duration::ZERO,
-        verdict: Verdict::Retry {
-            reason: Reason::RateLimit,
-            hint: Some(Duration::from_secs(120)),
-        },
+        verdict: Verdict::Retry { reason: Reason::RateLimit, hint: Some(Duration::from_secs(120)) },
     };
     let mut plan = flex_plan(60, 10, 3, false);
     plan.tier = Some(Tier::Standard);
@@ -233,13 +164,8 @@ async fn a_hint_past_the_deadline_is_not_waited_for() {
 
 #[tokio::test(start_paused = true)]
 async fn max_attempts_caps_standard_retries() {
-    let err = Step {
-        takes: Duration::from_millis(10),
-        verdict: Verdict::Retry {
-            reason: Reason::ServerError,
-            hint: None,
-        },
-    };
+    let err =
+        Step { takes: Duration::from_millis(10), verdict: Verdict::Retry { reason: Reason::ServerError, hint: None } };
     let mut plan = flex_plan(600, 60, 3, false);
     plan.tier = Some(Tier::Standard);
     let (f, s, _, _) = drive(&plan, vec![err; 10]).await;
@@ -249,33 +175,15 @@ async fn max_attempts_caps_standard_retries() {
 fn arb_step() -> impl Strategy<Value = Step> {
     let verdict = prop_oneof![
         Just(Verdict::Success),
-        Just(Verdict::Final {
-            result: AttemptResult::Billing
-        }),
-        Just(Verdict::Final {
-            result: AttemptResult::ClientError
-        }),
-        Just(Verdict::Retry {
-            reason: Reason::FlexCapacity,
-            hint: None
-        }),
-        Just(Verdict::Retry {
-            reason: Reason::ServerError,
-            hint: None
-        }),
-        Just(Verdict::Retry {
-            reason: Reason::ConnectError,
-            hint: None
-        }),
-        (0u64..200_000).prop_map(|ms| Verdict::Retry {
-            reason: Reason::RateLimit,
-            hint: Some(Duration::from_millis(ms))
-        }),
+        Just(Verdict::Final { result: AttemptResult::Billing }),
+        Just(Verdict::Final { result: AttemptResult::ClientError }),
+        Just(Verdict::Retry { reason: Reason::FlexCapacity, hint: None }),
+        Just(Verdict::Retry { reason: Reason::ServerError, hint: None }),
+        Just(Verdict::Retry { reason: Reason::ConnectError, hint: None }),
+        (0u64..200_000)
+            .prop_map(|ms| Verdict::Retry { reason: Reason::RateLimit, hint: Some(Duration::from_millis(ms)) }),
     ];
-    (0u64..400_000, verdict).prop_map(|(ms, verdict)| Step {
-        takes: Duration::from_millis(ms),
-        verdict,
-    })
+    (0u64..400_000, verdict).prop_map(|(ms, verdict)| Step { takes: Duration::from_millis(ms), verdict })
 }
 
 proptest! {

@@ -7,14 +7,9 @@ use crate::usage::{Endpoint, EventVerdict, StreamUsage, Usage};
 use Endpoint::{ChatCompletions as Chat, Completions, Other, Responses};
 use EventVerdict::{Done, Error, Keep, UsageOnlyChunk as UsageOnly};
 
-const CHAT_WITH_USAGE: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/sse/chat_with_usage.sse"
-));
-const CHAT_NO_USAGE: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/sse/chat_no_usage.sse"
-));
+const CHAT_WITH_USAGE: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sse/chat_with_usage.sse"));
+const CHAT_NO_USAGE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sse/chat_no_usage.sse"));
 const RESPONSES: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sse/responses.sse"));
 
 #[test]
@@ -22,10 +17,7 @@ fn fixture_streams() {
     let (obs, verdicts) = run(Chat, CHAT_WITH_USAGE);
     assert_eq!(verdicts, [Keep, Keep, Keep, Keep, UsageOnly, Done]);
     assert_eq!(obs.usage(), Some(usage(1200, 1024, 350, 256)));
-    assert_eq!(
-        (obs.service_tier(), obs.model()),
-        (Some("flex"), Some("gpt-5-mini-2025-08-07"))
-    );
+    assert_eq!((obs.service_tier(), obs.model()), (Some("flex"), Some("gpt-5-mini-2025-08-07")));
     assert!(obs.saw_terminal());
 
     let (obs, verdicts) = run(Chat, CHAT_NO_USAGE);
@@ -39,25 +31,14 @@ fn fixture_streams() {
         let (obs, verdicts) = run(Responses, text);
         assert_eq!(verdicts, [Keep, Keep, Keep, Keep, Keep, Done]);
         assert_eq!(obs.usage(), Some(usage(2048, 1536, 900, 640)));
-        assert_eq!(
-            obs.service_tier(),
-            Some("flex"),
-            "the final lifecycle event wins over `auto`"
-        );
+        assert_eq!(obs.service_tier(), Some("flex"), "the final lifecycle event wins over `auto`");
         assert_eq!(obs.model(), Some("gpt-5-2025-08-07"));
         assert!(obs.saw_terminal());
     }
 }
 
 /// `(endpoint, stream, verdicts, usage, tier, terminal)`.
-type StreamCase = (
-    Endpoint,
-    &'static str,
-    &'static [EventVerdict],
-    Option<Usage>,
-    Option<&'static str>,
-    bool,
-);
+type StreamCase = (Endpoint, &'static str, &'static [EventVerdict], Option<Usage>, Option<&'static str>, bool);
 
 const STREAM_CASES: &[StreamCase] = &[
     (
@@ -69,22 +50,8 @@ const STREAM_CASES: &[StreamCase] = &[
         None,
         false,
     ),
-    (
-        Chat,
-        "event: error\ndata: {\"message\":\"boom\"}\n\n",
-        &[Error],
-        None,
-        None,
-        false,
-    ),
-    (
-        Chat,
-        "data: {\"model\":\"m\",\"error\":null,\"choices\":[]}\n\n",
-        &[Keep],
-        None,
-        None,
-        false,
-    ),
+    (Chat, "event: error\ndata: {\"message\":\"boom\"}\n\n", &[Error], None, None, false),
+    (Chat, "data: {\"model\":\"m\",\"error\":null,\"choices\":[]}\n\n", &[Keep], None, None, false),
     // Usage in a content chunk: recorded, but the chunk must not be cut.
     (
         Chat,
@@ -124,14 +91,7 @@ const STREAM_CASES: &[StreamCase] = &[
         Some("default"),
         false,
     ),
-    (
-        Chat,
-        "data: not json\n\ndata: {\"model\":\n\n: comment\n\n",
-        &[Keep, Keep],
-        None,
-        None,
-        false,
-    ),
+    (Chat, "data: not json\n\ndata: {\"model\":\n\n: comment\n\n", &[Keep, Keep], None, None, false),
     (
         Completions,
         "data: {\"model\":\"gpt-3.5-turbo-instruct\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":9}}\n\ndata: [DONE]\n\n",
@@ -183,14 +143,7 @@ const STREAM_CASES: &[StreamCase] = &[
         None,
         true,
     ),
-    (
-        Responses,
-        "data: []\n\ndata: {\"type\":7,\"response\":\"nope\"}\n\n",
-        &[Keep, Keep],
-        None,
-        None,
-        false,
-    ),
+    (Responses, "data: []\n\ndata: {\"type\":7,\"response\":\"nope\"}\n\n", &[Keep, Keep], None, None, false),
 ];
 
 #[test]
@@ -198,23 +151,14 @@ fn stream_cases() {
     for &(endpoint, text, verdicts, want_usage, tier, terminal) in STREAM_CASES {
         let (obs, got) = run(endpoint, text);
         assert_eq!(got, verdicts, "{text}");
-        assert_eq!(
-            (obs.usage(), obs.service_tier(), obs.saw_terminal()),
-            (want_usage, tier, terminal),
-            "{text}"
-        );
+        assert_eq!((obs.usage(), obs.service_tier(), obs.saw_terminal()), (want_usage, tier, terminal), "{text}");
     }
 }
 
 #[test]
 fn chunk_pre_check_skips_plain_deltas_only() {
     let mut obs = StreamUsage::new(Endpoint::ChatCompletions);
-    let chunk = |data: &str| SseEvent {
-        event: None,
-        data: data.to_owned(),
-        start: 0,
-        end: 0,
-    };
+    let chunk = |data: &str| SseEvent { event: None, data: data.to_owned(), start: 0, end: 0 };
     let delta = r#"{"model":"m","service_tier":"flex","choices":[{"delta":{"content":"say \"usage\": \"error\""}}],"usage":null}"#;
     assert!(obs.chunk_may_matter(delta.as_bytes()), "model unknown yet");
     assert_eq!(obs.observe(&chunk(delta)), EventVerdict::Keep);
