@@ -16,16 +16,6 @@ use crate::pricing::Tier;
 use crate::state::AppState;
 use crate::usage::{Endpoint, Usage};
 
-pub fn endpoint_label(endpoint: Endpoint) -> &'static str {
-    match endpoint {
-        Endpoint::ChatCompletions => "chat_completions",
-        Endpoint::Responses => "responses",
-        Endpoint::Completions => "completions",
-        Endpoint::Embeddings => "embeddings",
-        Endpoint::Other => "other",
-    }
-}
-
 /// What the upstream's answer reported, for pricing.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -140,7 +130,7 @@ impl Ledger {
         }
         self.settled = true;
         let m = &self.state.metrics;
-        let endpoint = endpoint_label(self.facts.endpoint);
+        let endpoint = self.facts.endpoint.as_str();
         let class = self.class_name().to_owned();
         let model = self.model_label(report.model.as_deref());
         let tier = self.served_tier(report);
@@ -179,7 +169,7 @@ impl Ledger {
         let m = &self.state.metrics;
         let Some(usage) = report.usage else {
             if self.facts.metered && (200..300).contains(&self.status) {
-                m.usage_missing.with_label_values(&[endpoint_label(self.facts.endpoint)]).inc();
+                m.usage_missing.with_label_values(&[self.facts.endpoint.as_str()]).inc();
             }
             return;
         };

@@ -8,7 +8,14 @@ mod raw;
 mod tests;
 
 use crate::stream::sse::SseEvent;
+use memchr::memmem::Finder;
 use raw::{RawEvent, RawObject};
+use std::sync::LazyLock;
+
+// SIMD substring searchers for the chunk pre-check, built once.
+static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
+static TIER_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"service_tier\""));
+static ERROR_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
 
 /// Token counts of one request, in OpenAI's billing convention.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -178,7 +185,7 @@ impl StreamUsage {
     /// `event:` name and never parsed; lifecycle events carry the `response` object.
     fn observe_responses(&mut self, ev: &SseEvent) -> EventVerdict {
         if let Some(name) = ev.event.as_deref() {
-            if name.starts_with("response.") && !is_lifecycle(name) {
+            if name.starts_with("response.") && !LIFECYCLE.contains(&name) {
                 return EventVerdict::Keep;
             }
         }
@@ -221,7 +228,7 @@ impl StreamUsage {
         usage.is_some()
     }
 
-    /// Cheap pre-check for a chat/completions chunk, one pass over its quote characters.
+    /// Cheap pre-check for a chat/completions chunk: three SIMD substring searches.
     /// `false` only when the chunk cannot tell us anything new: the model is known, no
     /// `"error"` key, every `"usage"` key is `null`, and every `"service_tier"` key is
     /// `null` or the tier already recorded. Any doubt answers `true` and the chunk is
@@ -231,37 +238,28 @@ impl StreamUsage {
         if self.model.is_none() {
             return true;
         }
-        let tier = self.service_tier.as_deref().unwrap_or_default().as_bytes();
-        let mut from = 0;
-        while let Some(found) = data[from..].iter().position(|&b| b == b'"') {
-            let at = &data[from + found..];
-            from += found + 1;
-            let ok = if let Some(rest) = at.strip_prefix(b"\"usage\"") {
-                value_is(rest, b"null")
-            } else if let Some(rest) = at.strip_prefix(b"\"service_tier\"") {
-                value_is(rest, b"null") || (!tier.is_empty() && value_is_string(rest, tier))
-            } else {
-                !at.starts_with(b"\"error\"")
-            };
-            if !ok {
-                return true;
-            }
+        if ERROR_KEY.find(data).is_some() {
+            return true;
         }
-        false
+        let after = |at: usize, key: &Finder<'_>| &data[at + key.needle().len()..];
+        let usage_set = USAGE_KEY.find_iter(data).any(|at| !value_is(after(at, &USAGE_KEY), b"null"));
+        let tier = self.service_tier.as_deref().unwrap_or_default().as_bytes();
+        usage_set
+            || TIER_KEY.find_iter(data).any(|at| {
+                let rest = after(at, &TIER_KEY);
+                !value_is(rest, b"null") && (tier.is_empty() || !value_is_string(rest, tier))
+            })
     }
 }
 
-fn is_lifecycle(name: &str) -> bool {
-    matches!(
-        name,
-        "response.created"
-            | "response.in_progress"
-            | "response.queued"
-            | "response.completed"
-            | "response.incomplete"
-            | "response.failed"
-    )
-}
+const LIFECYCLE: [&str; 6] = [
+    "response.created",
+    "response.in_progress",
+    "response.queued",
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+];
 
 /// After a key: optional whitespace, `:`, optional whitespace, then `literal`.
 fn value_is(after_key: &[u8], literal: &[u8]) -> bool {

@@ -5,9 +5,8 @@
 //! lines end in `\n`, `\r\n` or `\r` (also when split across chunks), `data:` lines join
 //! with `\n`, `event:` names the event, `:` starts a comment, `id:`/`retry:` and unknown
 //! fields are ignored, a blank line dispatches, a block without `data` is not dispatched,
-//! a leading UTF-8 BOM is skipped and invalid UTF-8 is decoded lossily.
-//!
-//! Per chunk: one scan of the new bytes; whole lines are read in place, only a trailing
+//! a leading UTF-8 BOM is skipped and invalid UTF-8 is decoded lossily. Per chunk:
+//! one scan of the new bytes; whole lines are read in place, only a trailing
 //! partial line is copied, nothing is rescanned.
 //!
 //! Memory is bounded: a block (event) whose span would exceed
@@ -86,8 +85,6 @@ impl Default for SseParser {
     }
 }
 
-// === impl SseParser ===
-
 impl SseParser {
     /// A parser that drops any event whose span (`end - start`) exceeds `max` bytes.
     pub fn with_max_event_bytes(max: usize) -> Self {
@@ -128,7 +125,7 @@ impl SseParser {
         }
         while pos < chunk.len() {
             let rest = &chunk[pos..];
-            let Some(eol) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let Some(eol) = memchr::memchr2(b'\n', b'\r', rest) else {
                 self.stash_partial(rest);
                 return;
             };
@@ -228,7 +225,7 @@ impl SseParser {
         if line[0] == b':' {
             return; // comment / keep-alive
         }
-        let (name, value) = match line.iter().position(|&b| b == b':') {
+        let (name, value) = match memchr::memchr(b':', line) {
             Some(colon) => {
                 let value = &line[colon + 1..];
                 (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
@@ -265,8 +262,9 @@ impl SseParser {
         if skipped || end - start > self.max_event_bytes {
             self.dropped += 1;
         } else if self.has_data {
-            // One exact-size allocation per event; `self.data` keeps its capacity.
-            let data = String::from_utf8_lossy(&self.data).into_owned();
+            // One allocation per event; `from_utf8` first: the lossy decoder is slower.
+            let data = std::str::from_utf8(&self.data)
+                .map_or_else(|_| String::from_utf8_lossy(&self.data).into_owned(), str::to_owned);
             out.push(SseEvent { event: self.event.take(), data, start, end });
         }
         self.reset_block();

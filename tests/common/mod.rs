@@ -2,7 +2,6 @@
 //! `127.0.0.1:0`, each stopped when its handle drops.
 
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
-#![expect(clippy::unwrap_used, reason = "test harness: failing to start is a test failure")]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -109,4 +108,14 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 pub fn chat_body(model: &str, stream: bool) -> serde_json::Value {
     serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Say hello to the gateway"}]})
+}
+
+/// The sum of an integer-valued metric's samples (counters, gauges of counts).
+pub fn count(text: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
