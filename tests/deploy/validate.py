@@ -1033,6 +1033,11 @@ def check_compose_references() -> None:
         raise CheckFailed("service flexgate: no config mounted at /etc/flexgate/flexgate.toml")
     cfg = tomllib.loads(cfg_path.read_text())
     problems += config_problems(cfg, rel(cfg_path))
+    drain = duration_seconds(cfg.get("server", {}).get("drain_timeout", "30s"))
+    grace = duration_seconds(str(fg.get("stop_grace_period", "10s")))
+    if grace < drain + 5:
+        problems.append(f"service flexgate: stop_grace_period {grace:g} s < server.drain_timeout "
+                        f"{drain:g} s + 5 s margin")
 
     # flexgate -> sim
     cmd = sim.get("command", [])
