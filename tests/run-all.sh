@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run calls this script).
+#
+#   tests/run-all.sh
+#
+# Works on a fresh clone: every tool the suites need that is not part of the Rust
+# toolchain is installed by the suite that needs it (Debian's prometheus for promtool
+# and the live-scrape test, a Python venv under .tools/ for the SDK and manifest
+# checks, Node's openai package under tests/sdk/node).
+#
+# Order: format → lints → unit, in-process and real-socket tests → the release build
+# (the same command the Dockerfile runs) → suites that drive the release binary.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --locked
+
+step "cargo build --release --locked"
+cargo build --release --locked
+
+for suite in tests/deploy/check.sh; do
+    step "$suite"
+    bash "$suite"
+done
+
+step "all suites passed"
