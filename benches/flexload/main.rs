@@ -1,0 +1,324 @@
+//! `flexload`: the gateway benchmark behind `benches/run.sh`. It starts the simulator and
+//! flexgate on loopback, drives them with `oha` and its own clients, reads flexgate's CPU
+//! time, RSS and open files from `/proc`, and prints per-run figures with their medians.
+//!
+//! Modes: `nonstream` (chat completions direct vs through flexgate, flat out and at a
+//! fixed rate), `stream` (a few hundred chunks per answer: bytes/s, and per-chunk added
+//! latency against a time-stamping upstream), `held` (thousands of requests the simulator
+//! holds open: flexgate's RSS and file descriptors while they are in flight).
+
+mod bare;
+mod held;
+mod oha;
+mod procs;
+mod report;
+mod sse;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+
+use procs::{GatewaySpec, Proc};
+use report::Table;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Nonstream,
+    Stream,
+    Held,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "flexgate benchmark: direct-to-simulator vs through flexgate")]
+struct Args {
+    /// The flexgate release binary.
+    #[arg(long, required_unless_present = "bare_forwarder")]
+    flexgate: Option<PathBuf>,
+    /// Internal: run the bare axum + reqwest forwarder in front of this upstream address.
+    #[arg(long, hide = true)]
+    bare_forwarder: Option<String>,
+    /// The `oha` binary.
+    #[arg(long, default_value = "oha")]
+    oha: PathBuf,
+    /// Modes to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "nonstream,stream,held")]
+    modes: Vec<Mode>,
+    /// Repetitions of each mode; tables show every run and the median.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Length of each load phase.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Concurrent connections of the load phases.
+    #[arg(long, default_value_t = 32)]
+    conns: usize,
+    /// Offered rate (requests/s) of the fixed-rate latency phase.
+    #[arg(long, default_value_t = 2000)]
+    rate: u32,
+    /// Content chunks per streamed answer.
+    #[arg(long, default_value_t = 300)]
+    chunks: u32,
+    /// Gap between chunks of the time-stamping upstream (per-chunk latency phase).
+    #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
+    chunk_interval: Duration,
+    /// Requests held open at once.
+    #[arg(long, default_value_t = 10_000)]
+    held: u64,
+    /// New held connections per second while ramping up.
+    #[arg(long, default_value_t = 4_000)]
+    held_rate: u64,
+    /// How long the simulator holds each request.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    hold: Duration,
+    /// Write every table as JSON here too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// A ~2 KB chat request, the size the rewrite target quotes.
+fn chat_body(stream: bool, max_tokens: u32) -> String {
+    let prose = "Please summarise the following support ticket in three bullet points and flag anything urgent. ";
+    let ticket = prose.repeat(18);
+    format!(
+        r#"{{"model":"gpt-5-mini","messages":[{{"role":"system","content":"You are a concise support assistant."}},{{"role":"user","content":"{ticket}"}}],"max_completion_tokens":{max_tokens},"stream":{stream},"user":"bench"}}"#
+    )
+}
+
+struct Ctx {
+    args: Args,
+    /// The flexgate binary under test.
+    bin: PathBuf,
+    dir: PathBuf,
+}
+
+impl Ctx {
+    fn body_file(&self, name: &str, text: &str) -> Result<PathBuf> {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+
+    fn phase<'a>(&self, url: &'a str, body: &'a Path, rate: Option<u32>) -> oha::Phase<'a> {
+        oha::Phase { url, body, conns: self.args.conns, duration: self.args.duration, rate }
+    }
+
+    async fn gateway(&self, name: &str, upstream: &str, log_level: &str) -> Result<Proc> {
+        let gw = Proc::gateway(&self.bin, &self.dir, name, &GatewaySpec { upstream, log_level }).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(gw)
+    }
+}
+
+/// Run a load phase and charge the CPU `proc` spent during it to its answered requests.
+async fn measured(ctx: &Ctx, proc: &Proc, phase: &oha::Phase<'_>) -> Result<(oha::Load, f64)> {
+    let before = proc.cpu()?;
+    let load = oha::run(&ctx.args.oha, phase).await?;
+    let cpu = proc.cpu()?.saturating_sub(before);
+    if load.ok == 0 {
+        bail!("no request succeeded against {} ({} errors)", phase.url, load.errors);
+    }
+    let per = cpu.as_secs_f64() * 1e6 / f64::from(u32::try_from(load.ok).unwrap_or(u32::MAX));
+    Ok((load, per))
+}
+
+fn mib(kib: u64) -> f64 {
+    f64::from(u32::try_from(kib).unwrap_or(u32::MAX)) / 1024.0
+}
+
+async fn nonstream(ctx: &Ctx) -> Result<Vec<Table>> {
+    let body = ctx.body_file("chat.json", &chat_body(false, 16))?;
+    let sim = Proc::sim(&ctx.bin, &ctx.dir, "sim", "0ms").await?;
+    let bare = Proc::bare(&ctx.dir, &sim.addr).await?;
+    let info = ctx.gateway("gw-info", &sim.addr, "info").await?;
+    // Startup lines (the listening address) stay; the per-request line goes.
+    let warn = ctx.gateway("gw-warn", &sim.addr, "warn,flexgate::cli=info").await?;
+    let direct_url = format!("http://{}/v1/chat/completions", sim.addr);
+    let info_url = format!("http://{}/flex/v1/chat/completions", info.addr);
+    let warn_url = format!("http://{}/flex/v1/chat/completions", warn.addr);
+    let bare_url = format!("http://{}/flex/v1/chat/completions", bare.addr);
+    let (mut flat, mut rated) = (Table::new("nonstream", "non-streaming chat, flat out"), Table::new("rated", ""));
+    flat.add("flexgate idle RSS (MiB)", 1, mib(info.rss_kib()?));
+    for _ in 0..ctx.args.runs {
+        let (direct, sim_cpu) = measured(ctx, &sim, &ctx.phase(&direct_url, &body, None)).await?;
+        let (via, cpu) = measured(ctx, &info, &ctx.phase(&info_url, &body, None)).await?;
+        let (quiet, quiet_cpu) = measured(ctx, &warn, &ctx.phase(&warn_url, &body, None)).await?;
+        flat.add("direct req/s", 0, direct.rps);
+        flat.add("direct p50 (ms)", 3, direct.p50_ms);
+        flat.add("direct p99 (ms)", 3, direct.p99_ms);
+        flat.add("sim CPU/req direct (us)", 1, sim_cpu);
+        flat.add("flexgate req/s (log info)", 0, via.rps);
+        flat.add("flexgate p50 (ms)", 3, via.p50_ms);
+        flat.add("flexgate p99 (ms)", 3, via.p99_ms);
+        flat.add("throughput vs direct (%)", 1, 100.0 * via.rps / direct.rps);
+        flat.add("flexgate CPU/req (us, log info)", 1, cpu);
+        flat.add("flexgate req/s (log warn)", 0, quiet.rps);
+        flat.add("flexgate CPU/req (us, log warn)", 1, quiet_cpu);
+        let (floor, floor_cpu) = measured(ctx, &bare, &ctx.phase(&bare_url, &body, None)).await?;
+        flat.add("bare forwarder req/s", 0, floor.rps);
+        flat.add("bare forwarder CPU/req (us)", 1, floor_cpu);
+        let errors = direct.errors + via.errors + quiet.errors + floor.errors;
+        flat.add("errors", 0, f64::from(u32::try_from(errors).unwrap_or(0)));
+        let rate = Some(ctx.args.rate);
+        let (direct, _) = measured(ctx, &sim, &ctx.phase(&direct_url, &body, rate)).await?;
+        let (via, cpu) = measured(ctx, &info, &ctx.phase(&info_url, &body, rate)).await?;
+        rated.add("direct p50 (ms)", 3, direct.p50_ms);
+        rated.add("direct p99 (ms)", 3, direct.p99_ms);
+        rated.add("flexgate p50 (ms)", 3, via.p50_ms);
+        rated.add("flexgate p99 (ms)", 3, via.p99_ms);
+        rated.add("added p50 (ms)", 3, via.p50_ms - direct.p50_ms);
+        rated.add("added p99 (ms)", 3, via.p99_ms - direct.p99_ms);
+        rated.add("flexgate CPU/req (us, log info)", 1, cpu);
+        let (floor, _) = measured(ctx, &bare, &ctx.phase(&bare_url, &body, rate)).await?;
+        rated.add("bare forwarder added p50 (ms)", 3, floor.p50_ms - direct.p50_ms);
+        rated.add("bare forwarder added p99 (ms)", 3, floor.p99_ms - direct.p99_ms);
+        rated.add("errors", 0, f64::from(u32::try_from(direct.errors + via.errors + floor.errors).unwrap_or(0)));
+    }
+    flat.add("flexgate RSS after load (MiB)", 1, mib(info.rss_kib()?));
+    for p in [info, warn, bare, sim] {
+        p.stop().await;
+    }
+    rated.title = format!("non-streaming chat, {} req/s offered", ctx.args.rate);
+    Ok(vec![flat, rated])
+}
+
+async fn stream(ctx: &Ctx) -> Result<Vec<Table>> {
+    let a = &ctx.args;
+    // gpt-5-mini reasons over half its output tokens; the rest are streamed one word per chunk.
+    let body_text = chat_body(true, a.chunks * 2);
+    let body = ctx.body_file("chat-stream.json", &body_text)?;
+    let sim = Proc::sim(&ctx.bin, &ctx.dir, "sim-stream", "0ms").await?;
+    let gw = ctx.gateway("gw-stream", &sim.addr, "info").await?;
+    let stamper = sse::upstream(a.chunks, a.chunk_interval).await?;
+    let gw_stamped = ctx.gateway("gw-stamped", &stamper, "info").await?;
+    let direct_url = format!("http://{}/v1/chat/completions", sim.addr);
+    let via_url = format!("http://{}/flex/v1/chat/completions", gw.addr);
+    let frames = f64::from(a.chunks + 4);
+    let mut t = Table::new("stream", &format!("streaming chat, {} chunks per answer", a.chunks));
+    for _ in 0..a.runs {
+        let (direct, _) = measured(ctx, &sim, &ctx.phase(&direct_url, &body, None)).await?;
+        let (via, cpu) = measured(ctx, &gw, &ctx.phase(&via_url, &body, None)).await?;
+        t.add("direct streams/s", 0, direct.rps);
+        t.add("direct MB/s", 1, direct.bytes_per_sec / 1e6);
+        t.add("flexgate streams/s", 0, via.rps);
+        t.add("flexgate MB/s", 1, via.bytes_per_sec / 1e6);
+        t.add("flexgate chunks/s", 0, via.rps * frames);
+        t.add("flexgate CPU/stream (us)", 1, cpu);
+        t.add("flexgate CPU/chunk (us)", 2, cpu / frames);
+        let stamper_url = format!("http://{stamper}/v1/chat/completions");
+        let direct = sse::measure(&stamper_url, &body_text, a, a.duration).await?;
+        let before = gw_stamped.cpu()?;
+        let via_url = format!("http://{}/flex/v1/chat/completions", gw_stamped.addr);
+        let via = sse::measure(&via_url, &body_text, a, a.duration).await?;
+        let cpu = gw_stamped.cpu()?.saturating_sub(before).as_secs_f64() * 1e6;
+        let chunks = f64::from(u32::try_from(via.chunks.max(1)).unwrap_or(u32::MAX));
+        t.add("paced chunk latency direct p50 (us)", 0, direct.p50_us);
+        t.add("paced chunk latency direct p99 (us)", 0, direct.p99_us);
+        t.add("paced chunk latency flexgate p50 (us)", 0, via.p50_us);
+        t.add("paced chunk latency flexgate p99 (us)", 0, via.p99_us);
+        t.add("added per chunk p50 (us)", 0, via.p50_us - direct.p50_us);
+        t.add("added per chunk p99 (us)", 0, via.p99_us - direct.p99_us);
+        t.add("paced chunks measured", 0, chunks);
+        t.add("flexgate CPU/paced chunk (us)", 2, cpu / chunks);
+        t.add("errors", 0, f64::from(u32::try_from(direct.errors + via.errors).unwrap_or(0)));
+    }
+    for p in [gw, gw_stamped, sim] {
+        p.stop().await;
+    }
+    Ok(vec![t])
+}
+
+async fn held(ctx: &Ctx) -> Result<Vec<Table>> {
+    let a = &ctx.args;
+    let limit = procs::nofile_limit().unwrap_or(0);
+    if limit < a.held * 2 + 1024 {
+        bail!("the open-file limit is {limit}; raise it (ulimit -n 65536) for {} held requests", a.held);
+    }
+    let hold = format!("{}ms", a.hold.as_millis());
+    let body = chat_body(false, 16);
+    let mut t = Table::new(
+        "held",
+        &format!("{} held requests (simulator holds each {})", a.held, humantime::format_duration(a.hold)),
+    );
+    for run in 0..a.runs {
+        let sim = Proc::sim(&ctx.bin, &ctx.dir, &format!("sim-held-{run}"), &hold).await?;
+        let gw = ctx.gateway(&format!("gw-held-{run}"), &sim.addr, "info").await?;
+        let idle = gw.rss_kib()?;
+        t.add("flexgate idle RSS (MiB)", 1, mib(idle));
+        t.add("flexgate idle fds", 0, f64::from(u32::try_from(gw.fds()?).unwrap_or(0)));
+        let before = gw.cpu()?;
+        let r = held::run(&gw, &body, a.held, a.held_rate, a.hold).await?;
+        let cpu = gw.cpu()?.saturating_sub(before).as_secs_f64() * 1e6;
+        t.add("flexgate RSS while held (MiB)", 1, mib(r.rss_kib_held));
+        t.add("flexgate peak RSS (MiB)", 1, mib(r.rss_kib_peak));
+        t.add("flexgate fds while held", 0, f64::from(u32::try_from(r.fds_held).unwrap_or(0)));
+        t.add("flexgate RSS after (MiB)", 1, mib(r.rss_kib_after));
+        let grown = f64::from(u32::try_from(r.rss_kib_held.saturating_sub(idle)).unwrap_or(u32::MAX));
+        t.add("KiB per held request", 1, grown / f64::from(u32::try_from(a.held.max(1)).unwrap_or(1)));
+        t.add("answered 200", 0, f64::from(u32::try_from(r.ok).unwrap_or(0)));
+        t.add("errors", 0, f64::from(u32::try_from(r.errors).unwrap_or(0)));
+        t.add("flexgate CPU/held request (us)", 1, cpu / f64::from(u32::try_from(r.requests.max(1)).unwrap_or(1)));
+        t.add("run time (s)", 1, r.total_secs);
+        gw.stop().await;
+        sim.stop().await;
+    }
+    Ok(vec![t])
+}
+
+/// The issue's targets, checked against the medians of the tables that were run.
+fn targets(tables: &[Table]) -> String {
+    let checks: [(&str, &str, &str, f64, bool); 9] = [
+        ("nonstream", "flexgate CPU/req (us, log info)", "CPU per request (us)", 30.0, true),
+        ("nonstream", "throughput vs direct (%)", "throughput vs direct (%)", 25.0, false),
+        ("nonstream", "flexgate idle RSS (MiB)", "idle RSS (MiB)", 20.0, true),
+        ("rated", "added p50 (ms)", "added p50 at a fixed rate (ms)", 0.1, true),
+        ("rated", "added p99 (ms)", "added p99 at a fixed rate (ms)", 1.0, true),
+        ("stream", "added per chunk p99 (us)", "added per-chunk p99 (us)", 200.0, true),
+        ("stream", "errors", "streaming errors", 0.0, true),
+        ("held", "flexgate RSS while held (MiB)", "RSS with the requests held (MiB)", 250.0, true),
+        ("held", "errors", "held-request errors", 0.0, true),
+    ];
+    let mut out = String::from("\n== targets (medians) ==\n");
+    for (key, row, what, bound, at_most) in checks {
+        let Some(value) = tables.iter().filter(|t| t.key == key).find_map(|t| t.median(row)) else {
+            continue;
+        };
+        let met = if at_most { value <= bound } else { value >= bound };
+        let sign = if at_most { "<=" } else { ">=" };
+        let verdict = if met { "met" } else { "MISSED" };
+        let _ = writeln!(out, "{what:<36} {value:>10.3}  target {sign} {bound:<6} {verdict}");
+    }
+    out
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if let Some(upstream) = &args.bare_forwarder {
+        return bare::serve(upstream).await;
+    }
+    let dir = procs::scratch_dir()?;
+    let bin = args.flexgate.clone().context("--flexgate is required")?;
+    let ctx = Ctx { args, bin, dir };
+    let mut tables = Vec::new();
+    for mode in ctx.args.modes.clone() {
+        let result = match mode {
+            Mode::Nonstream => nonstream(&ctx).await,
+            Mode::Stream => stream(&ctx).await,
+            Mode::Held => held(&ctx).await,
+        };
+        for table in result.with_context(|| format!("mode {mode:?}"))? {
+            print!("{}", table.render());
+            tables.push(table);
+        }
+    }
+    print!("{}", targets(&tables));
+    if let Some(path) = &ctx.args.json {
+        let json = serde_json::Value::Array(tables.iter().map(Table::to_json).collect());
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
+    }
+    let _ = std::fs::remove_dir_all(&ctx.dir);
+    Ok(())
+}
