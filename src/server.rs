@@ -5,6 +5,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::app::{admin_router, build_router};
@@ -58,6 +59,13 @@ impl Server {
             let _ = rx.wait_for(|v| *v).await;
         };
         let app = build_router(state.clone(), admin.is_none()).into_make_service();
+        // Streamed chunks are small writes: with Nagle's algorithm on, each waits for the
+        // client's delayed ACK (up to 40 ms). The upstream side sets it in `Upstream::new`.
+        let main = main.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "set_nodelay failed");
+            }
+        });
         let main_server = axum::serve(main, app).with_graceful_shutdown(stopped(rx.clone()));
         let admin_server = admin.map(|listener| {
             let admin_app = admin_router(state.clone()).into_make_service();
