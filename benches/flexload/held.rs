@@ -1,6 +1,11 @@
-//! Held requests: open many connections, each carrying one request the simulator holds
-//! for its whole flex latency, and watch the gateway's memory and open files while they
-//! are all in flight. Raw HTTP/1.1 over TCP keeps the load tool itself light.
+//! Held requests: send many requests the simulator holds for its whole flex latency, and
+//! watch the gateway's memory and open files while they are all in flight.
+//!
+//! With a high enough open-file limit every request gets its own HTTP/1.1 connection
+//! (raw TCP keeps the load tool light), so flexgate holds two sockets per request. Where
+//! the limit is too low for that (this sandbox caps it at 20,000, and flexgate would need
+//! 20,000 sockets plus its own files), the requests share [`H2_CONNS`] HTTP/2 connections
+//! to flexgate instead; flexgate still opens one upstream HTTP/1.1 connection per request.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +35,9 @@ pub struct HeldRun {
     pub total_secs: f64,
 }
 
+/// HTTP/2 connections the requests share when they cannot each have their own.
+pub const H2_CONNS: usize = 100;
+
 #[derive(Default)]
 struct Counters {
     sent: AtomicU64,
@@ -57,9 +65,27 @@ async fn one(
     tokio::time::timeout(limit, attempt).await.ok().flatten().unwrap_or(false)
 }
 
+/// One request over a shared HTTP/2 connection.
+async fn one_h2(client: &reqwest::Client, url: &str, body: &str, counters: &Counters, limit: Duration) -> bool {
+    let attempt = async {
+        let sent = client
+            .post(url)
+            .header("authorization", "Bearer x")
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send();
+        counters.sent.fetch_add(1, Ordering::Relaxed);
+        let response = sent.await.ok()?;
+        let ok = response.status() == reqwest::StatusCode::OK;
+        Some(response.bytes().await.is_ok() && ok)
+    };
+    tokio::time::timeout(limit, attempt).await.ok().flatten().unwrap_or(false)
+}
+
 /// Hold `n` requests through `gateway` (ramped at `per_sec`), each held by the upstream
-/// for `hold`; sample the gateway until every one has finished.
-pub async fn run(gateway: &Proc, body: &str, n: u64, per_sec: u64, hold: Duration) -> Result<HeldRun> {
+/// for `hold`; sample the gateway until every one has finished. `h2`: share
+/// [`H2_CONNS`] HTTP/2 connections instead of one HTTP/1.1 connection per request.
+pub async fn run(gateway: &Proc, body: &str, n: u64, per_sec: u64, hold: Duration, h2: bool) -> Result<HeldRun> {
     let request = Arc::new(
         format!(
             "POST /flex/v1/chat/completions HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -75,10 +101,26 @@ pub async fn run(gateway: &Proc, body: &str, n: u64, per_sec: u64, hold: Duratio
     let mut tasks = tokio::task::JoinSet::new();
     let gap = Duration::from_secs(1) / u32::try_from(per_sec.max(1)).unwrap_or(u32::MAX);
     let mut pace = tokio::time::interval(gap);
-    for _ in 0..n {
+    let clients = (0..H2_CONNS)
+        .map(|_| reqwest::Client::builder().http2_prior_knowledge().tcp_nodelay(true).build())
+        .collect::<Result<Vec<_>, _>>()?;
+    let url = Arc::new(format!("http://{}/flex/v1/chat/completions", gateway.addr));
+    let body = Arc::new(body.to_owned());
+    for i in 0..n {
         pace.tick().await;
+        let counters = counters.clone();
+        if h2 {
+            let client = clients[usize::try_from(i).unwrap_or(0) % H2_CONNS].clone();
+            let (url, body) = (url.clone(), body.clone());
+            tasks.spawn(async move {
+                let ok = one_h2(&client, &url, &body, &counters, limit).await;
+                let counter = if ok { &counters.ok } else { &counters.errors };
+                counter.fetch_add(1, Ordering::Relaxed);
+            });
+            continue;
+        }
         let permit = connecting.clone().acquire_owned().await?;
-        let (addr, request, counters) = (gateway.addr.clone(), request.clone(), counters.clone());
+        let (addr, request) = (gateway.addr.clone(), request.clone());
         tasks.spawn(async move {
             let ok = one(&addr, &request, &counters, limit, permit).await;
             let counter = if ok { &counters.ok } else { &counters.errors };

@@ -73,6 +73,9 @@ struct Args {
     /// How long the simulator holds each request.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     hold: Duration,
+    /// Held mode: measure the bare axum + reqwest forwarder instead of flexgate.
+    #[arg(long)]
+    held_bare: bool,
     /// Write every table as JSON here too.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -233,27 +236,39 @@ async fn stream(ctx: &Ctx) -> Result<Vec<Table>> {
 async fn held(ctx: &Ctx) -> Result<Vec<Table>> {
     let a = &ctx.args;
     let limit = procs::nofile_limit().unwrap_or(0);
-    if limit < a.held * 2 + 1024 {
+    // flexgate needs two sockets per request over HTTP/1.1, one over shared HTTP/2.
+    let h2 = limit < a.held * 2 + 1024;
+    if limit < a.held + 1024 {
         bail!("the open-file limit is {limit}; raise it (ulimit -n 65536) for {} held requests", a.held);
     }
+    let client = if h2 {
+        format!("clients on {} shared HTTP/2 connections (open-file limit {limit})", held::H2_CONNS)
+    } else {
+        "one client HTTP/1.1 connection each".to_owned()
+    };
     let hold = format!("{}ms", a.hold.as_millis());
     let body = chat_body(false, 16);
     let mut t = Table::new(
         "held",
-        &format!("{} held requests (simulator holds each {})", a.held, humantime::format_duration(a.hold)),
+        &format!("{} held requests, {client}; the simulator holds each {}", a.held, humantime::format_duration(a.hold)),
     );
     for run in 0..a.runs {
         let sim = Proc::sim(&ctx.bin, &ctx.dir, &format!("sim-held-{run}"), &hold).await?;
-        let gw = ctx.gateway(&format!("gw-held-{run}"), &sim.addr, "info").await?;
+        let gw = if a.held_bare {
+            Proc::bare(&ctx.dir, &sim.addr).await?
+        } else {
+            ctx.gateway(&format!("gw-held-{run}"), &sim.addr, "info").await?
+        };
         let idle = gw.rss_kib()?;
         t.add("flexgate idle RSS (MiB)", 1, mib(idle));
         t.add("flexgate idle fds", 0, f64::from(u32::try_from(gw.fds()?).unwrap_or(0)));
         let before = gw.cpu()?;
-        let r = held::run(&gw, &body, a.held, a.held_rate, a.hold).await?;
+        let r = held::run(&gw, &body, a.held, a.held_rate, a.hold, h2).await?;
         let cpu = gw.cpu()?.saturating_sub(before).as_secs_f64() * 1e6;
         t.add("flexgate RSS while held (MiB)", 1, mib(r.rss_kib_held));
         t.add("flexgate peak RSS (MiB)", 1, mib(r.rss_kib_peak));
         t.add("flexgate fds while held", 0, f64::from(u32::try_from(r.fds_held).unwrap_or(0)));
+        t.add("flexgate peak fds", 0, f64::from(u32::try_from(r.fds_peak).unwrap_or(0)));
         t.add("flexgate RSS after (MiB)", 1, mib(r.rss_kib_after));
         let grown = f64::from(u32::try_from(r.rss_kib_held.saturating_sub(idle)).unwrap_or(u32::MAX));
         t.add("KiB per held request", 1, grown / f64::from(u32::try_from(a.held.max(1)).unwrap_or(1)));

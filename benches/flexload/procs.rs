@@ -23,18 +23,18 @@ pub struct GatewaySpec<'a> {
 }
 
 impl Proc {
-    /// `flexgate sim` with zero latency everywhere except flex (`flex_latency`).
-    pub async fn sim(bin: &Path, dir: &Path, name: &str, flex_latency: &str) -> Result<Proc> {
+    /// `flexgate sim` answering after `latency` on every tier, streaming without pauses.
+    pub async fn sim(bin: &Path, dir: &Path, name: &str, latency: &str) -> Result<Proc> {
         let args = [
             "sim",
             "--listen",
             "127.0.0.1:0",
             "--latency-standard",
-            "0ms",
+            latency,
             "--latency-priority",
-            "0ms",
+            latency,
             "--latency-flex",
-            flex_latency,
+            latency,
             "--chunk-interval",
             "0ms",
         ];
