@@ -61,8 +61,9 @@ struct Args {
     /// Content chunks per streamed answer.
     #[arg(long, default_value_t = 300)]
     chunks: u32,
-    /// Gap between chunks of the time-stamping upstream (per-chunk latency phase).
-    #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
+    /// Gap between chunks of the time-stamping upstream (per-chunk latency phase); the
+    /// simulator's default, several times faster than real token streams.
+    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
     chunk_interval: Duration,
     /// Requests held open at once.
     #[arg(long, default_value_t = 10_000)]

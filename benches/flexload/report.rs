@@ -71,6 +71,9 @@ impl Table {
             for v in &row.values {
                 let _ = write!(out, " {v:>12.d$}");
             }
+            for _ in row.values.len()..runs {
+                let _ = write!(out, " {:>12}", "");
+            }
             let _ = writeln!(out, " {:>12.d$}", median(&row.values));
         }
         out
