@@ -28,7 +28,8 @@ pub struct Report {
 #[derive(Debug, Clone)]
 pub struct RequestFacts {
     pub method: String,
-    pub route: &'static str,
+    /// The lane the request came in on (`None`: `/v1`), logged as its prefix.
+    pub lane: Option<usize>,
     pub request_id: String,
     pub endpoint: Endpoint,
     pub class: usize,
@@ -152,7 +153,7 @@ impl Ledger {
         tracing::info!(
             request_id = %self.facts.request_id,
             method = %self.facts.method,
-            route = self.facts.route,
+            route = self.facts.lane.and_then(|l| self.state.config.class(l).path_prefix.as_deref()).unwrap_or("/v1"),
             class = %class,
             model = %model,
             tier = tier_label,

@@ -28,7 +28,7 @@ fn state() -> AppState {
 fn ledger(state: &AppState) -> Ledger {
     let facts = RequestFacts {
         method: "POST".into(),
-        route: "/v1/*",
+        lane: None,
         request_id: "t".into(),
         endpoint: Endpoint::ChatCompletions,
         class: state.config.class_by_name("interactive").unwrap(),
