@@ -48,6 +48,8 @@ pub struct Ledger {
     /// The tier of the last attempt, used when the answer reports none.
     pub attempt_tier: Option<Tier>,
     pub status: u16,
+    /// The upstream's own `x-request-id`, logged for support requests.
+    pub upstream_request_id: Option<http::HeaderValue>,
     /// Time spent in flexgate's own code, excluding upstream waits.
     pub overhead: Option<Duration>,
     settled: bool,
