@@ -75,6 +75,7 @@ impl Ledger {
             escalated: false,
             attempt_tier: None,
             status: 0,
+            upstream_request_id: None,
             overhead: None,
             settled: false,
         }
@@ -154,6 +155,7 @@ impl Ledger {
         self.record_usage(report, &class, &model, tier);
         tracing::info!(
             request_id = %self.facts.request_id,
+            upstream_request_id = self.upstream_request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
             method = %self.facts.method,
             route = self.facts.lane.and_then(|l| self.state.config.class(l).path_prefix.as_deref()).unwrap_or("/v1"),
             class = %class,
