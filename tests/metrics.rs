@@ -99,6 +99,13 @@ fn workload() -> Vec<Case> {
             streams: true,
         },
         Case {
+            path: "/v1/completions",
+            body: json!({"model": "gpt-5-mini", "prompt": "Once upon a time", "max_tokens": 12}),
+            headers: vec![],
+            model: "gpt-5-mini",
+            streams: true,
+        },
+        Case {
             path: "/v1/embeddings",
             body: json!({"model": "text-embedding-3-small", "input": ["one", "two three"]}),
             headers: vec![],
