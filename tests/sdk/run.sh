@@ -4,6 +4,7 @@
 #
 #   tests/sdk/run.sh                      # uses target/release/flexgate
 #   FLEXGATE_BIN=target/debug/flexgate tests/sdk/run.sh
+#   PYTEST_ARGS="-k deadline" tests/sdk/run.sh      # extra pytest arguments
 #
 # Installs what it needs on first use (idempotent): a virtual environment under
 # .tools/venv-sdk with the pinned Python packages, and tests/sdk/node/node_modules from
@@ -114,7 +115,7 @@ unset OPENAI_API_KEY OPENAI_BASE_URL OPENAI_ORG_ID OPENAI_PROJECT_ID
 
 status=0
 echo "=== pytest tests/sdk/python"
-"$VENV/bin/python" -m pytest "$HERE/python" -q -p no:cacheprovider -rfE || status=1
+"$VENV/bin/python" -m pytest "$HERE/python" -q -p no:cacheprovider -rfE ${PYTEST_ARGS:-} || status=1
 echo "=== node --test tests/sdk/node"
 (cd "$NODE_DIR" && node --test --test-reporter=spec test/*.test.mjs) || status=1
 

@@ -60,3 +60,23 @@ def header(entry: dict, name: str) -> str | None:
 def fault(request_id: str, script: str) -> dict:
     """Headers that script the sim's answers for this request."""
     return {"x-request-id": request_id, "x-sim-fault": script}
+
+
+def metrics_text() -> str:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(gateway_url() + "/metrics", timeout=10) as r:
+        return r.read().decode()
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Sum of a metric's samples carrying every given label."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        rest = line[len(name) :]
+        if not rest.startswith(("{", " ")):
+            continue
+        if all(f'{k}="{v}"' in rest for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
