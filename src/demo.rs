@@ -12,8 +12,8 @@ use crate::server::{Server, shutdown_signal};
 use crate::sim::{self, FlexOutage, Sim, SimConfig};
 use crate::workload::demo::DemoWorkload;
 
-/// The simulator's flex outages during `--workload`: flex is down for 2 s of every 10 s.
-const WORKLOAD_OUTAGE: FlexOutage = FlexOutage { down: Duration::from_secs(2), period: Duration::from_secs(10) };
+/// The simulator's flex outages during `--workload`: flex is down for 1 s of every 10 s.
+const WORKLOAD_OUTAGE: FlexOutage = FlexOutage { down: Duration::from_secs(1), period: Duration::from_secs(10) };
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -27,7 +27,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 0.3)]
     pub flex_429_rate: f64,
     /// Flex outage windows `DOWN/PERIOD` in the simulator (flex answers only 429 for the
-    /// first DOWN of every PERIOD). Default: none, or `2s/10s` with `--workload`, so its
+    /// first DOWN of every PERIOD). Default: none, or `1s/10s` with `--workload`, so its
     /// report shows escalations; `0s/1s` turns them off.
     #[arg(long, value_name = "DOWN/PERIOD")]
     pub flex_outage: Option<FlexOutage>,
