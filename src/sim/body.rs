@@ -67,6 +67,10 @@ pub(crate) fn done_frame() -> Bytes {
     Bytes::from_static(b"data: [DONE]\n\n")
 }
 
+/// Pause before a `cut` breaks the connection, so the head and the frames before the cut
+/// leave the server first (an error in the same poll makes hyper drop unflushed bytes).
+const CUT_FLUSH: Duration = Duration::from_millis(1);
+
 /// Body of the `malformed` fault: starts like a completion, never closes.
 const MALFORMED: &[u8] =
     b"{\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":{\"content\":\"tru";
@@ -161,6 +165,7 @@ fn paced(frames: Frames, limit: Option<usize>, shape: Shape, pacing: Pacing<'_>)
                 tokio::task::yield_now().await;
             }
             p.finished = true;
+            tokio::time::sleep(CUT_FLUSH).await;
             return Some((Err(io::Error::other("simulated connection cut")), p));
         }
         if p.sent > 0 && !p.interval.is_zero() {
