@@ -26,12 +26,6 @@ def settled(before: str, klass: str) -> str:
         time.sleep(0.05)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: the Python SDK stops reading at `data: [DONE]` and closes the "
-    "connection; flexgate settles a stream only at upstream EOF, so the dropped body "
-    "records the request as `cancelled` with no usage and no cost (src/ledger.rs Drop)",
-)
 def test_a_chat_stream_read_to_done_is_a_success_with_cost(client, expect):
     klass = expect["class"]
     before = metrics_text()
