@@ -97,8 +97,12 @@ pub fn build_router(state: AppState, serve_metrics: bool) -> Router {
     if serve_metrics {
         router = router.route("/metrics", get(health::metrics));
     }
-    router
-        .merge(proxied)
+    with_layers(router.merge(proxied), state)
+}
+
+/// Wrap `routes` in the layer stack documented at the top of this module.
+fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::from_fn(sanitize_request_id))
@@ -119,3 +123,6 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,4 @@
-//! Command-line interface: `serve`, `check-config`, `sim`, `demo`, `healthcheck`.
+//! Command-line interface: `serve`, `check-config`, `sim`, `demo`, `replay`, `healthcheck`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, LogConfig, LogFormat, ProcessEnv};
 use crate::server::{Server, shutdown_signal};
 use crate::sim::{self, SimConfig};
-use crate::{demo, logging};
+use crate::{demo, logging, workload};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,8 +40,12 @@ pub enum Command {
         #[command(flatten)]
         config: SimConfig,
     },
-    /// Run the simulator and the gateway together and print how to use them.
+    /// Run the simulator and the gateway together and print how to use them; with
+    /// `--workload N`, send a mixed workload through them and print its report.
     Demo(demo::DemoArgs),
+    /// Send a JSONL workload (or OpenAI Batch API input) to a running gateway or API and
+    /// report classes, tiers, errors, latency, cost and savings.
+    Replay(workload::replay::ReplayArgs),
     /// Probe a running gateway's readiness; exit 0 when ready (for container HEALTHCHECK).
     Healthcheck {
         #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
@@ -61,6 +65,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo::run(args).await,
+        Command::Replay(args) => workload::replay::run(args).await,
         Command::Healthcheck { url } => Ok(healthcheck(&url).await),
     }
 }

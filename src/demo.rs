@@ -1,11 +1,19 @@
-//! `flexgate demo`: the simulator and the gateway in one process, with copy-paste examples.
+//! `flexgate demo`: the simulator and the gateway in one process, with copy-paste examples;
+//! with `--workload N`, a mixed workload through them and its report
+//! ([`crate::workload::demo`]).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::server::{Server, shutdown_signal};
-use crate::sim::{self, Sim, SimConfig};
+use crate::sim::{self, FlexOutage, Sim, SimConfig};
+use crate::workload::demo::DemoWorkload;
+
+/// The simulator's flex outages during `--workload`: flex is down for 1 s of every 10 s.
+const WORKLOAD_OUTAGE: FlexOutage = FlexOutage { down: Duration::from_secs(1), period: Duration::from_secs(10) };
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -18,13 +26,36 @@ pub struct DemoArgs {
     /// Share of flex requests the simulator answers with a capacity 429.
     #[arg(long, default_value_t = 0.3)]
     pub flex_429_rate: f64,
+    /// Flex outage windows `DOWN/PERIOD` in the simulator (flex answers only 429 for the
+    /// first DOWN of every PERIOD). Default: none, or `1s/10s` with `--workload`, so its
+    /// report shows escalations; `0s/1s` turns them off.
+    #[arg(long, value_name = "DOWN/PERIOD")]
+    pub flex_outage: Option<FlexOutage>,
+    /// Send a mixed workload of N requests (N defaults to 200), print its report and exit.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "200")]
+    pub workload: Option<usize>,
+    /// Requests in flight at once during `--workload`.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+    /// Seed of the generated workload and of the simulator's random 429s.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Also write the generated workload to this JSONL file (for `flexgate replay`).
+    #[arg(long, value_name = "FILE", requires = "workload")]
+    pub save_workload: Option<PathBuf>,
+    /// Keep the simulator and the gateway running after the workload's report.
+    #[arg(long, requires = "workload")]
+    pub serve: bool,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    logging::init_demo();
+    // A workload run prints a report; per-request log lines would bury it.
+    logging::init_demo(if args.workload.is_some() { "warn" } else { "info" });
     let sim_listener = tokio::net::TcpListener::bind(args.sim_listen).await?;
     let sim_addr = sim_listener.local_addr()?;
-    let sim_config = SimConfig { flex_429_rate: args.flex_429_rate, ..SimConfig::default() };
+    let flex_outage = args.flex_outage.or(args.workload.map(|_| WORKLOAD_OUTAGE));
+    let sim_config =
+        SimConfig { flex_429_rate: args.flex_429_rate, flex_outage, seed: args.seed, ..SimConfig::default() };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut sim_stop = stop_rx.clone();
     let sim_task = tokio::spawn(sim::serve(sim_listener, Sim::new(sim_config), async move {
@@ -35,11 +66,55 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     config.server.listen = args.listen;
     let server = Server::bind(config).await?;
     let addr = server.local_addr()?;
-    print_banner(addr, sim_addr);
-    server.run(shutdown_signal()).await?;
+    match args.workload {
+        None => {
+            print_banner(addr, sim_addr);
+            server.run(shutdown_signal()).await?;
+        }
+        Some(requests) => {
+            let workload = DemoWorkload {
+                requests,
+                concurrency: usize::from(args.concurrency),
+                seed: args.seed,
+                save: args.save_workload.clone(),
+                flex_429_rate: args.flex_429_rate,
+                flex_outage,
+            };
+            run_workload(server, &workload, args.serve, (addr, sim_addr)).await?;
+        }
+    }
     let _ = stop_tx.send(true);
     let _ = sim_task.await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serve while the workload runs; then stop, or keep serving until Ctrl-C (`--serve`).
+async fn run_workload(
+    server: Server,
+    workload: &DemoWorkload,
+    keep_serving: bool,
+    (addr, sim_addr): (SocketAddr, SocketAddr),
+) -> anyhow::Result<()> {
+    let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            _ = done_rx.wait_for(|done| *done) => {}
+        }
+    };
+    let work = async {
+        let result = crate::workload::demo::run(workload, addr, sim_addr).await;
+        if keep_serving && result.is_ok() {
+            print_banner(addr, sim_addr);
+        } else {
+            let _ = done_tx.send(true);
+        }
+        result
+    };
+    let (gateway, workload_result) = tokio::join!(server.run(shutdown), work);
+    workload_result?;
+    gateway?;
+    Ok(())
 }
 
 #[expect(clippy::print_stdout, reason = "the demo talks to the person who started it")]
@@ -76,7 +151,7 @@ Then read spend and savings:
 mod logging {
     use super::{LogConfig, LogFormat};
 
-    pub fn init_demo() {
-        crate::logging::init(&LogConfig { format: LogFormat::Pretty, level: "info".into() });
+    pub fn init_demo(level: &str) {
+        crate::logging::init(&LogConfig { format: LogFormat::Pretty, level: level.into() });
     }
 }

@@ -28,7 +28,8 @@ pub struct Report {
 #[derive(Debug, Clone)]
 pub struct RequestFacts {
     pub method: String,
-    pub route: &'static str,
+    /// The lane the request came in on (`None`: `/v1`), logged as its prefix.
+    pub lane: Option<usize>,
     pub request_id: String,
     pub endpoint: Endpoint,
     pub class: usize,
@@ -47,6 +48,8 @@ pub struct Ledger {
     /// The tier of the last attempt, used when the answer reports none.
     pub attempt_tier: Option<Tier>,
     pub status: u16,
+    /// The upstream's own `x-request-id`, logged for support requests.
+    pub upstream_request_id: Option<http::HeaderValue>,
     /// Time spent in flexgate's own code, excluding upstream waits.
     pub overhead: Option<Duration>,
     settled: bool,
@@ -72,6 +75,7 @@ impl Ledger {
             escalated: false,
             attempt_tier: None,
             status: 0,
+            upstream_request_id: None,
             overhead: None,
             settled: false,
         }
@@ -151,8 +155,9 @@ impl Ledger {
         self.record_usage(report, &class, &model, tier);
         tracing::info!(
             request_id = %self.facts.request_id,
+            upstream_request_id = self.upstream_request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
             method = %self.facts.method,
-            route = self.facts.route,
+            route = self.facts.lane.and_then(|l| self.state.config.class(l).path_prefix.as_deref()).unwrap_or("/v1"),
             class = %class,
             model = %model,
             tier = tier_label,

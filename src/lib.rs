@@ -24,6 +24,7 @@ pub mod state;
 pub mod stream;
 pub mod upstream;
 pub mod usage;
+pub mod workload;
 
 pub use config::Config;
 pub use server::Server;

@@ -29,7 +29,7 @@ cargo test --locked
 step "cargo build --release --locked"
 cargo build --release --locked
 
-for suite in tests/deploy/check.sh; do
+for suite in tests/sdk/run.sh tests/deploy/check.sh tests/prometheus/run.sh; do
     step "$suite"
     bash "$suite"
 done

@@ -71,7 +71,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
     let request_id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let facts = RequestFacts {
         method: parts.method.to_string(),
-        route: target.route,
+        lane: target.lane,
         request_id: request_id.clone(),
         endpoint,
         class: plan.class,

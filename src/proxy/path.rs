@@ -13,8 +13,6 @@ pub struct Target<'a> {
     pub lane: Option<ClassId>,
     /// Starts with `/`, e.g. `/chat/completions`.
     pub rest: &'a str,
-    /// The route template for logs: `/v1/*` or the lane prefix with `/*`.
-    pub route: &'static str,
 }
 
 pub fn target<'a>(config: &Config, method: &Method, path: &'a str) -> Result<Target<'a>, GatewayError> {
@@ -27,14 +25,14 @@ pub fn target<'a>(config: &Config, method: &Method, path: &'a str) -> Result<Tar
         });
     }
     if let Some(rest) = path.strip_prefix("/v1").filter(|r| r.starts_with('/')) {
-        return Ok(Target { lane: None, rest, route: "/v1/*" });
+        return Ok(Target { lane: None, rest });
     }
     for (id, class) in config.classes.iter().enumerate() {
         let Some(prefix) = class.path_prefix.as_deref() else {
             continue;
         };
         if let Some(rest) = path.strip_prefix(prefix).filter(|r| r.starts_with('/')) {
-            return Ok(Target { lane: Some(id), rest, route: "lane/*" });
+            return Ok(Target { lane: Some(id), rest });
         }
     }
     Err(not_found())

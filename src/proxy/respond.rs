@@ -90,6 +90,7 @@ pub fn respond(ctx: &Context<'_>, finished: Finished<Answer>, mut ledger: Ledger
 fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upstream_time: Duration) -> Response {
     record_ratelimit(ctx.state, &answer.headers);
     ledger.status = answer.status.as_u16();
+    ledger.upstream_request_id = answer.headers.get("x-request-id").cloned();
     match answer.body {
         AnswerBody::Full(bytes) => {
             let report = if ctx.endpoint == Endpoint::Other {
@@ -155,6 +156,7 @@ fn upstream_error(
     upstream_time: Duration,
 ) -> Response {
     ledger.status = answer.status.as_u16();
+    ledger.upstream_request_id = answer.headers.get("x-request-id").cloned();
     let mut h = headers::client_response(&answer.headers, false);
     flexgate_headers(&mut h, &ledger, ledger.attempt_tier);
     if no_retry {

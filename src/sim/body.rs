@@ -15,6 +15,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 
+use tokio::sync::watch;
+
+use super::Sim;
 use super::faults::Shape;
 
 /// Lazily rendered SSE frames, each a complete `data:`/`event:` block.
@@ -64,21 +67,30 @@ pub(crate) fn done_frame() -> Bytes {
     Bytes::from_static(b"data: [DONE]\n\n")
 }
 
+/// Pause before a `cut` breaks the connection, so the head and the frames before the cut
+/// leave the server first (an error in the same poll makes hyper drop unflushed bytes).
+const CUT_FLUSH: Duration = Duration::from_millis(1);
+
 /// Body of the `malformed` fault: starts like a completion, never closes.
 const MALFORMED: &[u8] =
     b"{\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":{\"content\":\"tru";
 
 /// Builds the response for `payload` delivered as `shape`.
-pub(crate) fn respond(payload: Payload, shape: Shape, interval: Duration, open: &Arc<AtomicUsize>) -> Response {
+pub(crate) fn respond(sim: &Sim, payload: Payload, shape: Shape) -> Response {
+    let pacing = Pacing {
+        interval: sim.inner.config.chunk_interval,
+        open: &sim.inner.open_streams,
+        stop: sim.inner.stop.subscribe(),
+    };
     if shape == Shape::Malformed {
         return whole("application/json", Bytes::from_static(MALFORMED));
     }
     match payload {
-        Payload::Json(bytes) => sized("application/json", bytes, shape, open),
-        Payload::Binary { content_type, bytes } => sized(content_type, bytes, shape, open),
+        Payload::Json(bytes) => sized("application/json", bytes, shape, pacing),
+        Payload::Binary { content_type, bytes } => sized(content_type, bytes, shape, pacing),
         Payload::Sse { frames, prefix } => {
             let limit = (shape != Shape::Normal).then_some(prefix);
-            let body = paced(frames, interval, limit, shape, StreamGuard::new(open));
+            let body = paced(frames, limit, shape, pacing);
             let mut response = body.into_response();
             let headers = response.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
@@ -93,18 +105,26 @@ fn whole(content_type: &'static str, bytes: Bytes) -> Response {
 }
 
 /// A body with a `content-length`; `cut`/`stall` deliver only its first half.
-fn sized(content_type: &'static str, bytes: Bytes, shape: Shape, open: &Arc<AtomicUsize>) -> Response {
+fn sized(content_type: &'static str, bytes: Bytes, shape: Shape, pacing: Pacing<'_>) -> Response {
     if shape == Shape::Normal {
         return whole(content_type, bytes);
     }
     let full = bytes.len();
     let half = bytes.slice(..full / 2);
     let frames: Frames = Box::new(std::iter::once(half));
-    let body = paced(frames, Duration::ZERO, Some(1), shape, StreamGuard::new(open));
+    let pacing = Pacing { interval: Duration::ZERO, ..pacing };
+    let body = paced(frames, Some(1), shape, pacing);
     let mut response = whole(content_type, Bytes::new());
     *response.body_mut() = body;
     response.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(full));
     response
+}
+
+/// What a piecewise body needs from the sim.
+struct Pacing<'a> {
+    interval: Duration,
+    open: &'a Arc<AtomicUsize>,
+    stop: watch::Receiver<bool>,
 }
 
 struct Pacer {
@@ -114,13 +134,23 @@ struct Pacer {
     limit: Option<usize>,
     shape: Shape,
     finished: bool,
+    stop: watch::Receiver<bool>,
     _guard: StreamGuard,
 }
 
 /// Streams `frames`, sleeping `interval` between them; after `limit` frames it breaks
-/// (`cut`) or goes quiet (`stall`).
-fn paced(frames: Frames, interval: Duration, limit: Option<usize>, shape: Shape, guard: StreamGuard) -> Body {
-    let pacer = Pacer { frames, sent: 0, interval, limit, shape, finished: false, _guard: guard };
+/// (`cut`) or goes quiet (`stall`, until the client leaves or `serve` shuts down).
+fn paced(frames: Frames, limit: Option<usize>, shape: Shape, pacing: Pacing<'_>) -> Body {
+    let pacer = Pacer {
+        frames,
+        sent: 0,
+        interval: pacing.interval,
+        limit,
+        shape,
+        finished: false,
+        _guard: StreamGuard::new(pacing.open),
+        stop: pacing.stop,
+    };
     let stream = futures_util::stream::unfold(pacer, |mut p| async move {
         if p.finished {
             return None;
@@ -128,9 +158,14 @@ fn paced(frames: Frames, interval: Duration, limit: Option<usize>, shape: Shape,
         if p.limit.is_some_and(|limit| p.sent >= limit) {
             if p.shape == Shape::Stall {
                 // Keeps the pacer (and its guard) alive until the client goes away.
-                std::future::pending::<()>().await;
+                let _ = p.stop.wait_for(|stopped| *stopped).await;
+            } else {
+                // One `Pending` lets the server flush what was sent before the break;
+                // an error at once could drop the buffered head and prefix with it.
+                tokio::task::yield_now().await;
             }
             p.finished = true;
+            tokio::time::sleep(CUT_FLUSH).await;
             return Some((Err(io::Error::other("simulated connection cut")), p));
         }
         if p.sent > 0 && !p.interval.is_zero() {

@@ -5,6 +5,7 @@
 //! every other chunk has `"usage": null`.
 
 use bytes::Bytes;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Sim;
@@ -12,7 +13,7 @@ use super::body::{Payload, data_frame, done_frame};
 use super::errors::ApiError;
 use super::pipeline::{Gen, content_chars};
 use super::text;
-use super::usage::{self, SimUsage};
+use super::usage::{self, ChatUsageWire, SimUsage};
 
 pub(crate) const FINGERPRINT: &str = "fp_flexgate_sim";
 
@@ -37,27 +38,57 @@ pub(crate) fn render(sim: &Sim, generation: &Gen) -> Payload {
     if generation.stream {
         stream(id, created, generation)
     } else {
-        Payload::Json(Bytes::from(completion(&id, created, generation).to_string()))
+        Payload::Json(completion(&id, created, generation))
     }
 }
 
-fn completion(id: &str, created: u64, generation: &Gen) -> Value {
+/// The `chat.completion` object, typed so the hot non-streaming path builds no map.
+#[derive(Serialize)]
+struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [Choice<'a>; 1],
+    usage: ChatUsageWire,
+    service_tier: Option<&'static str>,
+    system_fingerprint: &'static str,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    message: Message<'a>,
+    logprobs: Option<()>,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    content: &'a str,
+    refusal: Option<()>,
+    annotations: [(); 0],
+}
+
+fn completion(id: &str, created: u64, generation: &Gen) -> Bytes {
     let content = text::sentence(generation.seed, generation.usage.visible_tokens());
-    json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": generation.model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": content, "refusal": null, "annotations": []},
-            "logprobs": null,
-            "finish_reason": "stop"
+    let body = Completion {
+        id,
+        object: "chat.completion",
+        created,
+        model: &generation.model,
+        choices: [Choice {
+            index: 0,
+            message: Message { role: "assistant", content: &content, refusal: None, annotations: [] },
+            logprobs: None,
+            finish_reason: "stop",
         }],
-        "usage": generation.usage.chat_json(),
-        "service_tier": generation.served_tier,
-        "system_fingerprint": FINGERPRINT
-    })
+        usage: generation.usage.chat_wire(),
+        service_tier: generation.served_tier,
+        system_fingerprint: FINGERPRINT,
+    };
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }
 
 #[derive(Clone, Copy)]
@@ -95,7 +126,10 @@ impl ChunkWriter {
                 format!("{head}{choices}{tail}")
             }
             Chunk::Finish => format!("{head}{}{tail}", choice("{}", r#""stop""#)),
-            Chunk::Usage => format!(r#"{head}[],"usage":{}}}"#, self.usage.chat_json()),
+            Chunk::Usage => {
+                let usage = serde_json::to_string(&self.usage.chat_wire()).unwrap_or_default();
+                format!(r#"{head}[],"usage":{usage}}}"#)
+            }
             Chunk::Done => return done_frame(),
         };
         data_frame(&json)

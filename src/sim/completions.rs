@@ -49,7 +49,7 @@ pub(crate) fn render(sim: &Sim, generation: &Gen) -> Payload {
             "logprobs": null,
             "finish_reason": "stop"
         }],
-        "usage": generation.usage.chat_json(),
+        "usage": generation.usage.chat_wire(),
         "system_fingerprint": FINGERPRINT
     });
     Payload::Json(Bytes::from(body.to_string()))
@@ -81,7 +81,10 @@ fn stream(id: &str, created: u64, generation: &Gen) -> Payload {
                 format!("{head}{}{tail}", choice(&word.to_string(), "null"))
             }
             Chunk::Finish => format!("{head}{}{tail}", choice(r#""""#, r#""stop""#)),
-            Chunk::Usage => format!(r#"{head}[],"usage":{}}}"#, usage.chat_json()),
+            Chunk::Usage => {
+                let usage = serde_json::to_string(&usage.chat_wire()).unwrap_or_default();
+                format!(r#"{head}[],"usage":{usage}}}"#)
+            }
             Chunk::Done => return done_frame(),
         };
         data_frame(&json)

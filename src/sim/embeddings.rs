@@ -117,7 +117,7 @@ pub(crate) fn render(generation: &Gen) -> Payload {
         "object": "list",
         "data": data,
         "model": generation.model,
-        "usage": generation.usage.embeddings_json()
+        "usage": generation.usage.embeddings_wire()
     });
     Payload::Json(Bytes::from(body.to_string()))
 }

@@ -10,10 +10,11 @@
 //! `retry-after-ms: 200`, `retry-after: 1`, `x-ratelimit-reset-requests: 200ms`);
 //! `429-slow-down` (`slow_down`); `429-quota` (`insufficient_quota`); `429-credit`
 //! (`credit_balance_exhausted`); `429-spend` (`project_spend_limit_exceeded`); `hang`
-//! (never send headers); `cut` (stream: a few chunks, then the connection breaks without
-//! the terminal event; non-stream: `content-length` and half the body, then it breaks);
-//! `stall` (the same prefix, then nothing while the connection stays open); `malformed`
-//! (200 `application/json` that is not JSON); `slow:DURATION` (extra latency first).
+//! (never send headers; only a shutting-down `serve` ends it, with a 503); `cut` (stream:
+//! a few chunks, then the connection breaks without the terminal event; non-stream:
+//! `content-length` and half the body, then it breaks); `stall` (the same prefix, then
+//! nothing while the connection stays open); `malformed` (200 `application/json` that is
+//! not JSON); `slow:DURATION` (extra latency first).
 //! A `flex:` prefix (`flex:429-capacity`) applies the step only when the request would be
 //! served on flex; otherwise that attempt behaves normally. Error steps answer at once,
 //! before quota, rate-limit and latency. An unparsable script is a 400.
@@ -121,8 +122,8 @@ impl FaultScripts {
     }
 }
 
-/// Applies this attempt's scripted step. Error steps come back as `Err`, `hang` never
-/// returns (its log entry is completed first), `slow:` sleeps, and the rest say how the
+/// Applies this attempt's scripted step. Error steps come back as `Err`, `hang` waits
+/// for shutdown (its log entry is completed first), `slow:` sleeps, and the rest say how the
 /// body is to be shaped. `flex` tells whether the request would be served on flex.
 pub(crate) async fn gate(
     sim: &Sim,
@@ -159,7 +160,8 @@ pub(crate) async fn gate(
         Fault::Spend => Err(ApiError::spend_limit()),
         Fault::Hang => {
             sim.inner.log.finish(ctx.seq, 0, Some(out.clone()));
-            std::future::pending().await
+            sim.stopped().await;
+            Err(ApiError::new(http::StatusCode::SERVICE_UNAVAILABLE, "server_error", "The simulator is shutting down."))
         }
         Fault::Slow(extra) => {
             tokio::time::sleep(extra).await;

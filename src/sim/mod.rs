@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     pub ids: text::Ids,
     pub files: files::FileStore,
     pub open_streams: Arc<AtomicUsize>,
+    /// Set by `serve` on shutdown so `hang` and `stall` let their connections go.
+    pub stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Sim {
@@ -81,6 +83,7 @@ impl Sim {
             ids: text::Ids::new(config.seed),
             files: files::FileStore::default(),
             open_streams: Arc::new(AtomicUsize::new(0)),
+            stop: tokio::sync::watch::Sender::new(false),
             config,
         };
         Self { inner: Arc::new(inner) }
@@ -105,6 +108,9 @@ impl Sim {
             .route("/v1/audio/speech", post(passthrough::speech))
             .method_not_allowed_fallback(record::unknown)
             .fallback(record::unknown)
+            // `record` already buffered the body under its own limit; axum's 2 MB
+            // extractor default would otherwise refuse large uploads again.
+            .layer(DefaultBodyLimit::disable())
             .layer(from_fn_with_state(self.clone(), record::record));
         Router::new()
             .route("/_sim/requests", get(admin_requests))
@@ -130,6 +136,12 @@ impl Sim {
     /// that goes away drops its body, so this falls back once the server notices.
     pub fn open_streams(&self) -> usize {
         self.inner.open_streams.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once a `serve` of this sim is shutting down.
+    pub(crate) async fn stopped(&self) {
+        let mut stop = self.inner.stop.subscribe();
+        let _ = stop.wait_for(|stopped| *stopped).await;
     }
 
     /// Whether a flex request arriving at `now` meets exhausted capacity.
@@ -160,8 +172,9 @@ async fn admin_reset(State(sim): State<Sim>) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"ok": true}))
 }
 
-/// Serve `sim` on `listener` until `shutdown` resolves; connections still open then get
-/// a short grace period.
+/// Serve `sim` on `listener` until `shutdown` resolves. Then `hang` and `stall`
+/// answers end (a 503 and a broken body), other connections get [`SHUTDOWN_GRACE`] to
+/// finish, and the function returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     sim: Sim,
@@ -173,20 +186,18 @@ pub async fn serve(
             tracing::debug!(%error, "sim: set_nodelay failed");
         }
     });
-    let (tx, rx) = tokio::sync::watch::channel(false);
+    sim.inner.stop.send_replace(false);
+    let notifier = sim.clone();
     tokio::spawn(async move {
         shutdown.await;
-        let _ = tx.send(true);
+        notifier.inner.stop.send_replace(true);
     });
-    let mut graceful = rx.clone();
-    let mut deadline = rx;
-    let server = axum::serve(listener, sim.router()).with_graceful_shutdown(async move {
-        let _ = graceful.wait_for(|stop| *stop).await;
-    });
+    let graceful = sim.clone();
+    let server = axum::serve(listener, sim.router()).with_graceful_shutdown(async move { graceful.stopped().await });
     tokio::select! {
         result = server => result,
         () = async {
-            let _ = deadline.wait_for(|stop| *stop).await;
+            sim.stopped().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => Ok(()),
     }

@@ -31,7 +31,7 @@ async fn simple(
             return Err(ApiError::insufficient_quota());
         }
         let payload = op()?;
-        Ok::<_, ApiError>(body::respond(payload, shape, sim.inner.config.chunk_interval, &sim.inner.open_streams))
+        Ok::<_, ApiError>(body::respond(sim, payload, shape))
     }
     .await;
     let mut response = result.unwrap_or_else(IntoResponse::into_response);

@@ -215,7 +215,7 @@ impl Run<'_> {
         };
         let payload = self.endpoint.render(sim, &generation);
         self.out.served_tier = tier.map(str::to_owned);
-        Ok(body::respond(payload, shape, sim.inner.config.chunk_interval, &sim.inner.open_streams))
+        Ok(body::respond(sim, payload, shape))
     }
 
     /// Records what the request asked for, before anything can fail.

@@ -35,6 +35,17 @@ impl RateSnapshot {
     }
 
     pub fn write_request_headers(&self, headers: &mut HeaderMap) {
+        if *self == Self::nominal() {
+            // The common unlimited case: no formatting per answer.
+            for (name, value) in [
+                ("x-ratelimit-limit-requests", "30000"),
+                ("x-ratelimit-remaining-requests", "29999"),
+                ("x-ratelimit-reset-requests", "2ms"),
+            ] {
+                headers.entry(HeaderName::from_static(name)).or_insert(HeaderValue::from_static(value));
+            }
+            return;
+        }
         put(headers, "x-ratelimit-limit-requests", &self.limit.to_string());
         put(headers, "x-ratelimit-remaining-requests", &self.remaining.to_string());
         put(headers, "x-ratelimit-reset-requests", &go_duration(self.reset));
@@ -174,6 +185,12 @@ mod tests {
         let snap = limiter.admit(Instant::now()).unwrap();
         assert_eq!(snap.limit, NOMINAL_RPM);
         assert_eq!(go_duration(snap.reset), "2ms");
+        let (mut fast, mut slow) = (HeaderMap::new(), HeaderMap::new());
+        snap.write_request_headers(&mut fast);
+        put(&mut slow, "x-ratelimit-limit-requests", &snap.limit.to_string());
+        put(&mut slow, "x-ratelimit-remaining-requests", &snap.remaining.to_string());
+        put(&mut slow, "x-ratelimit-reset-requests", &go_duration(snap.reset));
+        assert_eq!(fast, slow, "the static nominal headers match the computed ones");
         let mut headers = HeaderMap::new();
         write_token_headers(&mut headers, 1000);
         assert_eq!(headers["x-ratelimit-remaining-tokens"], "29999000");

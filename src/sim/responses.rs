@@ -52,7 +52,7 @@ pub(crate) fn render(sim: &Sim, generation: &Gen) -> Payload {
     let created = text::unix_now();
     let full_text = text::sentence(generation.seed, generation.usage.visible_tokens());
     let done_item = message_item(&item_id, "completed", &full_text);
-    let usage = generation.usage.responses_json();
+    let usage = serde_json::to_value(generation.usage.responses_wire()).unwrap_or_default();
     let completed = response_object(&id, created, generation, "completed", &json!([done_item]), &usage);
     if !generation.stream {
         return Payload::Json(Bytes::from(completed.to_string()));

@@ -18,7 +18,6 @@
 //! Streaming and non-streaming answers to the same request report identical usage.
 
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use super::catalog;
 
@@ -46,36 +45,87 @@ impl SimUsage {
     }
 
     /// `CompletionUsage` of chat and legacy completions.
-    pub(crate) fn chat_json(&self) -> Value {
-        json!({
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-            "prompt_tokens_details": {"cached_tokens": self.cached_tokens, "audio_tokens": 0},
-            "completion_tokens_details": {
-                "reasoning_tokens": self.reasoning_tokens,
-                "audio_tokens": 0,
-                "accepted_prediction_tokens": 0,
-                "rejected_prediction_tokens": 0
-            }
-        })
+    pub(crate) fn chat_wire(&self) -> ChatUsageWire {
+        ChatUsageWire {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            total_tokens: self.total_tokens,
+            prompt_tokens_details: PromptDetails { cached_tokens: self.cached_tokens, audio_tokens: 0 },
+            completion_tokens_details: CompletionDetails {
+                reasoning_tokens: self.reasoning_tokens,
+                audio_tokens: 0,
+                accepted_prediction_tokens: 0,
+                rejected_prediction_tokens: 0,
+            },
+        }
     }
 
     /// `ResponseUsage` of the Responses API.
-    pub(crate) fn responses_json(&self) -> Value {
-        json!({
-            "input_tokens": self.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": self.cached_tokens},
-            "output_tokens": self.completion_tokens,
-            "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
-            "total_tokens": self.total_tokens
-        })
+    pub(crate) fn responses_wire(&self) -> ResponsesUsageWire {
+        ResponsesUsageWire {
+            input_tokens: self.prompt_tokens,
+            input_tokens_details: CachedDetails { cached_tokens: self.cached_tokens },
+            output_tokens: self.completion_tokens,
+            output_tokens_details: ReasoningDetails { reasoning_tokens: self.reasoning_tokens },
+            total_tokens: self.total_tokens,
+        }
     }
 
     /// Embeddings usage: prompt and total only.
-    pub(crate) fn embeddings_json(&self) -> Value {
-        json!({"prompt_tokens": self.prompt_tokens, "total_tokens": self.total_tokens})
+    pub(crate) fn embeddings_wire(&self) -> EmbeddingsUsageWire {
+        EmbeddingsUsageWire { prompt_tokens: self.prompt_tokens, total_tokens: self.total_tokens }
     }
+}
+
+// Wire shapes are typed structs rather than `json!` trees: usage is serialized on every
+// answer, and building a map per answer showed up in profiles.
+
+#[derive(Clone, Copy, Serialize)]
+pub(crate) struct ChatUsageWire {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    prompt_tokens_details: PromptDetails,
+    completion_tokens_details: CompletionDetails,
+}
+
+#[derive(Clone, Copy, Serialize)]
+struct PromptDetails {
+    cached_tokens: u64,
+    audio_tokens: u64,
+}
+
+#[derive(Clone, Copy, Serialize)]
+struct CompletionDetails {
+    reasoning_tokens: u64,
+    audio_tokens: u64,
+    accepted_prediction_tokens: u64,
+    rejected_prediction_tokens: u64,
+}
+
+#[derive(Clone, Copy, Serialize)]
+pub(crate) struct ResponsesUsageWire {
+    input_tokens: u64,
+    input_tokens_details: CachedDetails,
+    output_tokens: u64,
+    output_tokens_details: ReasoningDetails,
+    total_tokens: u64,
+}
+
+#[derive(Clone, Copy, Serialize)]
+struct CachedDetails {
+    cached_tokens: u64,
+}
+
+#[derive(Clone, Copy, Serialize)]
+struct ReasoningDetails {
+    reasoning_tokens: u64,
+}
+
+#[derive(Clone, Copy, Serialize)]
+pub(crate) struct EmbeddingsUsageWire {
+    prompt_tokens: u64,
+    total_tokens: u64,
 }
 
 /// Tokens of one input item with `chars` characters of text.

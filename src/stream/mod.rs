@@ -54,6 +54,8 @@ struct State {
     out: VecDeque<Bytes>,
     ledger: Option<Ledger>,
     endpoint: Option<Endpoint>,
+    /// The body has ended (or failed); only queued output remains.
+    finished: bool,
 }
 
 enum Next {
@@ -79,6 +81,7 @@ pub fn body(first: Option<Bytes>, rest: ByteStream, options: StreamOptions, ledg
         out: VecDeque::new(),
         ledger: Some(ledger),
         endpoint: options.sse,
+        finished: false,
     };
     Body::from_stream(futures_util::stream::unfold(state, step))
 }
@@ -91,7 +94,9 @@ async fn step(mut st: State) -> Option<(Result<Bytes, std::io::Error>, State)> {
             }
             return Some((Ok(chunk), st));
         }
-        st.ledger.as_ref()?;
+        if st.finished {
+            return None;
+        }
         let next = match st.first.take() {
             Some(chunk) => Next::Chunk(chunk),
             None => match tokio::time::timeout(st.idle, st.rest.next()).await {
@@ -102,8 +107,17 @@ async fn step(mut st: State) -> Option<(Result<Bytes, std::io::Error>, State)> {
             },
         };
         match next {
-            Next::Chunk(chunk) => st.forward(chunk),
+            Next::Chunk(chunk) => {
+                st.forward(chunk);
+                // SDKs stop reading at the terminal event and may hang up before the
+                // upstream's EOF arrives, so the request is settled as soon as it is seen.
+                if st.observer.as_ref().is_some_and(|o| o.usage.saw_terminal()) && st.ledger.is_some() {
+                    st.flush_held();
+                    st.settle(Outcome::Success);
+                }
+            }
             Next::End => {
+                st.finished = true;
                 let complete = st.observer.as_ref().is_none_or(|o| o.usage.saw_terminal());
                 if complete {
                     st.flush_held();
@@ -113,6 +127,11 @@ async fn step(mut st: State) -> Option<(Result<Bytes, std::io::Error>, State)> {
                 }
             }
             Next::Broken(why) => {
+                st.finished = true;
+                if st.ledger.is_none() {
+                    // Already complete: a connection dropped after the terminal event loses nothing.
+                    continue;
+                }
                 if st.observer.is_none() {
                     // Opaque bytes: abort the body so the client sees a broken transfer.
                     st.settle(Outcome::UpstreamError);
@@ -169,7 +188,11 @@ impl State {
             service_tier: o.usage.service_tier().map(str::to_owned),
             model: o.usage.model().map(str::to_owned),
         });
-        if let Some(ledger) = self.ledger.take() {
+        if let Some(mut ledger) = self.ledger.take() {
+            if !self.out.is_empty() {
+                // The queued bytes go out next; this is the first byte if none went before.
+                ledger.first_byte();
+            }
             ledger.settle(outcome, &report.unwrap_or_default());
         }
     }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
@@ -28,7 +29,7 @@ fn state() -> AppState {
 fn ledger(state: &AppState) -> Ledger {
     let facts = RequestFacts {
         method: "POST".into(),
-        route: "/v1/*",
+        lane: None,
         request_id: "t".into(),
         endpoint: Endpoint::ChatCompletions,
         class: state.config.class_by_name("interactive").unwrap(),
@@ -144,4 +145,27 @@ async fn a_dropped_body_settles_as_cancelled() {
     let text = state.metrics.render();
     assert!(text.contains("outcome=\"cancelled\""), "{text}");
     assert!(text.contains("flexgate_inflight_requests{class=\"interactive\"} 0"), "{text}");
+}
+
+#[tokio::test]
+async fn a_client_hanging_up_after_the_terminal_event_is_a_success() {
+    let state = state();
+    // The upstream has sent everything but not yet closed the connection.
+    let rest: ByteStream = Box::pin(
+        futures_util::stream::iter([Ok(Bytes::from_static(CHAT.as_bytes()))]).chain(futures_util::stream::pending()),
+    );
+    let options = StreamOptions {
+        sse: Some(Endpoint::ChatCompletions),
+        strip_usage_chunk: false,
+        idle_timeout: Duration::from_secs(30),
+    };
+    let mut b = body(None, rest, options, ledger(&state)).into_data_stream();
+    let first = b.next().await.unwrap().unwrap();
+    assert_eq!(first, CHAT.as_bytes());
+    drop(b);
+    let text = state.metrics.render();
+    assert!(text.contains("outcome=\"success\""), "{text}");
+    assert!(!text.contains("outcome=\"cancelled\""), "{text}");
+    assert!(text.contains("flexgate_cost_usd_total"), "{text}");
+    assert!(text.contains("flexgate_time_to_first_byte_seconds_count"), "{text}");
 }
