@@ -398,7 +398,7 @@ async fn hostile_but_well_formed_requests_reach_only_the_upstream_and_change_not
 
 /// Deadlines that parse but make no sense are bounded: a huge one is capped at the
 /// class deadline, SDK timeouts that are not numbers are ignored, and a 1 ns deadline
-/// ends at once with flexgate's 504 rather than a hang.
+/// ends at once (flexgate's 504, or the answer if it came within the timer's tick).
 #[tokio::test]
 async fn absurd_deadline_values_are_capped_or_fail_fast() {
     let b = bench().await;
@@ -436,6 +436,7 @@ async fn absurd_deadline_values_are_capped_or_fail_fast() {
     assert!(started.elapsed() < Duration::from_secs(1));
     let status = r.status().as_u16();
     let v: Value = r.json().await.unwrap();
-    assert_eq!((status, v["error"]["code"].as_str()), (504, Some("deadline_exceeded")), "{v}");
+    // The timer's millisecond tick may still let a zero-latency upstream answer in time.
+    assert!(status == 200 || (status, v["error"]["code"].as_str()) == (504, Some("deadline_exceeded")), "{v}");
     victim.finish().await;
 }
