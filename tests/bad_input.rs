@@ -440,3 +440,24 @@ async fn absurd_deadline_values_are_capped_or_fail_fast() {
     assert!(status == 200 || (status, v["error"]["code"].as_str()) == (504, Some("deadline_exceeded")), "{v}");
     victim.finish().await;
 }
+
+/// A request refused before its body was read leaves unread bytes on the connection, so
+/// the server must close it — and say so, or a client reusing the connection for its next
+/// request races the close and gets a connection error for a request that did nothing
+/// wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_with_an_unread_body_never_breaks_the_next_request_on_the_connection() {
+    let b = bench().await;
+    let c = client();
+    let big = vec![b' '; 70_000];
+    for round in 0..20 {
+        for (path, body) in [(CHAT, big.clone()), ("/v1/files%2Fx", b"{}".repeat(20_000)), ("/v2/nowhere", big.clone())]
+        {
+            let r = c.post(b.gw.url(path)).bearer_auth("sk").body(body).send().await.unwrap();
+            assert!(r.status().is_client_error(), "{path}");
+            let r = c.post(b.gw.url(CHAT)).bearer_auth("sk").json(&chat_body("gpt-5", false)).send().await;
+            let r = r.unwrap_or_else(|e| panic!("round {round}, after {path}: {e:?}"));
+            assert_eq!(r.status(), 200);
+        }
+    }
+}
