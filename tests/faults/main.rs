@@ -9,6 +9,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 #[cfg(test)]
+#[path = "../common/process.rs"]
+mod process;
+#[cfg(test)]
 mod shutdown;
 #[cfg(test)]
 mod storms;
