@@ -5,6 +5,7 @@
 //! The gateway runs as the real binary at `log.level = "trace"`, so its whole log
 //! output — flexgate's lines and those of its dependencies — is what gets scanned.
 
+mod common;
 #[path = "common/process.rs"]
 mod process;
 
@@ -190,4 +191,115 @@ async fn a_client_key_in_passthrough_mode_is_forwarded_but_never_logged_or_echoe
     // It did go upstream, which is the point of passthrough.
     let received: Value = client.get(format!("http://{sim}/_sim/requests")).send().await.unwrap().json().await.unwrap();
     assert!(received.to_string().contains(CLIENT_KEY));
+}
+
+async fn managed_in_process(admin: bool) -> (flexgate::sim::Sim, common::Running, flexgate::Server) {
+    let (sim, sim_run) = common::spawn_sim(flexgate::sim::SimConfig::zero_latency()).await;
+    let env: std::collections::HashMap<String, String> = [("OPENAI_API_KEY", UPSTREAM_KEY), ("WEB_KEY", WEB_KEY)]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    let mut config = flexgate::Config::from_toml(&managed_toml(&sim_run.addr.to_string()), &env).unwrap();
+    if admin {
+        config.server.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    }
+    (sim, sim_run, flexgate::Server::bind(config).await.unwrap())
+}
+
+/// Every way around the gateway key ends in a 401 before routing, so an unauthenticated
+/// client learns nothing about paths, classes or the upstream.
+#[tokio::test]
+async fn managed_auth_cannot_be_bypassed() {
+    let (sim, _sim_run, server) = managed_in_process(false).await;
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    let c = common::client();
+    let url = |path: &str| format!("http://{addr}{path}");
+    let body = json!({"model": "gpt-5", "messages": [{"role": "user", "content": "hi"}]});
+    // No key, on every kind of path: all 401, none forwarded.
+    for path in [
+        "/v1/chat/completions",
+        "/flex/v1/responses",
+        "/v1/models",
+        "/v2/nowhere",
+        "/v1/files%2Fx",
+        "/healthz/x",
+        "/metricsx",
+    ] {
+        let r = c.post(url(path)).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "invalid_api_key", "{path}");
+    }
+    // The key in the wrong place.
+    let r = c.post(url("/v1/chat/completions")).header("api-key", WEB_KEY).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c.post(url(&format!("/v1/chat/completions?api_key={WEB_KEY}"))).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // Not text.
+    let bad = http::HeaderValue::from_bytes(b"Bearer fgk-\xff\xfe").unwrap();
+    let r = c.post(url("/v1/chat/completions")).header("authorization", bad).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // Two Authorization headers: the first decides; a wrong first one is not rescued.
+    let r = c
+        .post(url("/v1/chat/completions"))
+        .header("authorization", "Bearer wrong")
+        .header("authorization", format!("Bearer {WEB_KEY}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(sim.received().is_empty(), "nothing unauthenticated reached the upstream");
+    // A valid first key with a second one: served, and only flexgate's key goes upstream.
+    let r = c
+        .post(url("/v1/chat/completions"))
+        .header("authorization", format!("Bearer {WEB_KEY}"))
+        .header("authorization", "Bearer sk-client-tries-its-own")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let sent: Vec<String> =
+        sim.received()[0].headers.iter().filter(|(k, _)| k == "authorization").map(|(_, v)| v.clone()).collect();
+    assert_eq!(sent, [format!("Bearer {UPSTREAM_KEY}")]);
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
+/// With `server.admin_listen`, metrics and health move to their own address: the public
+/// listener does not serve `/metrics` even to a valid key, and the admin listener
+/// forwards nothing.
+#[tokio::test]
+async fn the_admin_listener_serves_only_health_and_metrics() {
+    let (sim, _sim_run, server) = managed_in_process(true).await;
+    let (main, admin) = (server.local_addr().unwrap(), server.admin_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    let c = common::client();
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let r = c.get(format!("http://{admin}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "admin {path}");
+    }
+    let r = c.get(format!("http://{main}/metrics")).bearer_auth(WEB_KEY).send().await.unwrap();
+    assert_eq!(r.status(), 404, "metrics are not on the public listener");
+    assert_eq!(c.get(format!("http://{main}/metrics")).send().await.unwrap().status(), 401);
+    for path in ["/v1/models", "/v1/chat/completions"] {
+        let r = c
+            .post(format!("http://{admin}{path}"))
+            .bearer_auth(WEB_KEY)
+            .json(&json!({"model": "gpt-5"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "admin {path}");
+    }
+    assert!(sim.received().is_empty(), "the admin listener never forwards");
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
 }
