@@ -31,7 +31,9 @@ struct Raw {
 /// Send `request` as raw bytes (no client library to normalise or refuse it).
 async fn raw(addr: SocketAddr, request: &[u8]) -> Raw {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
+    // A server may answer and close before reading everything (an oversized head): the
+    // answer is still there to read even when the rest of the write fails.
+    let _ = stream.write_all(request).await;
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
     let text = String::from_utf8_lossy(&out).into_owned();
@@ -178,7 +180,8 @@ fn raw_cases() -> Vec<(&'static str, Vec<u8>, u16, Option<&'static str>)> {
         ("bare CR in a header value", get("/v1/models", "X-A: a\rX-Injected: b\r\n"), 400, None),
         ("obs-fold continuation line", get("/v1/models", "X-A: a\r\n X-Injected: b\r\n"), 400, None),
         ("NUL in a header value", get("/v1/models", "X-A: a\u{0}b\r\n"), 400, None),
-        ("500 KB header", get("/v1/models", &format!("X-Big: {}\r\n", "a".repeat(500_000))), 431, None),
+        // hyper's head limit (~400 KB) is soft: one read may bring in more, so test far past it.
+        ("1 MB header", get("/v1/models", &format!("X-Big: {}\r\n", "a".repeat(1_000_000))), 431, None),
         ("200 headers", get("/v1/models", &many), 431, None),
         ("100 KB request target", get(&format!("/v1/models?q={}", "a".repeat(100_000)), ""), 414, None),
         ("non-numeric content-length", post("Content-Length: abc\r\n", "{}"), 400, None),

@@ -10,7 +10,13 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::common::{chat_body, client, count, metric};
-use crate::support::{Stack, fast, h, post};
+use crate::support::{FAST_RETRY_ONLY, Stack, fast, h, hang, post, stack_with};
+
+/// Storms check exact counts per failure kind, so an attempt must never hit the attempt
+/// timeout on a busy machine: the shipped 15-minute timeout stays, backoff is fast.
+async fn storm_stack() -> Arc<Stack> {
+    Arc::new(stack_with(flexgate::sim::SimConfig::zero_latency(), FAST_RETRY_ONLY).await)
+}
 
 /// `n` concurrent requests to `path`, each with `x-sim-fault: fault`; returns status,
 /// attempts, escalated, tier, body and elapsed time per request.
@@ -50,7 +56,7 @@ struct Answer {
 
 #[tokio::test]
 async fn a_5xx_burst_is_absorbed_with_bounded_retries() {
-    let s = Arc::new(fast().await);
+    let s = storm_stack().await;
     for a in storm(&s, 40, "/v1/chat/completions", "500,502,ok").await {
         assert_eq!((a.status, a.attempts.as_str()), (200, "3"), "{a:?}");
         assert_eq!(a.body["object"], "chat.completion");
@@ -65,7 +71,7 @@ async fn a_5xx_burst_is_absorbed_with_bounded_retries() {
 /// upstream answer with `x-should-retry: false` so SDKs do not multiply it again.
 #[tokio::test]
 async fn a_persistent_5xx_outage_is_passed_on_after_max_attempts_not_amplified() {
-    let s = Arc::new(fast().await);
+    let s = storm_stack().await;
     for a in storm(&s, 20, "/v1/chat/completions", "502").await {
         assert_eq!((a.status, a.attempts.as_str(), a.should_retry.as_str()), (502, "3", "false"), "{a:?}");
         assert_eq!(a.body["error"]["type"], "server_error", "the upstream's body: {a:?}");
@@ -78,7 +84,7 @@ async fn a_persistent_5xx_outage_is_passed_on_after_max_attempts_not_amplified()
 
 #[tokio::test]
 async fn a_flex_capacity_storm_escalates_every_request_and_costs_nothing_on_flex() {
-    let s = Arc::new(fast().await);
+    let s = storm_stack().await;
     for a in storm(&s, 30, "/flex/v1/chat/completions", "flex:429-capacity").await {
         assert_eq!(a.status, 200, "a client never sees a flex capacity 429: {a:?}");
         assert_eq!((a.escalated.as_str(), a.tier.as_str(), a.attempts.as_str()), ("true", "standard", "8"));
@@ -96,7 +102,7 @@ async fn a_flex_capacity_storm_escalates_every_request_and_costs_nothing_on_flex
 
 #[tokio::test]
 async fn rate_limit_storms_wait_for_the_hint_then_succeed() {
-    let s = Arc::new(fast().await);
+    let s = storm_stack().await;
     // `429-rate` asks for 200 ms (`retry-after-ms`); `429-slow-down` gives no hint.
     for (fault, min_wait) in [("429-rate,ok", Duration::from_millis(200)), ("429-slow-down,ok", Duration::ZERO)] {
         for a in storm(&s, 30, "/v1/chat/completions", fault).await {
@@ -131,7 +137,7 @@ async fn a_rate_limit_hint_past_the_deadline_returns_at_once() {
 
 #[tokio::test]
 async fn billing_429_storms_are_never_retried_or_escalated() {
-    let s = Arc::new(fast().await);
+    let s = storm_stack().await;
     let kinds = [
         ("429-quota", "insufficient_quota"),
         ("429-credit", "credit_balance_exhausted"),
@@ -157,7 +163,7 @@ async fn billing_429_storms_are_never_retried_or_escalated() {
 /// waits out its attempts, healthy requests on the same gateway answer at once.
 #[tokio::test]
 async fn healthy_requests_are_not_held_up_by_a_storm() {
-    let s = Arc::new(fast().await);
+    let s = Arc::new(hang().await);
     let stormy = {
         let s = s.clone();
         tokio::spawn(async move { storm(&s, 30, "/v1/chat/completions", "hang").await })

@@ -11,9 +11,14 @@ use tokio::time::Instant;
 
 use crate::common::{Running, client, spawn_gateway_with, spawn_sim};
 
-/// Fast backoff and short per-attempt limits, so every fault resolves in well under a
-/// second while still being bounded by the same code paths as the 15-minute defaults.
+/// Fast backoff and a short idle timeout between streamed chunks, so faults resolve in
+/// well under a second; the attempt timeout stays long enough that a busy machine never
+/// turns another fault into a timeout and changes the counts a test expects.
 pub const FAST: &str = "[retry]\nbase_delay = \"10ms\"\nmax_delay = \"50ms\"\n\
+                        [upstream]\ntimeout = \"5s\"\nconnect_timeout = \"1s\"\nidle_timeout = \"400ms\"\n";
+
+/// [`FAST`] with a 400 ms attempt timeout, for upstreams that never answer.
+pub const HANG: &str = "[retry]\nbase_delay = \"10ms\"\nmax_delay = \"50ms\"\n\
                         [upstream]\ntimeout = \"400ms\"\nconnect_timeout = \"200ms\"\nidle_timeout = \"400ms\"\n";
 
 /// Only fast backoff: the shipped attempt timeouts (15 minutes) stay in force.
@@ -35,6 +40,11 @@ pub async fn stack_with(sim: SimConfig, toml: &str) -> Stack {
 /// The simulator without latency and a gateway configured with [`FAST`].
 pub async fn fast() -> Stack {
     stack_with(SimConfig::zero_latency(), FAST).await
+}
+
+/// The simulator without latency and a gateway configured with [`HANG`].
+pub async fn hang() -> Stack {
+    stack_with(SimConfig::zero_latency(), HANG).await
 }
 
 impl Stack {

@@ -9,11 +9,13 @@ use sha2::Digest;
 use tokio::time::Instant;
 
 use crate::common::{chat_body, client, count};
-use crate::support::{FAST_RETRY_ONLY, assert_ends_with_error_event, envelope, eventually, fast, h, some, stack_with};
+use crate::support::{
+    FAST_RETRY_ONLY, assert_ends_with_error_event, envelope, eventually, fast, h, hang, some, stack_with,
+};
 
 #[tokio::test]
 async fn hang_before_headers_is_cut_at_the_attempt_timeout_and_retried() {
-    let s = fast().await;
+    let s = hang().await;
     let started = Instant::now();
     let r = s.post("/v1/chat/completions", &chat_body("gpt-5", false), &[("x-sim-fault", "hang,ok")]).await;
     let took = started.elapsed();
