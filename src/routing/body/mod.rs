@@ -88,7 +88,7 @@ impl BodyInfo {
     /// Parse a request body for routing. Type errors in the routed fields are client errors.
     pub fn parse(body: &[u8]) -> Result<BodyInfo, GatewayError> {
         // `from_slice` does not check UTF-8 inside strings it skips (messages, tools...), so
-        // without this a body the upstream must reject would be forwarded and billed a trip.
+        // without this a body the upstream must reject would cost it a round trip.
         let text = std::str::from_utf8(body)
             .map_err(|e| GatewayError::InvalidJson(format!("the body is not valid UTF-8 ({e})")))?;
         let top: Top<'_> = serde_json::from_str(text).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
