@@ -9,7 +9,8 @@
 //!    (the upstream's own `x-request-id` wins when present).
 //! 3. `observe` — logs and counts responses that carry a [`crate::error::ErrorKind`] but
 //!    were not settled by a request ledger (rejections before routing: 401, 404, 413,
-//!    bad JSON, panics). Reads the `Logged` response extension set by the proxy.
+//!    bad JSON, panics). Reads the `Logged` response extension set by the proxy. Such a
+//!    refusal of a request with a body also gets `Connection: close` (its body may be unread).
 //! 4. `CatchPanicLayer` — a panic becomes a 500 in OpenAI's error shape; the process lives.
 //! 5. `SetSensitiveRequestHeadersLayer(authorization)` — keeps keys out of any trace output.
 //! 6. Routes: `/healthz`, `/readyz`, `/metrics` (unless an admin listener serves them), and
@@ -27,7 +28,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::HeaderValue;
-use http::header::AUTHORIZATION;
+use http::header::{AUTHORIZATION, CONNECTION};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
@@ -67,15 +68,29 @@ async fn observe(
     let method = request.method().to_string();
     let path: String = request.uri().path().chars().take(256).collect();
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let response = next.run(request).await;
+    let sent_body = request.version() <= http::Version::HTTP_11 && has_body(request.headers());
+    let mut response = next.run(request).await;
     if response.extensions().get::<Logged>().is_none() {
         if let Some(kind) = response.extensions().get::<ErrorKind>() {
             let outcome = if *kind == ErrorKind::Internal { "gateway_error" } else { "client_error" };
             state.metrics.requests.with_label_values(&["other", "none", "other", "none", outcome]).inc();
             tracing::info!(request_id = %request_id, method = %method, path = %path, status = response.status().as_u16(), outcome, "request rejected");
         }
+        // A refusal mostly comes before the body was read. hyper then drops the connection
+        // after the answer without saying so, and a client that reuses it for its next
+        // request races the close and gets a connection error for an innocent request.
+        let status = response.status();
+        if sent_body && (status.is_client_error() || status.is_server_error()) {
+            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        }
     }
     response
+}
+
+/// Whether an HTTP/1 request carries a body (a non-zero length, or chunked).
+fn has_body(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers.get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
 }
 
 #[expect(clippy::needless_pass_by_value, reason = "the signature CatchPanicLayer::custom requires")]

@@ -1,7 +1,8 @@
 //! Turning a rendered answer into an HTTP response, shaped by the scripted fault: whole
 //! bodies, SSE streams paced by `chunk_interval`, and the broken variants (`cut` ends the
 //! body with an error so the connection drops without a clean end, `stall` stops sending
-//! but keeps it open, `malformed` sends invalid JSON). Every body sent piecewise holds a
+//! but keeps it open, `reset` drops the connection before the head is sent, `malformed`
+//! sends invalid JSON). Every body sent piecewise holds a
 //! [`StreamGuard`], so `Sim::open_streams` shows whether a client going away really
 //! ended the sim's side.
 
@@ -82,8 +83,10 @@ pub(crate) fn respond(sim: &Sim, payload: Payload, shape: Shape) -> Response {
         open: &sim.inner.open_streams,
         stop: sim.inner.stop.subscribe(),
     };
-    if shape == Shape::Malformed {
-        return whole("application/json", Bytes::from_static(MALFORMED));
+    match shape {
+        Shape::Malformed => return whole("application/json", Bytes::from_static(MALFORMED)),
+        Shape::Reset => return reset(),
+        Shape::Normal | Shape::Cut | Shape::Stall => {}
     }
     match payload {
         Payload::Json(bytes) => sized("application/json", bytes, shape, pacing),
@@ -98,6 +101,14 @@ pub(crate) fn respond(sim: &Sim, payload: Payload, shape: Shape) -> Response {
             response
         }
     }
+}
+
+/// The `reset` fault: a body that fails on its first poll. hyper has only buffered the
+/// head at that point and drops the connection without flushing it, so the client sees
+/// the socket close with no answer at all, as when an upstream or a proxy resets it.
+pub(crate) fn reset() -> Response {
+    let failing = futures_util::stream::once(async { Err::<Bytes, _>(io::Error::other("simulated connection reset")) });
+    Body::from_stream(failing).into_response()
 }
 
 fn whole(content_type: &'static str, bytes: Bytes) -> Response {

@@ -13,8 +13,9 @@
 //! (never send headers; only a shutting-down `serve` ends it, with a 503); `cut` (stream:
 //! a few chunks, then the connection breaks without the terminal event; non-stream:
 //! `content-length` and half the body, then it breaks); `stall` (the same prefix, then
-//! nothing while the connection stays open); `malformed` (200 `application/json` that is
-//! not JSON); `slow:DURATION` (extra latency first).
+//! nothing while the connection stays open); `reset` (the connection is closed before any
+//! byte of the answer, headers included, is sent); `malformed` (200 `application/json`
+//! that is not JSON); `slow:DURATION` (extra latency first).
 //! A `flex:` prefix (`flex:429-capacity`) applies the step only when the request would be
 //! served on flex; otherwise that attempt behaves normally. Error steps answer at once,
 //! before quota, rate-limit and latency. An unparsable script is a 400.
@@ -46,6 +47,7 @@ enum Fault {
     Hang,
     Cut,
     Stall,
+    Reset,
     Malformed,
     Slow(Duration),
 }
@@ -63,6 +65,7 @@ pub(crate) enum Shape {
     Normal,
     Cut,
     Stall,
+    Reset,
     Malformed,
 }
 
@@ -87,6 +90,7 @@ fn parse_step(raw: &str) -> Result<Step, ApiError> {
         "hang" => Fault::Hang,
         "cut" => Fault::Cut,
         "stall" => Fault::Stall,
+        "reset" => Fault::Reset,
         "malformed" => Fault::Malformed,
         other => match other.strip_prefix("slow:").map(humantime::parse_duration) {
             Some(Ok(d)) => Fault::Slow(d),
@@ -169,6 +173,7 @@ pub(crate) async fn gate(
         }
         Fault::Cut => Ok(Shape::Cut),
         Fault::Stall => Ok(Shape::Stall),
+        Fault::Reset => Ok(Shape::Reset),
         Fault::Malformed => Ok(Shape::Malformed),
     }
 }
@@ -180,12 +185,13 @@ mod tests {
     #[test]
     fn parses_every_step() {
         let script = "ok,500,502,503,400,429-capacity,429-rate,429-slow-down,429-quota,\
-                      429-credit,429-spend,hang,cut,stall,malformed,slow:2s,flex:429-capacity";
+                      429-credit,429-spend,hang,cut,stall,malformed,slow:2s,flex:429-capacity,reset";
         let steps = parse_script(script).unwrap();
-        assert_eq!(steps.len(), 17);
+        assert_eq!(steps.len(), 18);
         assert_eq!(steps[15].fault, Fault::Slow(Duration::from_secs(2)));
         assert!(steps[16].flex_only && steps[16].fault == Fault::Capacity);
         assert_eq!(steps[16].text, "flex:429-capacity");
+        assert_eq!(steps[17].fault, Fault::Reset);
         assert!(parse_script("ok,boom").is_err());
         assert!(parse_script("slow:soon").is_err());
         assert!(parse_script("").is_err());

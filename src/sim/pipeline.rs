@@ -184,6 +184,10 @@ impl Run<'_> {
         let flex = tier == Some("flex");
         let sim = self.sim;
         let shape = super::faults::gate(sim, self.ctx, self.headers, Some(model), flex, &mut self.out).await?;
+        if shape == super::faults::Shape::Reset {
+            // Like the error steps, a reset happens at once, before limits and latency.
+            return Ok(body::reset());
+        }
         if sim.inner.config.quota_exhausted {
             return Err(ApiError::insufficient_quota());
         }

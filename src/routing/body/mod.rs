@@ -87,7 +87,11 @@ fn invalid(param: &'static str, message: &str) -> GatewayError {
 impl BodyInfo {
     /// Parse a request body for routing. Type errors in the routed fields are client errors.
     pub fn parse(body: &[u8]) -> Result<BodyInfo, GatewayError> {
-        let top: Top<'_> = serde_json::from_slice(body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
+        // `from_slice` does not check UTF-8 inside strings it skips (messages, tools...), so
+        // without this a body the upstream must reject would cost it a round trip.
+        let text = std::str::from_utf8(body)
+            .map_err(|e| GatewayError::InvalidJson(format!("the body is not valid UTF-8 ({e})")))?;
+        let top: Top<'_> = serde_json::from_str(text).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
         let (object_open, object_empty) =
             after_brace(body, 0).ok_or_else(|| GatewayError::InvalidJson("the body must be a JSON object".into()))?;
         let mut info = BodyInfo { object_open, object_empty, ..BodyInfo::default() };

@@ -46,6 +46,15 @@ fn rejects_wrong_types_with_the_param_named() {
 }
 
 #[test]
+fn rejects_invalid_utf8_anywhere_not_only_in_routed_fields() {
+    let bad: &[u8] = b"{\"model\":\"gpt-5\",\"messages\":[{\"role\":\"user\",\"content\":\"\xc3\x28\"}]}";
+    match BodyInfo::parse(bad) {
+        Err(crate::error::GatewayError::InvalidJson(message)) => assert!(message.contains("UTF-8"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn replaces_an_existing_tier_and_keeps_the_rest_byte_for_byte() {
     let body = r#"{"model":"gpt-5", "service_tier" : "auto","messages":[{"role":"user","content":"hi \"there\""}]}"#;
     let bytes = Bytes::from(body);

@@ -1,0 +1,367 @@
+//! Bounded soak of the real binaries on loopback: `flexgate sim` and `flexgate serve`
+//! as child processes, a steady request rate with a share of scripted faults and
+//! abandoned streams, and samples of the gateway's RSS and open file descriptors.
+//! It stops by itself after `--duration` and checks:
+//!
+//! - no lost request: every request got a status, and every 200 stream ended with its
+//!   terminal event or flexgate's error event (abandoned streams are counted apart);
+//! - no panic in the gateway's log, and no `gateway_error` outcome;
+//! - every request accounted for in `flexgate_requests_total`, in-flight back to zero;
+//! - RSS and file descriptors flat: the last fifth of the samples after warm-up
+//!   averages within 10% of the first fifth.
+//!
+//! `tests/soak/run.sh` builds and runs it; the figures go to `--out` as JSON and to
+//! stdout, ending with `soak: N passed, M failed`.
+
+use std::collections::BTreeMap;
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+/// Faults for the injected share: upstream errors, all 429 kinds, broken bodies and
+/// streams, silence before headers, and the client walking away mid-stream.
+const FAULTS: [&str; 14] = [
+    "500,ok",
+    "502",
+    "503,ok",
+    "429-capacity",
+    "429-rate,ok",
+    "429-slow-down,ok",
+    "429-quota",
+    "cut",
+    "stall",
+    "malformed,ok",
+    "reset,ok",
+    "hang",
+    "400",
+    "abandon",
+];
+
+struct Args {
+    bin: String,
+    duration: Duration,
+    rate: u32,
+    fault_share: f64,
+    out: String,
+}
+
+fn args() -> Result<Args, String> {
+    let mut args = Args {
+        bin: "target/release/flexgate".into(),
+        duration: Duration::from_secs(60),
+        rate: 100,
+        fault_share: 0.2,
+        out: "target/soak-summary.json".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--bin" => args.bin = value,
+            "--duration" => args.duration = humantime::parse_duration(&value).map_err(|e| e.to_string())?,
+            "--rate" => args.rate = value.parse().map_err(|_| "--rate takes requests per second")?,
+            "--fault-share" => args.fault_share = value.parse().map_err(|_| "--fault-share takes 0..1")?,
+            "--out" => args.out = value,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(args)
+}
+
+/// A child process and every line it printed.
+struct Proc {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+async fn spawn(bin: &str, args: &[&str], ready: &str) -> Result<(Proc, String), String> {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {bin}: {e}"))?;
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let out: Box<dyn tokio::io::AsyncRead + Unpin + Send> = Box::new(child.stdout.take().ok_or("no stdout")?);
+    let err: Box<dyn tokio::io::AsyncRead + Unpin + Send> = Box::new(child.stderr.take().ok_or("no stderr")?);
+    for reader in [out, err] {
+        let (tx, lines) = (tx.clone(), lines.clone());
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(reader).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                // The per-request lines are many and only counted by the gateway itself.
+                if !line.contains("\"message\":\"request\"") {
+                    lines.lock().push(line.clone());
+                }
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let line = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = rx.recv().await {
+            if line.contains(ready) {
+                return Some(line);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(|| format!("{bin} {args:?} never printed {ready:?}: {:?}", lines.lock()))?;
+    let at = line.find("127.0.0.1:").ok_or("no address")?;
+    let addr = line[at..].chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
+    Ok((Proc { child, lines }, addr))
+}
+
+/// How one request ended, from the client's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum End {
+    /// A status and a whole body (success or an error answer).
+    Answered(u16),
+    /// A 200 stream ended by flexgate's SSE error event.
+    StreamError,
+    /// The client walked away on purpose.
+    Abandoned,
+    /// No status, a broken body, or a stream that ended without a terminal event.
+    Lost,
+}
+
+async fn one(client: reqwest::Client, gw: Arc<String>, seq: u64, fault: Option<&'static str>) -> (End, Duration) {
+    let started = Instant::now();
+    let stream = seq % 3 != 0;
+    let (path, body) = match seq % 4 {
+        0 => (
+            "/flex/v1/chat/completions",
+            json!({"model": "gpt-5-mini", "stream": stream, "messages": [{"role": "user", "content": "soak"}]}),
+        ),
+        1 => ("/v1/responses", json!({"model": "gpt-5", "stream": stream, "input": "soak"})),
+        _ => (
+            "/v1/chat/completions",
+            json!({"model": "gpt-5", "stream": stream, "max_tokens": 40, "messages": [{"role": "user", "content": "soak"}]}),
+        ),
+    };
+    let mut request = client.post(format!("http://{gw}{path}")).bearer_auth("sk-soak").json(&body);
+    if let Some(fault) = fault.filter(|f| *f != "abandon") {
+        request = request.header("x-sim-fault", fault);
+    }
+    let Ok(response) = request.send().await else {
+        return (End::Lost, started.elapsed());
+    };
+    let status = response.status().as_u16();
+    let is_sse = response.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let mut bytes = response.bytes_stream();
+    let mut text = Vec::new();
+    while let Some(chunk) = bytes.next().await {
+        let Ok(chunk) = chunk else {
+            return (End::Lost, started.elapsed());
+        };
+        if fault == Some("abandon") {
+            return (End::Abandoned, started.elapsed());
+        }
+        text.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&text);
+    let complete = text.ends_with("data: [DONE]\n\n") || text.contains("event: response.completed");
+    let end = if !is_sse || complete {
+        End::Answered(status)
+    } else if text.contains("upstream_stream_error") {
+        End::StreamError
+    } else {
+        End::Lost
+    };
+    (end, started.elapsed())
+}
+
+/// RSS (KiB) and open descriptors of a process.
+fn sample(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
+    Some((rss, fds))
+}
+
+#[expect(clippy::cast_precision_loss, reason = "counts and sizes far below 2^52")]
+fn float(n: u64) -> f64 {
+    n as f64
+}
+
+/// Mean of the first and the last fifth of `values`, and their relative change.
+fn drift(values: &[u64]) -> (f64, f64, f64) {
+    let n = (values.len() / 5).max(1);
+    let mean = |s: &[u64]| float(s.iter().sum::<u64>()) / float(s.len().max(1) as u64);
+    let (first, last) = (mean(&values[..n.min(values.len())]), mean(&values[values.len().saturating_sub(n)..]));
+    (first, last, if first > 0.0 { (last - first) / first } else { 0.0 })
+}
+
+fn metric_sum(text: &str, name: &str, filter: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(filter))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("soak: {e}");
+            println!("soak: 0 passed, 1 failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[expect(clippy::too_many_lines, reason = "one linear script: start, load, sample, check, report")]
+async fn run() -> Result<bool, String> {
+    let args = args()?;
+    let (_sim, sim) = spawn(
+        &args.bin,
+        &[
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--latency-standard",
+            "20ms",
+            "--latency-flex",
+            "60ms",
+            "--chunk-interval",
+            "2ms",
+            "--flex-429-rate",
+            "0.1",
+        ],
+        "listening",
+    )
+    .await?;
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nbase_url = \"http://{sim}/v1\"\ntimeout = \"2s\"\nconnect_timeout = \"1s\"\nidle_timeout = \"1s\"\n[retry]\nbase_delay = \"50ms\"\nmax_delay = \"500ms\"\n[classes.interactive]\ntier = \"standard\"\n[classes.background]\ntier = \"flex\"\npath_prefix = \"/flex/v1\"\ndeadline = \"8s\"\nescalate_reserve = \"3s\"\n[log]\nformat = \"json\"\nlevel = \"info\"\n"
+    );
+    let path = std::env::temp_dir().join(format!("flexgate-soak-{}.toml", std::process::id()));
+    std::fs::write(&path, config).map_err(|e| e.to_string())?;
+    let (mut gateway, gw) = spawn(&args.bin, &["serve", "--config", &path.to_string_lossy()], "\"listening\"").await?;
+    let pid = gateway.child.id().ok_or("gateway has no pid")?;
+    let gw = Arc::new(gw);
+    let client =
+        reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().map_err(|e| e.to_string())?;
+
+    let samples: Arc<Mutex<Vec<(f64, u64, u64)>>> = Arc::default();
+    let started = Instant::now();
+    let sampling = {
+        let samples = samples.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Some((rss, fds)) = sample(pid) {
+                    samples.lock().push((started.elapsed().as_secs_f64(), rss, fds));
+                }
+            }
+        })
+    };
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut tasks = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / args.rate.max(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seq = 0_u64;
+    let mut injected = BTreeMap::<&str, u64>::new();
+    while started.elapsed() < args.duration {
+        tick.tick().await;
+        let fault = rng.random_bool(args.fault_share).then(|| FAULTS[rng.random_range(0..FAULTS.len())]);
+        if let Some(f) = fault {
+            *injected.entry(f).or_default() += 1;
+        }
+        tasks.push(tokio::spawn(one(client.clone(), gw.clone(), seq, fault)));
+        seq += 1;
+    }
+    let mut ends = BTreeMap::<String, u64>::new();
+    let mut latencies = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let (end, took) = task.await.map_err(|e| e.to_string())?;
+        *ends.entry(format!("{end:?}")).or_default() += 1;
+        latencies.push(took);
+    }
+    // Let abandoned streams settle before the last samples and the metrics.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sampling.abort();
+    let metrics = client
+        .get(format!("http://{gw}/metrics"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let exit = tokio::time::timeout(Duration::from_secs(40), gateway.child.wait()).await;
+    let _ = std::fs::remove_file(&path);
+
+    latencies.sort_unstable();
+    let pct = |p: usize| latencies.get(latencies.len() * p / 100).copied().unwrap_or_default().as_secs_f64();
+    let samples = samples.lock().clone();
+    let warm = args.duration.as_secs_f64() * 0.25;
+    let end = args.duration.as_secs_f64();
+    let steady: Vec<&(f64, u64, u64)> = samples.iter().filter(|(t, _, _)| *t >= warm && *t <= end).collect();
+    let rss: Vec<u64> = steady.iter().map(|s| s.1).collect();
+    let fds: Vec<u64> = steady.iter().map(|s| s.2).collect();
+    let (rss_first, rss_last, rss_drift) = drift(&rss);
+    let (fds_first, fds_last, fds_drift) = drift(&fds);
+    let panics = gateway.lines.lock().iter().filter(|l| l.contains("panicked")).count();
+    let lost = ends.get("Lost").copied().unwrap_or(0);
+    let accounted = metric_sum(&metrics, "flexgate_requests_total", "");
+    let gateway_errors = metric_sum(&metrics, "flexgate_requests_total", "outcome=\"gateway_error\"");
+    let inflight = metric_sum(&metrics, "flexgate_inflight_requests", "");
+
+    let checks = [
+        ("every request answered (none lost)", lost == 0),
+        ("no panic in the gateway log", panics == 0),
+        ("no gateway_error outcome", gateway_errors == 0.0),
+        ("every request counted in flexgate_requests_total", (accounted - float(seq)).abs() < 0.5),
+        ("in-flight back to zero", inflight == 0.0),
+        ("RSS flat within 10% after warm-up", rss.len() >= 5 && rss_drift.abs() <= 0.10),
+        ("open fds flat within 10% after warm-up", fds.len() >= 5 && fds_drift.abs() <= 0.10),
+        ("SIGTERM exit 0", matches!(exit, Ok(Ok(s)) if s.success())),
+    ];
+    let summary = json!({
+        "duration_s": args.duration.as_secs(),
+        "rate_per_s": args.rate,
+        "fault_share": args.fault_share,
+        "requests": seq,
+        "achieved_rps": float(seq) / args.duration.as_secs_f64(),
+        "injected": injected,
+        "ends": ends,
+        "latency_s": {"p50": pct(50), "p99": pct(99), "max": latencies.last().map(Duration::as_secs_f64)},
+        "gateway_outcomes": metrics.lines().filter(|l| l.starts_with("flexgate_requests_total{")).map(|l| {
+            let outcome = l.split("outcome=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("?");
+            (outcome.to_owned(), l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
+        }).fold(BTreeMap::<String, f64>::new(), |mut m, (k, v)| { *m.entry(k).or_default() += v; m }),
+        "panics": panics,
+        "rss_kib": {"first_fifth": rss_first, "last_fifth": rss_last, "drift": rss_drift, "min": rss.iter().min(), "max": rss.iter().max()},
+        "fds": {"first_fifth": fds_first, "last_fifth": fds_last, "drift": fds_drift, "min": fds.iter().min(), "max": fds.iter().max()},
+        "samples": samples.len(),
+        "checks": checks.iter().map(|(name, ok)| json!({"check": name, "ok": ok})).collect::<Vec<Value>>(),
+    });
+    let pretty = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
+    std::fs::write(&args.out, &pretty).map_err(|e| format!("cannot write {}: {e}", args.out))?;
+    println!("{pretty}");
+    let mut passed = 0;
+    for (name, ok) in checks {
+        println!("{} - {name}", if ok { "ok" } else { "not ok" });
+        passed += usize::from(ok);
+    }
+    let failed = checks.len() - passed;
+    println!("soak: {passed} passed, {failed} failed");
+    Ok(failed == 0)
+}

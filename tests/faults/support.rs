@@ -1,0 +1,136 @@
+//! Helpers shared by the fault tests: a gateway with short timeouts in front of the
+//! simulator, requests with headers, and polling instead of sleeping.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use flexgate::sim::{Sim, SimConfig};
+use flexgate::state::AppState;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::common::{Running, client, spawn_gateway_with, spawn_sim};
+
+/// Fast backoff and a short idle timeout between streamed chunks, so faults resolve in
+/// well under a second; the attempt timeout stays long enough that a busy machine never
+/// turns another fault into a timeout and changes the counts a test expects.
+pub const FAST: &str = "[retry]\nbase_delay = \"10ms\"\nmax_delay = \"50ms\"\n\
+                        [upstream]\ntimeout = \"5s\"\nconnect_timeout = \"1s\"\nidle_timeout = \"400ms\"\n";
+
+/// [`FAST`] with a 400 ms attempt timeout, for upstreams that never answer.
+pub const HANG: &str = "[retry]\nbase_delay = \"10ms\"\nmax_delay = \"50ms\"\n\
+                        [upstream]\ntimeout = \"400ms\"\nconnect_timeout = \"200ms\"\nidle_timeout = \"400ms\"\n";
+
+/// Only fast backoff: the shipped attempt timeouts (15 minutes) stay in force.
+pub const FAST_RETRY_ONLY: &str = "[retry]\nbase_delay = \"10ms\"\nmax_delay = \"50ms\"\n";
+
+pub struct Stack {
+    pub sim: Sim,
+    pub state: AppState,
+    pub gw: Running,
+    _sim_run: Running,
+}
+
+pub async fn stack_with(sim: SimConfig, toml: &str) -> Stack {
+    let (sim, sim_run) = spawn_sim(sim).await;
+    let (state, gw) = spawn_gateway_with(sim_run.addr, toml, &HashMap::new()).await;
+    Stack { sim, state, gw, _sim_run: sim_run }
+}
+
+/// The simulator without latency and a gateway configured with [`FAST`].
+pub async fn fast() -> Stack {
+    stack_with(SimConfig::zero_latency(), FAST).await
+}
+
+/// The simulator without latency and a gateway configured with [`HANG`].
+pub async fn hang() -> Stack {
+    stack_with(SimConfig::zero_latency(), HANG).await
+}
+
+impl Stack {
+    pub async fn post(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+        post(&client(), &self.gw, path, body, headers).await
+    }
+
+    pub fn metrics(&self) -> String {
+        self.state.metrics.render()
+    }
+
+    /// The scripted step the simulator applied to each request it received, in order.
+    pub fn faults_seen(&self) -> Vec<Option<String>> {
+        self.sim.received().into_iter().map(|r| r.fault).collect()
+    }
+
+    /// The `service_tier` each received request carried.
+    pub fn tiers_sent(&self) -> Vec<Option<String>> {
+        self.sim.received().into_iter().map(|r| r.service_tier).collect()
+    }
+}
+
+pub async fn post(
+    client: &reqwest::Client,
+    gw: &Running,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = client.post(gw.url(path)).bearer_auth("sk-test").json(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+/// A response header as text ("" when absent).
+pub fn h(r: &reqwest::Response, name: &str) -> String {
+    r.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+pub fn some(values: &[&str]) -> Vec<Option<String>> {
+    values.iter().map(|v| Some((*v).to_owned())).collect()
+}
+
+/// Poll `check` every 10 ms until it holds, for at most `limit`.
+pub async fn eventually_within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    check()
+}
+
+pub async fn eventually(check: impl FnMut() -> bool) -> bool {
+    eventually_within(Duration::from_secs(5), check).await
+}
+
+/// The OpenAI error envelope of a response flexgate produced, with its status.
+pub async fn envelope(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.expect("an OpenAI-shaped JSON error body");
+    let e = &v["error"];
+    assert!(e["message"].as_str().is_some_and(|m| m.len() > 10), "{v}");
+    assert!(e["type"].is_string() && e.get("param").is_some() && e.get("code").is_some(), "{v}");
+    (status, v)
+}
+
+/// The last SSE event of a stream, which for a broken stream must be flexgate's error
+/// event in the endpoint's dialect, so SDKs raise instead of ending quietly.
+pub fn assert_ends_with_error_event(text: &str, responses_api: bool) -> Value {
+    assert!(
+        !text.contains("[DONE]") && !text.contains("response.completed"),
+        "a broken stream looked complete: {text}"
+    );
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    let data = if responses_api {
+        last.strip_prefix("event: error\ndata: ").unwrap_or_else(|| panic!("no `event: error` at the end: {text}"))
+    } else {
+        last.strip_prefix("data: ").unwrap_or_else(|| panic!("no data line at the end: {text}"))
+    };
+    let v: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(v["error"]["code"], "upstream_stream_error", "{v}");
+    assert_eq!(v["error"]["type"], "server_error", "{v}");
+    v
+}
