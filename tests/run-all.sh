@@ -29,9 +29,13 @@ cargo test --locked
 step "cargo build --release --locked"
 cargo build --release --locked
 
-for suite in tests/sdk/run.sh tests/deploy/check.sh tests/prometheus/run.sh; do
+for suite in tests/sdk/run.sh tests/deploy/check.sh tests/prometheus/run.sh tests/deny/run.sh; do
     step "$suite"
     bash "$suite"
 done
+
+# A short soak in CI; run `tests/soak/run.sh 10m` for the long one (docs/reliability.md).
+step "tests/soak/run.sh 30s"
+bash tests/soak/run.sh 30s
 
 step "all suites passed"
