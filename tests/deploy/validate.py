@@ -118,11 +118,15 @@ KIND_VALUES = {
 }
 
 # Config file shape: section -> allowed keys; "classes" holds named tables.
+# Mirrors src/config/raw.rs; the binary's own `check-config` (run below when a release
+# build exists) is the authority, this catches typos in manifests without one.
 CONFIG_SHAPE = {
     "server": {"listen", "admin_listen", "max_body", "drain_timeout"},
-    "upstream": {"base_url", "timeout", "connect_timeout", "idle_timeout"},
+    "upstream": {"base_url", "timeout", "connect_timeout", "idle_timeout", "api_key_env"},
     "auth": {"mode", "keys"},
-    "routing": {"honor_client_tier", "default_class"},
+    "routing": {"honor_client_tier", "default_class", "flex_class", "standard_class", "rules"},
+    "retry": {"base_delay", "max_delay", "client_timeout_margin"},
+    "pricing": {"file"},
     "log": {"format", "level"},
 }
 CLASS_KEYS = {"tier", "deadline", "escalate", "escalate_reserve", "max_attempts", "path_prefix"}
