@@ -351,6 +351,8 @@ async fn run() -> Result<bool, String> {
         "rss_kib": {"first_fifth": rss_first, "last_fifth": rss_last, "drift": rss_drift, "min": rss.iter().min(), "max": rss.iter().max()},
         "fds": {"first_fifth": fds_first, "last_fifth": fds_last, "drift": fds_drift, "min": fds.iter().min(), "max": fds.iter().max()},
         "samples": samples.len(),
+        // Every 30th sample, to see a trend rather than two averages.
+        "series_t_rss_kib_fds": samples.iter().step_by(30).map(|(t, rss, fds)| json!([t.round(), rss, fds])).collect::<Vec<Value>>(),
         "checks": checks.iter().map(|(name, ok)| json!({"check": name, "ok": ok})).collect::<Vec<Value>>(),
     });
     let pretty = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;

@@ -64,4 +64,18 @@ async fn sigterm_with_100_open_streams_completes_them_all_within_the_drain_timeo
     let status = tokio::time::timeout(DRAIN, gw.child.wait()).await.expect("exited within the drain timeout").unwrap();
     assert!(status.success(), "exit status {status:?}");
     assert!(signalled.elapsed() < DRAIN, "{:?}", signalled.elapsed());
+    // Each stream was settled as a success in the gateway's own accounting before it
+    // exited (the pipe readers may still be draining the last lines).
+    let logged = || {
+        gw.all
+            .lock()
+            .iter()
+            .filter(|l| l.contains("\"message\":\"request\"") && l.contains("\"outcome\":\"success\""))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while logged() < STREAMS && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(logged(), STREAMS);
 }

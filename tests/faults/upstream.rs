@@ -210,6 +210,9 @@ async fn an_oversized_upstream_body_streams_through_intact() {
     let got = r.bytes().await.unwrap();
     assert_eq!(got.len(), payload.len());
     assert_eq!(sha2::Sha256::digest(&got), sha2::Sha256::digest(&payload), "byte for byte");
+    let received = s.sim.received();
+    assert_eq!(received.len(), 2, "the upload and one download");
+    assert_eq!(received[1].path, format!("/v1/files/{id}/content"));
     let m = s.metrics();
     assert_eq!(count(&m, "flexgate_requests_total", &[("outcome", "success")]), 1);
     assert_eq!(count(&m, "flexgate_inflight_requests", &[]), 0);
