@@ -56,7 +56,7 @@ pub fn respond(ctx: &Context<'_>, finished: Finished<Answer>, mut ledger: Ledger
     let upstream_time = finished.upstream_time;
     match (finished.output, finished.verdict, finished.gave_up) {
         (Answer::Response(answer), Verdict::Success, _) => success(ctx, answer, ledger, upstream_time),
-        (Answer::Response(_), Verdict::Retry { reason: Reason::FlexCapacity, .. }, Some(_)) if !ctx.plan.escalate => {
+        (_, _, Some(GiveUp::FlexUnavailable)) => {
             let deadline = humantime::format_duration(ctx.plan.deadline).to_string();
             own_error(ctx, GatewayError::FlexUnavailable { deadline }, ledger, upstream_time)
         }
@@ -74,9 +74,7 @@ pub fn respond(ctx: &Context<'_>, finished: Finished<Answer>, mut ledger: Ledger
         (Answer::Failed(why), verdict, gave_up) => {
             let deadline = || humantime::format_duration(ctx.plan.deadline).to_string();
             let error = match (verdict, gave_up) {
-                (_, Some(GiveUp::Deadline | GiveUp::FlexUnavailable)) => {
-                    GatewayError::DeadlineExceeded { deadline: deadline() }
-                }
+                (_, Some(GiveUp::Deadline)) => GatewayError::DeadlineExceeded { deadline: deadline() },
                 (Verdict::Retry { reason: Reason::Timeout, .. }, _) => GatewayError::UpstreamTimeout(deadline()),
                 (Verdict::Retry { reason: Reason::ConnectError, .. }, _) => GatewayError::UpstreamUnreachable(why),
                 _ => GatewayError::UpstreamProtocol(why),

@@ -43,7 +43,8 @@ pub struct Schedule {
 pub enum GiveUp {
     /// The deadline left no room for another attempt.
     Deadline,
-    /// Flex stayed unavailable until the deadline and the plan may not escalate.
+    /// Flex answered "no capacity" and the plan, which may not escalate, ran out of time or
+    /// attempts on flex (whatever its last attempt saw: a 429 or a cut at the deadline).
     FlexUnavailable,
     /// `max_attempts` were spent.
     Attempts,
@@ -88,6 +89,9 @@ pub async fn run<A: Attempter>(
     let mut attempts = 0_u32;
     let mut escalated = false;
     let mut upstream_time = Duration::ZERO;
+    // Whether flex answered "no capacity" at least once: a non-escalating flex request that
+    // then runs out of time or attempts failed for want of flex, whatever its last attempt saw.
+    let mut saw_capacity = false;
     loop {
         attempts += 1;
         let flexing = tier == Some(Tier::Flex) && plan.escalate;
@@ -102,6 +106,8 @@ pub async fn run<A: Attempter>(
         let Verdict::Retry { reason, hint } = verdict else {
             return finish(None, upstream_time);
         };
+        saw_capacity |= tier == Some(Tier::Flex) && reason == Reason::FlexCapacity;
+        let starved = |why| if saw_capacity && tier == Some(Tier::Flex) { GiveUp::FlexUnavailable } else { why };
         let unit: f64 = rand::random();
         let wait = delay(attempts - 1, schedule.base_delay, schedule.max_delay, hint, unit);
         if flexing {
@@ -123,14 +129,9 @@ pub async fn run<A: Attempter>(
                 continue;
             }
         } else if attempts >= plan.max_attempts {
-            return finish(Some(GiveUp::Attempts), upstream_time);
+            return finish(Some(starved(GiveUp::Attempts)), upstream_time);
         } else if now + wait >= deadline {
-            let why = if tier == Some(Tier::Flex) && reason == Reason::FlexCapacity {
-                GiveUp::FlexUnavailable
-            } else {
-                GiveUp::Deadline
-            };
-            return finish(Some(why), upstream_time);
+            return finish(Some(starved(GiveUp::Deadline)), upstream_time);
         }
         metrics.retries.with_label_values(&[tier_label(tier), reason.as_str()]).inc();
         tracing::debug!(

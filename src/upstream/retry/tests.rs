@@ -146,6 +146,22 @@ async fn never_escalate_gives_up_with_flex_unavailable() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn never_escalate_cut_by_the_deadline_after_capacity_is_still_flex_unavailable() {
+    // The last attempt ends in a timeout at the deadline, not a 429: the request still failed
+    // for want of flex capacity, and must say so (this was once a random 504 instead).
+    let (f, s, took, _) = drive(&flex_plan(10, 2, 100, false), vec![capacity(), ok(60_000)]).await;
+    assert_eq!((f.gave_up, s.seen.len()), (Some(GiveUp::FlexUnavailable), 2));
+    assert_eq!(s.returned[1], Verdict::Retry { reason: Reason::Timeout, hint: None });
+    assert_eq!(took, Duration::from_secs(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn never_escalate_without_capacity_answers_is_a_plain_deadline() {
+    let (f, _, _, _) = drive(&flex_plan(10, 2, 100, false), vec![ok(60_000)]).await;
+    assert_eq!(f.gave_up, Some(GiveUp::Deadline));
+}
+
+#[tokio::test(start_paused = true)]
 async fn rate_limit_hints_are_honoured() {
     let rl = Step {
         takes: Duration::ZERO,
