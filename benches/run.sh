@@ -17,7 +17,7 @@ if command -v oha >/dev/null 2>&1; then
 elif [ -x "$tools/bin/oha" ]; then
     oha="$tools/bin/oha"
 else
-    echo "benches/run.sh: installing oha $oha_version into $tools (a few minutes, once)" >&2
+    echo "benches/run.sh: installing oha $oha_version into $tools (10-17 minutes on 2 cores, once)" >&2
     cargo install oha --version "$oha_version" --locked --root "$tools" >&2
     oha="$tools/bin/oha"
 fi

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use tokio::time::Instant;
 
 use super::{Logged, headers};
@@ -50,6 +50,15 @@ fn flexgate_headers(h: &mut HeaderMap, ledger: &Ledger, tier: Option<Tier>) {
 
 fn overhead(ctx: &Context<'_>, upstream_time: Duration) -> Duration {
     ctx.start.elapsed().saturating_sub(upstream_time)
+}
+
+/// The client's response from parts already built: a `(status, headers, body)` tuple would
+/// copy every header into a fresh map (about 1 % of the proxy's CPU in a profile).
+fn answer_with(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
 }
 
 pub fn respond(ctx: &Context<'_>, finished: Finished<Answer>, mut ledger: Ledger) -> Response {
@@ -105,7 +114,7 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
                     h.insert("x-flexgate-cost-usd", v);
                 }
             }
-            let mut response = (answer.status, h, Body::from(bytes)).into_response();
+            let mut response = answer_with(answer.status, h, Body::from(bytes));
             ledger.overhead = Some(overhead(ctx, upstream_time));
             ledger.first_byte();
             ledger.settle(Outcome::Success, &report);
@@ -128,7 +137,7 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
             };
             ledger.overhead = Some(overhead(ctx, upstream_time));
             let body = stream::body(first, rest, options, ledger);
-            let mut response = (answer.status, h, body).into_response();
+            let mut response = answer_with(answer.status, h, body);
             response.extensions_mut().insert(Logged);
             response
         }
@@ -164,7 +173,7 @@ fn upstream_error(
         AnswerBody::Full(bytes) => Body::from(bytes),
         AnswerBody::Stream { rest, .. } => Body::from_stream(rest),
     };
-    let mut response = (answer.status, h, body).into_response();
+    let mut response = answer_with(answer.status, h, body);
     ledger.overhead = Some(overhead(ctx, upstream_time));
     ledger.settle(outcome, &Report::default());
     response.extensions_mut().insert(Logged);

@@ -125,7 +125,7 @@ impl<'a> HttpAttempt<'a> {
         if let Some(auth) = self.upstream.managed_auth() {
             request = request.header(http::header::AUTHORIZATION, auth.clone());
         }
-        let response = match request.send().await {
+        let mut response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
                 let what = if e.is_connect() { "connection failed" } else { "the connection broke before an answer" };
@@ -136,7 +136,8 @@ impl<'a> HttpAttempt<'a> {
             }
         };
         let status = response.status();
-        let headers = response.headers().clone();
+        // Taken, not cloned: nothing below reads them from the response again.
+        let headers = std::mem::take(response.headers_mut());
         if !status.is_success() {
             let body = read_capped(response, ERROR_BODY_CAP).await.unwrap_or_default();
             let verdict = classify(status, &headers, &body, tier);
