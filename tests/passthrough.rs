@@ -167,3 +167,22 @@ async fn empty_bodies_and_other_methods() {
     let got = sim.received();
     assert_eq!((got[0].method.as_str(), got[0].body_len), ("DELETE", 0));
 }
+
+/// `upstream.http2` picks the upstream protocol; off, every request gets its own
+/// HTTP/1.1 connection (HTTP/2 would cap concurrent flex requests at the stream limit).
+#[tokio::test]
+async fn upstream_protocol_follows_upstream_http2() {
+    let (sim, sim_run) = common::spawn_sim(SimConfig::zero_latency()).await;
+    for (toml, version) in [("", "HTTP/1.1"), ("[upstream]\nhttp2 = true", "HTTP/2.0")] {
+        let (_state, gw) = common::spawn_gateway_with(sim_run.addr, toml, &Default::default()).await;
+        let body = chat_body("gpt-5", true);
+        for path in ["/v1/chat/completions", "/flex/v1/chat/completions"] {
+            let r = client().post(gw.url(path)).bearer_auth("sk-test").json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert!(r.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+        }
+        let got = sim.received();
+        assert!(got.len() >= 2 && got[got.len() - 2..].iter().all(|r| r.version == version), "{toml:?}: {got:?}");
+        gw.shutdown().await;
+    }
+}

@@ -95,6 +95,10 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Speak HTTP/2 upstream (ALPN over https, prior knowledge over http). Off by default:
+    /// hyper never opens a second HTTP/2 connection when the server's stream limit is
+    /// reached, so minutes-long flex requests would queue behind ~100 open streams.
+    pub http2: bool,
     /// The key flexgate sends upstream in managed mode.
     pub api_key: Option<Secret>,
 }

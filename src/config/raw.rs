@@ -49,6 +49,7 @@ pub struct RawUpstream {
     pub timeout: String,
     pub connect_timeout: String,
     pub idle_timeout: String,
+    pub http2: bool,
     /// Environment variable holding the upstream key (managed mode).
     pub api_key_env: String,
 }
@@ -60,6 +61,7 @@ impl Default for RawUpstream {
             timeout: "15m".into(),
             connect_timeout: "10s".into(),
             idle_timeout: "5m".into(),
+            http2: false,
             api_key_env: "OPENAI_API_KEY".into(),
         }
     }

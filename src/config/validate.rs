@@ -159,6 +159,7 @@ fn upstream(p: &mut Problems, raw: &RawConfig, env: &dyn Env) -> Option<Upstream
         timeout,
         connect_timeout,
         idle_timeout,
+        http2: raw.upstream.http2,
         api_key: env.get(&raw.upstream.api_key_env).map(Secret::new),
     })
 }

@@ -15,6 +15,8 @@ pub const LOG_CAPACITY: usize = 50_000;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceivedRequest {
     pub method: String,
+    /// The HTTP version the request came in on (`HTTP/1.1`, `HTTP/2.0`).
+    pub version: String,
     pub path: String,
     pub query: Option<String>,
     /// The `x-request-id` header as received.

@@ -42,6 +42,7 @@ pub(crate) async fn record(State(sim): State<Sim>, request: Request, next: Next)
     };
     let seq = sim.inner.log.push(ReceivedRequest {
         method: parts.method.to_string(),
+        version: format!("{:?}", parts.version),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
         request_id: received_id.clone(),

@@ -23,7 +23,17 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(config: &UpstreamConfig, managed: bool) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
+        let builder = reqwest::Client::builder();
+        // HTTP/1.1 unless asked: one connection per in-flight request. Over HTTP/2 every
+        // request shares one connection and hyper queues requests past the server's
+        // SETTINGS_MAX_CONCURRENT_STREAMS instead of opening another, which would cap
+        // minutes-long flex requests at that limit (hyperium/hyper#2197, #3623).
+        let builder = match (config.http2, config.base_url.scheme()) {
+            (false, _) => builder.http1_only(),
+            (true, "http") => builder.http2_prior_knowledge(),
+            (true, _) => builder,
+        };
+        let client = builder
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
