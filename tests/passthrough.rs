@@ -174,7 +174,7 @@ async fn empty_bodies_and_other_methods() {
 async fn upstream_protocol_follows_upstream_http2() {
     let (sim, sim_run) = common::spawn_sim(SimConfig::zero_latency()).await;
     for (toml, version) in [("", "HTTP/1.1"), ("[upstream]\nhttp2 = true", "HTTP/2.0")] {
-        let (_state, gw) = common::spawn_gateway_with(sim_run.addr, toml, &Default::default()).await;
+        let (_state, gw) = common::spawn_gateway_with(sim_run.addr, toml, &std::collections::HashMap::new()).await;
         let body = chat_body("gpt-5", true);
         for path in ["/v1/chat/completions", "/flex/v1/chat/completions"] {
             let r = client().post(gw.url(path)).bearer_auth("sk-test").json(&body).send().await.unwrap();
