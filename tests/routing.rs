@@ -345,7 +345,9 @@ async fn eighty_percent_flex_429s_never_reach_the_client() {
     for task in interactive {
         let (status, attempts, tier, took) = task.await.unwrap();
         assert_eq!((status.as_u16(), attempts.as_str(), tier.as_str()), (200, "1", "standard"));
-        assert!(took < Duration::from_secs(5), "interactive waited {took:?}");
+        // Catches interactive work queued behind flex retries (which run up to the 20 s
+        // deadline), with room for a debug build sharing two cores with 550 requests.
+        assert!(took < deadline / 2, "interactive waited {took:?}");
     }
     let m = state.metrics.render();
     assert_eq!(count(&m, "flexgate_requests_total", &[("class", "background"), ("outcome", "success")]), 500);
