@@ -178,7 +178,7 @@ async fn escalate_never_returns_a_429_naming_flex_capacity() {
     let started = Instant::now();
     let r =
         chat(&gw, "/cheap/v1/chat/completions", &chat_body("gpt-5", false), &[("x-sim-fault", "429-capacity")]).await;
-    assert!(started.elapsed() <= Duration::from_millis(1500));
+    assert!(started.elapsed() < Duration::from_secs(2), "the 1 s deadline bounds it");
     assert_eq!(r.status(), 429);
     assert_eq!(h(&r, "x-should-retry"), "false");
     let v: Value = r.json().await.unwrap();

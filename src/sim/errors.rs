@@ -141,9 +141,9 @@ impl ApiError {
         err
     }
 
-    /// The scripted `429-rate` answer: a short, fixed wait.
-    pub fn scripted_rate_limit(model: &str) -> Self {
-        let snap = RateSnapshot { limit: ratelimit::NOMINAL_RPM, remaining: 0, reset: Duration::from_millis(200) };
+    /// The scripted `429-rate` answer, asking the client to wait `reset`.
+    pub fn scripted_rate_limit(model: &str, reset: Duration) -> Self {
+        let snap = RateSnapshot { limit: ratelimit::NOMINAL_RPM, remaining: 0, reset };
         Self::rate_limited(model, &snap)
     }
 

@@ -7,7 +7,8 @@
 //!
 //! Steps: `ok`; `500`; `502`; `503` (`server_is_overloaded`, `retry-after: 1`); `400`;
 //! `429-capacity` (flex capacity body, no `retry-after`); `429-rate` (`rate_limit_exceeded`,
-//! `retry-after-ms: 200`, `retry-after: 1`, `x-ratelimit-reset-requests: 200ms`);
+//! `retry-after-ms: 200`, `retry-after: 1`, `x-ratelimit-reset-requests: 200ms`; `429-rate:2s` for
+//! another wait);
 //! `429-slow-down` (`slow_down`); `429-quota` (`insufficient_quota`); `429-credit`
 //! (`credit_balance_exhausted`); `429-spend` (`project_spend_limit_exceeded`); `hang`
 //! (never send headers; only a shutting-down `serve` ends it, with a 503); `cut` (stream:
@@ -39,7 +40,8 @@ enum Fault {
     Ok,
     Status(u16),
     Capacity,
-    Rate,
+    /// A rate-limit 429 whose hints say to wait this long.
+    Rate(Duration),
     SlowDown,
     Quota,
     Credit,
@@ -82,7 +84,7 @@ fn parse_step(raw: &str) -> Result<Step, ApiError> {
         "503" => Fault::Status(503),
         "400" => Fault::Status(400),
         "429-capacity" => Fault::Capacity,
-        "429-rate" => Fault::Rate,
+        "429-rate" => Fault::Rate(Duration::from_millis(200)),
         "429-slow-down" => Fault::SlowDown,
         "429-quota" => Fault::Quota,
         "429-credit" => Fault::Credit,
@@ -92,12 +94,14 @@ fn parse_step(raw: &str) -> Result<Step, ApiError> {
         "stall" => Fault::Stall,
         "reset" => Fault::Reset,
         "malformed" => Fault::Malformed,
-        other => match other.strip_prefix("slow:").map(humantime::parse_duration) {
-            Some(Ok(d)) => Fault::Slow(d),
-            _ => {
-                return Err(ApiError::bad_request(format!("Invalid `{FAULT_HEADER}` step `{text}`.")));
+        other => {
+            let timed = |prefix: &str| other.strip_prefix(prefix).and_then(|d| humantime::parse_duration(d).ok());
+            match (timed("slow:"), timed("429-rate:")) {
+                (Some(d), _) => Fault::Slow(d),
+                (_, Some(d)) => Fault::Rate(d),
+                _ => return Err(ApiError::bad_request(format!("Invalid `{FAULT_HEADER}` step `{text}`."))),
             }
-        },
+        }
     };
     Ok(Step { fault, flex_only, text: text.to_owned() })
 }
@@ -157,7 +161,7 @@ pub(crate) async fn gate(
         Fault::Status(503) => Err(ApiError::overloaded()),
         Fault::Status(_) => Err(ApiError::bad_request(format!("Simulated bad request (`{FAULT_HEADER}: {script}`)."))),
         Fault::Capacity => Err(ApiError::flex_capacity()),
-        Fault::Rate => Err(ApiError::scripted_rate_limit(model.unwrap_or("the model"))),
+        Fault::Rate(wait) => Err(ApiError::scripted_rate_limit(model.unwrap_or("the model"), wait)),
         Fault::SlowDown => Err(ApiError::slow_down()),
         Fault::Quota => Err(ApiError::insufficient_quota()),
         Fault::Credit => Err(ApiError::credit_exhausted()),

@@ -50,6 +50,9 @@ async fn every_error_step() {
     assert_eq!(rate.header("retry-after-ms"), Some("200"));
     assert_eq!(rate.header("x-ratelimit-reset-requests"), Some("200ms"));
     assert_eq!(rate.header("x-ratelimit-remaining-requests"), Some("0"));
+    let long = send(&app, chat("429-rate:90s", "l")).await;
+    assert_eq!((long.header("retry-after-ms"), long.header("retry-after")), (Some("90000"), Some("90")));
+    assert_eq!(long.header("x-ratelimit-reset-requests"), Some("1m30s"));
     let bad = send(&app, chat("500,explode", "x")).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
