@@ -639,15 +639,20 @@ DISTROLESS_CC_LIBS = {"libc.so.6", "libm.so.6", "libgcc_s.so.1", "libdl.so.2", "
                       "librt.so.1", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "libutil.so.1"}
 
 
+def target_dir() -> Path:
+    """Cargo's target directory: `CARGO_TARGET_DIR` when set (relative to the repo), else target/."""
+    return ROOT / os.environ.get("CARGO_TARGET_DIR", "target")
+
+
 def flexgate_binary() -> Path | None:
-    for p in (ROOT / "target/release/flexgate", ROOT / "target/debug/flexgate"):
+    for p in (target_dir() / "release/flexgate", target_dir() / "debug/flexgate"):
         if p.is_file() and os.access(p, os.X_OK):
             return p
     return None
 
 
 def check_binary_libs() -> None:
-    binary = ROOT / "target/release/flexgate"
+    binary = target_dir() / "release/flexgate"
     if not binary.is_file():
         binary = flexgate_binary()
     if binary is None:

@@ -11,7 +11,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN=${FLEXGATE_BIN:-$ROOT/target/release/flexgate}
+BIN=${FLEXGATE_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/flexgate}
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
