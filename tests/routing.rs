@@ -302,7 +302,7 @@ async fn streams_retry_and_escalate_only_before_the_first_byte() {
 async fn eighty_percent_flex_429s_never_reach_the_client() {
     let mut sim_config = SimConfig::zero_latency();
     sim_config.flex_429_rate = 0.8;
-    let (_sim, s) = spawn_sim(sim_config).await;
+    let (sim, s) = spawn_sim(sim_config).await;
     let (state, gw) =
         spawn_gateway_with(s.addr, "[retry]\nbase_delay = \"50ms\"\nmax_delay = \"500ms\"\n", &HashMap::new()).await;
     let gw = std::sync::Arc::new(gw);
@@ -325,30 +325,52 @@ async fn eighty_percent_flex_429s_never_reach_the_client() {
             (status, escalated, started.elapsed())
         }));
     }
+    // Interactive requests go in once every background request has made its first attempt,
+    // so they meet the storm of flex retries rather than the start-up burst.
+    let storm_started = Instant::now();
+    while sim.received().len() < 500 && storm_started.elapsed() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let mut interactive = Vec::new();
-    for _ in 0..50 {
-        let gw = gw.clone();
-        interactive.push(tokio::spawn(async move {
-            let started = Instant::now();
-            let r = chat(&gw, "/v1/chat/completions", &chat_body("gpt-5-mini", false), &[]).await;
-            (r.status(), h(&r, "x-flexgate-attempts"), h(&r, "x-flexgate-tier"), started.elapsed())
-        }));
+    for _ in 0..5 {
+        let batch: Vec<_> = (0..10)
+            .map(|_| {
+                let gw = gw.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let r = chat(&gw, "/v1/chat/completions", &chat_body("gpt-5-mini", false), &[]).await;
+                    (r.status(), h(&r, "x-flexgate-attempts"), h(&r, "x-flexgate-tier"), started.elapsed())
+                })
+            })
+            .collect();
+        for task in batch {
+            interactive.push(task.await.unwrap());
+        }
     }
     let mut escalations = 0;
+    let mut background_took = Vec::new();
     for task in background {
         let (status, escalated, took) = task.await.unwrap();
         assert_eq!(status, 200);
         assert!(took <= deadline + Duration::from_millis(500), "{took:?}");
         escalations += usize::from(escalated);
+        background_took.push(took);
     }
     assert!(escalations > 0, "with 80% capacity errors some requests escalate");
-    for task in interactive {
-        let (status, attempts, tier, took) = task.await.unwrap();
+    let mut interactive_took = Vec::new();
+    for (status, attempts, tier, took) in interactive {
         assert_eq!((status.as_u16(), attempts.as_str(), tier.as_str()), (200, "1", "standard"));
-        // Catches interactive work queued behind flex retries (which run up to the 20 s
-        // deadline), with room for a debug build sharing two cores with 550 requests.
-        assert!(took < deadline / 2, "interactive waited {took:?}");
+        interactive_took.push(took);
     }
+    // Interactive work is never queued behind flex retries. Compared with the background
+    // requests of the same run, not with a fixed bound: a loaded CI machine stretches both
+    // alike (a fixed 5 s bound once failed there).
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (fast, slow) = (median(&mut interactive_took), median(&mut background_took));
+    assert!(fast < slow, "interactive median {fast:?} vs background median {slow:?}");
     let m = state.metrics.render();
     assert_eq!(count(&m, "flexgate_requests_total", &[("class", "background"), ("outcome", "success")]), 500);
     assert_eq!(count(&m, "flexgate_escalations_total", &[]), escalations as u64);
