@@ -119,7 +119,8 @@ async fn a_request_body_that_stalls_is_refused_with_408_at_the_body_timeout() {
     let text = String::from_utf8_lossy(&answer);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no answer: {text:?}"));
     assert!(head.starts_with("HTTP/1.1 408"), "{text}");
-    assert!(head.to_ascii_lowercase().contains("x-should-retry: true"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("x-should-retry: true") && lower.contains("connection: close"), "{head}");
     let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
     assert_eq!(v["error"]["code"], "request_timeout", "{v}");
     assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
