@@ -38,6 +38,8 @@ pub enum GatewayError {
     InvalidParam { param: &'static str, message: String },
     #[error("The request body is larger than this gateway accepts ({limit} bytes, `server.max_body`).")]
     BodyTooLarge { limit: usize },
+    #[error("The request body stalled: nothing arrived for {silence} (`server.body_timeout`) before it was complete.")]
+    BodyTimeout { silence: String },
     #[error("Unknown class `{name}` in `x-flexgate-class`. Valid classes: {valid}.")]
     UnknownClass { name: String, valid: String },
     #[error("Invalid `{header}` header `{value}`: use a duration such as `30s` or `10m`.")]
@@ -75,6 +77,7 @@ impl GatewayError {
                 StatusCode::BAD_REQUEST
             }
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::UpstreamUnreachable(_) | Self::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
@@ -89,6 +92,7 @@ impl GatewayError {
             Self::InvalidJson(_)
             | Self::InvalidParam { .. }
             | Self::BodyTooLarge { .. }
+            | Self::BodyTimeout { .. }
             | Self::UnknownClass { .. }
             | Self::BadDeadline { .. }
             | Self::Unauthorized(_)
@@ -105,6 +109,7 @@ impl GatewayError {
             Self::InvalidJson(_) => ("invalid_request_error", "invalid_json"),
             Self::InvalidParam { .. } => ("invalid_request_error", "invalid_value"),
             Self::BodyTooLarge { .. } => ("invalid_request_error", "request_too_large"),
+            Self::BodyTimeout { .. } => ("invalid_request_error", "request_timeout"),
             Self::UnknownClass { .. } => ("invalid_request_error", "unknown_class"),
             Self::BadDeadline { .. } => ("invalid_request_error", "invalid_deadline"),
             Self::Unauthorized(_) => ("invalid_request_error", "invalid_api_key"),
@@ -128,9 +133,10 @@ impl GatewayError {
     }
 
     /// Whether the client may usefully retry. Exhausted plans and client faults say no,
-    /// so SDKs do not multiply retries flexgate already spent.
+    /// so SDKs do not multiply retries flexgate already spent. A stalled body is the
+    /// exception: nothing reached the upstream, and a stall is usually the network's.
     pub fn should_retry(&self) -> bool {
-        matches!(self, Self::Internal(_))
+        matches!(self, Self::Internal(_) | Self::BodyTimeout { .. })
     }
 
     /// The OpenAI envelope as JSON.
@@ -161,6 +167,7 @@ mod tests {
             GatewayError::InvalidJson("x".into()),
             GatewayError::InvalidParam { param: "model", message: "m".into() },
             GatewayError::BodyTooLarge { limit: 1 },
+            GatewayError::BodyTimeout { silence: "30s".into() },
             GatewayError::UnknownClass { name: "n".into(), valid: "a, b".into() },
             GatewayError::BadDeadline { header: "x-flexgate-deadline", value: "soon".into() },
             GatewayError::Unauthorized("no key"),
@@ -185,6 +192,7 @@ mod tests {
     #[test]
     fn statuses() {
         assert_eq!(GatewayError::BodyTooLarge { limit: 1 }.status(), 413);
+        assert_eq!(GatewayError::BodyTimeout { silence: String::new() }.status(), 408);
         assert_eq!(GatewayError::UpstreamUnreachable(String::new()).status(), 502);
         assert_eq!(GatewayError::UpstreamTimeout(String::new()).status(), 504);
         assert_eq!(GatewayError::FlexUnavailable { deadline: String::new() }.status(), 429);

@@ -1,16 +1,18 @@
 //! Binds the listeners and serves until shutdown, then drains in-flight requests and
-//! streams for up to `server.drain_timeout`.
+//! streams for up to `server.drain_timeout`. The accept loop and its connection-level
+//! timeouts live in `accept`.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::app::{admin_router, build_router};
 use crate::config::Config;
 use crate::state::AppState;
+
+mod accept;
 
 pub struct Server {
     state: AppState,
@@ -47,7 +49,6 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let Server { state, main, admin } = self;
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let drain = state.config.server.drain_timeout;
         let signal_state = state.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -55,37 +56,22 @@ impl Server {
             tracing::info!("shutdown requested; draining in-flight requests");
             let _ = tx.send(true);
         });
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|v| *v).await;
+        let server = &state.config.server;
+        let listener = |name, listener, router| accept::Listener {
+            name,
+            listener,
+            router,
+            header_timeout: server.header_timeout,
+            drain_timeout: server.drain_timeout,
         };
-        let app = build_router(state.clone(), admin.is_none()).into_make_service();
-        // Streamed chunks are small writes: with Nagle's algorithm on, each waits for the
-        // client's delayed ACK (up to 40 ms). The upstream side sets it in `Upstream::new`.
-        let main = main.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "set_nodelay failed");
-            }
-        });
-        let main_server = axum::serve(main, app).with_graceful_shutdown(stopped(rx.clone()));
-        let admin_server = admin.map(|listener| {
-            let admin_app = admin_router(state.clone()).into_make_service();
-            tokio::spawn(axum::serve(listener, admin_app).with_graceful_shutdown(stopped(rx.clone())).into_future())
-        });
-        let deadline = async move {
-            stopped(rx).await;
-            tokio::time::sleep(drain).await;
-        };
-        let result = tokio::select! {
-            r = main_server.into_future() => r,
-            () = deadline => {
-                tracing::warn!(drain_timeout = ?drain, "drain timeout reached; exiting with requests still in flight");
-                Ok(())
+        let main = accept::serve(listener("main", main, build_router(state.clone(), admin.is_none())), rx.clone());
+        let admin = async {
+            if let Some(admin) = admin {
+                accept::serve(listener("admin", admin, admin_router(state.clone())), rx).await;
             }
         };
-        if let Some(handle) = admin_server {
-            handle.abort();
-        }
-        result
+        tokio::join!(main, admin);
+        Ok(())
     }
 }
 

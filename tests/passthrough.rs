@@ -186,3 +186,38 @@ async fn upstream_protocol_follows_upstream_http2() {
         gw.shutdown().await;
     }
 }
+
+/// h2c with prior knowledge (what the load driver speaks): plain and streamed requests
+/// share one connection, and a shutdown lets an open h2 stream finish before the server
+/// stops.
+#[tokio::test]
+async fn h2c_serves_plain_and_streamed_requests_and_drains_an_open_stream() {
+    use futures_util::StreamExt;
+
+    let sim = SimConfig { chunk_interval: std::time::Duration::from_millis(5), ..SimConfig::zero_latency() };
+    let (_sim, _s, state, gw) = stack(sim).await;
+    let h2 = reqwest::Client::builder().no_proxy().http2_prior_knowledge().build().unwrap();
+    let url = gw.url("/v1/chat/completions");
+
+    let r = h2.get(gw.url("/healthz")).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.version()), (200, reqwest::Version::HTTP_2));
+    let r = h2.post(&url).bearer_auth("sk-test").json(&chat_body("gpt-5", false)).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.version()), (200, reqwest::Version::HTTP_2));
+    assert_eq!(r.json::<Value>().await.unwrap()["object"], "chat.completion");
+
+    let mut body = chat_body("gpt-5", true);
+    body["max_tokens"] = serde_json::json!(200);
+    let r = h2.post(&url).bearer_auth("sk-test").json(&body).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.version()), (200, reqwest::Version::HTTP_2));
+    let mut stream = r.bytes_stream();
+    let mut text = String::from_utf8(stream.next().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(!text.contains("[DONE]"), "the stream ended before the shutdown: {text}");
+    let stopped = tokio::spawn(gw.shutdown());
+    while let Some(chunk) = stream.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    assert!(text.ends_with("data: [DONE]\n\n"), "the shutdown cut the stream: {text}");
+    tokio::time::timeout(std::time::Duration::from_secs(10), stopped).await.expect("drained").unwrap();
+    assert!(h2.get(&url).send().await.is_err(), "the listener is closed after the drain");
+    assert!(state.metrics.render().contains("flexgate_inflight_requests{class=\"interactive\"} 0"));
+}

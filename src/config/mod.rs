@@ -86,6 +86,10 @@ pub struct ServerConfig {
     pub admin_listen: Option<SocketAddr>,
     pub max_body: usize,
     pub drain_timeout: Duration,
+    /// Time a client has to send a request head (and, on a new connection, to start one).
+    pub header_timeout: Duration,
+    /// Longest silence allowed while reading a request body.
+    pub body_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

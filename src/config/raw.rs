@@ -29,6 +29,8 @@ pub struct RawServer {
     pub admin_listen: Option<String>,
     pub max_body: String,
     pub drain_timeout: String,
+    pub header_timeout: String,
+    pub body_timeout: String,
 }
 
 impl Default for RawServer {
@@ -38,6 +40,8 @@ impl Default for RawServer {
             admin_listen: None,
             max_body: "32MiB".into(),
             drain_timeout: "30s".into(),
+            header_timeout: "30s".into(),
+            body_timeout: "30s".into(),
         }
     }
 }

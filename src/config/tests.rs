@@ -30,6 +30,8 @@ fn the_shipped_file_equals_the_defaults() {
     assert_eq!(shipped.server.listen.to_string(), "0.0.0.0:8080");
     assert_eq!(shipped.server.max_body, 32 << 20);
     assert_eq!(shipped.server.drain_timeout, Duration::from_secs(30));
+    assert_eq!(shipped.server.header_timeout, Duration::from_secs(30));
+    assert_eq!(shipped.server.body_timeout, Duration::from_secs(30));
     assert_eq!(shipped.upstream.base_url.as_str(), "https://api.openai.com/v1");
     assert_eq!(shipped.upstream.timeout, Duration::from_secs(900));
     assert!(matches!(shipped.auth, AuthConfig::Passthrough));
@@ -71,6 +73,8 @@ fn every_problem_is_reported_at_once_with_its_key() {
 listen = "not an address"
 max_body = "lots"
 drain_timeout = "soon"
+header_timeout = "0s"
+body_timeout = "a while"
 [upstream]
 base_url = "ftp://example.com"
 timeout = "0s"
@@ -95,6 +99,8 @@ level = "loud=="
         "`server.listen`",
         "`server.max_body`",
         "`server.drain_timeout`",
+        "`server.header_timeout`",
+        "`server.body_timeout`",
         "`upstream.base_url`",
         "`upstream.timeout`",
         "`auth.mode`",
@@ -171,4 +177,17 @@ fn a_bad_pricing_file_is_reported_under_its_key() {
     assert!(!e.is_empty() && e.iter().all(|p| p.starts_with("`pricing.file`")), "{e:?}");
     let e = errors("[pricing]\nfile = \"/nonexistent/prices.toml\"\n");
     assert!(e[0].starts_with("`pricing.file`"), "{e:?}");
+}
+
+#[test]
+fn client_timeouts_must_be_positive_durations() {
+    for key in ["header_timeout", "body_timeout"] {
+        let e = errors(&format!("[server]\n{key} = \"0s\"\n"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with(&format!("`server.{key}`")) && e[0].contains("greater than zero"), "{e:?}");
+        let e = errors(&format!("[server]\n{key} = \"-5s\"\n"));
+        assert!(e.len() == 1 && e[0].starts_with(&format!("`server.{key}`")), "{e:?}");
+    }
+    let c = Config::from_toml("[server]\nheader_timeout = \"250ms\"\nbody_timeout = \"1m 30s\"\n", &env(&[])).unwrap();
+    assert_eq!((c.server.header_timeout, c.server.body_timeout), (Duration::from_millis(250), Duration::from_secs(90)));
 }

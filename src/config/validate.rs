@@ -66,6 +66,8 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
             0
         }),
         drain_timeout: p.duration("server.drain_timeout", &raw.server.drain_timeout),
+        header_timeout: p.positive_duration("server.header_timeout", &raw.server.header_timeout),
+        body_timeout: p.positive_duration("server.body_timeout", &raw.server.body_timeout),
     };
     if server.max_body == 0 && parse_size(&raw.server.max_body).is_ok() {
         p.add("server.max_body", "must be greater than zero");

@@ -5,6 +5,8 @@ pub mod headers;
 pub mod path;
 mod respond;
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -31,15 +33,36 @@ pub async fn handle(State(state): State<AppState>, request: Request) -> Response
     forward(state, request).await.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(GatewayError::BodyTooLarge { limit }),
-        Err(e) => Err(GatewayError::InvalidParam {
-            param: "body",
-            message: format!("The request body could not be read: {e}"),
-        }),
+/// Read the whole body, refusing one over `limit` bytes or one that goes silent for
+/// longer than `silence` (a client that sends its headers and then stalls would
+/// otherwise hold this task and its connection until the client gives up).
+async fn read_body(body: Body, limit: usize, silence: Duration) -> Result<Bytes, GatewayError> {
+    let mut body = Limited::new(body, limit);
+    let mut chunks: Vec<Bytes> = Vec::new();
+    loop {
+        let frame = tokio::time::timeout(silence, body.frame())
+            .await
+            .map_err(|_| GatewayError::BodyTimeout { silence: humantime::format_duration(silence).to_string() })?;
+        match frame {
+            None => break,
+            Some(Ok(frame)) => chunks.extend(frame.into_data().ok().filter(|data| !data.is_empty())),
+            Some(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(GatewayError::BodyTooLarge { limit });
+            }
+            Some(Err(e)) => {
+                return Err(GatewayError::InvalidParam {
+                    param: "body",
+                    message: format!("The request body could not be read: {e}"),
+                });
+            }
+        }
     }
+    // One chunk, the usual case, is handed on without a copy.
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.swap_remove(0),
+        _ => chunks.concat().into(),
+    })
 }
 
 async fn forward(state: AppState, request: Request) -> Result<Response, GatewayError> {
@@ -52,7 +75,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(GatewayError::BodyTooLarge { limit });
     }
-    let body = read_body(body, limit).await?;
+    let body = read_body(body, limit, config.server.body_timeout).await?;
     let endpoint = path::endpoint(&parts.method, target.rest);
     let metered = endpoint != Endpoint::Other;
     let tier_routed = matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Responses);

@@ -121,7 +121,7 @@ KIND_VALUES = {
 # Mirrors src/config/raw.rs; the binary's own `check-config` (run below when a release
 # build exists) is the authority, this catches typos in manifests without one.
 CONFIG_SHAPE = {
-    "server": {"listen", "admin_listen", "max_body", "drain_timeout"},
+    "server": {"listen", "admin_listen", "max_body", "drain_timeout", "header_timeout", "body_timeout"},
     "upstream": {"base_url", "timeout", "connect_timeout", "idle_timeout", "http2", "api_key_env"},
     "auth": {"mode", "keys"},
     "routing": {"honor_client_tier", "default_class", "flex_class", "standard_class", "rules"},
@@ -131,7 +131,8 @@ CONFIG_SHAPE = {
 }
 CLASS_KEYS = {"tier", "deadline", "escalate", "escalate_reserve", "max_attempts", "path_prefix"}
 AUTH_KEY_KEYS = {"client", "sha256", "env"}
-DURATION_KEYS = {("server", "drain_timeout"), ("upstream", "timeout"),
+DURATION_KEYS = {("server", "drain_timeout"), ("server", "header_timeout"), ("server", "body_timeout"),
+                 ("upstream", "timeout"),
                  ("upstream", "connect_timeout"), ("upstream", "idle_timeout")}
 
 _DURATION_RE = re.compile(r"^\s*(\d+(\.\d+)?)\s*(ms|s|m|h|d)\s*$")

@@ -14,6 +14,8 @@ mod process;
 #[cfg(test)]
 mod shutdown;
 #[cfg(test)]
+mod slow_clients;
+#[cfg(test)]
 mod storms;
 #[cfg(test)]
 mod support;

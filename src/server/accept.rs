@@ -1,0 +1,126 @@
+//! The accept loop for one listener: a task per connection, served by hyper (HTTP/1.1 or
+//! h2c, detected per connection) with a timer, and drained on shutdown.
+//!
+//! It owns connection-level defences only; request bodies are timed where they are read
+//! (`proxy::read_body`) and the HTTP layer stack stays in `app.rs`.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tower::ServiceExt;
+
+/// Pause after an accept error that is not about one connection (e.g. `EMFILE`): the
+/// error repeats at once until some descriptor is freed, and a hot loop would starve the
+/// connections that are about to free one. hyper 0.14 and axum wait 1 s; a quarter of
+/// that recovers sooner and still cannot spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
+
+/// What one listener needs to serve and drain.
+pub(super) struct Listener {
+    /// `main` or `admin`, for logs.
+    pub name: &'static str,
+    pub listener: TcpListener,
+    pub router: Router,
+    pub header_timeout: Duration,
+    pub drain_timeout: Duration,
+}
+
+/// Accept until `stop` turns true, then close the listener and let open connections
+/// finish for up to the drain timeout.
+pub(super) async fn serve(listener: Listener, mut stop: watch::Receiver<bool>) {
+    let Listener { name, listener, router, header_timeout, drain_timeout } = listener;
+    let builder = builder(header_timeout);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        };
+        match accepted {
+            Ok((tcp, _)) => spawn_connection(tcp, &router, &builder, &graceful, header_timeout),
+            Err(error) if is_connection_error(&error) => {}
+            Err(error) => {
+                tracing::warn!(listener = name, %error, "accept failed; backing off");
+                tokio::select! {
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                    _ = stop.wait_for(|stopped| *stopped) => break,
+                }
+            }
+        }
+    }
+    // Closing the listener now refuses new connections while the open ones drain.
+    drop(listener);
+    if tokio::time::timeout(drain_timeout, graceful.shutdown()).await.is_err() {
+        tracing::warn!(listener = name, drain_timeout = ?drain_timeout, "drain timeout reached; exiting with requests still in flight");
+    }
+}
+
+/// One builder per listener. The timer is what makes `header_read_timeout` work: without
+/// one (as under `axum::serve`) hyper silently never times a request head out.
+fn builder(header_timeout: Duration) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    builder
+}
+
+fn spawn_connection(
+    tcp: TcpStream,
+    router: &Router,
+    builder: &Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    header_timeout: Duration,
+) {
+    // Streamed chunks are small writes: with Nagle's algorithm on, each waits for the
+    // client's delayed ACK (up to 40 ms). The upstream side sets it in `Upstream::new`.
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::debug!(%error, "set_nodelay failed");
+    }
+    let first_request = Arc::new(Notify::new());
+    let service = {
+        let router = router.clone();
+        let first_request = Arc::clone(&first_request);
+        hyper::service::service_fn(move |request: http::Request<Incoming>| {
+            first_request.notify_one();
+            router.clone().oneshot(request.map(Body::new))
+        })
+    };
+    let connection = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service).into_owned());
+    tokio::spawn(async move {
+        let mut connection = std::pin::pin!(connection);
+        // hyper times each HTTP/1 head once it knows the protocol, but not the protocol
+        // sniff before it (a client that sends nothing, or half the h2 preface) nor the
+        // wait for the first h2 stream. Bound the whole wait for the first request here.
+        let first = tokio::time::timeout(header_timeout, first_request.notified());
+        let result = tokio::select! {
+            result = connection.as_mut() => result,
+            waited = first => {
+                if waited.is_err() {
+                    tracing::debug!(header_timeout = ?header_timeout, "no request within the header timeout; closing the connection");
+                    return;
+                }
+                connection.await
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(%error, "connection ended with an error");
+        }
+    });
+}
+
+/// Errors that concern only the connection being accepted; the listener is fine.
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    )
+}
