@@ -13,6 +13,18 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use tokio::net::TcpListener;
 
+/// Which stack a bare forwarder is built on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// axum server, reqwest client: what flexgate is built on.
+    AxumReqwest,
+    /// axum server, the `hyper_util` client of [`crate::bare_hyper`]: what replacing only
+    /// reqwest would leave.
+    AxumHyper,
+    /// hyper server and `hyper_util` client ([`crate::bare_hyper`]).
+    Hyper,
+}
+
 struct Bare {
     client: reqwest::Client,
     base: String,
@@ -40,10 +52,26 @@ async fn forward(State(bare): State<Arc<Bare>>, request: Request) -> Response {
     }
 }
 
-/// Serve the bare forwarder in front of `upstream` until killed; logs its address on stderr.
-pub async fn serve(upstream: &str) -> Result<()> {
-    let client = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(1024).build()?;
-    let bare = Arc::new(Bare { client, base: format!("http://{upstream}") });
+struct AxumHyper {
+    client: crate::bare_hyper::Upstream,
+    base: String,
+}
+
+async fn forward_hyper(State(floor): State<Arc<AxumHyper>>, request: Request) -> Response {
+    crate::bare_hyper::forward(floor.client.clone(), &floor.base, request).await.into_response()
+}
+
+/// Serve the bare forwarder in front of `upstream` until killed; logs its address on
+/// stderr. `hyper_client`: forward with the `hyper_util` client instead of reqwest.
+pub async fn serve(upstream: &str, hyper_client: bool) -> Result<()> {
+    let base = format!("http://{upstream}");
+    let router = if hyper_client {
+        let floor = Arc::new(AxumHyper { client: crate::bare_hyper::client(None), base });
+        Router::new().fallback(forward_hyper).with_state(floor)
+    } else {
+        let client = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(1024).build()?;
+        Router::new().fallback(forward).with_state(Arc::new(Bare { client, base }))
+    };
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     #[expect(clippy::print_stderr, reason = "the parent process reads the address from stderr")]
     {
@@ -52,6 +80,6 @@ pub async fn serve(upstream: &str) -> Result<()> {
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, Router::new().fallback(forward).with_state(bare)).await?;
+    axum::serve(listener, router).await?;
     Ok(())
 }

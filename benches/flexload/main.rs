@@ -8,6 +8,7 @@
 //! holds open: flexgate's RSS and file descriptors while they are in flight).
 
 mod bare;
+mod bare_hyper;
 mod held;
 mod oha;
 mod procs;
@@ -37,9 +38,15 @@ struct Args {
     /// The flexgate release binary.
     #[arg(long, required_unless_present = "bare_forwarder")]
     flexgate: Option<PathBuf>,
-    /// Internal: run the bare axum + reqwest forwarder in front of this upstream address.
+    /// Internal: run a bare forwarder in front of this upstream address.
     #[arg(long, hide = true)]
     bare_forwarder: Option<String>,
+    /// Internal: the stack of `--bare-forwarder`.
+    #[arg(long, hide = true, value_enum, default_value = "axum-reqwest")]
+    bare_kind: bare::Kind,
+    /// Internal: exact read-buffer size of the hyper forwarder's upstream connections.
+    #[arg(long, hide = true)]
+    bare_read_buf: Option<usize>,
     /// The `oha` binary.
     #[arg(long, default_value = "oha")]
     oha: PathBuf,
@@ -74,12 +81,31 @@ struct Args {
     /// How long the simulator holds each request.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     hold: Duration,
-    /// Held mode: measure the bare axum + reqwest forwarder instead of flexgate.
+    /// Held mode: what to measure, comma-separated; each run goes through them in turn.
+    #[arg(long, value_delimiter = ',', default_value = "flexgate")]
+    held_targets: Vec<Target>,
+    /// Held mode: measure the bare axum + reqwest forwarder instead of flexgate (the same
+    /// as `--held-targets axum-reqwest`).
     #[arg(long)]
     held_bare: bool,
+    /// Read-buffer size (bytes) of the hyper forwarder's upstream connections for the
+    /// `hyper-small-buf` held target; hyper's default is adaptive, from 8 KiB up.
+    #[arg(long, default_value_t = 4096)]
+    small_read_buf: usize,
     /// Write every table as JSON here too.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+/// What the held mode measures: flexgate or one of the bare forwarders (the floors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Target {
+    Flexgate,
+    AxumReqwest,
+    AxumHyper,
+    Hyper,
+    /// The hyper forwarder with `--small-read-buf` as its upstream read buffer.
+    HyperSmallBuf,
 }
 
 /// A ~2 KB chat request, the size the rewrite target quotes.
@@ -135,7 +161,9 @@ fn mib(kib: u64) -> f64 {
 async fn nonstream(ctx: &Ctx) -> Result<Vec<Table>> {
     let body = ctx.body_file("chat.json", &chat_body(false, 16))?;
     let sim = Proc::sim(&ctx.bin, &ctx.dir, "sim", "0ms").await?;
-    let bare = Proc::bare(&ctx.dir, &sim.addr).await?;
+    let bare = Proc::bare(&ctx.dir, "bare", &sim.addr, bare::Kind::AxumReqwest, None).await?;
+    let bare_mixed = Proc::bare(&ctx.dir, "bare-axum-hyper", &sim.addr, bare::Kind::AxumHyper, None).await?;
+    let bare_hyper = Proc::bare(&ctx.dir, "bare-hyper", &sim.addr, bare::Kind::Hyper, None).await?;
     let info = ctx.gateway("gw-info", &sim.addr, "info").await?;
     // Startup lines (the listening address) stay; the per-request line goes.
     let warn = ctx.gateway("gw-warn", &sim.addr, "warn,flexgate::cli=info").await?;
@@ -143,9 +171,18 @@ async fn nonstream(ctx: &Ctx) -> Result<Vec<Table>> {
     let info_url = format!("http://{}/flex/v1/chat/completions", info.addr);
     let warn_url = format!("http://{}/flex/v1/chat/completions", warn.addr);
     let bare_url = format!("http://{}/flex/v1/chat/completions", bare.addr);
+    let mixed_url = format!("http://{}/flex/v1/chat/completions", bare_mixed.addr);
+    let hyper_url = format!("http://{}/flex/v1/chat/completions", bare_hyper.addr);
+    // The floors, measured one after the other, starting with a different one each run.
+    let floors = [
+        ("floor axum+reqwest", &bare, bare_url.as_str()),
+        ("floor axum+hyper client", &bare_mixed, mixed_url.as_str()),
+        ("floor hyper", &bare_hyper, hyper_url.as_str()),
+    ];
+    let order = |run: usize| (0..floors.len()).map(move |i| (run + i) % floors.len());
     let (mut flat, mut rated) = (Table::new("nonstream", "non-streaming chat, flat out"), Table::new("rated", ""));
     flat.add("flexgate idle RSS (MiB)", 1, mib(info.rss_kib()?));
-    for _ in 0..ctx.args.runs {
+    for run in 0..ctx.args.runs {
         let (direct, sim_cpu) = measured(ctx, &sim, &ctx.phase(&direct_url, &body, None)).await?;
         let (via, cpu) = measured(ctx, &info, &ctx.phase(&info_url, &body, None)).await?;
         let (quiet, quiet_cpu) = measured(ctx, &warn, &ctx.phase(&warn_url, &body, None)).await?;
@@ -160,10 +197,18 @@ async fn nonstream(ctx: &Ctx) -> Result<Vec<Table>> {
         flat.add("flexgate CPU/req (us, log info)", 1, cpu);
         flat.add("flexgate req/s (log warn)", 0, quiet.rps);
         flat.add("flexgate CPU/req (us, log warn)", 1, quiet_cpu);
-        let (floor, floor_cpu) = measured(ctx, &bare, &ctx.phase(&bare_url, &body, None)).await?;
-        flat.add("bare forwarder req/s", 0, floor.rps);
-        flat.add("bare forwarder CPU/req (us)", 1, floor_cpu);
-        let errors = direct.errors + via.errors + quiet.errors + floor.errors;
+        let mut errors = direct.errors + via.errors + quiet.errors;
+        let mut cpus = [0.0; 3];
+        for i in order(run) {
+            let (name, proc, url) = floors[i];
+            let (floor, floor_cpu) = measured(ctx, proc, &ctx.phase(url, &body, None)).await?;
+            flat.add(&format!("{name} req/s"), 0, floor.rps);
+            flat.add(&format!("{name} CPU/req (us)"), 1, floor_cpu);
+            cpus[i] = floor_cpu;
+            errors += floor.errors;
+        }
+        flat.add("floor axum+hyper client / axum+reqwest CPU (%)", 1, 100.0 * cpus[1] / cpus[0]);
+        flat.add("floor hyper / axum+reqwest CPU (%)", 1, 100.0 * cpus[2] / cpus[0]);
         flat.add("errors", 0, f64::from(u32::try_from(errors).unwrap_or(0)));
         let rate = Some(ctx.args.rate);
         let (direct, _) = measured(ctx, &sim, &ctx.phase(&direct_url, &body, rate)).await?;
@@ -175,13 +220,19 @@ async fn nonstream(ctx: &Ctx) -> Result<Vec<Table>> {
         rated.add("added p50 (ms)", 3, via.p50_ms - direct.p50_ms);
         rated.add("added p99 (ms)", 3, via.p99_ms - direct.p99_ms);
         rated.add("flexgate CPU/req (us, log info)", 1, cpu);
-        let (floor, _) = measured(ctx, &bare, &ctx.phase(&bare_url, &body, rate)).await?;
-        rated.add("bare forwarder added p50 (ms)", 3, floor.p50_ms - direct.p50_ms);
-        rated.add("bare forwarder added p99 (ms)", 3, floor.p99_ms - direct.p99_ms);
-        rated.add("errors", 0, f64::from(u32::try_from(direct.errors + via.errors + floor.errors).unwrap_or(0)));
+        let mut errors = direct.errors + via.errors;
+        for i in order(run) {
+            let (name, proc, url) = floors[i];
+            let (floor, floor_cpu) = measured(ctx, proc, &ctx.phase(url, &body, rate)).await?;
+            rated.add(&format!("{name} added p50 (ms)"), 3, floor.p50_ms - direct.p50_ms);
+            rated.add(&format!("{name} added p99 (ms)"), 3, floor.p99_ms - direct.p99_ms);
+            rated.add(&format!("{name} CPU/req (us)"), 1, floor_cpu);
+            errors += floor.errors;
+        }
+        rated.add("errors", 0, f64::from(u32::try_from(errors).unwrap_or(0)));
     }
     flat.add("flexgate RSS after load (MiB)", 1, mib(info.rss_kib()?));
-    for p in [info, warn, bare, sim] {
+    for p in [info, warn, bare, bare_mixed, bare_hyper, sim] {
         p.stop().await;
     }
     rated.title = format!("non-streaming chat, {} req/s offered", ctx.args.rate);
@@ -253,34 +304,60 @@ async fn held(ctx: &Ctx) -> Result<Vec<Table>> {
         "held",
         &format!("{} held requests, {client}; the simulator holds each {}", a.held, humantime::format_duration(a.hold)),
     );
+    let targets = if a.held_bare { vec![Target::AxumReqwest] } else { a.held_targets.clone() };
     for run in 0..a.runs {
-        let sim = Proc::sim(&ctx.bin, &ctx.dir, &format!("sim-held-{run}"), &hold).await?;
-        let gw = if a.held_bare {
-            Proc::bare(&ctx.dir, &sim.addr).await?
-        } else {
-            ctx.gateway(&format!("gw-held-{run}"), &sim.addr, "info").await?
-        };
-        let idle = gw.rss_kib()?;
-        t.add("flexgate idle RSS (MiB)", 1, mib(idle));
-        t.add("flexgate idle fds", 0, f64::from(u32::try_from(gw.fds()?).unwrap_or(0)));
-        let before = gw.cpu()?;
-        let r = held::run(&gw, &body, a.held, a.held_rate, a.hold, h2).await?;
-        let cpu = gw.cpu()?.saturating_sub(before).as_secs_f64() * 1e6;
-        t.add("flexgate RSS while held (MiB)", 1, mib(r.rss_kib_held));
-        t.add("flexgate peak RSS (MiB)", 1, mib(r.rss_kib_peak));
-        t.add("flexgate fds while held", 0, f64::from(u32::try_from(r.fds_held).unwrap_or(0)));
-        t.add("flexgate peak fds", 0, f64::from(u32::try_from(r.fds_peak).unwrap_or(0)));
-        t.add("flexgate RSS after (MiB)", 1, mib(r.rss_kib_after));
-        let grown = f64::from(u32::try_from(r.rss_kib_held.saturating_sub(idle)).unwrap_or(u32::MAX));
-        t.add("KiB per held request", 1, grown / f64::from(u32::try_from(a.held.max(1)).unwrap_or(1)));
-        t.add("answered 200", 0, f64::from(u32::try_from(r.ok).unwrap_or(0)));
-        t.add("errors", 0, f64::from(u32::try_from(r.errors).unwrap_or(0)));
-        t.add("flexgate CPU/held request (us)", 1, cpu / f64::from(u32::try_from(r.requests.max(1)).unwrap_or(1)));
-        t.add("run time (s)", 1, r.total_secs);
-        gw.stop().await;
-        sim.stop().await;
+        for &target in &targets {
+            let sim = Proc::sim(&ctx.bin, &ctx.dir, &format!("sim-held-{run}-{target:?}"), &hold).await?;
+            let (gw, name) = match target {
+                Target::Flexgate => {
+                    (ctx.gateway(&format!("gw-held-{run}"), &sim.addr, "info").await?, "flexgate".to_owned())
+                }
+                Target::AxumReqwest => (
+                    Proc::bare(&ctx.dir, "bare-held", &sim.addr, bare::Kind::AxumReqwest, None).await?,
+                    "axum+reqwest".to_owned(),
+                ),
+                Target::AxumHyper => {
+                    let gw = Proc::bare(&ctx.dir, "axum-hyper-held", &sim.addr, bare::Kind::AxumHyper, None).await?;
+                    (gw, "axum+hyper client".to_owned())
+                }
+                Target::Hyper => {
+                    (Proc::bare(&ctx.dir, "hyper-held", &sim.addr, bare::Kind::Hyper, None).await?, "hyper".to_owned())
+                }
+                Target::HyperSmallBuf => {
+                    let size = Some(a.small_read_buf);
+                    let gw = Proc::bare(&ctx.dir, "hyper-small-held", &sim.addr, bare::Kind::Hyper, size).await?;
+                    (gw, format!("hyper {} B buf", a.small_read_buf))
+                }
+            };
+            held_run(&mut t, &name, &gw, &body, a, h2).await?;
+            gw.stop().await;
+            sim.stop().await;
+        }
     }
     Ok(vec![t])
+}
+
+/// One held run against `gw`, its rows labelled with `name`.
+async fn held_run(t: &mut Table, name: &str, gw: &Proc, body: &str, a: &Args, h2: bool) -> Result<()> {
+    let idle = gw.rss_kib()?;
+    t.add(&format!("{name} idle RSS (MiB)"), 1, mib(idle));
+    t.add(&format!("{name} idle fds"), 0, f64::from(u32::try_from(gw.fds()?).unwrap_or(0)));
+    let before = gw.cpu()?;
+    let r = held::run(gw, body, a.held, a.held_rate, a.hold, h2).await?;
+    let cpu = gw.cpu()?.saturating_sub(before).as_secs_f64() * 1e6;
+    t.add(&format!("{name} RSS while held (MiB)"), 1, mib(r.rss_kib_held));
+    t.add(&format!("{name} peak RSS (MiB)"), 1, mib(r.rss_kib_peak));
+    t.add(&format!("{name} fds while held"), 0, f64::from(u32::try_from(r.fds_held).unwrap_or(0)));
+    t.add(&format!("{name} peak fds"), 0, f64::from(u32::try_from(r.fds_peak).unwrap_or(0)));
+    t.add(&format!("{name} RSS after (MiB)"), 1, mib(r.rss_kib_after));
+    let grown = f64::from(u32::try_from(r.rss_kib_held.saturating_sub(idle)).unwrap_or(u32::MAX));
+    t.add(&format!("{name} KiB per held request"), 1, grown / f64::from(u32::try_from(a.held.max(1)).unwrap_or(1)));
+    t.add(&format!("{name} answered 200"), 0, f64::from(u32::try_from(r.ok).unwrap_or(0)));
+    t.add(&format!("{name} errors"), 0, f64::from(u32::try_from(r.errors).unwrap_or(0)));
+    let per = cpu / f64::from(u32::try_from(r.requests.max(1)).unwrap_or(1));
+    t.add(&format!("{name} CPU/held request (us)"), 1, per);
+    t.add(&format!("{name} run time (s)"), 1, r.total_secs);
+    Ok(())
 }
 
 /// The targets, checked against the medians of the tables that were run.
@@ -294,7 +371,7 @@ fn targets(tables: &[Table]) -> String {
         ("stream", "added per chunk p99 (us)", "added per-chunk p99 (us)", 200.0, true),
         ("stream", "errors", "streaming errors", 0.0, true),
         ("held", "flexgate RSS while held (MiB)", "RSS with the requests held (MiB)", 250.0, true),
-        ("held", "errors", "held-request errors", 0.0, true),
+        ("held", "flexgate errors", "held-request errors", 0.0, true),
     ];
     let mut out = String::from("\n== targets (medians) ==\n");
     for (key, row, what, bound, at_most) in checks {
@@ -313,7 +390,11 @@ fn targets(tables: &[Table]) -> String {
 async fn main() -> Result<()> {
     let args = Args::parse();
     if let Some(upstream) = &args.bare_forwarder {
-        return bare::serve(upstream).await;
+        return match args.bare_kind {
+            bare::Kind::AxumReqwest => bare::serve(upstream, false).await,
+            bare::Kind::AxumHyper => bare::serve(upstream, true).await,
+            bare::Kind::Hyper => bare_hyper::serve(upstream, args.bare_read_buf).await,
+        };
     }
     let dir = procs::scratch_dir()?;
     let bin = args.flexgate.clone().context("--flexgate is required")?;

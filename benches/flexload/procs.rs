@@ -7,7 +7,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use clap::ValueEnum;
 use tokio::process::{Child, Command};
+
+use crate::bare::Kind;
 
 /// A running flexgate process (simulator or gateway) whose stderr goes to a log file.
 pub struct Proc {
@@ -53,11 +56,16 @@ impl Proc {
         Self::start(bin, dir, name, &args, "\"listening\"").await
     }
 
-    /// The bare axum + reqwest forwarder (this program, `--bare-forwarder`).
-    pub async fn bare(dir: &Path, upstream: &str) -> Result<Proc> {
+    /// A bare forwarder (this program, `--bare-forwarder`): axum + reqwest, or hyper alone
+    /// with an optional exact read-buffer size for its upstream connections.
+    pub async fn bare(dir: &Path, name: &str, upstream: &str, kind: Kind, read_buf: Option<usize>) -> Result<Proc> {
         let exe = std::env::current_exe()?;
-        let args = ["--bare-forwarder".to_owned(), upstream.to_owned()];
-        Self::start(&exe, dir, "bare", &args, "listening").await
+        let kind = kind.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
+        let mut args = vec!["--bare-forwarder".to_owned(), upstream.to_owned(), "--bare-kind".to_owned(), kind];
+        if let Some(size) = read_buf {
+            args.extend(["--bare-read-buf".to_owned(), size.to_string()]);
+        }
+        Self::start(&exe, dir, name, &args, "listening").await
     }
 
     async fn start(bin: &Path, dir: &Path, name: &str, args: &[String], marker: &str) -> Result<Proc> {
