@@ -109,7 +109,8 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
             let report = if ctx.endpoint == Endpoint::Other {
                 Report::default()
             } else {
-                let r = usage::from_body(ctx.endpoint, &bytes);
+                // Read by the attempt while it validated the answer, for buffered JSON.
+                let r = answer.report.map_or_else(|| usage::from_body(ctx.endpoint, &bytes), |r| *r);
                 Report { usage: r.usage, service_tier: r.service_tier, model: r.model }
             };
             let priced = ledger.price(&report);
