@@ -65,15 +65,18 @@ async fn observe(
     request: Request,
     next: Next,
 ) -> Response {
-    let method = request.method().to_string();
-    let path: String = request.uri().path().chars().take(256).collect();
-    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    // Kept as cheap handles (reference counts, no copies): most requests never need them.
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let request_id = request.headers().get("x-request-id").cloned();
     let sent_body = request.version() <= http::Version::HTTP_11 && has_body(request.headers());
     let mut response = next.run(request).await;
     if response.extensions().get::<Logged>().is_none() {
         if let Some(kind) = response.extensions().get::<ErrorKind>() {
             let outcome = if *kind == ErrorKind::Internal { "gateway_error" } else { "client_error" };
             state.metrics.requests.with_label_values(&["other", "none", "other", "none", outcome]).inc();
+            let request_id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let path: String = uri.path().chars().take(256).collect();
             tracing::info!(request_id = %request_id, method = %method, path = %path, status = response.status().as_u16(), outcome, "request rejected");
         }
         // A refusal mostly comes before the body was read. hyper then drops the connection

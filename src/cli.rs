@@ -58,7 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { config } => serve(config).await,
         Command::CheckConfig { file } => Ok(check_config(&file)),
         Command::Sim { listen, config } => {
-            logging::init(&LogConfig { format: LogFormat::Pretty, level: "info".into() });
+            let _log = logging::init(&LogConfig { format: LogFormat::Pretty, level: "info".into() });
             let listener = tokio::net::TcpListener::bind(listen).await?;
             tracing::info!(addr = %listener.local_addr()?, "simulator listening");
             sim::serve(listener, sim::Sim::new(config), shutdown_signal()).await?;
@@ -81,7 +81,8 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    logging::init(&config.log);
+    // Held to the end of `serve`: dropping it writes out the last lines, "stopped" included.
+    let _log = logging::init(&config.log);
     tracing::info!(config = %config.summary(), "configuration loaded");
     let server = Server::bind(config).await?;
     tracing::info!(addr = %server.local_addr()?, admin = ?server.admin_addr(), "listening");

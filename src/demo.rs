@@ -50,7 +50,7 @@ pub struct DemoArgs {
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // A workload run prints a report; per-request log lines would bury it.
-    logging::init_demo(if args.workload.is_some() { "warn" } else { "info" });
+    let _log = logging::init_demo(if args.workload.is_some() { "warn" } else { "info" });
     let sim_listener = tokio::net::TcpListener::bind(args.sim_listen).await?;
     let sim_addr = sim_listener.local_addr()?;
     let flex_outage = args.flex_outage.or(args.workload.map(|_| WORKLOAD_OUTAGE));
@@ -151,7 +151,7 @@ Then read spend and savings:
 mod logging {
     use super::{LogConfig, LogFormat};
 
-    pub fn init_demo(level: &str) {
-        crate::logging::init(&LogConfig { format: LogFormat::Pretty, level: level.into() });
+    pub fn init_demo(level: &str) -> crate::logging::LogGuard {
+        crate::logging::init(&LogConfig { format: LogFormat::Pretty, level: level.into() })
     }
 }

@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use tokio::time::Instant;
 
-use crate::metrics::Outcome;
+use crate::metrics::{Outcome, Series, SeriesKey};
 use crate::pricing::Tier;
 use crate::state::AppState;
 use crate::usage::{Endpoint, Usage};
@@ -27,10 +27,11 @@ pub struct Report {
 /// Facts about the request the log line and labels need.
 #[derive(Debug, Clone)]
 pub struct RequestFacts {
-    pub method: String,
+    pub method: http::Method,
     /// The lane the request came in on (`None`: `/v1`), logged as its prefix.
     pub lane: Option<usize>,
-    pub request_id: String,
+    /// The request's `x-request-id` (always text; empty when there was none).
+    pub request_id: http::HeaderValue,
     pub endpoint: Endpoint,
     pub class: usize,
     pub requested_model: Option<String>,
@@ -65,7 +66,7 @@ pub struct Priced {
 impl Ledger {
     pub fn open(state: AppState, facts: RequestFacts, start: Instant) -> Self {
         let class = state.config.class(facts.class).name.as_str();
-        state.metrics.inflight.with_label_values(&[class]).inc();
+        state.metrics.class_inflight(facts.class, class).inc();
         Self {
             state,
             facts,
@@ -85,18 +86,17 @@ impl Ledger {
         &self.state.config.class(self.facts.class).name
     }
 
-    pub fn request_id(&self) -> &str {
+    pub fn request_id(&self) -> &http::HeaderValue {
         &self.facts.request_id
     }
 
     /// The bounded `model` label: the price table's name, else `other`.
-    fn model_label(&self, reported: Option<&str>) -> String {
+    fn model_label(&self, reported: Option<&str>) -> &str {
         let pricing = &self.state.config.pricing;
         reported
             .and_then(|m| pricing.resolve(m))
             .or_else(|| self.facts.requested_model.as_deref().and_then(|m| pricing.resolve(m)))
             .unwrap_or("other")
-            .to_owned()
     }
 
     /// The tier that served the request: the answer's word first, then the attempt's.
@@ -133,74 +133,71 @@ impl Ledger {
             return;
         }
         self.settled = true;
-        let m = &self.state.metrics;
-        let endpoint = self.facts.endpoint.as_str();
-        let class = self.class_name().to_owned();
-        let model = self.model_label(report.model.as_deref());
-        let tier = self.served_tier(report);
+        let this = &*self;
+        let m = &this.state.metrics;
+        let endpoint = this.facts.endpoint;
+        let class = this.class_name();
+        let model = this.model_label(report.model.as_deref());
+        let tier = this.served_tier(report);
         let tier_label = tier.map_or("none", |t| t.as_str());
-        let elapsed = self.start.elapsed();
-        m.inflight.with_label_values(&[&class]).dec();
-        m.requests.with_label_values(&[endpoint, &class, &model, tier_label, outcome.as_str()]).inc();
-        m.request_duration.with_label_values(&[endpoint, &class, tier_label]).observe(elapsed.as_secs_f64());
-        if let Some(first) = self.first_byte {
-            m.time_to_first_byte.with_label_values(&[&class, tier_label]).observe((first - self.start).as_secs_f64());
+        let elapsed = this.start.elapsed();
+        let key = SeriesKey { endpoint, class: this.facts.class, class_name: class, model, tier };
+        let series = m.series(&key);
+        m.class_inflight(this.facts.class, class).dec();
+        series.requests(outcome).inc();
+        series.request_duration().observe(elapsed.as_secs_f64());
+        if let Some(first) = this.first_byte {
+            series.time_to_first_byte().observe((first - this.start).as_secs_f64());
         }
-        if let Some(overhead) = self.overhead {
-            m.overhead.with_label_values(&[endpoint]).observe(overhead.as_secs_f64());
+        if let Some(overhead) = this.overhead {
+            m.endpoint_overhead(endpoint).observe(overhead.as_secs_f64());
         }
         if outcome == Outcome::DeadlineExceeded {
-            m.deadline_exceeded.with_label_values(&[&class]).inc();
+            m.class_deadline_exceeded(this.facts.class, class).inc();
         }
-        self.record_usage(report, &class, &model, tier);
+        this.record_usage(report, &series, tier);
         tracing::info!(
-            request_id = %self.facts.request_id,
-            upstream_request_id = self.upstream_request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
-            method = %self.facts.method,
-            route = self.facts.lane.and_then(|l| self.state.config.class(l).path_prefix.as_deref()).unwrap_or("/v1"),
+            request_id = this.facts.request_id.to_str().unwrap_or_default(),
+            upstream_request_id = this.upstream_request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
+            method = %this.facts.method,
+            route = this.facts.lane.and_then(|l| this.state.config.class(l).path_prefix.as_deref()).unwrap_or("/v1"),
             class = %class,
             model = %model,
             tier = tier_label,
-            status = self.status,
+            status = this.status,
             outcome = outcome.as_str(),
-            attempts = self.attempts,
-            escalated = self.escalated,
+            attempts = this.attempts,
+            escalated = this.escalated,
             duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             "request"
         );
     }
 
-    fn record_usage(&self, report: &Report, class: &str, model: &str, tier: Option<Tier>) {
-        let m = &self.state.metrics;
+    fn record_usage(&self, report: &Report, series: &Series<'_>, tier: Option<Tier>) {
         let Some(usage) = report.usage else {
             if self.facts.metered && (200..300).contains(&self.status) {
-                m.usage_missing.with_label_values(&[self.facts.endpoint.as_str()]).inc();
+                self.state.metrics.endpoint_usage_missing(self.facts.endpoint).inc();
             }
             return;
         };
         let tier = tier.unwrap_or(Tier::Standard);
-        let tier_label = tier.as_str();
-        for (kind, n) in [
-            ("input", usage.input),
-            ("cached_input", usage.cached_input),
-            ("output", usage.output),
-            ("reasoning", usage.reasoning),
-        ] {
+        // In `TOKEN_KINDS` order.
+        for (kind, n) in [usage.input, usage.cached_input, usage.output, usage.reasoning].into_iter().enumerate() {
             if n > 0 {
-                m.tokens.with_label_values(&[model, tier_label, kind]).inc_by(n);
+                series.tokens(kind).inc_by(n);
             }
         }
         let pricing = &self.state.config.pricing;
         let priced_model = report.model.as_deref().or(self.facts.requested_model.as_deref()).unwrap_or_default();
         match pricing.cost(priced_model, tier, &usage) {
             Some(cost) => {
-                m.cost_usd.with_label_values(&[class, model, tier_label]).inc_by(cost.to_f64().unwrap_or(0.0));
+                series.cost_usd().inc_by(cost.to_f64().unwrap_or(0.0));
                 // Counters only go up: priority's negative "savings" are not recorded.
                 if let Some(saved) = pricing.savings(priced_model, tier, &usage).filter(Decimal::is_sign_positive) {
-                    m.savings_usd.with_label_values(&[class, model]).inc_by(saved.to_f64().unwrap_or(0.0));
+                    series.savings_usd().inc_by(saved.to_f64().unwrap_or(0.0));
                 }
             }
-            None => m.cost_unknown.with_label_values(&[model]).inc(),
+            None => series.cost_unknown().inc(),
         }
     }
 }

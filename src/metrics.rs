@@ -4,9 +4,14 @@
 //! (anything else is `other`), `tier` ∈ {flex, standard, priority, none}, and the
 //! bounded enums below. A raw path, model string or message never becomes a label.
 
+mod series;
+
+use parking_lot::RwLock;
 use prometheus::{
     CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+pub use series::{RATELIMIT_KINDS, Series, SeriesKey, TOKEN_KINDS};
 
 /// Whole-request latency: flex calls legitimately take minutes, so the buckets reach 900 s.
 const REQUEST_BUCKETS: &[f64] =
@@ -105,6 +110,12 @@ pub struct Metrics {
     pub ratelimit_remaining: IntGaugeVec,
     /// version
     pub build_info: IntGaugeVec,
+    /// Cached handles of the per-request series, by model label (see [`Metrics::series`]).
+    series: RwLock<series::SeriesMap>,
+    /// Cached handles of the per-class, per-endpoint and per-attempt series.
+    fixed: series::Fixed,
+    /// How many classes the configuration has (class ids are `0..classes`).
+    classes: usize,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -142,6 +153,10 @@ impl Metrics {
     /// per-class series at zero so alert expressions see them before the first event.
     pub fn new(classes: &[&str]) -> prometheus::Result<Self> {
         let r = Registry::new();
+        let inflight = gauge(&r, "flexgate_inflight_requests", "Requests in flight.", &["class"])?;
+        let deadline_exceeded =
+            counter(&r, "flexgate_deadline_exceeded_total", "Requests past their deadline.", &["class"])?;
+        let fixed = series::Fixed::new(&inflight, &deadline_exceeded, classes);
         let m = Self {
             requests: counter(
                 &r,
@@ -183,12 +198,7 @@ impl Metrics {
                 "Flex requests moved to standard.",
                 &["class", "model", "reason"],
             )?,
-            deadline_exceeded: counter(
-                &r,
-                "flexgate_deadline_exceeded_total",
-                "Requests past their deadline.",
-                &["class"],
-            )?,
+            deadline_exceeded,
             tokens: counter(
                 &r,
                 "flexgate_tokens_total",
@@ -220,7 +230,7 @@ impl Metrics {
                 "Flex-class requests sent to standard because the model is not flex-capable.",
                 &["model"],
             )?,
-            inflight: gauge(&r, "flexgate_inflight_requests", "Requests in flight.", &["class"])?,
+            inflight,
             ratelimit_remaining: gauge(
                 &r,
                 "flexgate_upstream_ratelimit_remaining",
@@ -229,6 +239,9 @@ impl Metrics {
             )?,
             build_info: gauge(&r, "flexgate_build_info", "Build information.", &["version"])?,
             registry: r,
+            series: RwLock::new(series::SeriesMap::new()),
+            fixed,
+            classes: classes.len(),
         };
         m.prime(classes);
         Ok(m)

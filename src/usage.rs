@@ -79,9 +79,21 @@ pub struct BodyReport {
 /// Read usage, tier and model from a response body. Never fails: anything missing,
 /// `null`, wrongly typed or unparsable comes back as `None`.
 pub fn from_body(endpoint: Endpoint, body: &[u8]) -> BodyReport {
-    let Ok(obj) = serde_json::from_slice::<RawObject<'_>>(body) else {
-        return BodyReport::default();
-    };
+    serde_json::from_slice::<RawObject<'_>>(body).map(|obj| report(endpoint, obj)).unwrap_or_default()
+}
+
+/// Check that a body is JSON and read its report in the same pass: `None` when it is not
+/// JSON, else what [`from_body`] returns. Answers are scanned once instead of twice.
+pub fn scan_body(endpoint: Endpoint, body: &[u8]) -> Option<BodyReport> {
+    match serde_json::from_slice::<RawObject<'_>>(body) {
+        // Only well-formed JSON deserialises, so this is also the validation.
+        Ok(obj) => Some(report(endpoint, obj)),
+        // JSON of another shape (a string, a repeated key) is valid but reports nothing.
+        Err(_) => serde_json::from_slice::<serde::de::IgnoredAny>(body).ok().map(|_| BodyReport::default()),
+    }
+}
+
+fn report(endpoint: Endpoint, obj: RawObject<'_>) -> BodyReport {
     BodyReport {
         usage: obj.usage.as_ref().and_then(|u| u.to_usage(endpoint)),
         service_tier: obj.service_tier.map(String::from),

@@ -61,7 +61,7 @@ impl Tier {
         }
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         match self {
             Tier::Standard => 0,
             Tier::Flex => 1,

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 
@@ -24,6 +24,8 @@ use crate::state::AppState;
 use crate::upstream::attempt::HttpAttempt;
 use crate::upstream::retry::{self, Labels, Schedule};
 use crate::usage::Endpoint;
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Marks a response whose request the ledger has already logged and counted.
 #[derive(Debug, Clone, Copy)]
@@ -79,7 +81,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
     let endpoint = path::endpoint(&parts.method, target.rest);
     let metered = endpoint != Endpoint::Other;
     let tier_routed = matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Responses);
-    let info = if metered { Some(BodyInfo::parse(&body)?) } else { None };
+    let mut info = if metered { Some(BodyInfo::parse(&body)?) } else { None };
     let client = parts.extensions.get::<ClientName>().map(|c| c.0.as_str());
     let model = info.as_ref().and_then(|i| i.model.as_deref());
     let input = RouteInput {
@@ -91,28 +93,34 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
         tier_routed,
     };
     let plan = routing::plan(config, &input)?;
-    let request_id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    // Labels borrow the configuration, which outlives the request: no copies.
+    let class_name = config.class(plan.class).name.as_str();
+    let model_label = model.and_then(|m| config.pricing.resolve(m)).unwrap_or("other");
+    if plan.flex_ineligible {
+        state.metrics.flex_ineligible.with_label_values(&[model_label]).inc();
+    }
+    // The id as a header value (a reference count, not a copy); only text ids are used.
+    let request_id = parts
+        .headers
+        .get(X_REQUEST_ID)
+        .filter(|v| v.to_str().is_ok())
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static(""));
     let facts = RequestFacts {
-        method: parts.method.to_string(),
+        method: parts.method.clone(),
         lane: target.lane,
         request_id: request_id.clone(),
         endpoint,
         class: plan.class,
-        requested_model: model.map(str::to_owned),
+        // Routing is done with the body's model; the ledger keeps it without a copy.
+        requested_model: info.as_mut().and_then(|i| i.model.take()),
         metered,
     };
     let mut ledger = Ledger::open(state.clone(), facts, start);
-    let class_name = ledger.class_name().to_owned();
-    let model_label = model.and_then(|m| config.pricing.resolve(m)).unwrap_or("other").to_owned();
-    if plan.flex_ineligible {
-        state.metrics.flex_ineligible.with_label_values(&[&model_label]).inc();
-    }
 
     let managed = state.upstream.managed_auth().is_some();
     let mut headers = headers::upstream_request(&parts.headers, managed, metered);
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        headers.insert("x-request-id", value);
-    }
+    headers.insert(X_REQUEST_ID, request_id);
     let url = state.upstream.url(target.rest, parts.uri.query());
     let mut attempt = HttpAttempt::new(
         &state.upstream,
@@ -130,7 +138,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
         max_delay: config.retry.max_delay,
         attempt_timeout: config.upstream.timeout,
     };
-    let labels = Labels { class: &class_name, model: &model_label };
+    let labels = Labels { class: class_name, model: model_label };
     let finished = retry::run(&plan, start, schedule, &state.metrics, labels, &mut attempt).await;
     drop(attempt);
 

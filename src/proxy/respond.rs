@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::time::Instant;
 
 use super::{Logged, headers};
@@ -33,18 +33,24 @@ fn tier_text(tier: Option<Tier>) -> &'static str {
     tier.map_or("none", |t| t.as_str())
 }
 
+// Names parsed once, not on every insert.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_CLASS: HeaderName = HeaderName::from_static("x-flexgate-class");
+const X_TIER: HeaderName = HeaderName::from_static("x-flexgate-tier");
+const X_ATTEMPTS: HeaderName = HeaderName::from_static("x-flexgate-attempts");
+const X_ESCALATED: HeaderName = HeaderName::from_static("x-flexgate-escalated");
+const X_COST: HeaderName = HeaderName::from_static("x-flexgate-cost-usd");
+
 /// The `x-flexgate-*` headers every proxied answer carries.
 fn flexgate_headers(h: &mut HeaderMap, ledger: &Ledger, tier: Option<Tier>) {
     if let Ok(v) = HeaderValue::from_str(ledger.class_name()) {
-        h.insert("x-flexgate-class", v);
+        h.insert(X_CLASS, v);
     }
-    h.insert("x-flexgate-tier", HeaderValue::from_static(tier_text(tier)));
-    h.insert("x-flexgate-attempts", HeaderValue::from(ledger.attempts));
-    h.insert("x-flexgate-escalated", HeaderValue::from_static(if ledger.escalated { "true" } else { "false" }));
-    if h.get("x-request-id").is_none() {
-        if let Ok(v) = HeaderValue::from_str(ledger.request_id()) {
-            h.insert("x-request-id", v);
-        }
+    h.insert(X_TIER, HeaderValue::from_static(tier_text(tier)));
+    h.insert(X_ATTEMPTS, HeaderValue::from(ledger.attempts));
+    h.insert(X_ESCALATED, HeaderValue::from_static(if ledger.escalated { "true" } else { "false" }));
+    if h.get(X_REQUEST_ID).is_none() {
+        h.insert(X_REQUEST_ID, ledger.request_id().clone());
     }
 }
 
@@ -97,13 +103,14 @@ pub fn respond(ctx: &Context<'_>, finished: Finished<Answer>, mut ledger: Ledger
 fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upstream_time: Duration) -> Response {
     record_ratelimit(ctx.state, &answer.headers);
     ledger.status = answer.status.as_u16();
-    ledger.upstream_request_id = answer.headers.get("x-request-id").cloned();
+    ledger.upstream_request_id = answer.headers.get(X_REQUEST_ID).cloned();
     match answer.body {
         AnswerBody::Full(bytes) => {
             let report = if ctx.endpoint == Endpoint::Other {
                 Report::default()
             } else {
-                let r = usage::from_body(ctx.endpoint, &bytes);
+                // Read by the attempt while it validated the answer, for buffered JSON.
+                let r = answer.report.map_or_else(|| usage::from_body(ctx.endpoint, &bytes), |r| *r);
                 Report { usage: r.usage, service_tier: r.service_tier, model: r.model }
             };
             let priced = ledger.price(&report);
@@ -111,7 +118,7 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
             flexgate_headers(&mut h, &ledger, priced.tier);
             if let Some(cost) = priced.cost {
                 if let Ok(v) = HeaderValue::from_str(&cost.normalize().to_string()) {
-                    h.insert("x-flexgate-cost-usd", v);
+                    h.insert(X_COST, v);
                 }
             }
             let mut response = answer_with(answer.status, h, Body::from(bytes));
@@ -163,7 +170,7 @@ fn upstream_error(
     upstream_time: Duration,
 ) -> Response {
     ledger.status = answer.status.as_u16();
-    ledger.upstream_request_id = answer.headers.get("x-request-id").cloned();
+    ledger.upstream_request_id = answer.headers.get(X_REQUEST_ID).cloned();
     let mut h = headers::client_response(&answer.headers, false);
     flexgate_headers(&mut h, &ledger, ledger.attempt_tier);
     if no_retry {
@@ -196,13 +203,17 @@ fn own_error(ctx: &Context<'_>, error: GatewayError, mut ledger: Ledger, upstrea
     response
 }
 
+/// `x-ratelimit-remaining-{kind}` for each of `metrics::RATELIMIT_KINDS`, in that order.
+const RATELIMIT_HEADERS: [HeaderName; 2] = [
+    HeaderName::from_static("x-ratelimit-remaining-requests"),
+    HeaderName::from_static("x-ratelimit-remaining-tokens"),
+];
+
 fn record_ratelimit(state: &AppState, headers: &HeaderMap) {
-    for kind in ["requests", "tokens"] {
-        let value = headers
-            .get(format!("x-ratelimit-remaining-{kind}").as_str())
-            .and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok());
+    for (kind, name) in RATELIMIT_HEADERS.iter().enumerate() {
+        let value = headers.get(name).and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok());
         if let Some(v) = value {
-            state.metrics.ratelimit_remaining.with_label_values(&[kind]).set(v);
+            state.metrics.ratelimit_gauge(kind).set(v);
         }
     }
 }

@@ -28,9 +28,9 @@ fn state() -> AppState {
 
 fn ledger(state: &AppState) -> Ledger {
     let facts = RequestFacts {
-        method: "POST".into(),
+        method: http::Method::POST,
         lane: None,
-        request_id: "t".into(),
+        request_id: http::HeaderValue::from_static("t"),
         endpoint: Endpoint::ChatCompletions,
         class: state.config.class_by_name("interactive").unwrap(),
         requested_model: Some("gpt-5".into()),

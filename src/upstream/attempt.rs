@@ -19,7 +19,7 @@ use super::retry::Attempter;
 use crate::pricing::Tier;
 use crate::routing::{body::BodyInfo, tier_param};
 use crate::stream::sse::SseParser;
-use crate::usage::{Endpoint, EventVerdict, StreamUsage};
+use crate::usage::{self, BodyReport, Endpoint, EventVerdict, StreamUsage};
 
 /// Error bodies beyond this are cut; classification needs only the first bytes.
 const ERROR_BODY_CAP: usize = 1 << 20;
@@ -41,6 +41,9 @@ pub struct UpstreamResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: AnswerBody,
+    /// What a buffered JSON answer reports, read while it was validated (boxed: the
+    /// answer moves through the retry loop by value).
+    pub report: Option<Box<BodyReport>>,
 }
 
 pub enum Answer {
@@ -141,7 +144,10 @@ impl<'a> HttpAttempt<'a> {
         if !status.is_success() {
             let body = read_capped(response, ERROR_BODY_CAP).await.unwrap_or_default();
             let verdict = classify(status, &headers, &body, tier);
-            return (verdict, Answer::Response(UpstreamResponse { status, headers, body: AnswerBody::Full(body) }));
+            return (
+                verdict,
+                Answer::Response(UpstreamResponse { status, headers, body: AnswerBody::Full(body), report: None }),
+            );
         }
         let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
         if content_type.starts_with("text/event-stream") {
@@ -153,18 +159,28 @@ impl<'a> HttpAttempt<'a> {
             let Some(body) = read_capped(response, BUFFER_CAP).await else {
                 return (server_error, Answer::Failed("the upstream closed the connection mid-response".into()));
             };
-            if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+            let Some(report) = usage::scan_body(self.endpoint, &body) else {
                 return (server_error, Answer::Failed("the upstream answered with malformed JSON".into()));
-            }
+            };
             return (
                 Verdict::Success,
-                Answer::Response(UpstreamResponse { status, headers, body: AnswerBody::Full(body) }),
+                Answer::Response(UpstreamResponse {
+                    status,
+                    headers,
+                    body: AnswerBody::Full(body),
+                    report: Some(Box::new(report)),
+                }),
             );
         }
         let rest: ByteStream = Box::pin(response.bytes_stream());
         (
             Verdict::Success,
-            Answer::Response(UpstreamResponse { status, headers, body: AnswerBody::Stream { first: None, rest } }),
+            Answer::Response(UpstreamResponse {
+                status,
+                headers,
+                body: AnswerBody::Stream { first: None, rest },
+                report: None,
+            }),
         )
     }
 
@@ -192,6 +208,7 @@ impl<'a> HttpAttempt<'a> {
                 status,
                 headers,
                 body: AnswerBody::Stream { first: Some(first), rest },
+                report: None,
             }),
         )
     }

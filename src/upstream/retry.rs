@@ -100,7 +100,7 @@ pub async fn run<A: Attempter>(
         let (verdict, output) = attempter.attempt(tier, cutoff).await;
         let now = Instant::now();
         upstream_time += now - began;
-        metrics.upstream_attempts.with_label_values(&[tier_label(tier), verdict.result().as_str()]).inc();
+        metrics.upstream_attempt(tier, verdict.result()).inc();
         let finish =
             |gave_up, upstream_time| Finished { output, verdict, attempts, escalated, tier, gave_up, upstream_time };
         let Verdict::Retry { reason, hint } = verdict else {

@@ -2,7 +2,7 @@
 //! reasoning tokens, missing details, nulls, wrong types) and garbage. Stream tests live
 //! in `tests/streams.rs`, property tests in `tests/prop.rs`.
 
-use super::{BodyReport, Endpoint, EventVerdict, StreamUsage, Usage, from_body};
+use super::{BodyReport, Endpoint, EventVerdict, StreamUsage, Usage, from_body, scan_body};
 use crate::stream::sse::SseParser;
 use Endpoint::{ChatCompletions as Chat, Completions, Embeddings, Other, Responses};
 
@@ -160,4 +160,32 @@ fn run(endpoint: Endpoint, text: &str) -> (StreamUsage, Vec<EventVerdict>) {
         (slow.0.usage(), slow.0.service_tier(), slow.0.model())
     );
     fast
+}
+
+#[test]
+fn scan_body_validates_and_reports_in_one_pass() {
+    let answer = br#"{"model":"gpt-5-mini","service_tier":"flex","usage":{"prompt_tokens":10,"completion_tokens":4}}"#;
+    for body in [
+        &answer[..],
+        br#"{"model":"a","model":"b"}"#,
+        br#"["not", "an", "object"]"#,
+        br#""text""#,
+        br#"{"usage": {"prompt_tokens": "many"}}"#,
+        br#"{"usage": 5, "choices": []} "#,
+        b"",
+        b"{",
+        br#"{"model":"gpt-5"} trailing"#,
+        br#"{"model":"\ud800"}"#,
+        b"[1, 2,]",
+    ] {
+        let valid = serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
+        let scanned = scan_body(Endpoint::ChatCompletions, body);
+        assert_eq!(scanned.is_some(), valid, "{}", String::from_utf8_lossy(body));
+        if let Some(report) = scanned {
+            assert_eq!(report, from_body(Endpoint::ChatCompletions, body), "{}", String::from_utf8_lossy(body));
+        }
+    }
+    let report = scan_body(Endpoint::ChatCompletions, answer).unwrap();
+    assert_eq!(report.usage.map(|u| (u.input, u.output)), Some((10, 4)));
+    assert_eq!(report.service_tier.as_deref(), Some("flex"));
 }

@@ -1,0 +1,142 @@
+//! The fast formatter against the stock one: the same events must give the same bytes.
+
+use std::fmt::Write as _;
+use std::io;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use proptest::prelude::*;
+use tracing_subscriber::fmt::MakeWriter;
+
+use super::{Escaped, JsonLines};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+impl Capture {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().clone()).unwrap()
+    }
+}
+
+#[derive(Debug)]
+struct Oops;
+
+impl std::fmt::Display for Oops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("it \"broke\"\n\tbadly")
+    }
+}
+
+impl std::error::Error for Oops {}
+
+/// Every kind of field the visitor handles, plus escapes and non-ASCII.
+fn events() {
+    let weird = "quote \" backslash \\ newline \n tab \t bell \u{7} del \u{7f} nul \u{0} é ✓ 𝄞";
+    let err = Oops;
+    tracing::info!(
+        request_id = %"fg-1",
+        upstream_request_id = "",
+        method = %http::Method::POST,
+        status = 200_u16,
+        attempts = 3_u32,
+        escalated = false,
+        delta = -42_i64,
+        ratio = 0.25_f64,
+        big = 1e20_f64,
+        nan = f64::NAN,
+        inf = f64::INFINITY,
+        wide = u128::MAX,
+        text = weird,
+        debug = ?weird,
+        list = ?vec!["a", "b"],
+        error = &err as &dyn std::error::Error,
+        "request"
+    );
+    tracing::warn!("plain message with {} and {:?}", 5, "q\"");
+    tracing::error!(weird, "no fields but this one");
+    tracing::debug!(x = 1, "below the filter");
+    tracing::info!(target: "other_crate", x = 1, "another crate's event");
+    let span = tracing::info_span!("outer", id = 7);
+    let _entered = span.enter();
+    tracing::info!(inside = true, "in a span");
+}
+
+fn capture(fast: bool) -> String {
+    let out = Capture::default();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .with_writer(out.clone())
+        .json()
+        .flatten_event(true)
+        .with_current_span(false);
+    if fast {
+        tracing::subscriber::with_default(builder.event_format(JsonLines::new()).finish(), events);
+    } else {
+        tracing::subscriber::with_default(builder.finish(), events);
+    }
+    out.text()
+}
+
+/// The line with its timestamp value cut out (the two runs differ only there).
+fn without_timestamp(line: &str) -> (String, String) {
+    let rest = line.strip_prefix("{\"timestamp\":\"").unwrap_or_else(|| panic!("no timestamp first: {line}"));
+    let (stamp, tail) = rest.split_once('"').unwrap();
+    (stamp.to_owned(), tail.to_owned())
+}
+
+#[test]
+fn lines_match_the_stock_json_formatter() {
+    let (fast, stock) = (capture(true), capture(false));
+    let (fast, stock): (Vec<&str>, Vec<&str>) = (fast.lines().collect(), stock.lines().collect());
+    assert_eq!(fast.len(), 5, "{fast:#?}");
+    assert_eq!(fast.len(), stock.len());
+    for (f, s) in fast.iter().zip(&stock) {
+        let ((fast_stamp, f), (_, s)) = (without_timestamp(f), without_timestamp(s));
+        assert_eq!(f, s);
+        // 2026-11-27T21:17:09.760847Z
+        let shape: String = fast_stamp.chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect();
+        assert_eq!(shape, "9999-99-99T99:99:99.999999Z", "{fast_stamp}");
+    }
+    assert!(fast[0].contains(",\"level\":\"INFO\",\"message\":\"request\",\"request_id\":\"fg-1\""), "{}", fast[0]);
+    assert!(fast[0].ends_with("\"target\":\"flexgate::logging::json::tests\"}"), "{}", fast[0]);
+    assert!(fast[4].contains("\"spans\":["), "events in a span keep the span list: {}", fast[4]);
+    let parsed: serde_json::Value = serde_json::from_str(fast[0]).unwrap();
+    assert_eq!(parsed["status"], 200);
+    assert_eq!(parsed["nan"], serde_json::Value::Null);
+}
+
+proptest! {
+    #[test]
+    fn escaping_matches_serde_json(text in any::<String>()) {
+        let mut ours = String::from("\"");
+        Escaped(&mut ours).write_str(&text).unwrap();
+        ours.push('"');
+        prop_assert_eq!(ours, serde_json::to_string(&text).unwrap());
+    }
+
+    #[test]
+    fn escaping_matches_serde_json_for_ascii_controls(text in "[\\x00-\\x7f]{0,40}") {
+        let mut ours = String::from("\"");
+        Escaped(&mut ours).write_str(&text).unwrap();
+        ours.push('"');
+        prop_assert_eq!(ours, serde_json::to_string(&text).unwrap());
+    }
+}

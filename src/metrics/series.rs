@@ -1,0 +1,292 @@
+//! Cached handles of the labelled series one request touches when it is settled.
+//!
+//! `with_label_values` hashes every label string and takes the vector's lock each time;
+//! a request settled about ten series that way. Here the handles of one (endpoint,
+//! class, model, tier) combination are resolved on first use and kept, so a request does
+//! one short map lookup by model and then only atomic updates. A handle is created only
+//! when it is first used, exactly when `with_label_values` would have created the series,
+//! so `/metrics` shows the same series with the same values as before.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use prometheus::{Counter, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
+
+use super::{AttemptResult, Metrics, Outcome};
+use crate::config::ClassId;
+use crate::pricing::Tier;
+use crate::usage::Endpoint;
+
+/// The `kind` label values of `flexgate_tokens_total`, in [`Series::tokens`] order.
+pub const TOKEN_KINDS: [&str; 4] = ["input", "cached_input", "output", "reasoning"];
+
+const OUTCOMES: [Outcome; 6] = [
+    Outcome::Success,
+    Outcome::UpstreamError,
+    Outcome::GatewayError,
+    Outcome::ClientError,
+    Outcome::DeadlineExceeded,
+    Outcome::Cancelled,
+];
+const ENDPOINTS: usize = 5;
+/// The four tiers and "none".
+const TIER_SLOTS: usize = 5;
+
+/// Which series: the labels a settled request carries.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesKey<'a> {
+    pub endpoint: Endpoint,
+    pub class: ClassId,
+    pub class_name: &'a str,
+    /// The bounded model label (a price-table name or `other`).
+    pub model: &'a str,
+    /// The tier that served the request, `None` when unknown.
+    pub tier: Option<Tier>,
+}
+
+/// Every combination seen for one model label, indexed by endpoint, class and tier.
+pub(super) struct ModelSeries {
+    slots: Box<[OnceLock<Arc<Handles>>]>,
+}
+
+impl ModelSeries {
+    fn new(classes: usize) -> Self {
+        Self { slots: (0..ENDPOINTS * classes * TIER_SLOTS).map(|_| OnceLock::new()).collect() }
+    }
+}
+
+/// The label values and lazily created handles of one combination.
+struct Handles {
+    endpoint: &'static str,
+    class: Box<str>,
+    model: Box<str>,
+    tier: Option<Tier>,
+    requests: [OnceLock<IntCounter>; OUTCOMES.len()],
+    request_duration: OnceLock<Histogram>,
+    time_to_first_byte: OnceLock<Histogram>,
+    tokens: [OnceLock<IntCounter>; TOKEN_KINDS.len()],
+    cost_usd: OnceLock<Counter>,
+    savings_usd: OnceLock<Counter>,
+    cost_unknown: OnceLock<IntCounter>,
+}
+
+/// The handles of one request's labels (see [`Metrics::series`]).
+pub struct Series<'a> {
+    metrics: &'a Metrics,
+    handles: Arc<Handles>,
+}
+
+fn endpoint_index(endpoint: Endpoint) -> usize {
+    match endpoint {
+        Endpoint::ChatCompletions => 0,
+        Endpoint::Responses => 1,
+        Endpoint::Completions => 2,
+        Endpoint::Embeddings => 3,
+        Endpoint::Other => 4,
+    }
+}
+
+fn outcome_index(outcome: Outcome) -> usize {
+    OUTCOMES.iter().position(|&o| o == outcome).unwrap_or(0)
+}
+
+fn tier_label(tier: Option<Tier>) -> &'static str {
+    tier.map_or("none", Tier::as_str)
+}
+
+impl Handles {
+    fn new(key: &SeriesKey<'_>) -> Self {
+        Self {
+            endpoint: key.endpoint.as_str(),
+            class: key.class_name.into(),
+            model: key.model.into(),
+            tier: key.tier,
+            requests: Default::default(),
+            request_duration: OnceLock::new(),
+            time_to_first_byte: OnceLock::new(),
+            tokens: Default::default(),
+            cost_usd: OnceLock::new(),
+            savings_usd: OnceLock::new(),
+            cost_unknown: OnceLock::new(),
+        }
+    }
+
+    /// Usage is priced at the reported tier, standard when none was reported.
+    fn usage_tier(&self) -> &'static str {
+        self.tier.unwrap_or(Tier::Standard).as_str()
+    }
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    /// The cached handles for `key`'s labels.
+    pub fn series(&self, key: &SeriesKey<'_>) -> Series<'_> {
+        let model = self.series.read().get(key.model).cloned();
+        let model = model.unwrap_or_else(|| {
+            let mut all = self.series.write();
+            Arc::clone(all.entry(key.model.into()).or_insert_with(|| Arc::new(ModelSeries::new(self.classes))))
+        });
+        let tier = key.tier.map_or(0, |t| t.index() + 1);
+        let slot = (endpoint_index(key.endpoint) * self.classes + key.class) * TIER_SLOTS + tier;
+        let cached = model.slots.get(slot).filter(|_| key.class < self.classes);
+        let handles = match cached {
+            Some(cell) => Arc::clone(cell.get_or_init(|| Arc::new(Handles::new(key)))),
+            // A class id beyond the configured classes: correct, just not cached.
+            None => Arc::new(Handles::new(key)),
+        };
+        Series { metrics: self, handles }
+    }
+}
+
+/// The map behind [`Metrics::series`]: one entry per model label seen.
+pub(super) type SeriesMap = HashMap<Box<str>, Arc<ModelSeries>>;
+
+// === impl Series ===
+
+impl Series<'_> {
+    fn handles(&self) -> &Handles {
+        &self.handles
+    }
+
+    /// `flexgate_requests_total{endpoint, class, model, tier, outcome}`
+    pub fn requests(&self, outcome: Outcome) -> &IntCounter {
+        let h = self.handles();
+        h.requests[outcome_index(outcome)].get_or_init(|| {
+            self.metrics.requests.with_label_values(&[
+                h.endpoint,
+                &h.class,
+                &h.model,
+                tier_label(h.tier),
+                outcome.as_str(),
+            ])
+        })
+    }
+
+    /// `flexgate_request_duration_seconds{endpoint, class, tier}`
+    pub fn request_duration(&self) -> &Histogram {
+        let h = self.handles();
+        h.request_duration.get_or_init(|| {
+            self.metrics.request_duration.with_label_values(&[h.endpoint, &h.class, tier_label(h.tier)])
+        })
+    }
+
+    /// `flexgate_time_to_first_byte_seconds{class, tier}`
+    pub fn time_to_first_byte(&self) -> &Histogram {
+        let h = self.handles();
+        h.time_to_first_byte
+            .get_or_init(|| self.metrics.time_to_first_byte.with_label_values(&[&h.class, tier_label(h.tier)]))
+    }
+
+    /// `flexgate_tokens_total{model, tier, kind}` for `TOKEN_KINDS[kind]`, tier as priced.
+    pub fn tokens(&self, kind: usize) -> &IntCounter {
+        let h = self.handles();
+        let kind = kind.min(TOKEN_KINDS.len() - 1);
+        h.tokens[kind]
+            .get_or_init(|| self.metrics.tokens.with_label_values(&[&h.model, h.usage_tier(), TOKEN_KINDS[kind]]))
+    }
+
+    /// `flexgate_cost_usd_total{class, model, tier}`, tier as priced.
+    pub fn cost_usd(&self) -> &Counter {
+        let h = self.handles();
+        h.cost_usd.get_or_init(|| self.metrics.cost_usd.with_label_values(&[&h.class, &h.model, h.usage_tier()]))
+    }
+
+    /// `flexgate_savings_usd_total{class, model}`
+    pub fn savings_usd(&self) -> &Counter {
+        let h = self.handles();
+        h.savings_usd.get_or_init(|| self.metrics.savings_usd.with_label_values(&[&h.class, &h.model]))
+    }
+
+    /// `flexgate_cost_unknown_total{model}`
+    pub fn cost_unknown(&self) -> &IntCounter {
+        let h = self.handles();
+        h.cost_unknown.get_or_init(|| self.metrics.cost_unknown.with_label_values(&[&h.model]))
+    }
+}
+
+/// Handles whose labels are a class, an endpoint or a tier and result: small closed sets,
+/// resolved when first used (the per-class ones at start-up, where `prime` creates them).
+pub(super) struct Fixed {
+    inflight: Vec<IntGauge>,
+    deadline_exceeded: Vec<IntCounter>,
+    overhead: [OnceLock<Histogram>; ENDPOINTS],
+    usage_missing: [OnceLock<IntCounter>; ENDPOINTS],
+    upstream_attempts: [[OnceLock<IntCounter>; ATTEMPT_RESULTS.len()]; TIER_SLOTS],
+    ratelimit_remaining: [OnceLock<IntGauge>; RATELIMIT_KINDS.len()],
+}
+
+/// The `kind` label values of `flexgate_upstream_ratelimit_remaining`.
+pub const RATELIMIT_KINDS: [&str; 2] = ["requests", "tokens"];
+
+const ATTEMPT_RESULTS: [AttemptResult; 8] = [
+    AttemptResult::Success,
+    AttemptResult::FlexCapacity,
+    AttemptResult::RateLimit,
+    AttemptResult::Billing,
+    AttemptResult::ServerError,
+    AttemptResult::ConnectError,
+    AttemptResult::Timeout,
+    AttemptResult::ClientError,
+];
+
+impl Fixed {
+    pub(super) fn new(inflight: &IntGaugeVec, deadline_exceeded: &IntCounterVec, classes: &[&str]) -> Self {
+        Self {
+            inflight: classes.iter().map(|c| inflight.with_label_values(&[c])).collect(),
+            deadline_exceeded: classes.iter().map(|c| deadline_exceeded.with_label_values(&[c])).collect(),
+            overhead: Default::default(),
+            usage_missing: Default::default(),
+            upstream_attempts: Default::default(),
+            ratelimit_remaining: Default::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// `flexgate_inflight_requests{class}` of class `class`, named `name`.
+    pub fn class_inflight(&self, class: ClassId, name: &str) -> Cow<'_, IntGauge> {
+        match self.fixed.inflight.get(class) {
+            Some(gauge) => Cow::Borrowed(gauge),
+            None => Cow::Owned(self.inflight.with_label_values(&[name])),
+        }
+    }
+
+    /// `flexgate_deadline_exceeded_total{class}` of class `class`, named `name`.
+    pub fn class_deadline_exceeded(&self, class: ClassId, name: &str) -> Cow<'_, IntCounter> {
+        match self.fixed.deadline_exceeded.get(class) {
+            Some(counter) => Cow::Borrowed(counter),
+            None => Cow::Owned(self.deadline_exceeded.with_label_values(&[name])),
+        }
+    }
+
+    /// `flexgate_overhead_seconds{endpoint}`
+    pub fn endpoint_overhead(&self, endpoint: Endpoint) -> &Histogram {
+        self.fixed.overhead[endpoint_index(endpoint)]
+            .get_or_init(|| self.overhead.with_label_values(&[endpoint.as_str()]))
+    }
+
+    /// `flexgate_usage_missing_total{endpoint}`
+    pub fn endpoint_usage_missing(&self, endpoint: Endpoint) -> &IntCounter {
+        self.fixed.usage_missing[endpoint_index(endpoint)]
+            .get_or_init(|| self.usage_missing.with_label_values(&[endpoint.as_str()]))
+    }
+
+    /// `flexgate_upstream_attempts_total{tier, result}`
+    pub fn upstream_attempt(&self, tier: Option<Tier>, result: AttemptResult) -> &IntCounter {
+        let r = ATTEMPT_RESULTS.iter().position(|&a| a == result).unwrap_or(0);
+        self.fixed.upstream_attempts[tier.map_or(0, |t| t.index() + 1)][r]
+            .get_or_init(|| self.upstream_attempts.with_label_values(&[tier_label(tier), result.as_str()]))
+    }
+
+    /// `flexgate_upstream_ratelimit_remaining{kind}` for `RATELIMIT_KINDS[kind]`.
+    pub fn ratelimit_gauge(&self, kind: usize) -> &IntGauge {
+        let kind = kind.min(RATELIMIT_KINDS.len() - 1);
+        self.fixed.ratelimit_remaining[kind]
+            .get_or_init(|| self.ratelimit_remaining.with_label_values(&[RATELIMIT_KINDS[kind]]))
+    }
+}
+
+#[cfg(test)]
+mod tests;
