@@ -139,6 +139,9 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
         attempt_timeout: config.upstream.timeout,
     };
     let labels = Labels { class: class_name, model: model_label };
+    // The client's request head is not needed past this point; a held flex request can
+    // wait minutes, so its header map is freed now rather than kept for the whole wait.
+    drop(parts);
     let finished = retry::run(&plan, start, schedule, &state.metrics, labels, &mut attempt).await;
     drop(attempt);
 
