@@ -35,7 +35,8 @@ use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, 
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::error::{ErrorKind, GatewayError};
-use crate::proxy::{self, Logged, headers::valid_request_id};
+use crate::proxy::headers::{X_REQUEST_ID, valid_request_id};
+use crate::proxy::{self, Logged};
 use crate::state::AppState;
 use crate::{auth, health};
 
@@ -44,7 +45,7 @@ struct MakeId;
 
 impl MakeRequestId for MakeId {
     fn make_request_id<B>(&mut self, request: &http::Request<B>) -> Option<RequestId> {
-        if request.headers().get("x-request-id").is_some_and(valid_request_id) {
+        if request.headers().get(X_REQUEST_ID).is_some_and(valid_request_id) {
             return None;
         }
         let id = format!("fg-{:032x}", rand::random::<u128>());
@@ -54,8 +55,8 @@ impl MakeRequestId for MakeId {
 
 /// A client-supplied id that fails validation is replaced rather than forwarded.
 async fn sanitize_request_id(mut request: Request, next: Next) -> Response {
-    if request.headers().get("x-request-id").is_some_and(|v| !valid_request_id(v)) {
-        request.headers_mut().remove("x-request-id");
+    if request.headers().get(X_REQUEST_ID).is_some_and(|v| !valid_request_id(v)) {
+        request.headers_mut().remove(X_REQUEST_ID);
     }
     next.run(request).await
 }
@@ -68,7 +69,7 @@ async fn observe(
     // Kept as cheap handles (reference counts, no copies): most requests never need them.
     let method = request.method().clone();
     let uri = request.uri().clone();
-    let request_id = request.headers().get("x-request-id").cloned();
+    let request_id = request.headers().get(X_REQUEST_ID).cloned();
     let sent_body = request.version() <= http::Version::HTTP_11 && has_body(request.headers());
     let mut response = next.run(request).await;
     if response.extensions().get::<Logged>().is_none() {

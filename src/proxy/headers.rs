@@ -3,6 +3,9 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+/// The request id header, generated when absent and passed both ways.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies still see.
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,

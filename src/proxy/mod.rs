@@ -11,10 +11,11 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 
+use self::headers::X_REQUEST_ID;
 use crate::auth::ClientName;
 use crate::error::GatewayError;
 use crate::ledger::{Ledger, RequestFacts};
@@ -24,8 +25,6 @@ use crate::state::AppState;
 use crate::upstream::attempt::HttpAttempt;
 use crate::upstream::retry::{self, Labels, Schedule};
 use crate::usage::Endpoint;
-
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Marks a response whose request the ledger has already logged and counted.
 #[derive(Debug, Clone, Copy)]

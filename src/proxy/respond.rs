@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::time::Instant;
 
-use super::{Logged, headers};
+use super::Logged;
+use super::headers::{self, X_REQUEST_ID};
 use crate::error::GatewayError;
 use crate::ledger::{Ledger, Report};
 use crate::metrics::{AttemptResult, Outcome};
@@ -34,7 +35,6 @@ fn tier_text(tier: Option<Tier>) -> &'static str {
 }
 
 // Names parsed once, not on every insert.
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_CLASS: HeaderName = HeaderName::from_static("x-flexgate-class");
 const X_TIER: HeaderName = HeaderName::from_static("x-flexgate-tier");
 const X_ATTEMPTS: HeaderName = HeaderName::from_static("x-flexgate-attempts");
