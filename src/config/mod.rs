@@ -4,6 +4,7 @@
 //! which reports every problem at once. The environment is injected through [`Env`] so
 //! tests never mutate the process environment.
 
+mod proxy;
 pub mod raw;
 mod size;
 mod validate;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use crate::pricing::{PriceTable, Tier};
 
+pub use proxy::Proxy;
 pub use size::parse_size;
 pub use validate::validate;
 
@@ -103,6 +105,8 @@ pub struct UpstreamConfig {
     /// hyper never opens a second HTTP/2 connection when the server's stream limit is
     /// reached, so minutes-long flex requests would queue behind ~100 open streams.
     pub http2: bool,
+    /// The HTTP proxy the upstream is reached through (`upstream.proxy`), if any.
+    pub proxy: Option<Proxy>,
     /// The key flexgate sends upstream in managed mode.
     pub api_key: Option<Secret>,
 }

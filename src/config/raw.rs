@@ -54,6 +54,8 @@ pub struct RawUpstream {
     pub connect_timeout: String,
     pub idle_timeout: String,
     pub http2: bool,
+    /// `"env"`, `"none"` or an `http://` proxy URL.
+    pub proxy: String,
     /// Environment variable holding the upstream key (managed mode).
     pub api_key_env: String,
 }
@@ -66,6 +68,7 @@ impl Default for RawUpstream {
             connect_timeout: "10s".into(),
             idle_timeout: "5m".into(),
             http2: false,
+            proxy: "env".into(),
             api_key_env: "OPENAI_API_KEY".into(),
         }
     }

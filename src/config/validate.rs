@@ -156,12 +156,19 @@ fn upstream(p: &mut Problems, raw: &RawConfig, env: &dyn Env) -> Option<Upstream
             format_args!("({}) exceeds `upstream.timeout` ({})", raw.upstream.connect_timeout, raw.upstream.timeout),
         );
     }
+    let proxy = base_url.as_ref().and_then(|base| {
+        super::proxy::resolve(&raw.upstream.proxy, base, env).unwrap_or_else(|e| {
+            p.add("upstream.proxy", e);
+            None
+        })
+    });
     Some(UpstreamConfig {
         base_url: base_url?,
         timeout,
         connect_timeout,
         idle_timeout,
         http2: raw.upstream.http2,
+        proxy,
         api_key: env.get(&raw.upstream.api_key_env).map(Secret::new),
     })
 }

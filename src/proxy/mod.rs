@@ -71,6 +71,10 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
     let (parts, body) = request.into_parts();
     let config = &state.config;
     let target = path::target(config, &parts.method, parts.uri.path())?;
+    let uri = state.upstream.uri(target.rest, parts.uri.query()).map_err(|_| GatewayError::InvalidParam {
+        param: "path",
+        message: "The request target cannot be forwarded to the upstream.".into(),
+    })?;
     let limit = config.server.max_body;
     let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
@@ -117,14 +121,13 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
     };
     let mut ledger = Ledger::open(state.clone(), facts, start);
 
-    let managed = state.upstream.managed_auth().is_some();
+    let managed = state.upstream.is_managed();
     let mut headers = headers::upstream_request(&parts.headers, managed, metered);
     headers.insert(X_REQUEST_ID, request_id);
-    let url = state.upstream.url(target.rest, parts.uri.query());
     let mut attempt = HttpAttempt::new(
         &state.upstream,
         parts.method.clone(),
-        url,
+        uri,
         headers,
         body,
         info.as_ref(),

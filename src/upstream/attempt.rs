@@ -10,11 +10,15 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode, Uri};
+use http_body::Body as _;
+use http_body_util::BodyDataStream;
+use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::Upstream;
 use super::classify::{Reason, Verdict, classify};
+use super::connect::BoxError;
 use super::retry::Attempter;
 use crate::pricing::Tier;
 use crate::routing::{body::BodyInfo, tier_param};
@@ -26,7 +30,7 @@ const ERROR_BODY_CAP: usize = 1 << 20;
 /// JSON answers larger than this are streamed through instead of buffered.
 const BUFFER_CAP: usize = 64 << 20;
 
-pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
 
 pub enum AnswerBody {
     Full(Bytes),
@@ -57,7 +61,7 @@ pub enum Answer {
 pub struct HttpAttempt<'a> {
     pub upstream: &'a Upstream,
     pub method: Method,
-    pub url: String,
+    pub uri: Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
     /// Routing fields and spans, for endpoints that take `service_tier`.
@@ -78,7 +82,7 @@ impl<'a> HttpAttempt<'a> {
     pub fn new(
         upstream: &'a Upstream,
         method: Method,
-        url: String,
+        uri: Uri,
         headers: HeaderMap,
         body: Bytes,
         info: Option<&'a BodyInfo>,
@@ -91,7 +95,7 @@ impl<'a> HttpAttempt<'a> {
         Self {
             upstream,
             method,
-            url,
+            uri,
             headers,
             body,
             info,
@@ -123,26 +127,21 @@ impl<'a> HttpAttempt<'a> {
 
     async fn send(&mut self, tier: Option<Tier>) -> (Verdict, Answer) {
         let body = self.body_for(tier);
-        let mut request =
-            self.upstream.client().request(self.method.clone(), &self.url).headers(self.headers.clone()).body(body);
-        if let Some(auth) = self.upstream.managed_auth() {
-            request = request.header(http::header::AUTHORIZATION, auth.clone());
-        }
-        let mut response = match request.send().await {
+        let sent = self.upstream.send(self.method.clone(), self.uri.clone(), self.headers.clone(), body);
+        let response = match sent.await {
             Ok(r) => r,
             Err(e) => {
                 let what = if e.is_connect() { "connection failed" } else { "the connection broke before an answer" };
                 return (
                     Verdict::Retry { reason: Reason::ConnectError, hint: None },
-                    Answer::Failed(format!("{what} ({})", e.without_url())),
+                    Answer::Failed(format!("{what} ({})", root_cause(&e))),
                 );
             }
         };
-        let status = response.status();
-        // Taken, not cloned: nothing below reads them from the response again.
-        let headers = std::mem::take(response.headers_mut());
+        let (parts, incoming) = response.into_parts();
+        let (status, headers) = (parts.status, parts.headers);
         if !status.is_success() {
-            let body = read_capped(response, ERROR_BODY_CAP).await.unwrap_or_default();
+            let body = read_capped(incoming, ERROR_BODY_CAP).await.unwrap_or_default();
             let verdict = classify(status, &headers, &body, tier);
             return (
                 verdict,
@@ -151,12 +150,12 @@ impl<'a> HttpAttempt<'a> {
         }
         let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
         if content_type.starts_with("text/event-stream") {
-            return self.peek_stream(response, status, headers).await;
+            return self.peek_stream(incoming, status, headers).await;
         }
-        let small = response.content_length().is_none_or(|n| n <= BUFFER_CAP as u64);
+        let small = incoming.size_hint().exact().is_none_or(|n| n <= BUFFER_CAP as u64);
         if self.buffer && small && content_type.starts_with("application/json") {
             let server_error = Verdict::Retry { reason: Reason::ServerError, hint: None };
-            let Some(body) = read_capped(response, BUFFER_CAP).await else {
+            let Some(body) = read_capped(incoming, BUFFER_CAP).await else {
                 return (server_error, Answer::Failed("the upstream closed the connection mid-response".into()));
             };
             let Some(report) = usage::scan_body(self.endpoint, &body) else {
@@ -172,7 +171,7 @@ impl<'a> HttpAttempt<'a> {
                 }),
             );
         }
-        let rest: ByteStream = Box::pin(response.bytes_stream());
+        let rest = byte_stream(incoming);
         (
             Verdict::Success,
             Answer::Response(UpstreamResponse {
@@ -186,14 +185,9 @@ impl<'a> HttpAttempt<'a> {
 
     /// Read a stream's first chunk; an empty stream or one opening with an error event
     /// (overload inside a 200) is retryable, since the client has seen nothing yet.
-    async fn peek_stream(
-        &self,
-        response: reqwest::Response,
-        status: StatusCode,
-        headers: HeaderMap,
-    ) -> (Verdict, Answer) {
+    async fn peek_stream(&self, incoming: Incoming, status: StatusCode, headers: HeaderMap) -> (Verdict, Answer) {
         let retry = Verdict::Retry { reason: Reason::ServerError, hint: None };
-        let mut rest: ByteStream = Box::pin(response.bytes_stream());
+        let mut rest = byte_stream(incoming);
         let Some(Ok(first)) = rest.next().await else {
             return (retry, Answer::Failed("the upstream stream ended before its first event".into()));
         };
@@ -214,9 +208,25 @@ impl<'a> HttpAttempt<'a> {
     }
 }
 
+/// The body's data frames, as the stream module consumes them.
+fn byte_stream(body: Incoming) -> ByteStream {
+    Box::pin(BodyDataStream::new(body).map(|r| r.map_err(BoxError::from)))
+}
+
+/// The innermost error's text: hyper-util's own ("client error (Connect)") says little,
+/// the cause ("Connection refused", a certificate problem) says what happened. No part of
+/// the chain carries the URL or a key.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string()
+}
+
 /// Read a whole body, or `None` if the connection broke; bytes past `cap` are dropped.
-async fn read_capped(response: reqwest::Response, cap: usize) -> Option<Bytes> {
-    let mut stream = response.bytes_stream();
+async fn read_capped(body: Incoming, cap: usize) -> Option<Bytes> {
+    let mut stream = BodyDataStream::new(body);
     let Some(first) = stream.next().await else {
         return Some(Bytes::new());
     };

@@ -1,47 +1,60 @@
-//! The upstream client: one pooled reqwest client and the base URL every request goes to.
+//! The upstream client: one pooled hyper client and the base URL every request goes to.
 //!
 //! flexgate only ever talks to `upstream.base_url`; request paths are appended to it
 //! after the lane prefix is stripped, so a client cannot steer it to another host.
+//! hyper's client is driven directly: reqwest's layers on top of it (redirect policy,
+//! a second URL parse, header copies) cost ~16 µs and ~8 KiB per request on the proxy
+//! path (docs/benchmarks.md), and flexgate needs none of them.
 
 pub mod attempt;
 pub mod backoff;
 pub mod classify;
+pub mod connect;
 pub mod retry;
 
-use http::HeaderValue;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Uri, header};
+use http_body_util::Full;
+use hyper_util::client::legacy::{Client, ResponseFuture};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::UpstreamConfig;
+use connect::Connector;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Upstream {
-    client: reqwest::Client,
+    client: Client<Connector, Full<Bytes>>,
     /// `scheme://host[:port]/path` without a trailing slash.
     base: String,
     /// `Bearer <key>` for managed mode; marked sensitive so it is never logged.
     managed_auth: Option<HeaderValue>,
+    /// `Proxy-Authorization` for a forwarding proxy; a tunnel sends it with `CONNECT`.
+    proxy_auth: Option<HeaderValue>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream").field("base", &self.base).finish_non_exhaustive()
+    }
 }
 
 impl Upstream {
     pub fn new(config: &UpstreamConfig, managed: bool) -> Result<Self, String> {
-        let builder = reqwest::Client::builder();
+        let plain_http = config.base_url.scheme() == "http";
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.pool_idle_timeout(Duration::from_secs(90)).pool_max_idle_per_host(1024).pool_timer(TokioTimer::new());
         // HTTP/1.1 unless asked: one connection per in-flight request. Over HTTP/2 every
         // request shares one connection and hyper queues requests past the server's
         // SETTINGS_MAX_CONCURRENT_STREAMS instead of opening another, which would cap
-        // minutes-long flex requests at that limit (hyperium/hyper#2197, #3623).
-        let builder = match (config.http2, config.base_url.scheme()) {
-            (false, _) => builder.http1_only(),
-            (true, "http") => builder.http2_prior_knowledge(),
-            (true, _) => builder,
-        };
-        let client = builder
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .tcp_nodelay(true)
-            // Redirects would let an upstream send us, and the key, elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        // minutes-long flex requests at that limit (hyperium/hyper#2197, #3623). Over
+        // https the connector offers h2 by ALPN only when asked; over http it is prior
+        // knowledge.
+        if config.http2 && plain_http {
+            builder.http2_only(true);
+        }
+        let client = builder.build(Connector::new(config)?);
         let managed_auth = match (&config.api_key, managed) {
             (Some(key), true) => {
                 let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
@@ -51,15 +64,12 @@ impl Upstream {
             }
             _ => None,
         };
-        Ok(Self { client, base: config.base_url.as_str().trim_end_matches('/').to_owned(), managed_auth })
+        let proxy_auth = config.proxy.as_ref().filter(|_| plain_http).and_then(|p| p.auth.clone());
+        Ok(Self { client, base: config.base_url.as_str().trim_end_matches('/').to_owned(), managed_auth, proxy_auth })
     }
 
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
-    }
-
-    /// The upstream URL for `rest` (the path after `/v1`, starting with `/`).
-    pub fn url(&self, rest: &str, query: Option<&str>) -> String {
+    /// The upstream URI for `rest` (the path after `/v1`, starting with `/`).
+    pub fn uri(&self, rest: &str, query: Option<&str>) -> Result<Uri, http::uri::InvalidUri> {
         let mut url = String::with_capacity(self.base.len() + rest.len() + query.map_or(0, |q| q.len() + 1));
         url.push_str(&self.base);
         url.push_str(rest);
@@ -67,11 +77,26 @@ impl Upstream {
             url.push('?');
             url.push_str(q);
         }
-        url
+        Uri::try_from(url)
     }
 
-    /// The `Authorization` value to send in managed mode.
-    pub fn managed_auth(&self) -> Option<&HeaderValue> {
-        self.managed_auth.as_ref()
+    /// Send one request; the managed key and proxy credentials are added here.
+    pub fn send(&self, method: Method, uri: Uri, mut headers: HeaderMap, body: Bytes) -> ResponseFuture {
+        if let Some(auth) = &self.managed_auth {
+            headers.insert(header::AUTHORIZATION, auth.clone());
+        }
+        if let Some(auth) = &self.proxy_auth {
+            headers.insert(header::PROXY_AUTHORIZATION, auth.clone());
+        }
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        self.client.request(request)
+    }
+
+    /// Whether flexgate sends its own key (managed mode).
+    pub fn is_managed(&self) -> bool {
+        self.managed_auth.is_some()
     }
 }

@@ -66,6 +66,11 @@ pub async fn spawn_gateway_with(
     let text = format!("{toml}\n");
     let mut config = Config::from_toml(&text, env).unwrap_or_else(|e| panic!("{e}"));
     config.upstream.base_url = format!("http://{upstream}/v1").parse().unwrap();
+    spawn_gateway_config(config).await
+}
+
+/// A gateway with exactly `config`, listening on `127.0.0.1:0`.
+pub async fn spawn_gateway_config(mut config: Config) -> (AppState, Running) {
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     let server = Server::bind(config).await.unwrap();
     let addr = server.local_addr().unwrap();

@@ -1,0 +1,154 @@
+//! Opening upstream connections: TCP, then TLS by rustls, directly or through an HTTP proxy.
+//!
+//! The route is fixed when the client is built (flexgate has one upstream host):
+//! directly; an `https` upstream through a proxy's `CONNECT` tunnel with TLS inside it;
+//! or an `http` upstream through a forwarding proxy, which gets absolute-form request
+//! targets. The connect timeout covers all of it, TCP, tunnel and TLS handshake.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::Uri;
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::config::UpstreamConfig;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The connector the pooled client uses.
+#[derive(Clone)]
+pub struct Connector {
+    route: Route,
+    timeout: Duration,
+}
+
+#[derive(Clone)]
+enum Route {
+    Direct(HttpsConnector<HttpConnector>),
+    /// `CONNECT` through the proxy, then TLS (or plain HTTP) inside the tunnel.
+    Tunnel(HttpsConnector<Tunnel<HttpConnector>>),
+    /// A plain-HTTP upstream through a forwarding proxy: every connection goes to it.
+    Forward {
+        to_proxy: HttpsConnector<HttpConnector>,
+        proxy: Uri,
+    },
+}
+
+impl Connector {
+    pub fn new(config: &UpstreamConfig) -> Result<Self, String> {
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        // The TLS layer hands `https` URIs down to the TCP connector.
+        tcp.enforce_http(false);
+        let http2 = config.http2;
+        let route = match &config.proxy {
+            None => Route::Direct(tls(tcp, http2)?),
+            Some(p) if config.base_url.scheme() == "https" => {
+                let mut tunnel = Tunnel::new(p.uri.clone(), tcp);
+                if let Some(auth) = &p.auth {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                Route::Tunnel(tls(tunnel, http2)?)
+            }
+            Some(p) => Route::Forward { to_proxy: tls(tcp, http2)?, proxy: p.uri.clone() },
+        };
+        Ok(Self { route, timeout: config.connect_timeout })
+    }
+}
+
+/// TLS over `conn` for `https` destinations, with Mozilla's roots and ring; `http2`
+/// offers h2 by ALPN beside HTTP/1.1.
+fn tls<H>(conn: H, http2: bool) -> Result<HttpsConnector<H>, String> {
+    let builder = HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .https_or_http();
+    Ok(if http2 {
+        builder.enable_all_versions().wrap_connector(conn)
+    } else {
+        builder.enable_http1().wrap_connector(conn)
+    })
+}
+
+impl tower::Service<Uri> for Connector {
+    type Response = Io;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Io, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match &mut self.route {
+            Route::Direct(c) | Route::Forward { to_proxy: c, .. } => c.poll_ready(cx),
+            Route::Tunnel(c) => c.poll_ready(cx),
+        }
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        // hyper-rustls already boxes its future; the one box here adds the timeout.
+        let (connecting, proxied) = match &mut self.route {
+            Route::Direct(c) => (c.call(dst), false),
+            Route::Tunnel(c) => (c.call(dst), false),
+            Route::Forward { to_proxy, proxy } => (to_proxy.call(proxy.clone()), true),
+        };
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(io) => Ok(Io { inner: io?, proxied }),
+                Err(_) => Err(format!("no connection within `upstream.connect_timeout` ({timeout:?})").into()),
+            }
+        })
+    }
+}
+
+/// One upstream connection: TCP, with TLS when the upstream is `https`.
+pub struct Io {
+    inner: MaybeHttpsStream<TokioIo<TcpStream>>,
+    /// Sent to a forwarding proxy: requests need absolute-form targets.
+    proxied: bool,
+}
+
+impl Connection for Io {
+    fn connected(&self) -> Connected {
+        self.inner.connected().proxy(self.proxied)
+    }
+}
+
+impl Read for Io {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: ReadBufCursor<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl Write for Io {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
