@@ -5,7 +5,9 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use common::{chat_body, client, spawn_gateway_config, spawn_gateway_with, spawn_sim};
 use flexgate::config::Config;
@@ -38,7 +40,7 @@ async fn proxy(upstream: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
                     }
                 };
                 let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                seen.lock().unwrap().push(head.clone());
+                seen.lock().push(head.clone());
                 let mut server = if let Some(target) = head.strip_prefix("CONNECT ") {
                     let host = target.split(' ').next().unwrap().to_owned();
                     client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.unwrap();
@@ -59,7 +61,7 @@ async fn proxy(upstream: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
 #[tokio::test]
 async fn a_plain_http_upstream_goes_through_a_forwarding_proxy_with_its_credentials() {
     let (sim, sim_run) = spawn_sim(SimConfig::zero_latency()).await;
-    let (proxy_addr, heads) = proxy(sim_run.addr).await;
+    let (proxy_addr, log) = proxy(sim_run.addr).await;
     let toml = format!("[upstream]\nproxy = \"http://flex:se%40cret@{proxy_addr}\"");
     let (_state, gw) = spawn_gateway_with(sim_run.addr, &toml, &HashMap::new()).await;
     let r = client()
@@ -71,7 +73,7 @@ async fn a_plain_http_upstream_goes_through_a_forwarding_proxy_with_its_credenti
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-flexgate-tier"], "flex");
-    let heads = heads.lock().unwrap().clone();
+    let heads = log.lock().clone();
     assert_eq!(heads.len(), 1, "{heads:?}");
     let first_line = heads[0].lines().next().unwrap();
     assert_eq!(first_line, format!("POST http://{}/v1/chat/completions HTTP/1.1", sim_run.addr));
@@ -84,7 +86,7 @@ async fn a_plain_http_upstream_goes_through_a_forwarding_proxy_with_its_credenti
     let (_state, gw) = spawn_gateway_with(sim_run.addr, "[upstream]\nproxy = \"none\"", &HashMap::new()).await;
     let r = client().get(gw.url("/v1/models")).bearer_auth("sk-test").send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(heads.len(), 1);
+    assert_eq!(log.lock().len(), 1, "the proxy saw no new connection");
     assert_eq!(sim.received().last().unwrap().path, "/v1/models");
 }
 
@@ -106,7 +108,7 @@ async fn an_https_upstream_is_tunnelled_with_connect_and_tls_starts_inside() {
     assert_eq!(body["error"]["code"], "upstream_unreachable", "{body}");
     // rustls's own words: the handshake got HTTP back, not a TLS record.
     assert!(body["error"]["message"].as_str().unwrap().contains("corrupt message"), "{body}");
-    let heads = heads.lock().unwrap().clone();
+    let heads = heads.lock().clone();
     assert!(!heads.is_empty());
     for head in &heads {
         assert!(head.starts_with(&format!("CONNECT {} HTTP/1.1\r\n", sim_run.addr)), "{head}");
