@@ -109,7 +109,8 @@ fn check_config(file: &std::path::Path) -> ExitCode {
 }
 
 async fn healthcheck(url: &str) -> ExitCode {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build();
+    // The probe targets this pod or host: a proxy from the environment must not catch it.
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).no_proxy().build();
     let ok = match client {
         Ok(c) => c.get(url).send().await.is_ok_and(|r| r.status().is_success()),
         Err(_) => false,
