@@ -4,19 +4,12 @@
 //! every configured digest in constant time, without stopping at the first match, so
 //! timing reveals neither which key matched nor how much of it.
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::{AuthConfig, GatewayKey};
 use crate::error::GatewayError;
-use crate::state::AppState;
-
-/// The client name of the gateway key a request presented (managed mode).
-#[derive(Debug, Clone)]
-pub struct ClientName(pub String);
 
 /// Find the client whose key is `presented`, in time independent of the keys' contents.
 pub fn authenticate<'a>(keys: &'a [GatewayKey], presented: &str) -> Option<&'a str> {
@@ -31,8 +24,8 @@ pub fn authenticate<'a>(keys: &'a [GatewayKey], presented: &str) -> Option<&'a s
 }
 
 /// The bearer token of an `Authorization` header, if it has that shape.
-fn bearer(request: &Request) -> Result<&str, GatewayError> {
-    let value = request.headers().get(http::header::AUTHORIZATION).ok_or(GatewayError::Unauthorized(
+fn bearer(headers: &HeaderMap) -> Result<&str, GatewayError> {
+    let value = headers.get(http::header::AUTHORIZATION).ok_or(GatewayError::Unauthorized(
         "Missing gateway key. Send it as `Authorization: Bearer <key>`; flexgate holds the upstream key itself.",
     ))?;
     let text =
@@ -47,22 +40,17 @@ fn bearer(request: &Request) -> Result<&str, GatewayError> {
     Ok(token.trim())
 }
 
-/// Middleware on the proxied routes: in managed mode, require a valid gateway key.
-pub async fn require(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let AuthConfig::Managed { keys } = &state.config.auth else {
-        return next.run(request).await;
+/// The first step of every proxied request: in managed mode, the client whose gateway
+/// key the request presents (401 without a valid one); `None` in passthrough mode. A plain
+/// call from the handler rather than a middleware layer, which would box and clone the
+/// service stack on every request.
+pub fn client<'a>(auth: &'a AuthConfig, headers: &HeaderMap) -> Result<Option<&'a str>, GatewayError> {
+    let AuthConfig::Managed { keys } = auth else {
+        return Ok(None);
     };
-    let client = match bearer(&request) {
-        Ok(token) => authenticate(keys, token),
-        Err(e) => return e.into_response(),
-    };
-    let Some(client) = client else {
-        return GatewayError::Unauthorized("Invalid gateway key. Check the key your client sends to flexgate.")
-            .into_response();
-    };
-    let name = ClientName(client.to_owned());
-    request.extensions_mut().insert(name);
-    next.run(request).await
+    let client = authenticate(keys, bearer(headers)?)
+        .ok_or(GatewayError::Unauthorized("Invalid gateway key. Check the key your client sends to flexgate."))?;
+    Ok(Some(client))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 
 use self::headers::X_REQUEST_ID;
-use crate::auth::ClientName;
+use crate::auth;
 use crate::error::GatewayError;
 use crate::ledger::{Ledger, RequestFacts};
 use crate::routing::body::BodyInfo;
@@ -68,8 +68,9 @@ async fn read_body(body: Body, limit: usize, silence: Duration) -> Result<Bytes,
 
 async fn forward(state: AppState, request: Request) -> Result<Response, GatewayError> {
     let start = Instant::now();
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let config = &state.config;
+    let client = auth::client(&config.auth, &parts.headers)?;
     let target = path::target(config, &parts.method, parts.uri.path())?;
     let uri = state.upstream.uri(target.rest, parts.uri.query()).map_err(|_| GatewayError::InvalidParam {
         param: "path",
@@ -85,7 +86,6 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
     let metered = endpoint != Endpoint::Other;
     let tier_routed = matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Responses);
     let mut info = if metered { Some(BodyInfo::parse(&body)?) } else { None };
-    let client = parts.extensions.get::<ClientName>().map(|c| c.0.as_str());
     let model = info.as_ref().and_then(|i| i.model.as_deref());
     let input = RouteInput {
         headers: &parts.headers,
@@ -122,7 +122,8 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
     let mut ledger = Ledger::open(state.clone(), facts, start);
 
     let managed = state.upstream.is_managed();
-    let mut headers = headers::upstream_request(&parts.headers, managed, metered);
+    // The client's header map becomes the upstream's, filtered in place.
+    let mut headers = headers::upstream_request(std::mem::take(&mut parts.headers), managed, metered);
     headers.insert(X_REQUEST_ID, request_id);
     let mut attempt = HttpAttempt::new(
         &state.upstream,

@@ -114,7 +114,7 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
                 Report { usage: r.usage, service_tier: r.service_tier, model: r.model }
             };
             let priced = ledger.price(&report);
-            let mut h = headers::client_response(&answer.headers, false);
+            let mut h = headers::client_response(answer.headers, false);
             flexgate_headers(&mut h, &ledger, priced.tier);
             if let Some(cost) = priced.cost {
                 if let Ok(v) = HeaderValue::from_str(&cost.normalize().to_string()) {
@@ -131,7 +131,7 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
         AnswerBody::Stream { first, rest } => {
             let reported = first.as_ref().and_then(|f| first_chunk_tier(ctx.endpoint, f));
             let tier = reported.or(ledger.attempt_tier);
-            let mut h = headers::client_response(&answer.headers, false);
+            let mut h = headers::client_response(answer.headers, false);
             flexgate_headers(&mut h, &ledger, tier);
             let sse = h
                 .get(http::header::CONTENT_TYPE)
@@ -171,7 +171,7 @@ fn upstream_error(
 ) -> Response {
     ledger.status = answer.status.as_u16();
     ledger.upstream_request_id = answer.headers.get(X_REQUEST_ID).cloned();
-    let mut h = headers::client_response(&answer.headers, false);
+    let mut h = headers::client_response(answer.headers, false);
     flexgate_headers(&mut h, &ledger, ledger.attempt_tier);
     if no_retry {
         h.insert("x-should-retry", HeaderValue::from_static("false"));
