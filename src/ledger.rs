@@ -86,6 +86,11 @@ impl Ledger {
         &self.state.config.class(self.facts.class).name
     }
 
+    /// The class name as a header value, built when the configuration was loaded.
+    pub fn class_header(&self) -> Option<&http::HeaderValue> {
+        self.state.config.class(self.facts.class).header.as_ref()
+    }
+
     pub fn request_id(&self) -> &http::HeaderValue {
         &self.facts.request_id
     }

@@ -161,6 +161,8 @@ pub enum Escalate {
 #[derive(Debug, Clone)]
 pub struct Class {
     pub name: String,
+    /// `name` as the `x-flexgate-class` value, built once (`None` if not header-safe).
+    pub header: Option<http::HeaderValue>,
     pub tier: Tier,
     pub deadline: Duration,
     pub escalate: Escalate,

@@ -283,7 +283,8 @@ fn class(p: &mut Problems, name: &str, c: &RawClass) -> Class {
         }
         trimmed
     });
-    Class { name: name.to_owned(), tier, deadline, escalate, escalate_reserve, max_attempts, path_prefix }
+    let header = http::HeaderValue::from_str(name).ok();
+    Class { name: name.to_owned(), header, tier, deadline, escalate, escalate_reserve, max_attempts, path_prefix }
 }
 
 fn check_prefixes(p: &mut Problems, classes: &[Class]) {

@@ -41,13 +41,17 @@ const X_ATTEMPTS: HeaderName = HeaderName::from_static("x-flexgate-attempts");
 const X_ESCALATED: HeaderName = HeaderName::from_static("x-flexgate-escalated");
 const X_COST: HeaderName = HeaderName::from_static("x-flexgate-cost-usd");
 
+/// Attempt counts as static text: `HeaderValue::from(u32)` allocates.
+const COUNTS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
 /// The `x-flexgate-*` headers every proxied answer carries.
 fn flexgate_headers(h: &mut HeaderMap, ledger: &Ledger, tier: Option<Tier>) {
-    if let Ok(v) = HeaderValue::from_str(ledger.class_name()) {
-        h.insert(X_CLASS, v);
+    if let Some(v) = ledger.class_header() {
+        h.insert(X_CLASS, v.clone());
     }
     h.insert(X_TIER, HeaderValue::from_static(tier_text(tier)));
-    h.insert(X_ATTEMPTS, HeaderValue::from(ledger.attempts));
+    let attempts = usize::try_from(ledger.attempts).ok().and_then(|n| COUNTS.get(n));
+    h.insert(X_ATTEMPTS, attempts.map_or_else(|| HeaderValue::from(ledger.attempts), |n| HeaderValue::from_static(n)));
     h.insert(X_ESCALATED, HeaderValue::from_static(if ledger.escalated { "true" } else { "false" }));
     if h.get(X_REQUEST_ID).is_none() {
         h.insert(X_REQUEST_ID, ledger.request_id().clone());
@@ -117,7 +121,8 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
             let mut h = headers::client_response(answer.headers, false);
             flexgate_headers(&mut h, &ledger, priced.tier);
             if let Some(cost) = priced.cost {
-                if let Ok(v) = HeaderValue::from_str(&cost.normalize().to_string()) {
+                // The formatted text becomes the header value without a second copy.
+                if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(cost.normalize().to_string())) {
                     h.insert(X_COST, v);
                 }
             }

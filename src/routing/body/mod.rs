@@ -149,52 +149,109 @@ impl BodyInfo {
     }
 
     /// The body with `service_tier` set to `tier` (when given) and, when `force_usage`,
-    /// `stream_options.include_usage` set to `true`. Untouched bytes are copied verbatim.
+    /// `stream_options.include_usage` set to `true`. Untouched bytes are copied verbatim;
+    /// the one allocation is the new body (this runs on every routed request).
     pub fn rewrite(&self, body: &Bytes, tier: Option<&str>, force_usage: bool) -> Bytes {
-        // Replacements of existing spans, and new members inserted after the top-level `{`.
-        let mut edits: Vec<(usize, usize, String)> = Vec::with_capacity(2);
-        let mut members: Vec<String> = Vec::new();
+        // At most three edits: the tier, the usage flag, and new members after the `{`.
+        let mut edits: [Option<(usize, usize, Edit<'_>)>; 3] = [None, None, None];
+        let mut members = Members { tier: None, usage: false, comma: !self.object_empty };
         if let Some(tier) = tier {
-            let value = format!("\"{tier}\"");
             match self.service_tier_span {
-                Some(s) => edits.push((s.start, s.end, value)),
-                None => members.push(format!("\"service_tier\":{value}")),
+                Some(s) => edits[0] = Some((s.start, s.end, Edit::TierValue(tier))),
+                None => members.tier = Some(tier),
             }
         }
         if force_usage && !self.include_usage {
-            match self.stream_options {
-                Some(StreamOptionsSpans { include_usage: Some(s), .. }) => edits.push((s.start, s.end, "true".into())),
+            edits[1] = match self.stream_options {
+                Some(StreamOptionsSpans { include_usage: Some(s), .. }) => Some((s.start, s.end, Edit::True)),
                 Some(StreamOptionsSpans { open: Some((open, empty)), .. }) => {
-                    let comma = if empty { "" } else { "," };
-                    edits.push((open, open, format!("\"include_usage\":true{comma}")));
+                    Some((open, open, Edit::IncludeUsageMember { comma: !empty }))
                 }
                 Some(StreamOptionsSpans { whole, open: None, .. }) => {
-                    edits.push((whole.start, whole.end, "{\"include_usage\":true}".into()));
+                    Some((whole.start, whole.end, Edit::IncludeUsageObject))
                 }
-                None => members.push("\"stream_options\":{\"include_usage\":true}".into()),
-            }
+                None => {
+                    members.usage = true;
+                    None
+                }
+            };
         }
-        if !members.is_empty() {
-            let mut text = members.join(",");
-            if !self.object_empty {
-                text.push(',');
-            }
-            edits.push((self.object_open, self.object_open, text));
+        if members.tier.is_some() || members.usage {
+            edits[2] = Some((self.object_open, self.object_open, Edit::Members(members)));
         }
-        if edits.is_empty() {
+        if edits.iter().all(Option::is_none) {
             return body.clone();
         }
-        edits.sort_by_key(|e| e.0);
-        let mut out = Vec::with_capacity(body.len() + 64);
+        edits.sort_by_key(|e| e.as_ref().map_or(usize::MAX, |e| e.0));
+        let mut out = Vec::with_capacity(body.len() + 80);
         let mut at = 0;
-        for (start, end, text) in &edits {
+        for (start, end, edit) in edits.iter().flatten() {
             out.extend_from_slice(&body[at..*start]);
-            out.extend_from_slice(text.as_bytes());
+            edit.write(&mut out);
             at = *end;
         }
         out.extend_from_slice(&body[at..]);
         Bytes::from(out)
     }
+}
+
+/// Text that replaces a span of the body (or is inserted at an empty span).
+enum Edit<'a> {
+    /// `"<tier>"` in place of an existing `service_tier` value.
+    TierValue(&'a str),
+    /// `true` in place of an existing `include_usage` value.
+    True,
+    /// `"include_usage":true` as the first member of an existing `stream_options` object.
+    IncludeUsageMember { comma: bool },
+    /// `{"include_usage":true}` in place of a `stream_options` that is not an object.
+    IncludeUsageObject,
+    /// New top-level members, right after the body's opening `{`.
+    Members(Members<'a>),
+}
+
+struct Members<'a> {
+    tier: Option<&'a str>,
+    usage: bool,
+    /// The object already had members, so the new ones end with a comma.
+    comma: bool,
+}
+
+impl Edit<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Edit::TierValue(tier) => quoted(out, tier),
+            Edit::True => out.extend_from_slice(b"true"),
+            Edit::IncludeUsageMember { comma } => {
+                out.extend_from_slice(b"\"include_usage\":true");
+                if *comma {
+                    out.push(b',');
+                }
+            }
+            Edit::IncludeUsageObject => out.extend_from_slice(b"{\"include_usage\":true}"),
+            Edit::Members(m) => {
+                if let Some(tier) = m.tier {
+                    out.extend_from_slice(b"\"service_tier\":");
+                    quoted(out, tier);
+                }
+                if m.usage {
+                    if m.tier.is_some() {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(b"\"stream_options\":{\"include_usage\":true}");
+                }
+                if m.comma {
+                    out.push(b',');
+                }
+            }
+        }
+    }
+}
+
+/// `"text"`; tier names are plain words, never needing escapes.
+fn quoted(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
 }
 
 #[cfg(test)]
