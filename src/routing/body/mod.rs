@@ -10,6 +10,8 @@ use serde_json::value::RawValue;
 
 use crate::error::GatewayError;
 
+mod scan;
+
 /// `service_tier` values the OpenAI API accepts on requests.
 const KNOWN_TIERS: [&str; 7] = ["auto", "default", "flex", "priority", "fast", "scale", "ultrafast"];
 
@@ -67,10 +69,10 @@ struct StreamOptionsSpans {
     include_usage: Option<Span>,
 }
 
-fn span_of(body: &[u8], raw: &RawValue) -> Span {
+fn span_of(body: &[u8], raw: &str) -> Span {
     // The raw value borrows from `body`, so its address lies inside it.
-    let start = raw.get().as_ptr().addr() - body.as_ptr().addr();
-    Span { start, end: start + raw.get().len() }
+    let start = raw.as_ptr().addr() - body.as_ptr().addr();
+    Span { start, end: start + raw.len() }
 }
 
 /// Offset just after the first `{` at or after `from`, and whether only `}` follows it.
@@ -91,23 +93,33 @@ impl BodyInfo {
         // without this a body the upstream must reject would cost it a round trip.
         let text = std::str::from_utf8(body)
             .map_err(|e| GatewayError::InvalidJson(format!("the body is not valid UTF-8 ({e})")))?;
-        let top: Top<'_> = serde_json::from_str(text).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
+        // The fast scan when it can vouch for the body, else serde_json (and its error).
+        let top = if let Some(fields) = scan::top_fields(text) {
+            fields
+        } else {
+            let top: Top<'_> = serde_json::from_str(text).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
+            scan::Fields {
+                model: top.model.map(RawValue::get),
+                stream: top.stream.map(RawValue::get),
+                service_tier: top.service_tier.map(RawValue::get),
+                stream_options: top.stream_options.map(RawValue::get),
+            }
+        };
         let (object_open, object_empty) =
             after_brace(body, 0).ok_or_else(|| GatewayError::InvalidJson("the body must be a JSON object".into()))?;
         let mut info = BodyInfo { object_open, object_empty, ..BodyInfo::default() };
-        if let Some(raw) = top.model.filter(|r| r.get() != "null") {
-            info.model = Some(
-                serde_json::from_str::<String>(raw.get()).map_err(|_| invalid("model", "`model` must be a string."))?,
-            );
+        if let Some(raw) = top.model.filter(|r| *r != "null") {
+            info.model =
+                Some(serde_json::from_str::<String>(raw).map_err(|_| invalid("model", "`model` must be a string."))?);
         }
-        if let Some(raw) = top.stream.filter(|r| r.get() != "null") {
-            info.stream = serde_json::from_str::<bool>(raw.get())
-                .map_err(|_| invalid("stream", "`stream` must be a boolean."))?;
+        if let Some(raw) = top.stream.filter(|r| *r != "null") {
+            info.stream =
+                serde_json::from_str::<bool>(raw).map_err(|_| invalid("stream", "`stream` must be a boolean."))?;
         }
         if let Some(raw) = top.service_tier {
             info.service_tier_span = Some(span_of(body, raw));
-            if raw.get() != "null" {
-                let tier = serde_json::from_str::<String>(raw.get())
+            if raw != "null" {
+                let tier = serde_json::from_str::<String>(raw)
                     .ok()
                     .filter(|t| KNOWN_TIERS.contains(&t.as_str()))
                     .ok_or_else(|| {
@@ -122,19 +134,19 @@ impl BodyInfo {
         if let Some(raw) = top.stream_options {
             let whole = span_of(body, raw);
             let mut spans = StreamOptionsSpans { whole, open: None, include_usage: None };
-            if raw.get() != "null" {
+            if raw != "null" {
                 let not_object = || {
                     invalid("stream_options", "`stream_options` must be an object such as {\"include_usage\": true}.")
                 };
                 // serde would also accept an array for a struct; the API wants an object.
-                if !raw.get().starts_with('{') {
+                if !raw.starts_with('{') {
                     return Err(not_object());
                 }
-                let opts: StreamOptions<'_> = serde_json::from_str(raw.get()).map_err(|_| not_object())?;
+                let opts: StreamOptions<'_> = serde_json::from_str(raw).map_err(|_| not_object())?;
                 spans.open = after_brace(body, whole.start);
                 if let Some(iu) = opts.include_usage {
                     // `opts` borrows from `raw`, itself a slice of `body`.
-                    let inner = span_of(body, iu);
+                    let inner = span_of(body, iu.get());
                     spans.include_usage = Some(inner);
                     if iu.get() != "null" {
                         info.include_usage = serde_json::from_str::<bool>(iu.get()).map_err(|_| {
