@@ -42,7 +42,15 @@ where
             return self.stock.format_event(ctx, writer, event);
         }
         writer.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut Writer::new(&mut Escaped(&mut writer)))?;
+        // humantime writes the stock formatter's RFC 3339 text (`2026-11-27T23:07:33.003261Z`)
+        // at a fraction of its cost (a third of a log line's, in an instruction profile);
+        // outside 1970..=9999, where humantime would fail, the stock one writes it.
+        let now = std::time::SystemTime::now();
+        if now.duration_since(std::time::UNIX_EPOCH).is_ok_and(|d| d.as_secs() < 253_402_300_800) {
+            write!(writer, "{}", humantime::format_rfc3339_micros(now))?;
+        } else {
+            SystemTime.format_time(&mut Writer::new(&mut Escaped(&mut writer)))?;
+        }
         writer.write_str("\",\"level\":\"")?;
         writer.write_str(meta.level().as_str())?;
         writer.write_char('"')?;
