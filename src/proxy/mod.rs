@@ -120,6 +120,15 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
         metered,
     };
     let mut ledger = Ledger::open(state.clone(), facts, start);
+    let strip_usage_chunk = info.as_ref().is_some_and(|i| i.stream && !i.include_usage);
+    let (body, info) = match info {
+        Some(info) => {
+            let force_usage = forces_usage(&info, endpoint);
+            let (body, info) = first_body(body, info, plan.tier_override, force_usage);
+            (body, Some(info))
+        }
+        None => (body, None),
+    };
 
     let managed = state.upstream.is_managed();
     // The client's header map becomes the upstream's, filtered in place.
@@ -151,12 +160,34 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
     ledger.attempts = finished.attempts;
     ledger.escalated = finished.escalated;
     ledger.attempt_tier = finished.tier;
-    let context = respond::Context {
-        state: &state,
-        plan: &plan,
-        endpoint,
-        strip_usage_chunk: info.as_ref().is_some_and(|i| i.stream && !i.include_usage),
-        start,
-    };
+    let context = respond::Context { state: &state, plan: &plan, endpoint, strip_usage_chunk, start };
     Ok(respond::respond(&context, finished, ledger))
+}
+
+/// Whether the attempts ask for streamed usage: the rule `HttpAttempt::new` applies.
+fn forces_usage(info: &BodyInfo, endpoint: Endpoint) -> bool {
+    info.stream && matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions)
+}
+
+/// The body as the first attempt sends it (`service_tier` and `stream_options` set), with
+/// the routing info of that body. A held request then keeps one body, not two: the
+/// attempt finds nothing left to change for its first tier and sends this very buffer,
+/// and the client's original (about 2 KiB, for minutes when held) is freed here. An
+/// escalation rewrites the tier of this body, which gives the same JSON as rewriting the
+/// original. If the rewritten body could not be read back (it always can), the original
+/// is kept and the attempt rewrites it as before.
+fn first_body(body: Bytes, info: BodyInfo, tier: Option<&str>, force_usage: bool) -> (Bytes, BodyInfo) {
+    let Some(sent) = info.rewritten(&body, tier, force_usage) else {
+        return (body, info);
+    };
+    match BodyInfo::parse(&sent) {
+        // Only the spans are read from here on (by later rewrites); the texts routing
+        // used were read from the original.
+        Ok(mut sent_info) => {
+            sent_info.model = None;
+            sent_info.service_tier = None;
+            (sent, sent_info)
+        }
+        Err(_) => (body, info),
+    }
 }

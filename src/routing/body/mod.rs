@@ -162,13 +162,21 @@ impl BodyInfo {
 
     /// The body with `service_tier` set to `tier` (when given) and, when `force_usage`,
     /// `stream_options.include_usage` set to `true`. Untouched bytes are copied verbatim;
-    /// the one allocation is the new body (this runs on every routed request).
+    /// the one allocation is the new body (this runs on every routed request), and a body
+    /// that already says so is returned as is, without a copy.
     pub fn rewrite(&self, body: &Bytes, tier: Option<&str>, force_usage: bool) -> Bytes {
+        self.rewritten(body, tier, force_usage).unwrap_or_else(|| body.clone())
+    }
+
+    /// [`BodyInfo::rewrite`], or `None` when the body needs no change.
+    pub fn rewritten(&self, body: &[u8], tier: Option<&str>, force_usage: bool) -> Option<Bytes> {
         // At most three edits: the tier, the usage flag, and new members after the `{`.
         let mut edits: [Option<(usize, usize, Edit<'_>)>; 3] = [None, None, None];
         let mut members = Members { tier: None, usage: false, comma: !self.object_empty };
         if let Some(tier) = tier {
             match self.service_tier_span {
+                // Already the wanted text (a body rewritten before): nothing to copy.
+                Some(s) if is_quoted(&body[s.start..s.end], tier) => {}
                 Some(s) => edits[0] = Some((s.start, s.end, Edit::TierValue(tier))),
                 None => members.tier = Some(tier),
             }
@@ -192,7 +200,7 @@ impl BodyInfo {
             edits[2] = Some((self.object_open, self.object_open, Edit::Members(members)));
         }
         if edits.iter().all(Option::is_none) {
-            return body.clone();
+            return None;
         }
         edits.sort_by_key(|e| e.as_ref().map_or(usize::MAX, |e| e.0));
         let mut out = Vec::with_capacity(body.len() + 80);
@@ -203,8 +211,13 @@ impl BodyInfo {
             at = *end;
         }
         out.extend_from_slice(&body[at..]);
-        Bytes::from(out)
+        Some(Bytes::from(out))
     }
+}
+
+/// Whether `raw` is exactly `"text"`.
+fn is_quoted(raw: &[u8], text: &str) -> bool {
+    raw.len() == text.len() + 2 && raw.starts_with(b"\"") && raw.ends_with(b"\"") && &raw[1..=text.len()] == text.as_bytes()
 }
 
 /// Text that replaces a span of the body (or is inserted at an empty span).

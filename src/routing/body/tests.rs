@@ -101,6 +101,19 @@ fn no_change_is_zero_copy() {
     assert_eq!(out.as_ptr(), bytes.as_ptr());
 }
 
+#[test]
+fn a_body_already_rewritten_is_not_copied_again_and_can_still_change_tier() {
+    let original = Bytes::from_static(br#"{"model":"m","stream":true,"messages":[]}"#);
+    let sent = BodyInfo::parse(&original).unwrap().rewrite(&original, Some("flex"), true);
+    let info = BodyInfo::parse(&sent).unwrap();
+    assert_eq!(info.rewrite(&sent, Some("flex"), true).as_ptr(), sent.as_ptr());
+    assert!(info.rewritten(&sent, Some("flex"), true).is_none());
+    let from_sent: Value = serde_json::from_slice(&info.rewrite(&sent, Some("default"), true)).unwrap();
+    let from_original: Value =
+        serde_json::from_slice(&BodyInfo::parse(&original).unwrap().rewrite(&original, Some("default"), true)).unwrap();
+    assert_eq!(from_sent, from_original);
+}
+
 fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
