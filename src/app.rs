@@ -54,7 +54,7 @@ pub fn build_router(state: AppState, serve_metrics: bool) -> Router {
     if serve_metrics {
         router = router.route("/metrics", get(health::metrics));
     }
-    with_layers(router.fallback(proxy::handle), state)
+    with_layers(router.fallback_service(proxy::Proxy::new(state.clone())), state)
 }
 
 /// Wrap `routes` in the layer stack documented at the top of this module.

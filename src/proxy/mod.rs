@@ -5,15 +5,21 @@ pub mod headers;
 pub mod path;
 mod respond;
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::HeaderValue;
 use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
+use tower::Service;
 
 use self::headers::X_REQUEST_ID;
 use crate::auth;
@@ -30,8 +36,39 @@ use crate::usage::Endpoint;
 #[derive(Debug, Clone, Copy)]
 pub struct Logged;
 
-pub async fn handle(State(state): State<AppState>, request: Request) -> Response {
-    forward(state, request).await.unwrap_or_else(IntoResponse::into_response)
+/// The forwarding handler as a tower service: the router's fallback for proxied paths.
+///
+/// Not an axum handler function: those nest three futures (axum's extractor wrapper, the
+/// handler, `forward`), and rustc keeps every async function's arguments in its future
+/// for the whole call, so a held request carried three dead copies of its request head
+/// (about 250 bytes each) for as long as it waited.
+#[derive(Clone)]
+pub struct Proxy {
+    state: AppState,
+}
+
+impl Proxy {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+impl Service<Request> for Proxy {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The request goes in boxed, so the future holds a pointer to it rather than the
+        // request itself; `forward` unpacks and frees the box at once. `map`, not an async
+        // block awaiting it, which would hold the captured future and the awaited one.
+        let forwarded = forward(self.state.clone(), Box::new(request));
+        Box::pin(forwarded.map(|result| Ok(result.unwrap_or_else(IntoResponse::into_response))))
+    }
 }
 
 /// Read the whole body, refusing one over `limit` bytes or one that goes silent for
@@ -66,9 +103,9 @@ async fn read_body(body: Body, limit: usize, silence: Duration) -> Result<Bytes,
     })
 }
 
-async fn forward(state: AppState, request: Request) -> Result<Response, GatewayError> {
+async fn forward(state: AppState, request: Box<Request>) -> Result<Response, GatewayError> {
     let start = Instant::now();
-    let (mut parts, body) = request.into_parts();
+    let (mut parts, body) = (*request).into_parts();
     let config = &state.config;
     let client = auth::client(&config.auth, &parts.headers)?;
     let target = path::target(config, &parts.method, parts.uri.path())?;
@@ -123,7 +160,7 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
     let strip_usage_chunk = info.as_ref().is_some_and(|i| i.stream && !i.include_usage);
     let (body, info) = match info {
         Some(info) => {
-            let force_usage = forces_usage(&info, endpoint);
+            let force_usage = info.forces_usage(endpoint);
             let (body, info) = first_body(body, info, plan.tier_override, force_usage);
             (body, Some(info))
         }
@@ -162,11 +199,6 @@ async fn forward(state: AppState, request: Request) -> Result<Response, GatewayE
     ledger.attempt_tier = finished.tier;
     let context = respond::Context { state: &state, plan: &plan, endpoint, strip_usage_chunk, start };
     Ok(respond::respond(&context, finished, ledger))
-}
-
-/// Whether the attempts ask for streamed usage: the rule `HttpAttempt::new` applies.
-fn forces_usage(info: &BodyInfo, endpoint: Endpoint) -> bool {
-    info.stream && matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions)
 }
 
 /// The body as the first attempt sends it (`service_tier` and `stream_options` set), with

@@ -90,8 +90,7 @@ impl<'a> HttpAttempt<'a> {
         endpoint: Endpoint,
         buffer: bool,
     ) -> Self {
-        let force_usage =
-            info.is_some_and(|i| i.stream && matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions));
+        let force_usage = info.is_some_and(|i| i.forces_usage(endpoint));
         Self {
             upstream,
             method,

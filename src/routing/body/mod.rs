@@ -168,6 +168,13 @@ impl BodyInfo {
         self.rewritten(body, tier, force_usage).unwrap_or_else(|| body.clone())
     }
 
+    /// Whether attempts ask the upstream for streamed usage (`stream_options.include_usage`),
+    /// which flexgate needs to meter a stream of these endpoints.
+    pub fn forces_usage(&self, endpoint: crate::usage::Endpoint) -> bool {
+        use crate::usage::Endpoint;
+        self.stream && matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions)
+    }
+
     /// [`BodyInfo::rewrite`], or `None` when the body needs no change.
     pub fn rewritten(&self, body: &[u8], tier: Option<&str>, force_usage: bool) -> Option<Bytes> {
         // At most three edits: the tier, the usage flag, and new members after the `{`.
@@ -217,7 +224,10 @@ impl BodyInfo {
 
 /// Whether `raw` is exactly `"text"`.
 fn is_quoted(raw: &[u8], text: &str) -> bool {
-    raw.len() == text.len() + 2 && raw.starts_with(b"\"") && raw.ends_with(b"\"") && &raw[1..=text.len()] == text.as_bytes()
+    raw.len() == text.len() + 2
+        && raw.starts_with(b"\"")
+        && raw.ends_with(b"\"")
+        && &raw[1..=text.len()] == text.as_bytes()
 }
 
 /// Text that replaces a span of the body (or is inserted at an empty span).
