@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod health;
+pub mod json_scan;
 pub mod ledger;
 pub mod logging;
 pub mod metrics;

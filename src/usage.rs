@@ -7,6 +7,7 @@ mod raw;
 #[cfg(test)]
 mod tests;
 
+use crate::json_scan;
 use crate::stream::sse::SseEvent;
 use memchr::memmem::Finder;
 use raw::{RawEvent, RawObject};
@@ -85,6 +86,34 @@ pub fn from_body(endpoint: Endpoint, body: &[u8]) -> BodyReport {
 /// Check that a body is JSON and read its report in the same pass: `None` when it is not
 /// JSON, else what [`from_body`] returns. Answers are scanned once instead of twice.
 pub fn scan_body(endpoint: Endpoint, body: &[u8]) -> Option<BodyReport> {
+    fast_report(endpoint, body).or_else(|| serde_report(endpoint, body))
+}
+
+/// The fast path of [`scan_body`]: one [`json_scan`] pass over the answer, then only the
+/// three fields read are parsed, each from its own slice. `None` whenever the scan cannot
+/// vouch for the body or a field's parse fails outright (a repeated key, bad UTF-8), so
+/// `serde_report` decides exactly as before.
+fn fast_report(endpoint: Endpoint, body: &[u8]) -> Option<BodyReport> {
+    let mut spans: [Option<std::ops::Range<usize>>; 3] = [None, None, None];
+    json_scan::members(body, |key, value| {
+        let slot = match key {
+            b"model" => 0,
+            b"service_tier" => 1,
+            b"usage" => 2,
+            _ => return Some(()),
+        };
+        spans[slot].replace(value).is_none().then_some(())
+    })?;
+    let [model, tier, usage] = spans.map(|s| s.map(|r| &body[r]));
+    let usage = usage.map(raw::read_usage).transpose().ok()?.flatten();
+    Some(BodyReport {
+        usage: usage.and_then(|u| u.to_usage(endpoint)),
+        service_tier: tier.map(raw::read_str).transpose().ok()?.flatten(),
+        model: model.map(raw::read_str).transpose().ok()?.flatten(),
+    })
+}
+
+fn serde_report(endpoint: Endpoint, body: &[u8]) -> Option<BodyReport> {
     match serde_json::from_slice::<RawObject<'_>>(body) {
         // Only well-formed JSON deserialises, so this is also the validation.
         Ok(obj) => Some(report(endpoint, obj)),

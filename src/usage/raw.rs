@@ -111,6 +111,17 @@ impl RawUsage {
     }
 }
 
+/// A lenient string from one value's raw text: `Ok(None)` for another shape, an error if
+/// the text does not parse at all (the caller then lets the whole-body parse decide).
+pub(super) fn read_str(raw: &[u8]) -> serde_json::Result<Option<String>> {
+    lenient_str(&mut serde_json::Deserializer::from_slice(raw)).map(|s| s.map(Cow::into_owned))
+}
+
+/// A lenient `usage` object from one value's raw text, as [`read_str`].
+pub(super) fn read_usage(raw: &[u8]) -> serde_json::Result<Option<RawUsage>> {
+    lenient_struct(&mut serde_json::Deserializer::from_slice(raw))
+}
+
 // The lenient readers take any JSON value in the one pass of the enclosing parse: the
 // value is kept when it has the expected shape and skipped (`None`) otherwise. Reading each
 // field as a raw slice and parsing it again cost about a third of an answer's scan.

@@ -116,7 +116,15 @@ fn bodies() {
     for &(endpoint, body, usage, tier, model) in BODY_CASES {
         let want = BodyReport { usage, service_tier: tier.map(str::to_owned), model: model.map(str::to_owned) };
         assert_eq!(from_body(endpoint, body.as_bytes()), want, "{endpoint:?} {body}");
+        // Both paths of the answer scan, where the fast one answers, say the same.
+        if let Some(fast) = super::fast_report(endpoint, body.as_bytes()) {
+            assert_eq!(Some(&fast), super::serde_report(endpoint, body.as_bytes()).as_ref(), "{body}");
+            assert_eq!(fast, want, "{body}");
+        }
     }
+    let objects = BODY_CASES.iter().filter(|c| c.1.starts_with('{')).count();
+    let fast = BODY_CASES.iter().filter(|c| super::fast_report(c.0, c.1.as_bytes()).is_some()).count();
+    assert!(fast + 2 >= objects, "the fast path reads nearly every object: {fast} of {objects}");
     assert_eq!(from_body(Chat, b"{\"model\":\"\xFF\"}"), BodyReport::default());
 }
 

@@ -1,12 +1,9 @@
-//! The fast path of request-body parsing: one pass over the body that checks it is a
-//! well-formed JSON object and keeps the raw text of the four members routing reads.
-//!
-//! `serde_json` skips the strings of a chat request (nearly all of its bytes) at about two
-//! instructions a byte, and the whole parse was the largest cost of flexgate's own in an
-//! instruction profile; here strings are skipped with `memchr`. Anything unusual (an
-//! escaped key, a repeated routed member, deep nesting, or any error) returns `None` and
-//! the caller parses with `serde_json`, which then gives the exact error message. So this
-//! path never accepts what `serde_json` would refuse: the tests hold it to that.
+//! The fast path of request-body parsing: the raw text of the four members routing reads,
+//! from one pass of [`crate::json_scan`] that also checks the body is a well-formed JSON
+//! object. Whenever the scan cannot vouch for the body (or a routed member repeats), the
+//! caller parses with `serde_json` instead, which gives the exact error message.
+
+use crate::json_scan;
 
 /// Raw JSON text of the members routing reads, as slices of the body.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -17,186 +14,22 @@ pub struct Fields<'a> {
     pub stream_options: Option<&'a str>,
 }
 
-/// Nesting this deep is left to `serde_json`, whose own limit is 128.
-const MAX_DEPTH: u32 = 100;
-
 /// The routed members of `text` if it is a well-formed JSON object and nothing about it
 /// needs `serde_json`'s judgement; `None` otherwise.
 pub fn top_fields(text: &str) -> Option<Fields<'_>> {
-    let mut s = Scanner { b: text.as_bytes(), i: 0 };
     let mut fields = Fields::default();
-    s.ws();
-    s.eat(b'{')?;
-    s.ws();
-    if s.eat(b'}').is_none() {
-        loop {
-            s.ws();
-            let key_start = s.i;
-            if s.string()? {
-                return None; // an escaped key: serde_json decodes it
-            }
-            let key = &text[key_start + 1..s.i - 1];
-            s.ws();
-            s.eat(b':')?;
-            s.ws();
-            let value_start = s.i;
-            s.value(1)?;
-            let slot = match key {
-                "model" => &mut fields.model,
-                "stream" => &mut fields.stream,
-                "service_tier" => &mut fields.service_tier,
-                "stream_options" => &mut fields.stream_options,
-                _ => &mut None,
-            };
-            if slot.replace(&text[value_start..s.i]).is_some() {
-                return None; // a repeated routed member: serde_json names the error
-            }
-            s.ws();
-            match s.next()? {
-                b',' => {}
-                b'}' => break,
-                _ => return None,
-            }
-        }
-    }
-    s.ws();
-    (s.i == s.b.len()).then_some(fields)
-}
-
-struct Scanner<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl Scanner<'_> {
-    fn ws(&mut self) {
-        while matches!(self.b.get(self.i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.i += 1;
-        }
-    }
-
-    fn eat(&mut self, c: u8) -> Option<()> {
-        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
-    }
-
-    fn next(&mut self) -> Option<u8> {
-        let c = *self.b.get(self.i)?;
-        self.i += 1;
-        Some(c)
-    }
-
-    /// A string, from its opening quote; `Some(true)` if it has escapes.
-    fn string(&mut self) -> Option<bool> {
-        self.eat(b'"')?;
-        let mut escaped = false;
-        loop {
-            let rest = &self.b[self.i..];
-            let n = memchr::memchr2(b'"', b'\\', rest)?;
-            if has_control(&rest[..n]) {
-                return None;
-            }
-            self.i += n + 1;
-            if rest[n] == b'"' {
-                return Some(escaped);
-            }
-            escaped = true;
-            match self.next()? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
-                b'u' => {
-                    let hex = self.b.get(self.i..self.i + 4)?;
-                    if !hex.iter().all(u8::is_ascii_hexdigit) {
-                        return None;
-                    }
-                    self.i += 4;
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    fn value(&mut self, depth: u32) -> Option<()> {
-        match *self.b.get(self.i)? {
-            b'"' => self.string().map(drop),
-            b'{' => self.container(depth, b'}', true),
-            b'[' => self.container(depth, b']', false),
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            b'-' | b'0'..=b'9' => self.number(),
-            _ => None,
-        }
-    }
-
-    /// An object (`keyed`) or array, from its opening bracket.
-    fn container(&mut self, depth: u32, close: u8, keyed: bool) -> Option<()> {
-        if depth >= MAX_DEPTH {
-            return None;
-        }
-        self.i += 1;
-        self.ws();
-        if self.eat(close).is_some() {
-            return Some(());
-        }
-        loop {
-            self.ws();
-            if keyed {
-                self.string()?;
-                self.ws();
-                self.eat(b':')?;
-                self.ws();
-            }
-            self.value(depth + 1)?;
-            self.ws();
-            match self.next()? {
-                b',' => {}
-                c if c == close => return Some(()),
-                _ => return None,
-            }
-        }
-    }
-
-    fn literal(&mut self, word: &[u8]) -> Option<()> {
-        self.b[self.i..].starts_with(word).then(|| self.i += word.len())
-    }
-
-    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
-    fn number(&mut self) -> Option<()> {
-        let _ = self.eat(b'-');
-        match self.next()? {
-            b'0' => {}
-            b'1'..=b'9' => self.digits(),
-            _ => return None,
-        }
-        if self.eat(b'.').is_some() {
-            self.some_digits()?;
-        }
-        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
-            self.i += 1;
-            if matches!(self.b.get(self.i), Some(b'+' | b'-')) {
-                self.i += 1;
-            }
-            self.some_digits()?;
-        }
-        Some(())
-    }
-
-    fn digits(&mut self) {
-        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
-            self.i += 1;
-        }
-    }
-
-    fn some_digits(&mut self) -> Option<()> {
-        let start = self.i;
-        self.digits();
-        (self.i > start).then_some(())
-    }
-}
-
-/// Whether `s` holds a control character, which JSON strings may not contain raw.
-/// Branch-free over 32-byte chunks so it compiles to vector compares.
-fn has_control(s: &[u8]) -> bool {
-    s.chunks(32).any(|chunk| chunk.iter().fold(0u8, |seen, &b| seen | u8::from(b < 0x20)) != 0)
+    json_scan::members(text.as_bytes(), |key, value| {
+        let slot = match key {
+            b"model" => &mut fields.model,
+            b"stream" => &mut fields.stream,
+            b"service_tier" => &mut fields.service_tier,
+            b"stream_options" => &mut fields.stream_options,
+            _ => return Some(()),
+        };
+        // A repeated routed member: serde_json names the error.
+        slot.replace(&text[value]).is_none().then_some(())
+    })?;
+    Some(fields)
 }
 
 #[cfg(test)]
@@ -292,28 +125,8 @@ mod tests {
     }
 
     #[test]
-    fn leaves_to_serde_what_is_malformed_or_unusual() {
-        for text in [
-            "",
-            "[]",
-            r#"{"a":1,}"#,
-            r#"{"a":01}"#,
-            r#"{"a":1.}"#,
-            r#"{"a":-}"#,
-            r#"{"a":tru}"#,
-            r#"{"a":"x"#,
-            "{\"a\":\"tab\tinside\"}",
-            r#"{"a":"\x"}"#,
-            r#"{"a":"\u12G4"}"#,
-            r#"{"a":[1 2]}"#,
-            r#"{"a":{"b"}}"#,
-            r#"{"a":1} x"#,
-            r#"{"mod\u0065l":"gpt-5"}"#,
-            r#"{"model":"a","model":"b"}"#,
-        ] {
-            assert_eq!(top_fields(text), None, "{text}");
-        }
-        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
-        assert_eq!(top_fields(&deep), None);
+    fn leaves_repeated_routed_members_to_serde() {
+        assert_eq!(top_fields(r#"{"model":"a","model":"b"}"#), None);
+        assert!(top_fields(r#"{"n":1,"n":2}"#).is_some(), "other repeats are serde's business too, and it allows them");
     }
 }

@@ -3,7 +3,7 @@
 
 use super::run;
 use crate::stream::sse::SseEvent;
-use crate::usage::{Endpoint, StreamUsage, from_body};
+use crate::usage::{Endpoint, StreamUsage, fast_report, from_body, serde_report};
 use proptest::prelude::*;
 
 fn endpoint() -> impl Strategy<Value = Endpoint> {
@@ -75,6 +75,16 @@ fn chat_chunk() -> impl Strategy<Value = String> {
 }
 
 proptest! {
+    /// The one-pass answer scan, whenever it answers, says what the serde parse says.
+    #[test]
+    fn the_fast_answer_scan_agrees_with_serde(ep in endpoint(), text in jsonish(), wrap in any::<bool>()) {
+        // Wrapped in braces half the time, so many cases are objects the scan accepts.
+        let text = if wrap { format!("{{{text}}}") } else { text };
+        if let Some(fast) = fast_report(ep, text.as_bytes()) {
+            prop_assert_eq!(Some(fast), serde_report(ep, text.as_bytes()), "{}", text);
+        }
+    }
+
     #[test]
     fn from_body_never_panics(ep in endpoint(), text in jsonish(), bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = from_body(ep, text.as_bytes());

@@ -1,0 +1,235 @@
+//! A one-pass check that bytes are a well-formed JSON object, handing each top-level
+//! member's key and value span to the caller: the fast path of reading request bodies
+//! (`routing::body`) and buffered answers (`usage`).
+//!
+//! `serde_json` skips strings (nearly all the bytes of a chat request or answer) at about
+//! two instructions a byte, and its typed parse reads every key; the two parses were the
+//! largest JSON cost of flexgate's own in an instruction profile. Here strings are skipped
+//! with `memchr`. Anything unusual (an escaped top-level key, deep nesting, any error)
+//! gives `None`, and callers then parse with `serde_json`, which keeps its exact errors
+//! and its decisions: this scan never accepts what `serde_json` would refuse (tested in
+//! `routing::body::scan`).
+
+use std::ops::Range;
+
+/// Nesting this deep is left to `serde_json`, whose own limit is 128.
+const MAX_DEPTH: u32 = 100;
+
+/// Call `f(key, value)` for each top-level member of the JSON object `b`, in order, with
+/// the key's unescaped bytes and the value's span. `None` if `b` is not a well-formed
+/// object, a top-level key has escapes, or `f` returns `None`.
+pub fn members(b: &[u8], mut f: impl FnMut(&[u8], Range<usize>) -> Option<()>) -> Option<()> {
+    let mut s = Scanner { b, i: 0 };
+    s.ws();
+    s.eat(b'{')?;
+    s.ws();
+    if s.eat(b'}').is_none() {
+        loop {
+            s.ws();
+            let key_start = s.i;
+            if s.string()? {
+                return None; // an escaped key: serde_json decodes it
+            }
+            let key = &b[key_start + 1..s.i - 1];
+            s.ws();
+            s.eat(b':')?;
+            s.ws();
+            let value_start = s.i;
+            s.value(1)?;
+            f(key, value_start..s.i)?;
+            s.ws();
+            match s.next()? {
+                b',' => {}
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    s.ws();
+    (s.i == b.len()).then_some(())
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Scanner<'_> {
+    fn ws(&mut self) {
+        while matches!(self.b.get(self.i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = *self.b.get(self.i)?;
+        self.i += 1;
+        Some(c)
+    }
+
+    /// A string, from its opening quote; `Some(true)` if it has escapes.
+    fn string(&mut self) -> Option<bool> {
+        self.eat(b'"')?;
+        let mut escaped = false;
+        loop {
+            let rest = &self.b[self.i..];
+            let n = memchr::memchr2(b'"', b'\\', rest)?;
+            if has_control(&rest[..n]) {
+                return None;
+            }
+            self.i += n + 1;
+            if rest[n] == b'"' {
+                return Some(escaped);
+            }
+            escaped = true;
+            match self.next()? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                b'u' => {
+                    let hex = self.b.get(self.i..self.i + 4)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
+                    }
+                    self.i += 4;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn value(&mut self, depth: u32) -> Option<()> {
+        match *self.b.get(self.i)? {
+            b'"' => self.string().map(drop),
+            b'{' => self.container(depth, b'}', true),
+            b'[' => self.container(depth, b']', false),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    /// An object (`keyed`) or array, from its opening bracket.
+    fn container(&mut self, depth: u32, close: u8, keyed: bool) -> Option<()> {
+        if depth >= MAX_DEPTH {
+            return None;
+        }
+        self.i += 1;
+        self.ws();
+        if self.eat(close).is_some() {
+            return Some(());
+        }
+        loop {
+            self.ws();
+            if keyed {
+                self.string()?;
+                self.ws();
+                self.eat(b':')?;
+                self.ws();
+            }
+            self.value(depth + 1)?;
+            self.ws();
+            match self.next()? {
+                b',' => {}
+                c if c == close => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.b[self.i..].starts_with(word).then(|| self.i += word.len())
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    fn number(&mut self) -> Option<()> {
+        let _ = self.eat(b'-');
+        match self.next()? {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.eat(b'.').is_some() {
+            self.some_digits()?;
+        }
+        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.b.get(self.i), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            self.some_digits()?;
+        }
+        Some(())
+    }
+
+    fn digits(&mut self) {
+        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
+        }
+    }
+
+    fn some_digits(&mut self) -> Option<()> {
+        let start = self.i;
+        self.digits();
+        (self.i > start).then_some(())
+    }
+}
+
+/// Whether `s` holds a control character, which JSON strings may not contain raw.
+/// Branch-free over 32-byte chunks so it compiles to vector compares.
+fn has_control(s: &[u8]) -> bool {
+    s.chunks(32).any(|chunk| chunk.iter().fold(0u8, |seen, &b| seen | u8::from(b < 0x20)) != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepts(text: &str) -> bool {
+        members(text.as_bytes(), |_, _| Some(())).is_some()
+    }
+
+    #[test]
+    fn hands_over_every_member_in_order() {
+        let text = r#" { "a" : "x \"q\" \u00e9", "b":[1,{"c":null}], "d":-1.5e+3, "e":true } "#;
+        let mut seen = Vec::new();
+        members(text.as_bytes(), |k, v| {
+            seen.push((String::from_utf8(k.to_vec()).unwrap(), text[v].to_owned()));
+            Some(())
+        })
+        .unwrap();
+        let expect = [("a", r#""x \"q\" \u00e9""#), ("b", r#"[1,{"c":null}]"#), ("d", "-1.5e+3"), ("e", "true")];
+        assert_eq!(seen, expect.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        assert!(accepts("{}"));
+        assert!(members(b"{\"a\":1}", |_, _| None).is_none(), "the caller can stop the walk");
+    }
+
+    #[test]
+    fn refuses_what_is_malformed_or_unusual() {
+        for text in [
+            "",
+            "[]",
+            r#"{"a":1,}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":-}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":"x"#,
+            "{\"a\":\"tab\tinside\"}",
+            r#"{"a":"\x"}"#,
+            r#"{"a":"\u12G4"}"#,
+            r#"{"a":[1 2]}"#,
+            r#"{"a":{"b"}}"#,
+            r#"{"a":1} x"#,
+            r#"{"mod\u0065l":"gpt-5"}"#,
+        ] {
+            assert!(!accepts(text), "{text}");
+        }
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(!accepts(&deep));
+    }
+}
