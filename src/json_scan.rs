@@ -180,9 +180,18 @@ impl Scanner<'_> {
 }
 
 /// Whether `s` holds a control character, which JSON strings may not contain raw.
-/// Branch-free over 32-byte chunks so it compiles to vector compares.
+/// Eight bytes at a time: `(w - 0x20..20) & !w & 0x80..80` is non-zero exactly when some
+/// byte of `w` is below 0x20 (a borrow only reaches a byte above a flagged one).
 fn has_control(s: &[u8]) -> bool {
-    s.chunks(32).any(|chunk| chunk.iter().fold(0u8, |seen, &b| seen | u8::from(b < 0x20)) != 0)
+    const LOW: u64 = 0x2020_2020_2020_2020;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = s.chunks_exact(8);
+    let mut seen = 0;
+    for word in &mut words {
+        let w = u64::from_le_bytes([word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7]]);
+        seen |= w.wrapping_sub(LOW) & !w & HIGH;
+    }
+    seen != 0 || words.remainder().iter().any(|&b| b < 0x20)
 }
 
 #[cfg(test)]
@@ -206,6 +215,22 @@ mod tests {
         assert_eq!(seen, expect.map(|(k, v)| (k.to_owned(), v.to_owned())));
         assert!(accepts("{}"));
         assert!(members(b"{\"a\":1}", |_, _| None).is_none(), "the caller can stop the walk");
+    }
+
+    #[test]
+    fn finds_control_characters_at_every_position() {
+        for len in 0..40 {
+            let clean = "é".repeat(len / 2) + &"a".repeat(len % 2);
+            assert!(!has_control(clean.as_bytes()), "{len}");
+            for at in 0..clean.len() {
+                for c in [0x00, 0x0a, 0x1f] {
+                    let mut bytes = clean.clone().into_bytes();
+                    bytes[at] = c;
+                    assert!(has_control(&bytes), "{len} {at} {c}");
+                }
+            }
+        }
+        assert!(!has_control(&[0x20, 0x7f, 0x80, 0xff, 0x21, 0x20, 0x20, 0x20, 0x20]));
     }
 
     #[test]

@@ -25,6 +25,7 @@ use self::headers::X_REQUEST_ID;
 use crate::auth;
 use crate::error::GatewayError;
 use crate::ledger::{Ledger, RequestFacts};
+use crate::pricing::Tier;
 use crate::routing::body::BodyInfo;
 use crate::routing::{self, RouteInput};
 use crate::state::AppState;
@@ -159,12 +160,14 @@ async fn forward(state: AppState, request: Box<Request>) -> Result<Response, Gat
     let mut ledger = Ledger::open(state.clone(), facts, start);
     let strip_usage_chunk = info.as_ref().is_some_and(|i| i.stream && !i.include_usage);
     let (body, info) = match info {
-        Some(info) => {
+        // Only a flex request may wait for minutes; others keep the original for the
+        // attempt to rewrite, which spares them a second scan of the body.
+        Some(info) if plan.tier == Some(Tier::Flex) => {
             let force_usage = info.forces_usage(endpoint);
             let (body, info) = first_body(body, info, plan.tier_override, force_usage);
             (body, Some(info))
         }
-        None => (body, None),
+        other => (body, other),
     };
 
     let managed = state.upstream.is_managed();
