@@ -23,12 +23,15 @@
 mod front;
 
 use std::any::Any;
+use std::convert::Infallible;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::header::AUTHORIZATION;
-use tower::ServiceBuilder;
+use tower::util::MapResponseLayer;
+use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
@@ -48,8 +51,13 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     GatewayError::Internal(detail).into_response()
 }
 
-/// The main router: proxy plus health (and metrics unless `serve_metrics` is false).
-pub fn build_router(state: AppState, serve_metrics: bool) -> Router {
+/// The main app: proxy plus health (and metrics unless `serve_metrics` is false), inside
+/// the layer stack.
+pub fn build_router(
+    state: AppState,
+    serve_metrics: bool,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send + 'static> + Clone + Send + Sync + 'static
+{
     let mut router = Router::new().route("/healthz", get(health::live)).route("/readyz", get(health::ready));
     if serve_metrics {
         router = router.route("/metrics", get(health::metrics));
@@ -58,15 +66,22 @@ pub fn build_router(state: AppState, serve_metrics: bool) -> Router {
 }
 
 /// Wrap `routes` in the layer stack documented at the top of this module.
-fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
-    routes
-        .layer(
-            ServiceBuilder::new()
-                .layer(FrontLayer { state: state.clone() })
-                .layer(CatchPanicLayer::custom(panic_response))
-                .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION])),
-        )
-        .with_state(state)
+///
+/// The layers wrap the router from outside rather than going in through `Router::layer`,
+/// which would put their futures in one more boxed route future (with a `Oneshot` sized
+/// for a whole request) for every request, held for as long as the request is.
+fn with_layers(
+    routes: Router<AppState>,
+    state: AppState,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send + 'static> + Clone + Send + Sync + 'static
+{
+    ServiceBuilder::new()
+        // The router did this conversion when it applied the layers itself.
+        .layer(MapResponseLayer::new(IntoResponse::into_response))
+        .layer(FrontLayer { state: state.clone() })
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION]))
+        .service(routes.with_state(state))
 }
 
 /// The admin router for a separate listener: health and metrics only.

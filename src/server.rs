@@ -57,17 +57,20 @@ impl Server {
             let _ = tx.send(true);
         });
         let server = &state.config.server;
-        let listener = |name, listener, router| accept::Listener {
-            name,
-            listener,
-            router,
-            header_timeout: server.header_timeout,
-            drain_timeout: server.drain_timeout,
+        let (header_timeout, drain_timeout) = (server.header_timeout, server.drain_timeout);
+        let main = accept::Listener {
+            name: "main",
+            listener: main,
+            router: build_router(state.clone(), admin.is_none()),
+            header_timeout,
+            drain_timeout,
         };
-        let main = accept::serve(listener("main", main, build_router(state.clone(), admin.is_none())), rx.clone());
+        let main = accept::serve(main, rx.clone());
         let admin = async {
             if let Some(admin) = admin {
-                accept::serve(listener("admin", admin, admin_router(state.clone())), rx).await;
+                let router = admin_router(state.clone());
+                let admin = accept::Listener { name: "admin", listener: admin, router, header_timeout, drain_timeout };
+                accept::serve(admin, rx).await;
             }
         };
         tokio::join!(main, admin);

@@ -106,7 +106,13 @@ async fn read_body(body: Body, limit: usize, silence: Duration) -> Result<Bytes,
 
 async fn forward(state: AppState, request: Box<Request>) -> Result<Response, GatewayError> {
     let start = Instant::now();
-    let (mut parts, body) = (*request).into_parts();
+    // Moved out in a block of its own: a box moved out of is freed only when its binding
+    // goes out of scope, which for `request` would be the end of the whole request.
+    let request = {
+        let boxed = request;
+        *boxed
+    };
+    let (mut parts, body) = request.into_parts();
     let config = &state.config;
     let client = auth::client(&config.auth, &parts.headers)?;
     let target = path::target(config, &parts.method, parts.uri.path())?;

@@ -4,19 +4,39 @@
 //! It owns connection-level defences only; request bodies are timed where they are read
 //! (`proxy::read_body`) and the HTTP layer stack stays in `app.rs`.
 
+use std::convert::Infallible;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
+
+/// What a listener serves: a service from requests to responses that never fails.
+pub(super) trait App:
+    Service<http::Request<Body>, Response = Response, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> App for S where
+    S: Service<http::Request<Body>, Response = Response, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 /// Pause after an accept error that is not about one connection (e.g. `EMFILE`): the
 /// error repeats at once until some descriptor is freed, and a hot loop would starve the
@@ -25,18 +45,19 @@ use tower::ServiceExt;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
 
 /// What one listener needs to serve and drain.
-pub(super) struct Listener {
+pub(super) struct Listener<S> {
     /// `main` or `admin`, for logs.
     pub name: &'static str,
     pub listener: TcpListener,
-    pub router: Router,
+    /// The app: a router, or a router inside layers.
+    pub router: S,
     pub header_timeout: Duration,
     pub drain_timeout: Duration,
 }
 
 /// Accept until `stop` turns true, then close the listener and let open connections
 /// finish for up to the drain timeout.
-pub(super) async fn serve(listener: Listener, mut stop: watch::Receiver<bool>) {
+pub(super) async fn serve<S: App>(listener: Listener<S>, mut stop: watch::Receiver<bool>) {
     let Listener { name, listener, router, header_timeout, drain_timeout } = listener;
     let builder = builder(header_timeout);
     let graceful = GracefulShutdown::new();
@@ -73,9 +94,9 @@ fn builder(header_timeout: Duration) -> Builder<TokioExecutor> {
     builder
 }
 
-fn spawn_connection(
+fn spawn_connection<S: App>(
     tcp: TcpStream,
-    router: &Router,
+    router: &S,
     builder: &Builder<TokioExecutor>,
     graceful: &GracefulShutdown,
     header_timeout: Duration,
