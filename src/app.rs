@@ -15,7 +15,9 @@
 //!    (`auth::client`: managed-mode gateway keys).
 //!
 //! No layer boxes or clones the service stack per request: `from_fn` middleware would,
-//! which cost ten allocations per request before this stack was flattened.
+//! which cost ten allocations per request before this stack was flattened. The layers
+//! wrap the router from outside (not through `Router::layer`, which adds a boxed route
+//! future per request that a held request keeps for its whole wait).
 //!
 //! There is deliberately no global timeout layer: it would bound the response future but
 //! not a stream. Deadlines live in the retry loop and the stream's idle timeout.
