@@ -256,5 +256,18 @@ mod tests {
         }
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
         assert!(!accepts(&deep));
+        // Long strings, with escapes and control characters past the first words.
+        let long = "x".repeat(100);
+        for (inner, ok) in [
+            (format!("{long}\\\"{long}"), true),
+            (format!("{long}\\u00e9{long}\\n"), true),
+            (format!("{long}\t{long}"), false),
+            (format!("{long}\\q"), false),
+            (long.clone(), true),
+        ] {
+            assert_eq!(accepts(&format!("{{\"a\":\"{inner}\"}}")), ok, "{inner}");
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&format!("{{\"a\":\"{inner}\"}}")).is_ok(), ok);
+        }
+        assert!(!accepts(&format!("{{\"a\":\"{long}")), "unterminated");
     }
 }
