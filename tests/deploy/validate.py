@@ -122,7 +122,7 @@ KIND_VALUES = {
 # build exists) is the authority, this catches typos in manifests without one.
 CONFIG_SHAPE = {
     "server": {"listen", "admin_listen", "max_body", "drain_timeout", "header_timeout", "body_timeout"},
-    "upstream": {"base_url", "timeout", "connect_timeout", "idle_timeout", "http2", "api_key_env"},
+    "upstream": {"base_url", "timeout", "connect_timeout", "idle_timeout", "http2", "proxy", "api_key_env"},
     "auth": {"mode", "keys"},
     "routing": {"honor_client_tier", "default_class", "flex_class", "standard_class", "rules"},
     "retry": {"base_delay", "max_delay", "client_timeout_margin"},
