@@ -167,7 +167,7 @@ async fn forward(state: AppState, request: Box<Request>) -> Result<Response, Gat
     let strip_usage_chunk = info.as_ref().is_some_and(|i| i.stream && !i.include_usage);
     let (body, info) = match info {
         // Only a flex request may wait for minutes; others keep the original for the
-        // attempt to rewrite, which spares them a second scan of the body.
+        // attempt to rewrite (the same work, done there).
         Some(info) if plan.tier == Some(Tier::Flex) => {
             let force_usage = info.forces_usage(endpoint);
             let (body, info) = first_body(body, info, plan.tier_override, force_usage);
@@ -215,20 +215,16 @@ async fn forward(state: AppState, request: Box<Request>) -> Result<Response, Gat
 /// attempt finds nothing left to change for its first tier and sends this very buffer,
 /// and the client's original (about 2 KiB, for minutes when held) is freed here. An
 /// escalation rewrites the tier of this body, which gives the same JSON as rewriting the
-/// original. If the rewritten body could not be read back (it always can), the original
-/// is kept and the attempt rewrites it as before.
+/// original. The new body's spans come from the edits, not from scanning it again.
 fn first_body(body: Bytes, info: BodyInfo, tier: Option<&str>, force_usage: bool) -> (Bytes, BodyInfo) {
-    let Some(sent) = info.rewritten(&body, tier, force_usage) else {
-        return (body, info);
-    };
-    match BodyInfo::parse(&sent) {
+    match info.rewritten_with_info(&body, tier, force_usage) {
         // Only the spans are read from here on (by later rewrites); the texts routing
         // used were read from the original.
-        Ok(mut sent_info) => {
+        Some((sent, mut sent_info)) => {
             sent_info.model = None;
             sent_info.service_tier = None;
             (sent, sent_info)
         }
-        Err(_) => (body, info),
+        None => (body, info),
     }
 }

@@ -158,3 +158,46 @@ proptest! {
         let _ = BodyInfo::parse(&bytes);
     }
 }
+
+proptest! {
+    /// The info worked out from the edits is what a fresh parse of the new body finds
+    /// (`model` and `service_tier` are the original's by design).
+    #[test]
+    fn spans_after_a_rewrite_are_those_a_fresh_parse_finds(
+        tier_field in prop::option::of(prop::sample::select(vec!["\"flex\"", "null", "\"auto\"", "\"default\""])),
+        options in prop::option::of(prop::sample::select(vec![
+            "null", "{}", "{ }", "{\"include_usage\":false}", "{ \"x\" : 1 }", "{\"include_usage\":null,\"x\":[1]}",
+            "{\"x\":{\"y\":2}, \"include_usage\" :true}",
+        ])),
+        others in any::<bool>(),
+        reverse in any::<bool>(),
+        spaced in any::<bool>(),
+        tier in prop::option::of(prop::sample::select(vec!["flex", "default", "priority"])),
+        force in any::<bool>(),
+    ) {
+        let mut members: Vec<String> = Vec::new();
+        if others {
+            members.push(r#""model":"gpt-5""#.into());
+            members.push(r#""messages":[{"role":"user","content":"hi \"there\""}]"#.into());
+        }
+        if let Some(t) = tier_field {
+            members.push(format!("\"service_tier\":{t}"));
+        }
+        if let Some(o) = options {
+            members.push(format!("\"stream_options\":{o}"));
+        }
+        if reverse {
+            members.reverse();
+        }
+        let sep = if spaced { " , " } else { "," };
+        let text = if spaced { format!(" {{ {} }} ", members.join(sep)) } else { format!("{{{}}}", members.join(sep)) };
+        let bytes = Bytes::from(text.clone());
+        let info = BodyInfo::parse(&bytes).unwrap();
+        if let Some((out, got)) = info.rewritten_with_info(&bytes, tier, force) {
+            let mut want = BodyInfo::parse(&out).unwrap();
+            want.model.clone_from(&got.model);
+            want.service_tier.clone_from(&got.service_tier);
+            prop_assert_eq!(got, want, "{} -> {}", text, String::from_utf8_lossy(&out));
+        }
+    }
+}
