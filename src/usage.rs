@@ -80,7 +80,8 @@ pub struct BodyReport {
 /// Read usage, tier and model from a response body. Never fails: anything missing,
 /// `null`, wrongly typed or unparsable comes back as `None`.
 pub fn from_body(endpoint: Endpoint, body: &[u8]) -> BodyReport {
-    serde_json::from_slice::<RawObject<'_>>(body).map(|obj| report(endpoint, obj)).unwrap_or_default()
+    // The same reading as `scan_body`, whose `None` (not JSON) reports nothing.
+    scan_body(endpoint, body).unwrap_or_default()
 }
 
 /// Check that a body is JSON and read its report in the same pass: `None` when it is not

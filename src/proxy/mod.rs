@@ -217,14 +217,7 @@ async fn forward(state: AppState, request: Box<Request>) -> Result<Response, Gat
 /// escalation rewrites the tier of this body, which gives the same JSON as rewriting the
 /// original. The new body's spans come from the edits, not from scanning it again.
 fn first_body(body: Bytes, info: BodyInfo, tier: Option<&str>, force_usage: bool) -> (Bytes, BodyInfo) {
-    match info.rewritten_with_info(&body, tier, force_usage) {
-        // Only the spans are read from here on (by later rewrites); the texts routing
-        // used were read from the original.
-        Some((sent, mut sent_info)) => {
-            sent_info.model = None;
-            sent_info.service_tier = None;
-            (sent, sent_info)
-        }
-        None => (body, info),
-    }
+    // Only the spans are read from here on (by later rewrites); the texts routing used
+    // were read from the original.
+    info.rewritten_with_info(&body, tier, force_usage).unwrap_or((body, info))
 }

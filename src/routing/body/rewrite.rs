@@ -21,8 +21,9 @@ impl BodyInfo {
     }
 
     /// [`BodyInfo::rewritten`] with the routing info of the new body, worked out from the
-    /// edits instead of scanning the new body again (`model` and `service_tier` are kept
-    /// from `self`). Tested against [`BodyInfo::parse`] of the new body.
+    /// edits instead of scanning the new body again. Only spans and flags are carried over:
+    /// `model` and `service_tier` are `None` (routing read them from the original), so this
+    /// allocates nothing but the body. Tested against [`BodyInfo::parse`] of the new body.
     pub fn rewritten_with_info(&self, body: &[u8], tier: Option<&str>, force_usage: bool) -> Option<(Bytes, BodyInfo)> {
         // At most three edits: the tier, the usage flag, and new members after the `{`.
         let mut edits: [Option<(usize, usize, Edit<'_>)>; 3] = [None, None, None];
@@ -82,8 +83,16 @@ impl BodyInfo {
             })
         };
         let moved = |s: Span| Span { start: shift(s.start), end: shift(s.end) };
-        let mut info = self.clone();
-        info.service_tier_span = self.service_tier_span.map(moved);
+        let mut info = BodyInfo {
+            model: None,
+            service_tier: None,
+            stream: self.stream,
+            include_usage: self.include_usage,
+            object_open: self.object_open,
+            object_empty: self.object_empty,
+            service_tier_span: self.service_tier_span.map(moved),
+            stream_options: None,
+        };
         info.stream_options = self.stream_options.map(|o| StreamOptionsSpans {
             whole: moved(o.whole),
             open: o.open.map(|(at, empty)| (shift(at), empty)),
