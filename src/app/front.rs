@@ -117,7 +117,9 @@ impl<F: Future<Output = Result<Response<B>, Infallible>>, B> Future for FrontFut
         if !response.headers().contains_key(X_REQUEST_ID) {
             response.headers_mut().insert(X_REQUEST_ID, seen.request_id.clone());
         }
-        if response.extensions().get::<Logged>().is_none() {
+        // A 2xx never carries an error to record, so success is not marked `Logged` (an
+        // extension costs two allocations).
+        if !response.status().is_success() && response.extensions().get::<Logged>().is_none() {
             observe(&seen, &mut response);
         }
         Poll::Ready(Ok(response))

@@ -33,7 +33,7 @@ async fn boom() -> &'static str {
 async fn a_panic_becomes_an_openai_shaped_500_and_the_service_lives_on() {
     let s = state("");
     let routes: Router<AppState> = Router::new().route("/boom", get(boom)).route("/fine", get(|| async { "ok" }));
-    let app = with_layers(routes, s.clone());
+    let app = with_layers(routes.with_state(s.clone()), s.clone());
     let r = app.clone().oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(r.headers().contains_key("x-request-id"));

@@ -33,7 +33,8 @@ use crate::upstream::attempt::HttpAttempt;
 use crate::upstream::retry::{self, Labels, Schedule};
 use crate::usage::Endpoint;
 
-/// Marks a response whose request the ledger has already logged and counted.
+/// Marks a failed response whose request the ledger has already logged and counted (a
+/// success is never marked: the front layer examines only answers that failed).
 #[derive(Debug, Clone, Copy)]
 pub struct Logged;
 

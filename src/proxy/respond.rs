@@ -126,11 +126,11 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
                     h.insert(X_COST, v);
                 }
             }
-            let mut response = answer_with(answer.status, h, Body::from(bytes));
+            let response = answer_with(answer.status, h, Body::from(bytes));
             ledger.overhead = Some(overhead(ctx, upstream_time));
             ledger.first_byte();
             ledger.settle(Outcome::Success, &report);
-            response.extensions_mut().insert(Logged);
+            // Not marked `Logged`: the front layer looks only at answers that failed.
             response
         }
         AnswerBody::Stream { first, rest } => {
@@ -149,9 +149,7 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
             };
             ledger.overhead = Some(overhead(ctx, upstream_time));
             let body = stream::body(first, rest, options, ledger);
-            let mut response = answer_with(answer.status, h, body);
-            response.extensions_mut().insert(Logged);
-            response
+            answer_with(answer.status, h, body)
         }
     }
 }

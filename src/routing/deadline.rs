@@ -3,13 +3,16 @@
 
 use std::time::Duration;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::config::Config;
 use crate::error::GatewayError;
 
-/// The client's own timeout as the official SDKs announce it, in seconds.
-const SDK_TIMEOUT_HEADERS: [&str; 2] = ["x-stainless-read-timeout", "x-stainless-timeout"];
+/// The client's own timeout as the official SDKs announce it, in seconds. Names as
+/// constants: a lookup by `&str` parses the name first, on every request.
+const SDK_TIMEOUT_HEADERS: [HeaderName; 2] =
+    [HeaderName::from_static("x-stainless-read-timeout"), HeaderName::from_static("x-stainless-timeout")];
+const X_DEADLINE: HeaderName = HeaderName::from_static("x-flexgate-deadline");
 
 pub fn effective_deadline(
     config: &Config,
@@ -17,7 +20,7 @@ pub fn effective_deadline(
     headers: &HeaderMap,
 ) -> Result<Duration, GatewayError> {
     let mut deadline = class_deadline;
-    if let Some(value) = headers.get("x-flexgate-deadline") {
+    if let Some(value) = headers.get(X_DEADLINE) {
         let text = value.to_str().unwrap_or_default();
         let bad =
             || GatewayError::BadDeadline { header: "x-flexgate-deadline", value: text.chars().take(64).collect() };
@@ -30,7 +33,7 @@ pub fn effective_deadline(
     // An SDK header we cannot read is ignored rather than rejected: it is not ours.
     let announced = SDK_TIMEOUT_HEADERS
         .iter()
-        .filter_map(|h| headers.get(*h)?.to_str().ok()?.trim().parse::<f64>().ok())
+        .filter_map(|h| headers.get(h)?.to_str().ok()?.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(|s| Duration::from_secs_f64(s.min(86_400.0)))
         .min();

@@ -17,7 +17,7 @@ mod deadline;
 
 use std::time::Duration;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::config::{ClassId, Config, Escalate};
 use crate::error::GatewayError;
@@ -76,8 +76,11 @@ fn client_tier(text: &str) -> Option<Tier> {
     }
 }
 
+/// The class a client asks for (a constant: a lookup by `&str` parses the name each time).
+const X_CLASS: HeaderName = HeaderName::from_static("x-flexgate-class");
+
 fn header_class(config: &Config, headers: &HeaderMap) -> Result<Option<ClassId>, GatewayError> {
-    let Some(value) = headers.get("x-flexgate-class") else {
+    let Some(value) = headers.get(X_CLASS) else {
         return Ok(None);
     };
     let name = value.to_str().unwrap_or_default().trim();
