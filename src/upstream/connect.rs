@@ -101,7 +101,7 @@ impl tower::Service<Uri> for Connector {
         let timeout = self.timeout;
         Box::pin(async move {
             match tokio::time::timeout(timeout, connecting).await {
-                Ok(io) => Ok(Io { inner: io?, proxied }),
+                Ok(io) => Ok(Io::new(io?, proxied)),
                 Err(_) => Err(format!("no connection within `upstream.connect_timeout` ({timeout:?})").into()),
             }
         })
@@ -109,27 +109,68 @@ impl tower::Service<Uri> for Connector {
 }
 
 /// One upstream connection: TCP, with TLS when the upstream is `https`.
+///
+/// The TLS state is boxed: rustls keeps about a kilobyte inline, and an unboxed enum
+/// would make every plain connection that large too, twice over for a held request (in
+/// hyper's connection task and in the boxed future of the request that opened it).
 pub struct Io {
-    inner: MaybeHttpsStream<TokioIo<TcpStream>>,
+    inner: Inner,
     /// Sent to a forwarding proxy: requests need absolute-form targets.
     proxied: bool,
 }
 
+type Plain = TokioIo<TcpStream>;
+
+enum Inner {
+    Plain(Plain),
+    Tls(Box<MaybeHttpsStream<Plain>>),
+}
+
+impl Io {
+    fn new(stream: MaybeHttpsStream<Plain>, proxied: bool) -> Self {
+        let inner = match stream {
+            MaybeHttpsStream::Http(tcp) => Inner::Plain(tcp),
+            tls @ MaybeHttpsStream::Https(_) => Inner::Tls(Box::new(tls)),
+        };
+        Self { inner, proxied }
+    }
+}
+
+/// Run `$call` with `$s` bound to the pinned stream of whichever variant `$io` holds.
+macro_rules! each {
+    ($io:expr, $s:ident => $call:expr) => {
+        match &mut $io.get_mut().inner {
+            Inner::Plain(tcp) => {
+                let $s = Pin::new(tcp);
+                $call
+            }
+            Inner::Tls(tls) => {
+                let $s = Pin::new(&mut **tls);
+                $call
+            }
+        }
+    };
+}
+
 impl Connection for Io {
     fn connected(&self) -> Connected {
-        self.inner.connected().proxy(self.proxied)
+        let connected = match &self.inner {
+            Inner::Plain(tcp) => tcp.connected(),
+            Inner::Tls(tls) => tls.connected(),
+        };
+        connected.proxy(self.proxied)
     }
 }
 
 impl Read for Io {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: ReadBufCursor<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        each!(self, s => s.poll_read(cx, buf))
     }
 }
 
 impl Write for Io {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        each!(self, s => s.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -137,18 +178,33 @@ impl Write for Io {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        each!(self, s => s.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        match &self.inner {
+            Inner::Plain(tcp) => tcp.is_write_vectored(),
+            Inner::Tls(tls) => tls.is_write_vectored(),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        each!(self, s => s.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        each!(self, s => s.poll_shutdown(cx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_connection_does_not_carry_the_tls_state() {
+        // Held requests keep one connection each; its size is paid ten thousand times.
+        assert!(std::mem::size_of::<MaybeHttpsStream<Plain>>() > 512, "the TLS stream is large");
+        assert!(std::mem::size_of::<Io>() <= 64, "Io is {} bytes", std::mem::size_of::<Io>());
     }
 }
