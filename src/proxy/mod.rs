@@ -27,7 +27,7 @@ use crate::error::GatewayError;
 use crate::ledger::{Ledger, RequestFacts};
 use crate::pricing::Tier;
 use crate::routing::body::BodyInfo;
-use crate::routing::{self, RouteInput};
+use crate::routing::{self, Plan, RouteInput};
 use crate::state::AppState;
 use crate::upstream::attempt::HttpAttempt;
 use crate::upstream::retry::{self, Labels, Schedule};
@@ -105,10 +105,46 @@ async fn read_body(body: Body, limit: usize, silence: Duration) -> Result<Bytes,
     })
 }
 
+/// What the receiving phase hands to the waiting phase: only what a request needs while
+/// it waits upstream, possibly for minutes.
+struct Received<'a> {
+    plan: Plan,
+    ledger: Ledger,
+    attempt: HttpAttempt<'a>,
+    labels: Labels<'a>,
+    endpoint: Endpoint,
+    strip_usage_chunk: bool,
+}
+
 async fn forward(state: AppState, request: Box<Request>) -> Result<Response, GatewayError> {
     let start = Instant::now();
+    // Two phases, so that a held request's future keeps only the second one's state:
+    // rustc keeps a local's storage in an async function's future until the end of its
+    // scope, even once it was moved out or dropped, and the receiving phase's locals (the
+    // request head, the body being read, routing inputs) are otherwise dead weight for as
+    // long as the request waits.
+    let Received { plan, mut ledger, mut attempt, labels, endpoint, strip_usage_chunk } =
+        receive(&state, request, start).await?;
+    let config = &state.config;
+    let schedule = Schedule {
+        base_delay: config.retry.base_delay,
+        max_delay: config.retry.max_delay,
+        attempt_timeout: config.upstream.timeout,
+    };
+    let finished = retry::run(&plan, start, schedule, &state.metrics, labels, &mut attempt).await;
+    drop(attempt);
+
+    ledger.attempts = finished.attempts;
+    ledger.escalated = finished.escalated;
+    ledger.attempt_tier = finished.tier;
+    let context = respond::Context { state: &state, plan: &plan, endpoint, strip_usage_chunk, start };
+    Ok(respond::respond(&context, finished, ledger))
+}
+
+/// Authenticate, read the body and route: everything up to the first attempt.
+async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Result<Received<'_>, GatewayError> {
     // Moved out in a block of its own: a box moved out of is freed only when its binding
-    // goes out of scope, which for `request` would be the end of the whole request.
+    // goes out of scope, which for `request` would be the end of this phase.
     let request = {
         let boxed = request;
         *boxed
@@ -164,7 +200,7 @@ async fn forward(state: AppState, request: Box<Request>) -> Result<Response, Gat
         requested_model: info.as_mut().and_then(|i| i.model.take()),
         metered,
     };
-    let mut ledger = Ledger::open(state.clone(), facts, start);
+    let ledger = Ledger::open(state.clone(), facts, start);
     let strip_usage_chunk = info.as_ref().is_some_and(|i| i.stream && !i.include_usage);
     let (body, info) = match info {
         // Only a flex request may wait for minutes; others keep the original for the
@@ -181,34 +217,19 @@ async fn forward(state: AppState, request: Box<Request>) -> Result<Response, Gat
     // The client's header map becomes the upstream's, filtered in place.
     let mut headers = headers::upstream_request(std::mem::take(&mut parts.headers), managed, metered);
     headers.insert(X_REQUEST_ID, request_id);
-    let mut attempt = HttpAttempt::new(
+    let attempt = HttpAttempt::new(
         &state.upstream,
         parts.method.clone(),
         uri,
         headers,
         body,
-        info.as_ref(),
+        info,
         (plan.tier, plan.tier_override),
         endpoint,
         metered,
     );
-    let schedule = Schedule {
-        base_delay: config.retry.base_delay,
-        max_delay: config.retry.max_delay,
-        attempt_timeout: config.upstream.timeout,
-    };
     let labels = Labels { class: class_name, model: model_label };
-    // The client's request head is not needed past this point; a held flex request can
-    // wait minutes, so its header map is freed now rather than kept for the whole wait.
-    drop(parts);
-    let finished = retry::run(&plan, start, schedule, &state.metrics, labels, &mut attempt).await;
-    drop(attempt);
-
-    ledger.attempts = finished.attempts;
-    ledger.escalated = finished.escalated;
-    ledger.attempt_tier = finished.tier;
-    let context = respond::Context { state: &state, plan: &plan, endpoint, strip_usage_chunk, start };
-    Ok(respond::respond(&context, finished, ledger))
+    Ok(Received { plan, ledger, attempt, labels, endpoint, strip_usage_chunk })
 }
 
 /// The body as the first attempt sends it (`service_tier` and `stream_options` set), with

@@ -65,7 +65,7 @@ pub struct HttpAttempt<'a> {
     pub headers: HeaderMap,
     pub body: Bytes,
     /// Routing fields and spans, for endpoints that take `service_tier`.
-    pub info: Option<&'a BodyInfo>,
+    pub info: Option<BodyInfo>,
     /// The tier of the first attempt and the `service_tier` text it carries.
     pub first_tier: Option<Tier>,
     pub first_override: Option<&'static str>,
@@ -85,12 +85,12 @@ impl<'a> HttpAttempt<'a> {
         uri: Uri,
         headers: HeaderMap,
         body: Bytes,
-        info: Option<&'a BodyInfo>,
+        info: Option<BodyInfo>,
         first: (Option<Tier>, Option<&'static str>),
         endpoint: Endpoint,
         buffer: bool,
     ) -> Self {
-        let force_usage = info.is_some_and(|i| i.forces_usage(endpoint));
+        let force_usage = info.as_ref().is_some_and(|i| i.forces_usage(endpoint));
         Self {
             upstream,
             method,
@@ -110,7 +110,7 @@ impl<'a> HttpAttempt<'a> {
     /// The body for an attempt on `tier`: the first tier keeps the plan's override; any
     /// later tier (escalation) pins its tier explicitly.
     fn body_for(&mut self, tier: Option<Tier>) -> Bytes {
-        let Some(info) = self.info else {
+        let Some(info) = &self.info else {
             return self.body.clone();
         };
         if let Some((cached_tier, body)) = &self.cache {
