@@ -27,6 +27,7 @@ mod front;
 
 use std::any::Any;
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -96,7 +97,9 @@ struct Routes {
 impl Service<Request> for Routes {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<<Router as Service<Request>>::Future, <proxy::Proxy as Service<Request>>::Future>;
+    /// The router's future boxed: inline, its 320 bytes would size every request's future,
+    /// held ones included, for the sake of health checks.
+    type Future = Either<Pin<Box<<Router as Service<Request>>::Future>>, <proxy::Proxy as Service<Request>>::Future>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // Both are always ready (axum's router and the proxy say so unconditionally).
@@ -105,7 +108,7 @@ impl Service<Request> for Routes {
 
     fn call(&mut self, request: Request) -> Self::Future {
         if LOCAL_PATHS.contains(&request.uri().path()) {
-            Either::Left(self.local.call(request))
+            Either::Left(Box::pin(self.local.call(request)))
         } else {
             Either::Right(self.proxy.call(request))
         }

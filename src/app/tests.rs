@@ -84,3 +84,14 @@ async fn rejections_before_routing_are_counted_once() {
         .unwrap();
     assert!(line.ends_with(" 2"), "{line}");
 }
+
+/// Every request's future is allocated for as long as the request lives, minutes when
+/// flex holds it: ten thousand held requests pay each byte ten thousand times.
+#[tokio::test]
+async fn a_request_future_stays_small() {
+    use tower::Service;
+    let mut app = build_router(state(""), true);
+    let future = app.call(Request::post("/v1/chat/completions").body(Body::empty()).unwrap());
+    let size = std::mem::size_of_val(&future);
+    assert!(size <= 256, "the stack's future is {size} bytes (the router's own future must stay boxed)");
+}

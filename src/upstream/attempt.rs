@@ -137,6 +137,14 @@ impl<'a> HttpAttempt<'a> {
                 );
             }
         };
+        // Boxed: a held request waits above with only the response future, and a future
+        // is as large as its largest state, which is reading the answer (about 450 bytes
+        // more per held request, for the one allocation made once the answer is here).
+        Box::pin(self.read_answer(response, tier)).await
+    }
+
+    /// Read as much of an answer as classification and usage need.
+    async fn read_answer(&self, response: http::Response<Incoming>, tier: Option<Tier>) -> (Verdict, Answer) {
         let (parts, incoming) = response.into_parts();
         let (status, headers) = (parts.status, parts.headers);
         if !status.is_success() {

@@ -97,22 +97,31 @@ pub async fn run<A: Attempter>(
         let flexing = tier == Some(Tier::Flex) && plan.escalate;
         let began = Instant::now();
         let cutoff = if flexing { escalate_at } else { deadline }.min(began + schedule.attempt_timeout);
-        let (verdict, output) = attempter.attempt(tier, cutoff).await;
-        let now = Instant::now();
-        upstream_time += now - began;
-        metrics.upstream_attempt(tier, verdict.result()).inc();
-        let finish =
-            |gave_up, upstream_time| Finished { output, verdict, attempts, escalated, tier, gave_up, upstream_time };
-        let Verdict::Retry { reason, hint } = verdict else {
-            return finish(None, upstream_time);
-        };
-        saw_capacity |= tier == Some(Tier::Flex) && reason == Reason::FlexCapacity;
-        let starved = |why| if saw_capacity && tier == Some(Tier::Flex) { GiveUp::FlexUnavailable } else { why };
-        let unit: f64 = rand::random();
-        let wait = delay(attempts - 1, schedule.base_delay, schedule.max_delay, hint, unit);
-        if flexing {
-            let flex_fits = now + wait < escalate_at && attempts + 1 < plan.max_attempts;
-            if !flex_fits {
+        // The answer lives in a block that ends before the backoff sleep: rustc keeps a
+        // local's storage in the future until its scope ends, and this future is part of
+        // every held request's.
+        let wait = {
+            let (verdict, output) = attempter.attempt(tier, cutoff).await;
+            let now = Instant::now();
+            upstream_time += now - began;
+            metrics.upstream_attempt(tier, verdict.result()).inc();
+            let finish = |gave_up, upstream_time| Finished {
+                output,
+                verdict,
+                attempts,
+                escalated,
+                tier,
+                gave_up,
+                upstream_time,
+            };
+            let Verdict::Retry { reason, hint } = verdict else {
+                return finish(None, upstream_time);
+            };
+            saw_capacity |= tier == Some(Tier::Flex) && reason == Reason::FlexCapacity;
+            let starved = |why| if saw_capacity && tier == Some(Tier::Flex) { GiveUp::FlexUnavailable } else { why };
+            let unit: f64 = rand::random();
+            let wait = delay(attempts - 1, schedule.base_delay, schedule.max_delay, hint, unit);
+            if flexing && !(now + wait < escalate_at && attempts + 1 < plan.max_attempts) {
                 // Move to standard now; a rate-limit hint still applies, limits are shared.
                 let pause = if reason == Reason::RateLimit { hint.unwrap_or_default() } else { Duration::ZERO };
                 if now + pause >= deadline {
@@ -125,22 +134,24 @@ pub async fn run<A: Attempter>(
                 tracing::debug!(attempt = attempts, reason = reason.as_str(), "escalating flex to standard");
                 escalated = true;
                 tier = Some(Tier::Standard);
-                sleep(pause, &mut upstream_time).await;
-                continue;
+                pause
+            } else {
+                if !flexing && attempts >= plan.max_attempts {
+                    return finish(Some(starved(GiveUp::Attempts)), upstream_time);
+                } else if !flexing && now + wait >= deadline {
+                    return finish(Some(starved(GiveUp::Deadline)), upstream_time);
+                }
+                metrics.retries.with_label_values(&[tier_label(tier), reason.as_str()]).inc();
+                tracing::debug!(
+                    attempt = attempts,
+                    tier = tier_label(tier),
+                    reason = reason.as_str(),
+                    delay_ms = wait.as_millis(),
+                    "retrying"
+                );
+                wait
             }
-        } else if attempts >= plan.max_attempts {
-            return finish(Some(starved(GiveUp::Attempts)), upstream_time);
-        } else if now + wait >= deadline {
-            return finish(Some(starved(GiveUp::Deadline)), upstream_time);
-        }
-        metrics.retries.with_label_values(&[tier_label(tier), reason.as_str()]).inc();
-        tracing::debug!(
-            attempt = attempts,
-            tier = tier_label(tier),
-            reason = reason.as_str(),
-            delay_ms = wait.as_millis(),
-            "retrying"
-        );
+        };
         sleep(wait, &mut upstream_time).await;
     }
 }
