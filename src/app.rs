@@ -134,7 +134,7 @@ where
     ServiceBuilder::new()
         // The router did this conversion when it applied the layers itself.
         .layer(MapResponseLayer::new(IntoResponse::into_response))
-        .layer(FrontLayer { state: state.clone() })
+        .layer(FrontLayer { state })
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION]))
         .service(routes)
