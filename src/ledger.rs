@@ -164,10 +164,10 @@ impl Ledger {
         tracing::info!(
             request_id = this.facts.request_id.to_str().unwrap_or_default(),
             upstream_request_id = this.upstream_request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
-            method = %this.facts.method,
+            method = this.facts.method.as_str(),
             route = this.facts.lane.and_then(|l| this.state.config.class(l).path_prefix.as_deref()).unwrap_or("/v1"),
-            class = %class,
-            model = %model,
+            class = class,
+            model = model,
             tier = tier_label,
             status = this.status,
             outcome = outcome.as_str(),
