@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use proptest::prelude::*;
 use tracing_subscriber::fmt::MakeWriter;
 
-use super::{Escaped, JsonLines};
+use super::{Escaped, JsonLines, KEPT_CAPACITY, escape_into, with_line};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -70,6 +70,20 @@ fn events() {
         error = &err as &dyn std::error::Error,
         "request"
     );
+    // The request line's shape: `&str` fields and integers at their extremes.
+    tracing::info!(
+        method = http::Method::from_bytes(b"PATCH").unwrap().as_str(),
+        "quote\"in name" = "ends with a quote\"",
+        "\u{1f}" = "\u{1f}starts with a control",
+        zero = 0_u64,
+        max = u64::MAX,
+        min = i64::MIN,
+        long = "a clean value longer than eight bytes, with é ✓ 𝄞 and \u{7f} in it",
+        "request"
+    );
+    // Longer than the line buffer keeps; the next line must not carry any of it over.
+    tracing::info!(huge = "x".repeat(20_000).as_str(), "huge");
+    tracing::info!(after = "short", "after");
     tracing::warn!("plain message with {} and {:?}", 5, "q\"");
     tracing::error!(weird, "no fields but this one");
     tracing::debug!(x = 1, "below the filter");
@@ -106,7 +120,7 @@ fn without_timestamp(line: &str) -> (String, String) {
 fn lines_match_the_stock_json_formatter() {
     let (fast, stock) = (capture(true), capture(false));
     let (fast, stock): (Vec<&str>, Vec<&str>) = (fast.lines().collect(), stock.lines().collect());
-    assert_eq!(fast.len(), 5, "{fast:#?}");
+    assert_eq!(fast.len(), 8, "{fast:#?}");
     assert_eq!(fast.len(), stock.len());
     for (f, s) in fast.iter().zip(&stock) {
         let ((fast_stamp, f), (stock_stamp, s)) = (without_timestamp(f), without_timestamp(s));
@@ -121,7 +135,7 @@ fn lines_match_the_stock_json_formatter() {
     }
     assert!(fast[0].contains(",\"level\":\"INFO\",\"message\":\"request\",\"request_id\":\"fg-1\""), "{}", fast[0]);
     assert!(fast[0].ends_with("\"target\":\"flexgate::logging::json::tests\"}"), "{}", fast[0]);
-    assert!(fast[4].contains("\"spans\":["), "events in a span keep the span list: {}", fast[4]);
+    assert!(fast[7].contains("\"spans\":["), "events in a span keep the span list: {}", fast[7]);
     let parsed: serde_json::Value = serde_json::from_str(fast[0]).unwrap();
     assert_eq!(parsed["status"], 200);
     assert_eq!(parsed["nan"], serde_json::Value::Null);
@@ -143,4 +157,51 @@ proptest! {
         ours.push('"');
         prop_assert_eq!(ours, serde_json::to_string(&text).unwrap());
     }
+}
+
+/// The same bytes as `serde_json` once quoted (its escapes are the stock formatter's).
+fn escaped(text: &str) -> String {
+    let mut ours = String::from("\"");
+    escape_into(&mut ours, text);
+    ours.push('"');
+    ours
+}
+
+#[test]
+fn escaping_finds_every_special_byte_at_every_position() {
+    // Every ASCII byte and a few multi-byte characters, alone and at each position of
+    // clean text from shorter than one word to past two, so that the short path, whole
+    // words and the overlapping last word all meet each of them: first, last and between.
+    let specials = (0_u8..0x80).map(char::from).chain(['é', '✓', '𝄞', '\u{80}', '\u{2028}']);
+    for special in specials {
+        for len in 0..=20 {
+            for at in 0..=len {
+                let text: String = (0..len).map(|i| if i == at { special } else { 'a' }).collect();
+                let text = if at == len { format!("{text}{special}") } else { text };
+                assert_eq!(escaped(&text), serde_json::to_string(&text).unwrap(), "{text:?}");
+            }
+        }
+    }
+    for text in ["", "\"", "\\", "\u{1f}", "\u{7f}", "\u{0}\u{0}", "clean text!", "\u{1f}0123456789abcdef\""] {
+        assert_eq!(escaped(text), serde_json::to_string(text).unwrap(), "{text:?}");
+    }
+    // DEL is no control character to JSON.
+    assert_eq!(escaped("\u{7f}\u{1f}"), "\"\u{7f}\\u001f\"");
+}
+
+#[test]
+fn the_line_buffer_is_cleared_and_not_shared_when_taken() {
+    with_line(|outer| {
+        outer.push_str("outer");
+        with_line(|inner| {
+            assert!(inner.is_empty());
+            inner.push_str("inner");
+        });
+        assert_eq!(outer, "outer");
+    });
+    with_line(|line| {
+        assert!(line.is_empty(), "{line}");
+        line.push_str(&"x".repeat(KEPT_CAPACITY + 1));
+    });
+    with_line(|line| assert!(line.is_empty() && line.capacity() <= KEPT_CAPACITY));
 }
