@@ -21,6 +21,8 @@ use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use self::escape::{Escaped, escape_into};
+
 /// The event formatter of `log.format = "json"`.
 pub struct JsonLines {
     stock: Format<Json, SystemTime>,
@@ -170,98 +172,6 @@ impl Visit for Fields<'_> {
     }
 }
 
-/// Escapes what is written through it into the inside of a JSON string (`escape_into`),
-/// for text that only comes as `fmt` output.
-struct Escaped<'a>(&'a mut String);
-
-impl fmt::Write for Escaped<'_> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        escape_into(self.0, text);
-        Ok(())
-    }
-}
-
-/// Appends `text` as the inside of a JSON string, with `serde_json`'s choices: the
-/// two-letter escapes for `\" \\ \b \f \n \r \t`, `\u00xx` (lower case) for the other
-/// control characters, and everything else, DEL and non-ASCII included, as is.
-fn escape_into(line: &mut String, text: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    while let Some(at) = find_escape(bytes, start) {
-        // Every byte that needs an escape is ASCII, so `start..at` ends on a char boundary.
-        line.push_str(&text[start..at]);
-        let byte = bytes[at];
-        match byte {
-            b'"' => line.push_str("\\\""),
-            b'\\' => line.push_str("\\\\"),
-            b'\n' => line.push_str("\\n"),
-            b'\r' => line.push_str("\\r"),
-            b'\t' => line.push_str("\\t"),
-            0x08 => line.push_str("\\b"),
-            0x0c => line.push_str("\\f"),
-            _ => {
-                line.push_str("\\u00");
-                line.push(char::from(HEX[usize::from(byte >> 4)]));
-                line.push(char::from(HEX[usize::from(byte & 0xf)]));
-            }
-        }
-        start = at + 1;
-    }
-    line.push_str(&text[start..]);
-}
-
-/// The bytes JSON strings cannot hold as they are: `"`, `\` and the controls below 0x20.
-const NEEDS_ESCAPE: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 0x20 {
-        table[byte] = true;
-        byte += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
-
-/// The index of the first byte at or after `from` that needs an escape. Log text is
-/// almost always clean, so it is checked a word (eight bytes) at a time.
-fn find_escape(bytes: &[u8], from: usize) -> Option<usize> {
-    let rest = &bytes[from..];
-    if rest.len() < 8 {
-        return rest.iter().position(|&b| NEEDS_ESCAPE[usize::from(b)]).map(|at| from + at);
-    }
-    let word_at = |at: usize| {
-        let mut word = [0; 8];
-        word.copy_from_slice(&rest[at..at + 8]);
-        let word = u64::from_le_bytes(word);
-        // The lowest flag is exact (the first byte needing an escape); flags above it
-        // may be false, so only that one is used.
-        let found = escape_flags(word);
-        (found != 0).then(|| from + at + found.trailing_zeros() as usize / 8)
-    };
-    let mut at = 0;
-    while at + 8 <= rest.len() {
-        if let Some(found) = word_at(at) {
-            return Some(found);
-        }
-        at += 8;
-    }
-    // The last word overlaps bytes already found clean, so its first flag lies past them.
-    if at < rest.len() { word_at(rest.len() - 8) } else { None }
-}
-
-/// The high bit of each byte of `word` set where the byte is below 0x20, `"` or `\`, and
-/// none set below the first such byte (the classic "has a byte less than n" and "has a
-/// zero byte" tricks: a borrow only starts at a flagged byte and only moves upwards).
-fn escape_flags(word: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = ONES * 0x80;
-    let quote = word ^ (ONES * u64::from(b'"'));
-    let backslash = word ^ (ONES * u64::from(b'\\'));
-    let control = word.wrapping_sub(ONES * 0x20) & !word;
-    (control | (quote.wrapping_sub(ONES) & !quote) | (backslash.wrapping_sub(ONES) & !backslash)) & HIGHS
-}
-
+mod escape;
 #[cfg(test)]
 mod tests;

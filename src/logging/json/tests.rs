@@ -8,7 +8,8 @@ use parking_lot::Mutex;
 use proptest::prelude::*;
 use tracing_subscriber::fmt::MakeWriter;
 
-use super::{Escaped, JsonLines, KEPT_CAPACITY, escape_into, with_line};
+use super::escape::{Escaped, escape_into};
+use super::{JsonLines, KEPT_CAPACITY, with_line};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
