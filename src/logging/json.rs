@@ -11,17 +11,17 @@
 //! (the stock output then carries a `spans` list) and events from other crates (the `log`
 //! bridge rewrites their metadata).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::fmt::format::{Format, Json, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use self::escape::{Escaped, escape_into};
+use self::escape::{Escaped, escape_into, find_escape};
 
 /// The event formatter of `log.format = "json"`.
 pub struct JsonLines {
@@ -97,7 +97,7 @@ fn render(line: &mut String, event: &Event<'_>) -> fmt::Result {
     line.push_str("\",\"level\":\"");
     line.push_str(meta.level().as_str());
     line.push('"');
-    let mut fields = Fields { line: &mut *line, result: Ok(()) };
+    let mut fields = Fields { line: &mut *line, plain_names: plain_names(meta), result: Ok(()) };
     event.record(&mut fields);
     fields.result?;
     line.push_str(",\"target\":\"");
@@ -111,18 +111,47 @@ fn render(line: &mut String, event: &Event<'_>) -> fmt::Result {
 /// The first error (only a `Debug` impl can fail) stops the line, as it does there.
 struct Fields<'a> {
     line: &'a mut String,
+    /// No field name needs escaping (`plain_names`).
+    plain_names: bool,
     result: fmt::Result,
 }
 
 impl Fields<'_> {
     /// Pushes `,"name":` and returns the line for the value, or `None` after an error.
+    #[expect(clippy::inline_always, reason = "as a call, its spills and return cost ~15 instructions a field")]
+    #[inline(always)]
     fn key(&mut self, field: &Field) -> Option<&mut String> {
         self.result.ok()?;
         self.line.push_str(",\"");
-        escape_into(self.line, field.name());
+        if self.plain_names {
+            self.line.push_str(field.name());
+        } else {
+            escape_into(self.line, field.name());
+        }
         self.line.push_str("\":");
         Some(self.line)
     }
+}
+
+thread_local! {
+    /// The callsite whose event this thread last found to have plain field names.
+    static PLAIN_NAMES: Cell<Option<&'static Metadata<'static>>> = const { Cell::new(None) };
+}
+
+/// Whether none of the event's field names needs escaping. They are the callsite's, so
+/// the answer is kept for the last callsite asked about: checking the request line's 13
+/// names on every line cost ~500 instructions, for the odd name like `"a\"b" = 1`.
+fn plain_names(meta: &'static Metadata<'static>) -> bool {
+    let same = |last: &Cell<Option<&'static Metadata<'static>>>| last.get().is_some_and(|m| std::ptr::eq(m, meta));
+    if PLAIN_NAMES.try_with(same).unwrap_or(false) {
+        return true;
+    }
+    let plain = meta.fields().iter().all(|field| find_escape(field.name().as_bytes()).is_none());
+    if plain {
+        // Only fails while the thread's locals are torn down: the next line checks again.
+        let _ = PLAIN_NAMES.try_with(|last| last.set(Some(meta)));
+    }
+    plain
 }
 
 impl Visit for Fields<'_> {
