@@ -5,11 +5,11 @@
 //! The stock formatter drives `serde_json` through an adaptor that re-checks UTF-8 on
 //! every small write, and formats the timestamp into a separate string first. Here a line
 //! is pushed into a plain `String` (escaping skips over clean text eight bytes at a time,
-//! integers go through `itoa`) and handed to the subscriber's writer in one write: the
-//! per-request line went from ~11,600 instructions to ~5,800 (callgrind). Events
-//! this module cannot reproduce exactly go to the stock formatter: events inside a span
-//! (the stock output then carries a `spans` list) and events from other crates (the `log`
-//! bridge rewrites their metadata).
+//! integers go through `itoa`, the date and time are reused within a second) and handed to
+//! the subscriber's writer in one write: the per-request line went from ~11,600
+//! instructions to ~3,600 (callgrind). Events this module cannot reproduce exactly go to
+//! the stock formatter: events inside a span (the stock output then carries a `spans`
+//! list) and events from other crates (the `log` bridge rewrites their metadata).
 
 use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
@@ -22,6 +22,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use self::escape::{Escaped, escape_into, find_escape};
+use self::time::{Clock, YEAR_10000};
 
 /// The event formatter of `log.format = "json"`.
 pub struct JsonLines {
@@ -34,11 +35,23 @@ impl JsonLines {
     }
 }
 
+/// A thread's line buffer, reused, and its clock.
+struct Scratch {
+    line: String,
+    clock: Clock,
+}
+
+impl Scratch {
+    const fn new() -> Self {
+        Self { line: String::new(), clock: Clock::new() }
+    }
+}
+
 thread_local! {
-    /// The line being rendered. `Writer` is a `&mut dyn fmt::Write`: one dynamic call per
-    /// small piece cost more than rendering into a plain `String` and copying it over once,
-    /// and reusing the buffer saves an allocation per line.
-    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+    /// `Writer` is a `&mut dyn fmt::Write`: one dynamic call per small piece cost more
+    /// than rendering into a plain `String` and copying it over once, and reusing the
+    /// buffer saves an allocation per line.
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch::new()) };
 }
 
 /// A buffer that grew past this for one huge line is not kept for the thread's lifetime.
@@ -56,43 +69,41 @@ where
         if in_span || !meta.target().starts_with("flexgate") {
             return self.stock.format_event(ctx, writer, event);
         }
-        with_line(|line| {
-            render(line, event)?;
-            writer.write_str(line)
+        with_scratch(|scratch| {
+            render(scratch, event)?;
+            writer.write_str(&scratch.line)
         })
     }
 }
 
-/// Runs `use_line` on the thread's cleared line buffer, or on a fresh one when that is
-/// taken: a field's `Debug` that logs re-enters here, through the global dispatcher
-/// (which, unlike a scoped one, has no re-entrancy guard).
-fn with_line<R>(mut use_line: impl FnMut(&mut String) -> R) -> R {
-    LINE.try_with(|cell| {
-        let mut line = cell.try_borrow_mut().ok()?;
-        line.clear();
-        let result = use_line(&mut line);
-        if line.capacity() > KEPT_CAPACITY {
-            *line = String::new();
-        }
-        Some(result)
-    })
-    .ok()
-    .flatten()
-    // Taken, or the thread's locals are being torn down.
-    .unwrap_or_else(|| use_line(&mut String::new()))
+/// Runs `use_scratch` on the thread's scratch with its line cleared, or on a fresh one
+/// when that is taken: a field's `Debug` that logs re-enters here, through the global
+/// dispatcher (which, unlike a scoped one, has no re-entrancy guard).
+fn with_scratch<R>(mut use_scratch: impl FnMut(&mut Scratch) -> R) -> R {
+    SCRATCH
+        .try_with(|cell| {
+            let mut scratch = cell.try_borrow_mut().ok()?;
+            scratch.line.clear();
+            let result = use_scratch(&mut scratch);
+            if scratch.line.capacity() > KEPT_CAPACITY {
+                scratch.line = String::new();
+            }
+            Some(result)
+        })
+        .ok()
+        .flatten()
+        // Taken, or the thread's locals are being torn down.
+        .unwrap_or_else(|| use_scratch(&mut Scratch::new()))
 }
 
-fn render(line: &mut String, event: &Event<'_>) -> fmt::Result {
+fn render(scratch: &mut Scratch, event: &Event<'_>) -> fmt::Result {
+    let Scratch { line, clock } = scratch;
     let meta = event.metadata();
     line.push_str("{\"timestamp\":\"");
-    // humantime writes the stock formatter's RFC 3339 text (`2026-11-27T23:07:33.003261Z`)
-    // at a fraction of its cost (a third of a log line's, in an instruction profile);
-    // outside 1970..=9999, where humantime would fail, the stock one writes it.
-    let now = std::time::SystemTime::now();
-    if now.duration_since(std::time::UNIX_EPOCH).is_ok_and(|d| d.as_secs() < 253_402_300_800) {
-        write!(line, "{}", humantime::format_rfc3339_micros(now))?;
-    } else {
-        SystemTime.format_time(&mut Writer::new(&mut Escaped(&mut *line)))?;
+    // Outside 1970..=9999, which `Clock` does not cover, the stock timer writes it.
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(since_epoch) if since_epoch.as_secs() < YEAR_10000 => clock.push(line, since_epoch),
+        _ => SystemTime.format_time(&mut Writer::new(&mut Escaped(&mut *line)))?,
     }
     line.push_str("\",\"level\":\"");
     line.push_str(meta.level().as_str());
@@ -204,3 +215,4 @@ impl Visit for Fields<'_> {
 mod escape;
 #[cfg(test)]
 mod tests;
+mod time;

@@ -3,13 +3,15 @@
 use std::fmt::Write as _;
 use std::io;
 use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use proptest::prelude::*;
 use tracing_subscriber::fmt::MakeWriter;
 
 use super::escape::{Escaped, escape_into};
-use super::{JsonLines, KEPT_CAPACITY, with_line};
+use super::time::{Clock, YEAR_10000};
+use super::{JsonLines, KEPT_CAPACITY, Scratch, with_scratch};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -192,17 +194,68 @@ fn escaping_finds_every_special_byte_at_every_position() {
 
 #[test]
 fn the_line_buffer_is_cleared_and_not_shared_when_taken() {
-    with_line(|outer| {
-        outer.push_str("outer");
-        with_line(|inner| {
-            assert!(inner.is_empty());
-            inner.push_str("inner");
+    with_scratch(|outer: &mut Scratch| {
+        outer.line.push_str("outer");
+        with_scratch(|inner| {
+            assert!(inner.line.is_empty());
+            inner.line.push_str("inner");
         });
-        assert_eq!(outer, "outer");
+        assert_eq!(outer.line, "outer");
     });
-    with_line(|line| {
-        assert!(line.is_empty(), "{line}");
-        line.push_str(&"x".repeat(KEPT_CAPACITY + 1));
+    with_scratch(|scratch| {
+        assert!(scratch.line.is_empty(), "{}", scratch.line);
+        scratch.line.push_str(&"x".repeat(KEPT_CAPACITY + 1));
     });
-    with_line(|line| assert!(line.is_empty() && line.capacity() <= KEPT_CAPACITY));
+    with_scratch(|scratch| assert!(scratch.line.is_empty() && scratch.line.capacity() <= KEPT_CAPACITY));
+}
+
+fn timestamp(clock: &mut Clock, since_epoch: Duration) -> String {
+    let mut ours = String::new();
+    clock.push(&mut ours, since_epoch);
+    ours
+}
+
+/// humantime's RFC 3339 text is the stock timer's (`lines_match_the_stock_json_formatter`
+/// checks the shape against a live one).
+fn humantime_text(since_epoch: Duration) -> String {
+    humantime::format_rfc3339_micros(UNIX_EPOCH + since_epoch).to_string()
+}
+
+#[test]
+fn timestamps_match_humantime_every_day_and_at_the_edges() {
+    // Every day from 1970 into 2200 (leap years, 2000 and the non-leap 2100 included),
+    // twice in the same second: the clock's kept text must serve the second time.
+    let mut clock = Clock::new();
+    for day in 0..84_000 {
+        for at in [Duration::new(day * 86_400 + 43_210, 123_456_789), Duration::new(day * 86_400 + 43_210, 7_000)] {
+            assert_eq!(timestamp(&mut clock, at), humantime_text(at), "{at:?}");
+        }
+    }
+    for (secs, nanos) in [
+        (0, 0),
+        (0, 999),
+        (59, 999_999_999),
+        (86_399, 1_000),
+        (951_782_399, 0),   // 2000-02-28T23:59:59Z
+        (951_868_800, 0),   // 2000-03-01T00:00:00Z
+        (951_782_399, 10),  // back a day: the kept second is replaced
+        (4_107_542_400, 0), // 2100-03-01T00:00:00Z
+        (YEAR_10000 - 1, 999_999_999),
+    ] {
+        let at = Duration::new(secs, nanos);
+        assert_eq!(timestamp(&mut clock, at), humantime_text(at), "{at:?}");
+        assert_eq!(timestamp(&mut Clock::new(), at), humantime_text(at), "{at:?}");
+    }
+    let last = Duration::new(YEAR_10000 - 1, 999_999_999);
+    assert_eq!(timestamp(&mut Clock::new(), last), "9999-12-31T23:59:59.999999Z");
+}
+
+proptest! {
+    #[test]
+    fn timestamps_match_humantime(secs in 0..YEAR_10000, nanos in 0..1_000_000_000_u32, later in 0..1_000_000_000_u32) {
+        let mut clock = Clock::new();
+        for at in [Duration::new(secs, nanos), Duration::new(secs, later)] {
+            prop_assert_eq!(timestamp(&mut clock, at), humantime_text(at));
+        }
+    }
 }
