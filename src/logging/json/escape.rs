@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::json_scan::first_special;
+
 /// Escapes what is written through it into the inside of a JSON string (`escape_into`),
 /// for text that only comes as `fmt` output.
 pub(super) struct Escaped<'a>(pub(super) &'a mut String);
@@ -75,7 +77,7 @@ const NEEDS_ESCAPE: [bool; 256] = {
 };
 
 /// The index of the first byte that needs an escape. Log text is almost always clean, so
-/// it is checked a word (eight bytes) at a time: the lowest flag `escape_flags` sets is
+/// it is checked a word (eight bytes) at a time: the first byte `first_special` finds is
 /// exact, and a word that overlaps bytes already found clean has its first flag past them.
 #[expect(clippy::inline_always, reason = "a call's spills and returns cost as much as a short scan")]
 #[inline(always)]
@@ -87,12 +89,12 @@ pub(super) fn find_escape(bytes: &[u8]) -> Option<usize> {
     if len < 8 {
         // Most field names and many values: bytes 0..4 and len-4..len as one word.
         let word = u64::from(load4(bytes, 0)) | (u64::from(load4(bytes, len - 4)) << 32);
-        let at = first_flagged(word)?;
+        let at = first_special(word)?;
         return Some(if at < 4 { at } else { len - 4 + (at - 4) });
     }
     let mut from = 0;
     while from + 8 <= len {
-        if let Some(at) = first_flagged(load8(bytes, from)) {
+        if let Some(at) = first_special(load8(bytes, from)) {
             return Some(from + at);
         }
         from += 8;
@@ -101,7 +103,7 @@ pub(super) fn find_escape(bytes: &[u8]) -> Option<usize> {
         return None;
     }
     // The rest as the last eight bytes.
-    first_flagged(load8(bytes, len - 8)).map(|at| len - 8 + at)
+    first_special(load8(bytes, len - 8)).map(|at| len - 8 + at)
 }
 
 fn load4(bytes: &[u8], at: usize) -> u32 {
@@ -114,21 +116,4 @@ fn load8(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0; 8];
     word.copy_from_slice(&bytes[at..at + 8]);
     u64::from_le_bytes(word)
-}
-
-/// The index of the first byte of `word` (little-endian) that is below 0x20, `"` or `\`.
-/// These are the classic "has a byte less than n" and "has a zero byte" tricks: they set
-/// a byte's high bit where it matches, and may set it above a match (a borrow moves
-/// upwards), but never below the first one. Flipping bit 1 first swaps `"` (0x22) with the
-/// space (0x20) and keeps the controls below 0x20, so one "less than 0x21" finds both.
-#[inline(always)]
-fn first_flagged(word: u64) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = ONES * 0x80;
-    let controls_or_quote = word ^ (ONES * 0x02);
-    let backslash = word ^ (ONES * u64::from(b'\\'));
-    let flags = ((controls_or_quote.wrapping_sub(ONES * 0x21) & !controls_or_quote)
-        | (backslash.wrapping_sub(ONES) & !backslash))
-        & HIGHS;
-    (flags != 0).then(|| flags.trailing_zeros() as usize / 8)
 }
