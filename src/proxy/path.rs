@@ -39,13 +39,13 @@ pub fn target<'a>(config: &Config, method: &Method, path: &'a str) -> Result<Tar
 }
 
 fn is_safe(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    !path.contains('\\')
-        && !lower.contains("%2f")
-        && !lower.contains("%5c")
-        && !lower.contains("%2e")
-        && !lower.contains("%00")
-        && path.split('/').all(|segment| segment != "." && segment != "..")
+    // Percent-encoded `/`, `\`, `.` and NUL, in either case; compared in place, since a
+    // lowered copy of the path cost an allocation on every request.
+    const REFUSED: [&[u8]; 4] = [b"2f", b"5c", b"2e", b"00"];
+    let bytes = path.as_bytes();
+    let encoded = memchr::memchr_iter(b'%', bytes)
+        .any(|at| bytes.get(at + 1..at + 3).is_some_and(|code| REFUSED.iter().any(|r| code.eq_ignore_ascii_case(r))));
+    !path.contains('\\') && !encoded && path.split('/').all(|segment| segment != "." && segment != "..")
 }
 
 /// The OpenAI endpoint of a request, by method and the path after `/v1`.
@@ -79,6 +79,18 @@ mod tests {
         assert_eq!(endpoint(&Method::POST, "/responses/compact"), Endpoint::Responses);
         assert_eq!(endpoint(&Method::GET, "/chat/completions"), Endpoint::Other);
         assert_eq!(endpoint(&Method::POST, "/files"), Endpoint::Other);
+    }
+
+    proptest::proptest! {
+        /// The in-place check refuses exactly what a check on a lowered copy refused.
+        #[test]
+        fn encoded_separators_are_found_in_either_case(path in "[/%a-fA-F0-9.\\\\x]{0,12}") {
+            let lower = path.to_ascii_lowercase();
+            let lowered = !path.contains('\\')
+                && !["%2f", "%5c", "%2e", "%00"].iter().any(|code| lower.contains(code))
+                && path.split('/').all(|segment| segment != "." && segment != "..");
+            proptest::prop_assert_eq!(is_safe(&path), lowered, "{}", path);
+        }
     }
 
     #[test]
