@@ -248,7 +248,9 @@ fn first_body(body: Bytes, info: BodyInfo, tier: Option<&str>, force_usage: bool
 mod tests {
     /// A held request keeps this future for as long as it waits, minutes on flex: 10,000
     /// held requests pay each byte 10,000 times. It was 2,720 bytes before the receiving
-    /// phase became its own future and the answer's reading its own allocation.
+    /// phase became its own future and the answer's reading its own allocation (1,296
+    /// then). Since flexgate pools its own connections it also holds the upstream
+    /// exchange (about 550 bytes) that hyper-util's client kept in a 4.1 KiB box.
     #[test]
     fn the_future_of_a_held_request_stays_small() {
         let env = std::collections::HashMap::from([("OPENAI_API_KEY".to_owned(), "sk-up".to_owned())]);
@@ -256,6 +258,6 @@ mod tests {
         let state = crate::state::AppState::new(crate::config::Config::from_toml(text, &env).unwrap()).unwrap();
         let future = super::forward(state, Box::new(axum::extract::Request::new(axum::body::Body::empty())));
         let size = std::mem::size_of_val(&future);
-        assert!(size <= 1_400, "forward's future is {size} bytes");
+        assert!(size <= 1_900, "forward's future is {size} bytes");
     }
 }

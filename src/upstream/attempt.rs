@@ -13,12 +13,12 @@ use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, Method, StatusCode, Uri};
 use http_body::Body as _;
 use http_body_util::BodyDataStream;
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::Upstream;
 use super::classify::{Reason, Verdict, classify};
 use super::connect::BoxError;
+use super::pool::PoolBody;
 use super::retry::Attempter;
 use crate::pricing::Tier;
 use crate::routing::{body::BodyInfo, tier_param};
@@ -126,7 +126,7 @@ impl<'a> HttpAttempt<'a> {
 
     async fn send(&mut self, tier: Option<Tier>) -> (Verdict, Answer) {
         let body = self.body_for(tier);
-        let sent = self.upstream.send(self.method.clone(), self.uri.clone(), self.headers.clone(), body);
+        let sent = self.upstream.send(&self.method, &self.uri, &self.headers, &body);
         let response = match sent.await {
             Ok(r) => r,
             Err(e) => {
@@ -144,7 +144,7 @@ impl<'a> HttpAttempt<'a> {
     }
 
     /// Read as much of an answer as classification and usage need.
-    async fn read_answer(&self, response: http::Response<Incoming>, tier: Option<Tier>) -> (Verdict, Answer) {
+    async fn read_answer(&self, response: http::Response<PoolBody>, tier: Option<Tier>) -> (Verdict, Answer) {
         let (parts, incoming) = response.into_parts();
         let (status, headers) = (parts.status, parts.headers);
         if !status.is_success() {
@@ -192,7 +192,7 @@ impl<'a> HttpAttempt<'a> {
 
     /// Read a stream's first chunk; an empty stream or one opening with an error event
     /// (overload inside a 200) is retryable, since the client has seen nothing yet.
-    async fn peek_stream(&self, incoming: Incoming, status: StatusCode, headers: HeaderMap) -> (Verdict, Answer) {
+    async fn peek_stream(&self, incoming: PoolBody, status: StatusCode, headers: HeaderMap) -> (Verdict, Answer) {
         let retry = Verdict::Retry { reason: Reason::ServerError, hint: None };
         let mut rest = byte_stream(incoming);
         let Some(Ok(first)) = rest.next().await else {
@@ -216,11 +216,11 @@ impl<'a> HttpAttempt<'a> {
 }
 
 /// The body's data frames, as the stream module consumes them.
-fn byte_stream(body: Incoming) -> ByteStream {
+fn byte_stream(body: PoolBody) -> ByteStream {
     Box::pin(BodyDataStream::new(body).map(|r| r.map_err(BoxError::from)))
 }
 
-/// The innermost error's text: hyper-util's own ("client error (Connect)") says little,
+/// The innermost error's text: the pool's own ("connection failed") says little,
 /// the cause ("Connection refused", a certificate problem) says what happened. No part of
 /// the chain carries the URL or a key.
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -232,7 +232,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Read a whole body, or `None` if the connection broke; bytes past `cap` are dropped.
-async fn read_capped(body: Incoming, cap: usize) -> Option<Bytes> {
+async fn read_capped(body: PoolBody, cap: usize) -> Option<Bytes> {
     let mut stream = BodyDataStream::new(body);
     let Some(first) = stream.next().await else {
         return Some(Bytes::new());

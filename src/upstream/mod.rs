@@ -1,4 +1,4 @@
-//! The upstream client: one pooled hyper client and the base URL every request goes to.
+//! The upstream client: flexgate's connection pool and the base URL every request goes to.
 //!
 //! flexgate only ever talks to `upstream.base_url`; request paths are appended to it
 //! after the lane prefix is stripped, so a client cannot steer it to another host.
@@ -10,22 +10,28 @@ pub mod attempt;
 pub mod backoff;
 pub mod classify;
 pub mod connect;
+pub mod pool;
 pub mod retry;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Uri, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, header};
 use http_body_util::Full;
-use hyper_util::client::legacy::{Client, ResponseFuture};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::UpstreamConfig;
 use connect::Connector;
+use pool::{Pool, PoolBody, SendError, Settings};
+
+/// Idle upstream connections older than this are closed rather than reused; servers
+/// commonly drop idle keep-alive connections after a minute or two.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle upstream connections kept for reuse.
+const POOL_MAX_IDLE: usize = 1024;
 
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<Connector, Full<Bytes>>,
+    pool: Pool,
     /// `scheme://host[:port]/path` without a trailing slash.
     base: String,
     /// `Bearer <key>` for managed mode; marked sensitive so it is never logged.
@@ -43,18 +49,16 @@ impl std::fmt::Debug for Upstream {
 impl Upstream {
     pub fn new(config: &UpstreamConfig, managed: bool) -> Result<Self, String> {
         let plain_http = config.base_url.scheme() == "http";
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder.pool_idle_timeout(Duration::from_secs(90)).pool_max_idle_per_host(1024).pool_timer(TokioTimer::new());
         // HTTP/1.1 unless asked: one connection per in-flight request. Over HTTP/2 every
-        // request shares one connection and hyper queues requests past the server's
-        // SETTINGS_MAX_CONCURRENT_STREAMS instead of opening another, which would cap
-        // minutes-long flex requests at that limit (hyperium/hyper#2197, #3623). Over
-        // https the connector offers h2 by ALPN only when asked; over http it is prior
-        // knowledge.
-        if config.http2 && plain_http {
-            builder.http2_only(true);
-        }
-        let client = builder.build(Connector::new(config)?);
+        // request shares one connection, and a server's SETTINGS_MAX_CONCURRENT_STREAMS
+        // would cap minutes-long flex requests at that limit (hyperium/hyper#2197,
+        // #3623). Over https the connector offers h2 by ALPN only when asked; over http
+        // it is prior knowledge.
+        let settings = Settings { http2: config.http2, idle_timeout: POOL_IDLE_TIMEOUT, max_idle: POOL_MAX_IDLE };
+        let base: Uri =
+            config.base_url.as_str().parse().map_err(|_| "the upstream URL is not a valid URI".to_owned())?;
+        let proxied = plain_http && config.proxy.is_some();
+        let pool = Pool::new(Connector::new(config)?, &base, proxied, settings)?;
         let managed_auth = match (&config.api_key, managed) {
             (Some(key), true) => {
                 let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
@@ -65,7 +69,7 @@ impl Upstream {
             _ => None,
         };
         let proxy_auth = config.proxy.as_ref().filter(|_| plain_http).and_then(|p| p.auth.clone());
-        Ok(Self { client, base: config.base_url.as_str().trim_end_matches('/').to_owned(), managed_auth, proxy_auth })
+        Ok(Self { pool, base: config.base_url.as_str().trim_end_matches('/').to_owned(), managed_auth, proxy_auth })
     }
 
     /// The upstream URI for `rest` (the path after `/v1`, starting with `/`).
@@ -81,18 +85,31 @@ impl Upstream {
     }
 
     /// Send one request; the managed key and proxy credentials are added here.
-    pub fn send(&self, method: Method, uri: Uri, mut headers: HeaderMap, body: Bytes) -> ResponseFuture {
-        if let Some(auth) = &self.managed_auth {
-            headers.insert(header::AUTHORIZATION, auth.clone());
-        }
-        if let Some(auth) = &self.proxy_auth {
-            headers.insert(header::PROXY_AUTHORIZATION, auth.clone());
-        }
-        let mut request = Request::new(Full::new(body));
-        *request.method_mut() = method;
-        *request.uri_mut() = uri;
-        *request.headers_mut() = headers;
-        self.client.request(request)
+    ///
+    /// The request is built from borrowed parts when a connection is ready (again, if it
+    /// has to go on another one), so a waiting request does not keep a second copy of it.
+    pub async fn send(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Response<PoolBody>, SendError> {
+        let build = || {
+            let mut headers = headers.clone();
+            if let Some(auth) = &self.managed_auth {
+                headers.insert(header::AUTHORIZATION, auth.clone());
+            }
+            if let Some(auth) = &self.proxy_auth {
+                headers.insert(header::PROXY_AUTHORIZATION, auth.clone());
+            }
+            let mut request = Request::new(Full::new(body.clone()));
+            *request.method_mut() = method.clone();
+            *request.uri_mut() = uri.clone();
+            *request.headers_mut() = headers;
+            request
+        };
+        self.pool.send(uri, build).await
     }
 
     /// Whether flexgate sends its own key (managed mode).

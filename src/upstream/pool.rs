@@ -1,0 +1,352 @@
+//! flexgate's own upstream connection pool: HTTP/1.1 connections reused newest first, or
+//! one shared HTTP/2 connection.
+//!
+//! flexgate has one upstream host, so the pool is a list, not a map keyed by origin.
+//! hyper-util's pooled client was replaced because a held request paid for its
+//! generality: the client boxes each request's whole future (4.1 KiB, sized by its
+//! connecting state) for as long as the answer takes, which for flex is minutes; and each
+//! request costs a pool-key hash, a spawned task that hands the connection back, and the
+//! set-up of a connect future even when an idle connection is there. Here a connection
+//! goes back to the pool when its answer's body has been read to the end (`PoolBody`),
+//! and connecting is boxed on its own, so a waiting request holds a few words.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, Uri, header};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::client::legacy::connect::Connection as _;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use parking_lot::Mutex;
+use tokio::time::Instant;
+use tower::ServiceExt as _;
+
+use super::connect::{BoxError, Connector};
+
+type H1 = http1::SendRequest<Full<Bytes>>;
+type H2 = http2::SendRequest<Full<Bytes>>;
+
+/// Why no answer came back.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No connection: TCP, the proxy, TLS or the HTTP handshake failed.
+    #[error("connection failed")]
+    Connect(#[source] BoxError),
+    /// The connection broke before the answer's head arrived.
+    #[error("the connection broke before an answer")]
+    Broken(#[source] hyper::Error),
+}
+
+impl SendError {
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Self::Connect(_))
+    }
+}
+
+/// How the pool behaves; `Upstream::new` fills it from the configuration.
+pub struct Settings {
+    /// Speak HTTP/2: by prior knowledge over `http`, offered by ALPN over `https`.
+    pub http2: bool,
+    /// An idle connection older than this is closed instead of reused.
+    pub idle_timeout: Duration,
+    /// Idle connections kept; more are closed as their answers end.
+    pub max_idle: usize,
+}
+
+#[derive(Clone)]
+pub struct Pool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    connector: Connector,
+    /// Every HTTP/1.1 connection goes to a forwarding proxy: absolute-form targets.
+    proxied: bool,
+    /// `Host` for HTTP/1.1 requests: the upstream's host, and its port if not the default.
+    host: HeaderValue,
+    /// Prior-knowledge HTTP/2 (`http` upstream with `http2`).
+    h2_only: bool,
+    /// HTTP/2 may be spoken: look for the shared connection first.
+    h2_possible: AtomicBool,
+    h2: Mutex<Option<H2>>,
+    /// Serialises opening the HTTP/2 connection, so a burst opens one, not one each.
+    h2_connecting: tokio::sync::Mutex<()>,
+    idle: Mutex<Vec<Idle>>,
+    settings: Settings,
+    reaper_started: AtomicBool,
+}
+
+struct Idle {
+    sender: H1,
+    since: Instant,
+}
+
+enum Acquired {
+    H1 { sender: H1, reused: bool },
+    H2(H2),
+}
+
+enum Opened {
+    H1(H1),
+    H2(H2),
+}
+
+impl Pool {
+    pub fn new(connector: Connector, base: &Uri, proxied: bool, settings: Settings) -> Result<Self, String> {
+        let host = base.host().ok_or("the upstream URL has no host")?;
+        let default_port = if base.scheme() == Some(&Scheme::HTTPS) { 443 } else { 80 };
+        let host = match base.port_u16() {
+            Some(port) if port != default_port => format!("{host}:{port}"),
+            _ => host.to_owned(),
+        };
+        let host = HeaderValue::try_from(host).map_err(|_| "the upstream host is not a valid `Host` header")?;
+        let h2_only = settings.http2 && base.scheme() == Some(&Scheme::HTTP);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                connector,
+                proxied,
+                host,
+                h2_only,
+                h2_possible: AtomicBool::new(settings.http2),
+                h2: Mutex::new(None),
+                h2_connecting: tokio::sync::Mutex::new(()),
+                idle: Mutex::new(Vec::new()),
+                settings,
+                reaper_started: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Send the request `build` makes (its URI absolute, `uri`) on a pooled connection
+    /// or a new one.
+    ///
+    /// A held request keeps this future for the whole wait, so the request is built only
+    /// when a connection is ready and moves into it at once: what waits is hyper's
+    /// promise of the answer. A reused connection that closed before the request was
+    /// written gets a freshly built copy on another connection: the server never saw it.
+    pub async fn send(
+        &self,
+        uri: &Uri,
+        build: impl Fn() -> Request<Full<Bytes>>,
+    ) -> Result<Response<PoolBody>, SendError> {
+        let shared = &self.shared;
+        loop {
+            let (mut sender, reused) = match shared.acquire(uri).await? {
+                Acquired::H1 { sender, reused } => (sender, reused),
+                Acquired::H2(mut h2) => {
+                    let response = h2.send_request(build()).await.map_err(SendError::Broken)?;
+                    return Ok(response.map(|body| PoolBody { inner: body, back: None }));
+                }
+            };
+            match sender.try_send_request(shared.prepare_h1(build())).await {
+                Ok(response) => {
+                    let back = Back { pool: Arc::clone(shared), sender };
+                    return Ok(response.map(|body| PoolBody { inner: body, back: Some(back) }));
+                }
+                Err(e) if reused && e.message().is_some() => {}
+                Err(e) => return Err(SendError::Broken(e.into_error())),
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn idle_count(&self) -> usize {
+        self.shared.idle.lock().len()
+    }
+}
+
+impl Shared {
+    /// The shared HTTP/2 connection, an idle HTTP/1.1 one, or a new one (opening is
+    /// boxed: it is rare, and its state would otherwise sit in every waiting request).
+    async fn acquire(&self, uri: &Uri) -> Result<Acquired, SendError> {
+        if self.h2_possible.load(Ordering::Relaxed) {
+            if let Some(h2) = self.live_h2() {
+                return Ok(Acquired::H2(h2));
+            }
+        }
+        if let Some(sender) = self.checkout().await {
+            return Ok(Acquired::H1 { sender, reused: true });
+        }
+        Ok(match Box::pin(self.open(uri)).await? {
+            Opened::H1(sender) => Acquired::H1 { sender, reused: false },
+            Opened::H2(h2) => Acquired::H2(h2),
+        })
+    }
+
+    fn live_h2(&self) -> Option<H2> {
+        let mut slot = self.h2.lock();
+        match &*slot {
+            Some(h2) if !h2.is_closed() => Some(h2.clone()),
+            Some(_) => {
+                *slot = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// The newest idle HTTP/1.1 connection that is still open and not expired.
+    async fn checkout(&self) -> Option<H1> {
+        loop {
+            let Idle { mut sender, since } = self.idle.lock().pop()?;
+            if sender.is_closed() || since.elapsed() >= self.settings.idle_timeout {
+                continue;
+            }
+            // It went back when its answer ended; hyper may still be finishing that
+            // exchange on the connection's task, which takes no network round trip.
+            if sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    /// Open a connection. An HTTP/2 one becomes the shared one; while it is being
+    /// opened, other requests wait for it instead of opening their own.
+    async fn open(&self, uri: &Uri) -> Result<Opened, SendError> {
+        if !self.h2_possible.load(Ordering::Relaxed) {
+            return self.connect(uri).await;
+        }
+        let opening = self.h2_connecting.lock().await;
+        if let Some(h2) = self.live_h2() {
+            return Ok(Opened::H2(h2));
+        }
+        if !self.h2_possible.load(Ordering::Relaxed) {
+            // The connection opened meanwhile spoke HTTP/1.1: no need to queue.
+            drop(opening);
+            return self.connect(uri).await;
+        }
+        let opened = self.connect(uri).await?;
+        match &opened {
+            Opened::H2(h2) => *self.h2.lock() = Some(h2.clone()),
+            // The server chose HTTP/1.1 by ALPN, and will again.
+            Opened::H1(_) => self.h2_possible.store(false, Ordering::Relaxed),
+        }
+        Ok(opened)
+    }
+
+    async fn connect(&self, uri: &Uri) -> Result<Opened, SendError> {
+        let io = self.connector.clone().oneshot(uri.clone()).await.map_err(SendError::Connect)?;
+        let handshake = |e: hyper::Error| SendError::Connect(e.into());
+        if self.h2_only || io.connected().is_negotiated_h2() {
+            let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(io)
+                .await
+                .map_err(handshake)?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "upstream HTTP/2 connection ended");
+                }
+            });
+            return Ok(Opened::H2(sender));
+        }
+        let (sender, connection) = http1::handshake(io).await.map_err(handshake)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "upstream connection ended");
+            }
+        });
+        Ok(Opened::H1(sender))
+    }
+
+    /// HTTP/1.1 wants `Host` and an origin-form target, or the absolute form for a
+    /// forwarding proxy.
+    fn prepare_h1(&self, mut request: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+        if !request.headers().contains_key(header::HOST) {
+            request.headers_mut().insert(header::HOST, self.host.clone());
+        }
+        if !self.proxied && request.uri().scheme().is_some() {
+            let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+            *request.uri_mut() = Uri::from(path);
+        }
+        request
+    }
+
+    fn put(self: &Arc<Self>, sender: H1) {
+        if sender.is_closed() {
+            return;
+        }
+        {
+            let mut idle = self.idle.lock();
+            if idle.len() >= self.settings.max_idle {
+                return;
+            }
+            idle.push(Idle { sender, since: Instant::now() });
+        }
+        if !self.reaper_started.swap(true, Ordering::Relaxed) {
+            spawn_reaper(Arc::downgrade(self), self.settings.idle_timeout);
+        }
+    }
+}
+
+/// Close idle connections once they expire, so a quiet gateway does not keep sockets
+/// (and the upstream's patience) forever. Ends with the pool.
+fn spawn_reaper(pool: std::sync::Weak<Shared>, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(pool) = pool.upgrade() else { return };
+            let timeout = pool.settings.idle_timeout;
+            pool.idle.lock().retain(|i| !i.sender.is_closed() && i.since.elapsed() < timeout);
+        }
+    });
+}
+
+/// Hands an HTTP/1.1 connection back to the pool.
+struct Back {
+    pool: Arc<Shared>,
+    sender: H1,
+}
+
+pin_project_lite::pin_project! {
+    /// An answer's body. Read to its end, its HTTP/1.1 connection goes back to the pool;
+    /// dropped before that, the connection closes with it (hyper cannot reuse it).
+    pub struct PoolBody {
+        #[pin]
+        inner: Incoming,
+        back: Option<Back>,
+    }
+}
+
+impl std::fmt::Debug for PoolBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolBody").field("pooled", &self.back.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Body for PoolBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(None) = &polled {
+            if let Some(back) = this.back.take() {
+                back.pool.put(back.sender);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests;
