@@ -24,7 +24,7 @@ use crate::config::UpstreamConfig;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The connector the pooled client uses.
+/// How the pool (`super::pool`) opens a connection.
 #[derive(Clone)]
 pub struct Connector {
     route: Route,
