@@ -172,7 +172,7 @@ impl Shared {
                 return Ok(Acquired::H2(h2));
             }
         }
-        if let Some(sender) = self.checkout().await {
+        if let Some(sender) = self.checkout() {
             return Ok(Acquired::H1 { sender, reused: true });
         }
         Ok(match Box::pin(self.open(uri)).await? {
@@ -193,19 +193,16 @@ impl Shared {
         }
     }
 
-    /// The newest idle HTTP/1.1 connection that is still open and not expired.
-    async fn checkout(&self) -> Option<H1> {
-        loop {
-            let Idle { mut sender, since } = self.idle.lock().pop()?;
-            if sender.is_closed() || since.elapsed() >= self.settings.idle_timeout {
-                continue;
-            }
-            // It went back when its answer ended; hyper may still be finishing that
-            // exchange on the connection's task, which takes no network round trip.
-            if sender.ready().await.is_ok() {
+    /// The newest idle HTTP/1.1 connection that is ready for a request and not expired.
+    fn checkout(&self) -> Option<H1> {
+        let mut idle = self.idle.lock();
+        while let Some(Idle { sender, since }) = idle.pop() {
+            // Not ready: closed since it went back (the server hung up).
+            if sender.is_ready() && since.elapsed() < self.settings.idle_timeout {
                 return Some(sender);
             }
         }
+        None
     }
 
     /// Open a connection. An HTTP/2 one becomes the shared one; while it is being
@@ -270,10 +267,25 @@ impl Shared {
         request
     }
 
-    fn put(self: &Arc<Self>, sender: H1) {
-        if sender.is_closed() {
-            return;
+    /// Take back a connection whose answer was read to its end. Usually hyper has marked
+    /// it ready by then; if not, it is still finishing the exchange on its own task (it
+    /// hands over the answer's end first), or still writing a request body the server
+    /// answered early, which can take forever. Such a connection is waited for off the
+    /// request's path, up to the idle limit, and never handed out busy.
+    fn put(self: &Arc<Self>, mut sender: H1) {
+        if sender.is_ready() {
+            self.keep(sender);
+        } else if !sender.is_closed() {
+            let pool = Arc::clone(self);
+            tokio::spawn(async move {
+                if let Ok(Ok(())) = tokio::time::timeout(pool.settings.idle_timeout, sender.ready()).await {
+                    pool.keep(sender);
+                }
+            });
         }
+    }
+
+    fn keep(self: &Arc<Self>, sender: H1) {
         {
             let mut idle = self.idle.lock();
             if idle.len() >= self.settings.max_idle {
@@ -297,7 +309,7 @@ fn spawn_reaper(pool: std::sync::Weak<Shared>, every: Duration) {
             tick.tick().await;
             let Some(pool) = pool.upgrade() else { return };
             let timeout = pool.settings.idle_timeout;
-            pool.idle.lock().retain(|i| !i.sender.is_closed() && i.since.elapsed() < timeout);
+            pool.idle.lock().retain(|i| i.sender.is_ready() && i.since.elapsed() < timeout);
         }
     });
 }

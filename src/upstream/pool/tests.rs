@@ -180,3 +180,48 @@ async fn http2_requests_share_one_connection_even_when_they_start_together() {
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
     assert_eq!(pool.idle_count(), 0, "an HTTP/2 connection is shared, never idle-listed");
 }
+
+/// A server that answers as soon as it has a request's head and never reads on, as a
+/// server refusing an upload early may: the client is left writing the body.
+async fn early_answering_server() -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut open = Vec::new();
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = tcp.read(&mut buf).await.unwrap();
+                head.extend_from_slice(&buf[..n]);
+            }
+            tcp.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 2\r\n\r\nno").await.unwrap();
+            open.push(tcp);
+        }
+    });
+    (base, accepted)
+}
+
+#[tokio::test]
+async fn a_connection_still_writing_its_request_is_not_handed_out() {
+    let (base, accepted) = early_answering_server().await;
+    let pool = pool(&base, Duration::from_secs(90), 8);
+    let uri: http::Uri = format!("{base}/upload").parse().unwrap();
+    // Far more than the sockets' buffers hold, so hyper is still writing when the
+    // answer has been read to its end.
+    let upload = Bytes::from(vec![b'x'; 64 << 20]);
+    let build = || Request::post(uri.clone()).body(Full::new(upload.clone())).unwrap();
+    for _ in 0..2 {
+        let answered = tokio::time::timeout(Duration::from_secs(10), async {
+            let response = pool.send(&uri, build).await.unwrap();
+            response.into_body().collect().await.unwrap().to_bytes()
+        });
+        assert_eq!(answered.await.expect("the second request waited on a busy connection"), "no");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
