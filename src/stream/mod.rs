@@ -13,11 +13,15 @@
 pub mod sse;
 
 use std::collections::VecDeque;
+use std::future::Future as _;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt as _};
+use tokio::time::{Instant, Sleep};
 
 use crate::ledger::{Ledger, Report};
 use crate::metrics::Outcome;
@@ -56,6 +60,8 @@ struct State {
     endpoint: Option<Endpoint>,
     /// The body has ended (or failed); only queued output remains.
     finished: bool,
+    /// An opaque stream broke: the client's body ends with this error.
+    pending_error: Option<std::io::Error>,
 }
 
 enum Next {
@@ -82,68 +88,110 @@ pub fn body(first: Option<Bytes>, rest: ByteStream, options: StreamOptions, ledg
         ledger: Some(ledger),
         endpoint: options.sse,
         finished: false,
+        pending_error: None,
     };
-    Body::from_stream(futures_util::stream::unfold(state, step))
+    Body::from_stream(Forwarded { state, silence: Box::pin(tokio::time::sleep(options.idle_timeout)), waiting: false })
 }
 
-async fn step(mut st: State) -> Option<(Result<Bytes, std::io::Error>, State)> {
-    loop {
-        if let Some(chunk) = st.out.pop_front() {
-            if let Some(ledger) = st.ledger.as_mut() {
-                ledger.first_byte();
+/// The client's body: polls the upstream in place, one timer for the whole stream.
+///
+/// A timer per chunk (`tokio::time::timeout` around each read) registers and removes a
+/// wheel entry for every chunk, and a stream built with `unfold` moves its whole state
+/// in and out of a new future per chunk: together about a tenth of a chunk's cost. Here
+/// the timer is pushed back when the wait for a chunk begins, which moves a deadline
+/// later and so touches only the entry's own state.
+struct Forwarded {
+    state: State,
+    /// The upstream's allowed silence, from when the wait for its next chunk began.
+    silence: Pin<Box<Sleep>>,
+    /// `silence` is armed for the current wait.
+    waiting: bool,
+}
+
+impl Stream for Forwarded {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let st = &mut this.state;
+        loop {
+            if let Some(chunk) = st.out.pop_front() {
+                if let Some(ledger) = st.ledger.as_mut() {
+                    ledger.first_byte();
+                }
+                return Poll::Ready(Some(Ok(chunk)));
             }
-            return Some((Ok(chunk), st));
-        }
-        if st.finished {
-            return None;
-        }
-        let next = match st.first.take() {
-            Some(chunk) => Next::Chunk(chunk),
-            None => match tokio::time::timeout(st.idle, st.rest.next()).await {
-                Ok(Some(Ok(chunk))) => Next::Chunk(chunk),
-                Ok(None) => Next::End,
-                Ok(Some(Err(_))) => Next::Broken("the upstream connection broke mid-stream"),
-                Err(_) => Next::Broken("the upstream stream went silent past `upstream.idle_timeout`"),
-            },
-        };
-        match next {
-            Next::Chunk(chunk) => {
-                st.forward(chunk);
-                // SDKs stop reading at the terminal event and may hang up before the
-                // upstream's EOF arrives, so the request is settled as soon as it is seen.
-                if st.observer.as_ref().is_some_and(|o| o.usage.saw_terminal()) && st.ledger.is_some() {
-                    st.flush_held();
-                    st.settle(Outcome::Success);
-                }
+            if st.finished {
+                return Poll::Ready(None);
             }
-            Next::End => {
-                st.finished = true;
-                let complete = st.observer.as_ref().is_none_or(|o| o.usage.saw_terminal());
-                if complete {
-                    st.flush_held();
-                    st.settle(Outcome::Success);
-                } else {
-                    st.fail("the upstream stream ended before its final event");
-                }
-            }
-            Next::Broken(why) => {
-                st.finished = true;
-                if st.ledger.is_none() {
-                    // Already complete: a connection dropped after the terminal event loses nothing.
-                    continue;
-                }
-                if st.observer.is_none() {
-                    // Opaque bytes: abort the body so the client sees a broken transfer.
-                    st.settle(Outcome::UpstreamError);
-                    return Some((Err(std::io::Error::other(why)), st));
-                }
-                st.fail(why);
+            let next = match st.first.take() {
+                Some(chunk) => Next::Chunk(chunk),
+                None => match st.rest.poll_next_unpin(cx) {
+                    Poll::Ready(Some(Ok(chunk))) => Next::Chunk(chunk),
+                    Poll::Ready(None) => Next::End,
+                    Poll::Ready(Some(Err(_))) => Next::Broken("the upstream connection broke mid-stream"),
+                    Poll::Pending => {
+                        if !this.waiting {
+                            this.waiting = true;
+                            this.silence.as_mut().reset(Instant::now() + st.idle);
+                        }
+                        match this.silence.as_mut().poll(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(()) => {
+                                Next::Broken("the upstream stream went silent past `upstream.idle_timeout`")
+                            }
+                        }
+                    }
+                },
+            };
+            this.waiting = false;
+            st.handle(next);
+            if let Some(error) = st.pending_error.take() {
+                return Poll::Ready(Some(Err(error)));
             }
         }
     }
 }
 
 impl State {
+    fn handle(&mut self, next: Next) {
+        match next {
+            Next::Chunk(chunk) => {
+                self.forward(chunk);
+                // SDKs stop reading at the terminal event and may hang up before the
+                // upstream's EOF arrives, so the request is settled as soon as it is seen.
+                if self.observer.as_ref().is_some_and(|o| o.usage.saw_terminal()) && self.ledger.is_some() {
+                    self.flush_held();
+                    self.settle(Outcome::Success);
+                }
+            }
+            Next::End => {
+                self.finished = true;
+                let complete = self.observer.as_ref().is_none_or(|o| o.usage.saw_terminal());
+                if complete {
+                    self.flush_held();
+                    self.settle(Outcome::Success);
+                } else {
+                    self.fail("the upstream stream ended before its final event");
+                }
+            }
+            Next::Broken(why) => {
+                self.finished = true;
+                if self.ledger.is_none() {
+                    // Already complete: a connection dropped after the terminal event loses nothing.
+                    return;
+                }
+                if self.observer.is_none() {
+                    // Opaque bytes: abort the body so the client sees a broken transfer.
+                    self.settle(Outcome::UpstreamError);
+                    self.pending_error = Some(std::io::Error::other(why));
+                    return;
+                }
+                self.fail(why);
+            }
+        }
+    }
+
     fn forward(&mut self, chunk: Bytes) {
         let Some(obs) = self.observer.as_mut() else {
             self.out.push_back(chunk);

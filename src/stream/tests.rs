@@ -169,3 +169,26 @@ async fn a_client_hanging_up_after_the_terminal_event_is_a_success() {
     assert!(text.contains("flexgate_cost_usd_total"), "{text}");
     assert!(text.contains("flexgate_time_to_first_byte_seconds_count"), "{text}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_idle_timeout_counts_from_the_latest_chunk() {
+    // Three chunks 20 s apart under a 30 s idle timeout: each chunk restarts the count,
+    // so the stream completes after 60 s although it outlasts the timeout twice over.
+    let state = state();
+    let gaps =
+        futures_util::stream::iter(split_at(CHAT, &[CHAT.len() / 3, 2 * CHAT.len() / 3])).then(|part| async move {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            Ok(part)
+        });
+    let options = StreamOptions {
+        sse: Some(Endpoint::ChatCompletions),
+        strip_usage_chunk: false,
+        idle_timeout: Duration::from_secs(30),
+    };
+    let started = Instant::now();
+    let b = body(None, Box::pin(gaps), options, ledger(&state));
+    let bytes = b.collect().await.unwrap().to_bytes();
+    assert_eq!(started.elapsed(), Duration::from_secs(60));
+    assert_eq!(bytes, CHAT.as_bytes());
+    assert!(state.metrics.render().contains("outcome=\"success\""));
+}
