@@ -257,9 +257,7 @@ impl Shared {
     /// HTTP/1.1 wants `Host` and an origin-form target, or the absolute form for a
     /// forwarding proxy.
     fn prepare_h1(&self, mut request: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
-        if !request.headers().contains_key(header::HOST) {
-            request.headers_mut().insert(header::HOST, self.host.clone());
-        }
+        request.headers_mut().entry(header::HOST).or_insert_with(|| self.host.clone());
         if !self.proxied && request.uri().scheme().is_some() {
             let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
             *request.uri_mut() = Uri::from(path);
