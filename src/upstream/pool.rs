@@ -1,6 +1,15 @@
 //! flexgate's own upstream connection pool: HTTP/1.1 connections reused newest first, or
 //! one shared HTTP/2 connection.
 //!
+//! An HTTP/1.1 connection has no task of its own ([`Conn1`]): the request that holds it
+//! drives hyper's connection state machine from its own task, while it waits for the
+//! answer and while it reads the body. A spawned connection task would put two task
+//! hand-offs on every exchange (the request to the connection task, its answer and each
+//! body chunk back), and on a multi-threaded runtime either can land on the other worker,
+//! which the kernel must first wake: the hop costs scheduler work on every request and a
+//! thread wake-up's latency on an idle gateway. Idle connections are not polled, so the
+//! pool checks each one as it is taken out, and the reaper sweeps them for closes.
+//!
 //! flexgate has one upstream host, so the pool is a list, not a map keyed by origin.
 //! hyper-util's pooled client was replaced because a held request paid for its
 //! generality: the client boxes each request's whole future (4.1 KiB, sized by its
@@ -31,8 +40,13 @@ use tower::ServiceExt as _;
 
 use super::connect::{BoxError, Connector};
 
+use conn1::{Conn1, Exchange};
+
 type H1 = http1::SendRequest<Full<Bytes>>;
 type H2 = http2::SendRequest<Full<Bytes>>;
+
+/// How often the reaper looks for idle connections the server closed or that expired.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Why no answer came back.
 #[derive(Debug, thiserror::Error)]
@@ -85,17 +99,17 @@ struct Shared {
 }
 
 struct Idle {
-    sender: H1,
+    conn: Box<Conn1>,
     since: Instant,
 }
 
 enum Acquired {
-    H1 { sender: H1, reused: bool },
+    H1 { conn: Box<Conn1>, reused: bool },
     H2(H2),
 }
 
 enum Opened {
-    H1(H1),
+    H1(Box<Conn1>),
     H2(H2),
 }
 
@@ -139,16 +153,17 @@ impl Pool {
     ) -> Result<Response<PoolBody>, SendError> {
         let shared = &self.shared;
         loop {
-            let (mut sender, reused) = match shared.acquire(uri).await? {
-                Acquired::H1 { sender, reused } => (sender, reused),
+            let (mut conn, reused) = match shared.acquire(uri).await? {
+                Acquired::H1 { conn, reused } => (conn, reused),
                 Acquired::H2(mut h2) => {
                     let response = h2.send_request(build()).await.map_err(SendError::Broken)?;
                     return Ok(response.map(|body| PoolBody { inner: body, back: None }));
                 }
             };
-            match sender.try_send_request(shared.prepare_h1(build())).await {
+            let answer = conn.sender.try_send_request(shared.prepare_h1(build()));
+            match (Exchange { conn: &mut conn, answer }).await {
                 Ok(response) => {
-                    let back = Back { pool: Arc::clone(shared), sender };
+                    let back = Back { pool: Arc::clone(shared), conn };
                     return Ok(response.map(|body| PoolBody { inner: body, back: Some(back) }));
                 }
                 Err(e) if reused && e.message().is_some() => {}
@@ -161,6 +176,11 @@ impl Pool {
     pub(crate) fn idle_count(&self) -> usize {
         self.shared.idle.lock().len()
     }
+
+    #[cfg(test)]
+    pub(crate) fn sweep(&self) {
+        self.shared.sweep();
+    }
 }
 
 impl Shared {
@@ -172,11 +192,11 @@ impl Shared {
                 return Ok(Acquired::H2(h2));
             }
         }
-        if let Some(sender) = self.checkout() {
-            return Ok(Acquired::H1 { sender, reused: true });
+        if let Some(conn) = self.checkout() {
+            return Ok(Acquired::H1 { conn, reused: true });
         }
         Ok(match Box::pin(self.open(uri)).await? {
-            Opened::H1(sender) => Acquired::H1 { sender, reused: false },
+            Opened::H1(conn) => Acquired::H1 { conn, reused: false },
             Opened::H2(h2) => Acquired::H2(h2),
         })
     }
@@ -194,15 +214,15 @@ impl Shared {
     }
 
     /// The newest idle HTTP/1.1 connection that is ready for a request and not expired.
-    fn checkout(&self) -> Option<H1> {
-        let mut idle = self.idle.lock();
-        while let Some(Idle { sender, since }) = idle.pop() {
-            // Not ready: closed since it went back (the server hung up).
-            if sender.is_ready() && since.elapsed() < self.settings.idle_timeout {
-                return Some(sender);
+    fn checkout(&self) -> Option<Box<Conn1>> {
+        loop {
+            let Idle { mut conn, since } = self.idle.lock().pop()?;
+            // Not reusable: closed since it went back (the server hung up). Checked
+            // outside the lock; a closed one is dropped (and its socket closed) there too.
+            if since.elapsed() < self.settings.idle_timeout && conn.is_reusable() {
+                return Some(conn);
             }
         }
-        None
     }
 
     /// Open a connection. An HTTP/2 one becomes the shared one; while it is being
@@ -245,13 +265,8 @@ impl Shared {
             });
             return Ok(Opened::H2(sender));
         }
-        let (sender, connection) = http1::handshake(io).await.map_err(handshake)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "upstream connection ended");
-            }
-        });
-        Ok(Opened::H1(sender))
+        let (sender, driver) = http1::handshake(io).await.map_err(handshake)?;
+        Ok(Opened::H1(Box::new(Conn1 { sender, driver: Some(driver) })))
     }
 
     /// HTTP/1.1 wants `Host` and an origin-form target, or the absolute form for a
@@ -265,31 +280,54 @@ impl Shared {
         request
     }
 
-    /// Take back a connection whose answer was read to its end. Usually hyper has marked
-    /// it ready by then; if not, it is still finishing the exchange on its own task (it
-    /// hands over the answer's end first), or still writing a request body the server
-    /// answered early, which can take forever. Such a connection is waited for off the
-    /// request's path, up to the idle limit, and never handed out busy.
-    fn put(self: &Arc<Self>, mut sender: H1) {
-        if sender.is_ready() {
-            self.keep(sender);
-        } else if !sender.is_closed() {
-            let pool = Arc::clone(self);
-            tokio::spawn(async move {
-                if let Ok(Ok(())) = tokio::time::timeout(pool.settings.idle_timeout, sender.ready()).await {
-                    pool.keep(sender);
-                }
-            });
+    /// Take back a connection whose answer was read to its end. One more turn of the
+    /// driver (in the reader's task, `cx`) usually finishes the exchange and marks it
+    /// ready; if not, it is still writing a request body the server answered early,
+    /// which can take forever. Such a connection is driven on a task of its own, up to
+    /// the idle limit, and never handed out busy.
+    fn put(self: &Arc<Self>, mut conn: Box<Conn1>, cx: &mut Context<'_>) {
+        if !conn.drive(cx) {
+            return;
         }
+        if conn.sender.is_ready() {
+            self.keep(conn);
+            return;
+        }
+        let pool = Arc::clone(self);
+        tokio::spawn(async move {
+            let ready = std::future::poll_fn(|cx| {
+                if !conn.drive(cx) {
+                    return Poll::Ready(false);
+                }
+                conn.sender.poll_ready(cx).map(|r| r.is_ok())
+            });
+            if let Ok(true) = tokio::time::timeout(pool.settings.idle_timeout, ready).await {
+                pool.keep(conn);
+            }
+        });
     }
 
-    fn keep(self: &Arc<Self>, sender: H1) {
+    /// Close idle connections that expired or that the server closed, so a quiet gateway
+    /// does not keep sockets (and the upstream's patience) forever: nobody else polls an
+    /// idle connection.
+    fn sweep(&self) {
+        let timeout = self.settings.idle_timeout;
+        // Checked outside the lock (a check may read the socket), and closed sockets are
+        // dropped outside it too. What went back meanwhile is newer: it stays last.
+        let mut checked = std::mem::take(&mut *self.idle.lock());
+        checked.retain_mut(|i| i.since.elapsed() < timeout && i.conn.is_reusable());
+        let mut idle = self.idle.lock();
+        let newer = std::mem::replace(&mut *idle, checked);
+        idle.extend(newer);
+    }
+
+    fn keep(self: &Arc<Self>, conn: Box<Conn1>) {
         {
             let mut idle = self.idle.lock();
             if idle.len() >= self.settings.max_idle {
                 return;
             }
-            idle.push(Idle { sender, since: Instant::now() });
+            idle.push(Idle { conn, since: Instant::now() });
         }
         if !self.reaper_started.swap(true, Ordering::Relaxed) {
             spawn_reaper(Arc::downgrade(self), self.settings.idle_timeout);
@@ -297,17 +335,15 @@ impl Shared {
     }
 }
 
-/// Close idle connections once they expire, so a quiet gateway does not keep sockets
-/// (and the upstream's patience) forever. Ends with the pool.
-fn spawn_reaper(pool: std::sync::Weak<Shared>, every: Duration) {
+/// Sweep the idle connections every so often (`Shared::sweep`). Ends with the pool.
+fn spawn_reaper(pool: std::sync::Weak<Shared>, idle_timeout: Duration) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+        let mut tick = tokio::time::interval(SWEEP_EVERY.min(idle_timeout).max(Duration::from_millis(100)));
         tick.tick().await;
         loop {
             tick.tick().await;
             let Some(pool) = pool.upgrade() else { return };
-            let timeout = pool.settings.idle_timeout;
-            pool.idle.lock().retain(|i| i.sender.is_ready() && i.since.elapsed() < timeout);
+            pool.sweep();
         }
     });
 }
@@ -315,7 +351,7 @@ fn spawn_reaper(pool: std::sync::Weak<Shared>, every: Duration) {
 /// Hands an HTTP/1.1 connection back to the pool.
 struct Back {
     pool: Arc<Shared>,
-    sender: H1,
+    conn: Box<Conn1>,
 }
 
 pin_project_lite::pin_project! {
@@ -340,10 +376,15 @@ impl Body for PoolBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.project();
+        // The reader drives the connection: hyper reads the next chunk into the body's
+        // channel (one fits without waiting for the reader) and the poll below takes it.
+        if let Some(back) = this.back.as_mut() {
+            back.conn.drive(cx);
+        }
         let polled = this.inner.poll_frame(cx);
         if let Poll::Ready(None) = &polled {
             if let Some(back) = this.back.take() {
-                back.pool.put(back.sender);
+                back.pool.put(back.conn, cx);
             }
         }
         polled
@@ -358,5 +399,6 @@ impl Body for PoolBody {
     }
 }
 
+mod conn1;
 #[cfg(test)]
 mod tests;

@@ -225,3 +225,58 @@ async fn a_connection_still_writing_its_request_is_not_handed_out() {
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn an_http1_connection_has_no_task_of_its_own() {
+    let (base, accepted) = server().await;
+    let pool = pool(&base, Duration::from_secs(90), 8);
+    text(&pool, &base, "/ok").await; // starts the reaper, the pool's one task
+    let alive = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let before = alive();
+    let answers: Vec<_> = futures_util::future::join_all((0..4).map(|_| text(&pool, &base, "/ok"))).await;
+    assert_eq!(answers.len(), 4);
+    let opened = accepted.load(Ordering::SeqCst) - 1;
+    assert!(opened >= 3, "{opened} new connections");
+    // Only the test server's tasks, one per connection: the request that holds a
+    // connection drives it, so the pool spawned nothing for the new ones.
+    assert_eq!(alive() - before, opened, "tasks alive beyond the server's connections");
+}
+
+/// Answers one request per connection with keep-alive, then closes the socket when told.
+async fn closing_server() -> (String, tokio::sync::mpsc::UnboundedSender<()>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (close, mut closes) = tokio::sync::mpsc::unbounded_channel::<()>();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tcp.read(&mut buf).await.unwrap();
+            head.extend_from_slice(&buf[..n]);
+        }
+        tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.unwrap();
+        closes.recv().await;
+        drop(tcp);
+    });
+    (base, close)
+}
+
+#[tokio::test]
+async fn the_sweep_closes_idle_connections_the_server_closed() {
+    let (base, close) = closing_server().await;
+    let pool = pool(&base, Duration::from_secs(90), 8);
+    assert_eq!(text(&pool, &base, "/ok").await, "ok");
+    pool.sweep();
+    assert_eq!(pool.idle_count(), 1, "an open idle connection survives the sweep");
+    close.send(()).unwrap();
+    // Bounded: the server's FIN has to reach the socket; no task polls it meanwhile.
+    let swept = tokio::time::timeout(Duration::from_secs(10), async {
+        while pool.idle_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            pool.sweep();
+        }
+    });
+    assert!(swept.await.is_ok(), "the closed connection stayed in the pool");
+}
