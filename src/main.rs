@@ -4,10 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = flexgate::cli::Cli::parse();
-    match flexgate::cli::run(cli).await {
+    match flexgate::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
             #[expect(clippy::print_stderr, reason = "the last resort for errors before or outside logging")]

@@ -89,13 +89,23 @@ fn check_config_lists_every_problem_and_exits_1() {
 
 #[tokio::test]
 async fn sigterm_lets_an_open_stream_finish_and_logs_each_request() {
+    sigterm_drains_on(1).await;
+}
+
+/// The same on tokio's work-stealing runtime (`server.threads` above 1).
+#[tokio::test]
+async fn sigterm_drains_on_several_threads_too() {
+    sigterm_drains_on(3).await;
+}
+
+async fn sigterm_drains_on(threads: usize) {
     let (_sim, mut sim_rx, _) =
         spawn(&["sim", "--listen", "127.0.0.1:0", "--chunk-interval", "40ms", "--latency-standard", "0ms"], &[]);
     let sim_addr = addr_in(&line_with(&mut sim_rx, "listening").await);
     let config = temp_file(
-        "serve.toml",
+        &format!("serve-{threads}.toml"),
         &format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"20s\"\n[upstream]\nbase_url = \"http://{sim_addr}/v1\"\n[log]\nformat = \"json\"\n"
+            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"20s\"\nthreads = {threads}\n[upstream]\nbase_url = \"http://{sim_addr}/v1\"\n[log]\nformat = \"json\"\n"
         ),
     );
     let (mut gw, mut gw_rx, gw_lines) = spawn(&["serve", "--config", config.to_str().unwrap()], &[]);
@@ -133,6 +143,7 @@ async fn sigterm_lets_an_open_stream_finish_and_logs_each_request() {
     }
     assert_eq!(v["status"], 200);
     assert!(lines.iter().all(|l| !l.contains(secret)), "a client key reached the log");
+    assert!(lines.iter().any(|l| l.contains(&format!("threads={threads} "))), "{lines:#?}");
     let _ = std::fs::remove_file(config);
 }
 

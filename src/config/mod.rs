@@ -92,6 +92,9 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Longest silence allowed while reading a request body.
     pub body_timeout: Duration,
+    /// Threads serving requests. One (the default) is tokio's current-thread runtime:
+    /// a request never changes thread, and no thread wakes another (`cli::runtime`).
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -253,8 +256,9 @@ impl Config {
             AuthConfig::Managed { keys } => format!("managed ({} gateway keys)", keys.len()),
         };
         format!(
-            "listen={} upstream={} auth={auth} upstream_key={} classes=[{}]",
+            "listen={} threads={} upstream={} auth={auth} upstream_key={} classes=[{}]",
             self.server.listen,
+            self.server.threads,
             self.upstream.base_url,
             if self.upstream.api_key.is_some() { "<set>" } else { "<unset>" },
             classes.join(", ")

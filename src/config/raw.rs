@@ -31,6 +31,8 @@ pub struct RawServer {
     pub drain_timeout: String,
     pub header_timeout: String,
     pub body_timeout: String,
+    /// Threads serving requests; 1 is tokio's current-thread runtime.
+    pub threads: i64,
 }
 
 impl Default for RawServer {
@@ -42,6 +44,7 @@ impl Default for RawServer {
             drain_timeout: "30s".into(),
             header_timeout: "30s".into(),
             body_timeout: "30s".into(),
+            threads: 1,
         }
     }
 }

@@ -75,6 +75,7 @@ max_body = "lots"
 drain_timeout = "soon"
 header_timeout = "0s"
 body_timeout = "a while"
+threads = 0
 [upstream]
 base_url = "ftp://example.com"
 timeout = "0s"
@@ -101,6 +102,7 @@ level = "loud=="
         "`server.drain_timeout`",
         "`server.header_timeout`",
         "`server.body_timeout`",
+        "`server.threads`",
         "`upstream.base_url`",
         "`upstream.timeout`",
         "`auth.mode`",
@@ -190,4 +192,17 @@ fn client_timeouts_must_be_positive_durations() {
     }
     let c = Config::from_toml("[server]\nheader_timeout = \"250ms\"\nbody_timeout = \"1m 30s\"\n", &env(&[])).unwrap();
     assert_eq!((c.server.header_timeout, c.server.body_timeout), (Duration::from_millis(250), Duration::from_secs(90)));
+}
+
+#[test]
+fn threads_default_to_one_and_must_be_a_sensible_count() {
+    assert_eq!(Config::from_toml("", &env(&[])).unwrap().server.threads, 1);
+    assert_eq!(Config::from_toml("[server]\nthreads = 4\n", &env(&[])).unwrap().server.threads, 4);
+    for bad in ["-1", "0", "1025"] {
+        let e = errors(&format!("[server]\nthreads = {bad}\n"));
+        assert!(e.len() == 1 && e[0].contains("`server.threads`") && e[0].contains("1 to 1024"), "{bad}: {e:?}");
+    }
+    // The wrong type is a parse error naming the key.
+    let e = errors("[server]\nthreads = \"two\"\n");
+    assert!(e.iter().any(|m| m.contains("threads")), "{e:?}");
 }

@@ -14,6 +14,8 @@ use super::{
 use crate::pricing::{PriceTable, Tier};
 
 /// Paths flexgate serves itself; a class prefix may not shadow them.
+/// More serving threads than this is a typo, not a machine.
+const MAX_THREADS: usize = 1024;
 const RESERVED_PATHS: [&str; 4] = ["/v1", "/metrics", "/healthz", "/readyz"];
 
 /// Collects problems while validating; each carries its key.
@@ -68,6 +70,12 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
         drain_timeout: p.duration("server.drain_timeout", &raw.server.drain_timeout),
         header_timeout: p.positive_duration("server.header_timeout", &raw.server.header_timeout),
         body_timeout: p.positive_duration("server.body_timeout", &raw.server.body_timeout),
+        threads: usize::try_from(raw.server.threads).ok().filter(|n| (1..=MAX_THREADS).contains(n)).unwrap_or_else(
+            || {
+                p.add("server.threads", format!("must be a whole number from 1 to {MAX_THREADS}"));
+                1
+            },
+        ),
     };
     if server.max_body == 0 && parse_size(&raw.server.max_body).is_ok() {
         p.add("server.max_body", "must be greater than zero");
