@@ -52,6 +52,29 @@ fn lines_are_written_without_dropping_the_guard() {
 }
 
 #[test]
+fn a_line_wakes_a_writer_that_went_to_sleep_and_steady_lines_need_no_wake() {
+    let sink = Sink::default();
+    let (writer, _guard) = batched(sink.clone()).unwrap();
+    (&writer).write_all(b"one\n").unwrap();
+    assert_eq!(sink.wait_lines(1), "one\n");
+    // After its idle ticks the writer sleeps (bounded wait for that state, not a sleep).
+    let asleep = || writer.shared.pending.lock().asleep;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !asleep() && tokio::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert!(asleep(), "the writer never went to sleep");
+    // Without the producer's wake-up this line would wait forever.
+    (&writer).write_all(b"two\n").unwrap();
+    assert!(!asleep());
+    assert_eq!(sink.wait_lines(2), "one\ntwo\n");
+    // Awake, the writer finds lines on its tick: writing one does not mark it for waking.
+    (&writer).write_all(b"three\n").unwrap();
+    assert!(!asleep());
+    assert_eq!(sink.wait_lines(3), "one\ntwo\nthree\n");
+}
+
+#[test]
 fn dropping_the_guard_writes_everything_from_every_thread_in_order() {
     let sink = Sink::default();
     let (writer, guard) = batched(sink.clone()).unwrap();
