@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, LogConfig, LogFormat, ProcessEnv};
 use crate::server::{Server, shutdown_signal};
 use crate::sim::{self, SimConfig};
-use crate::{demo, logging, workload};
+use crate::{demo, logging, runtime, workload};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,8 +53,8 @@ pub enum Command {
     },
 }
 
-/// Run a command. The gateway's runtime is built from its configuration (`runtime`);
-/// every other command runs on tokio's default multi-threaded one.
+/// Run a command. The gateway runs on its own threads, one current-thread runtime each
+/// (`crate::runtime`); every other command runs on tokio's multi-threaded runtime.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { config } => {
@@ -71,7 +71,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            runtime(config.server.threads)?.block_on(serve(config))
+            // This thread is the gateway's thread 0; `serve` starts the others.
+            runtime::single()?.block_on(serve(config))
         }
         Command::CheckConfig { file } => Ok(check_config(&file)),
         command => tokio::runtime::Runtime::new()?.block_on(async move {
@@ -92,31 +93,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The gateway's runtime: `server.threads = 1` (the default) is tokio's current-thread
-/// runtime, more is its work-stealing one with that many workers.
-///
-/// One thread is the cheaper and quicker choice for a proxy: every request stays on the
-/// thread that read it, and no thread ever wakes another. On the work-stealing runtime a
-/// woken task may be picked up by the other worker, which the kernel must first wake
-/// (about 1.3 `futex` calls per request at 2,000 requests/s); measured on the 2-core
-/// benchmark machine that costs ~15 µs of CPU and ~25 µs of added latency per request at
-/// a moderate rate, and ~2 µs of CPU flat out, where one thread still forwards over
-/// 30,000 requests/s (docs/benchmarks.md). More threads are for a shared gateway whose
-/// CPU-heavy moments (TLS handshakes, scanning very large bodies) should not delay the
-/// other requests.
-fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
-    }
-}
-
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     // Held to the end of `serve`: dropping it writes out the last lines, "stopped" included.
     let _log = logging::init(&config.log);
     tracing::info!(config = %config.summary(), "configuration loaded");
-    let server = Server::bind(config).await?;
+    let workers = runtime::Workers::start(config.server.threads)?;
+    let server = Server::bind(config).await?.with_threads(workers.handles());
     tracing::info!(addr = %server.local_addr()?, admin = ?server.admin_addr(), "listening");
     server.run(shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod pricing;
 pub mod proxy;
 pub mod routing;
+pub mod runtime;
 pub mod server;
 pub mod sim;
 pub mod state;

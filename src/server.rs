@@ -18,6 +18,8 @@ pub struct Server {
     state: AppState,
     main: TcpListener,
     admin: Option<TcpListener>,
+    /// Other threads' runtimes that serve a share of the main listener's connections.
+    threads: Vec<tokio::runtime::Handle>,
 }
 
 impl Server {
@@ -29,7 +31,14 @@ impl Server {
             None => None,
         };
         let state = AppState::new(config).map_err(io::Error::other)?;
-        Ok(Server { state, main, admin })
+        Ok(Server { state, main, admin, threads: Vec::new() })
+    }
+
+    /// Serve a share of the connections on each of these runtimes too (`crate::runtime`).
+    #[must_use]
+    pub fn with_threads(mut self, threads: &[tokio::runtime::Handle]) -> Self {
+        self.threads = threads.to_vec();
+        self
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -47,7 +56,7 @@ impl Server {
     /// Serve until `shutdown` resolves; then stop accepting, mark not-ready, and let
     /// in-flight requests finish for up to the drain timeout.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-        let Server { state, main, admin } = self;
+        let Server { state, main, admin, threads } = self;
         let (tx, rx) = tokio::sync::watch::channel(false);
         let signal_state = state.clone();
         tokio::spawn(async move {
@@ -64,12 +73,20 @@ impl Server {
             router: build_router(state.clone(), admin.is_none()),
             header_timeout,
             drain_timeout,
+            threads,
         };
         let main = accept::serve(main, rx.clone());
         let admin = async {
             if let Some(admin) = admin {
                 let router = admin_router(state.clone());
-                let admin = accept::Listener { name: "admin", listener: admin, router, header_timeout, drain_timeout };
+                let admin = accept::Listener {
+                    name: "admin",
+                    listener: admin,
+                    router,
+                    header_timeout,
+                    drain_timeout,
+                    threads: Vec::new(),
+                };
                 accept::serve(admin, rx).await;
             }
         };

@@ -20,7 +20,8 @@ pub struct Inner {
 
 impl AppState {
     pub fn new(config: Config) -> Result<Self, String> {
-        let upstream = Upstream::new(&config.upstream, matches!(config.auth, AuthConfig::Managed { .. }))?;
+        let managed = matches!(config.auth, AuthConfig::Managed { .. });
+        let upstream = Upstream::new(&config.upstream, managed, config.server.threads)?;
         let classes: Vec<&str> = config.classes.iter().map(|c| c.name.as_str()).collect();
         let metrics = Metrics::new(&classes).map_err(|e| format!("cannot register metrics: {e}"))?;
         Ok(Self(Arc::new(Inner { config, upstream, metrics, draining: AtomicBool::new(false) })))

@@ -110,6 +110,11 @@ async fn sigterm_drains_on(threads: usize) {
     );
     let (mut gw, mut gw_rx, gw_lines) = spawn(&["serve", "--config", config.to_str().unwrap()], &[]);
     let gw_addr = addr_in(&line_with(&mut gw_rx, "\"listening\"").await);
+    if threads > 1 {
+        // Connections are handed out in turn, the first to the accepting thread: take
+        // that turn, so the stream below is served (and drained) on another thread.
+        drop(std::net::TcpStream::connect(&gw_addr).unwrap());
+    }
     let secret = "sk-client-secret-for-log-test";
     let client = reqwest::Client::new();
     let body = serde_json::json!({"model": "gpt-5", "stream": true, "max_tokens": 40, "messages": [{"role": "user", "content": "hi"}]});

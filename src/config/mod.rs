@@ -92,8 +92,8 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Longest silence allowed while reading a request body.
     pub body_timeout: Duration,
-    /// Threads serving requests. One (the default) is tokio's current-thread runtime:
-    /// a request never changes thread, and no thread wakes another (`cli::runtime`).
+    /// Threads serving requests, each its own current-thread runtime (`crate::runtime`);
+    /// `server.threads = 0` (the default) resolves to one per CPU here.
     pub threads: usize,
 }
 

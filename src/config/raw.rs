@@ -31,7 +31,7 @@ pub struct RawServer {
     pub drain_timeout: String,
     pub header_timeout: String,
     pub body_timeout: String,
-    /// Threads serving requests; 1 is tokio's current-thread runtime.
+    /// Threads serving requests; 0 is one per CPU.
     pub threads: i64,
 }
 
@@ -44,7 +44,7 @@ impl Default for RawServer {
             drain_timeout: "30s".into(),
             header_timeout: "30s".into(),
             body_timeout: "30s".into(),
-            threads: 1,
+            threads: 0,
         }
     }
 }

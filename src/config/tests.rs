@@ -75,7 +75,7 @@ max_body = "lots"
 drain_timeout = "soon"
 header_timeout = "0s"
 body_timeout = "a while"
-threads = 0
+threads = -2
 [upstream]
 base_url = "ftp://example.com"
 timeout = "0s"
@@ -195,12 +195,17 @@ fn client_timeouts_must_be_positive_durations() {
 }
 
 #[test]
-fn threads_default_to_one_and_must_be_a_sensible_count() {
-    assert_eq!(Config::from_toml("", &env(&[])).unwrap().server.threads, 1);
+fn threads_default_to_one_per_cpu_and_must_be_a_sensible_count() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(Config::from_toml("", &env(&[])).unwrap().server.threads, cpus);
+    assert_eq!(Config::from_toml("[server]\nthreads = 0\n", &env(&[])).unwrap().server.threads, cpus);
     assert_eq!(Config::from_toml("[server]\nthreads = 4\n", &env(&[])).unwrap().server.threads, 4);
-    for bad in ["-1", "0", "1025"] {
+    for bad in ["-1", "1025"] {
         let e = errors(&format!("[server]\nthreads = {bad}\n"));
-        assert!(e.len() == 1 && e[0].contains("`server.threads`") && e[0].contains("1 to 1024"), "{bad}: {e:?}");
+        assert!(
+            e.len() == 1 && e[0].contains("`server.threads`") && e[0].contains("0 (one per CPU) to 1024"),
+            "{bad}: {e:?}"
+        );
     }
     // The wrong type is a parse error naming the key.
     let e = errors("[server]\nthreads = \"two\"\n");

@@ -70,12 +70,15 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
         drain_timeout: p.duration("server.drain_timeout", &raw.server.drain_timeout),
         header_timeout: p.positive_duration("server.header_timeout", &raw.server.header_timeout),
         body_timeout: p.positive_duration("server.body_timeout", &raw.server.body_timeout),
-        threads: usize::try_from(raw.server.threads).ok().filter(|n| (1..=MAX_THREADS).contains(n)).unwrap_or_else(
-            || {
-                p.add("server.threads", format!("must be a whole number from 1 to {MAX_THREADS}"));
+        threads: match usize::try_from(raw.server.threads) {
+            // One per CPU the process may use (std reads the cgroup's CPU quota too).
+            Ok(0) => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            Ok(n) if n <= MAX_THREADS => n,
+            _ => {
+                p.add("server.threads", format!("must be a whole number from 0 (one per CPU) to {MAX_THREADS}"));
                 1
-            },
-        ),
+            }
+        },
     };
     if server.max_body == 0 && parse_size(&raw.server.max_body).is_ok() {
         p.add("server.max_body", "must be greater than zero");

@@ -1,5 +1,8 @@
 //! The accept loop for one listener: a task per connection, served by hyper (HTTP/1.1 or
-//! h2c, detected per connection) with a timer, and drained on shutdown.
+//! h2c, detected per connection) with a timer, and drained on shutdown. Connections are
+//! handed to the gateway's threads in turn (`crate::runtime`): the accepting thread
+//! keeps every `n`-th, and each of the others gets its share re-registered with its own
+//! runtime, where the connection then lives.
 //!
 //! It owns connection-level defences only; request bodies are timed where they are read
 //! (`proxy::read_body`) and the HTTP layer stack stays in `app.rs`.
@@ -8,6 +11,8 @@ use std::convert::Infallible;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::runtime::Handle;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -53,21 +58,29 @@ pub(super) struct Listener<S> {
     pub router: S,
     pub header_timeout: Duration,
     pub drain_timeout: Duration,
+    /// The other threads' runtimes that take a share of the connections.
+    pub threads: Vec<Handle>,
 }
 
 /// Accept until `stop` turns true, then close the listener and let open connections
 /// finish for up to the drain timeout.
 pub(super) async fn serve<S: App>(listener: Listener<S>, mut stop: watch::Receiver<bool>) {
-    let Listener { name, listener, router, header_timeout, drain_timeout } = listener;
-    let builder = builder(header_timeout);
+    let Listener { name, listener, router, header_timeout, drain_timeout, threads } = listener;
+    let builder = Arc::new(builder(header_timeout));
     let graceful = GracefulShutdown::new();
+    let mut turn = 0_usize;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|stopped| *stopped) => break,
         };
         match accepted {
-            Ok((tcp, _)) => spawn_connection(tcp, &router, &builder, &graceful, header_timeout),
+            Ok((tcp, _)) => {
+                // Turn 0 is this thread; the others' runtimes follow in order.
+                let on = turn.checked_sub(1).map(|i| &threads[i]);
+                turn = (turn + 1) % (threads.len() + 1);
+                spawn_connection(tcp, &router, &builder, &graceful, header_timeout, on);
+            }
             Err(error) if is_connection_error(&error) => {}
             Err(error) => {
                 tracing::warn!(listener = name, %error, "accept failed; backing off");
@@ -94,29 +107,33 @@ fn builder(header_timeout: Duration) -> Builder<TokioExecutor> {
     builder
 }
 
+/// Serve one connection on this thread's runtime, or on `on`'s.
 fn spawn_connection<S: App>(
     tcp: TcpStream,
     router: &S,
-    builder: &Builder<TokioExecutor>,
+    builder: &Arc<Builder<TokioExecutor>>,
     graceful: &GracefulShutdown,
     header_timeout: Duration,
+    on: Option<&Handle>,
 ) {
     // Streamed chunks are small writes: with Nagle's algorithm on, each waits for the
     // client's delayed ACK (up to 40 ms). The upstream side sets it in `Upstream::new`.
     if let Err(error) = tcp.set_nodelay(true) {
         tracing::debug!(%error, "set_nodelay failed");
     }
-    let first_request = Arc::new(Notify::new());
-    let service = {
-        let router = router.clone();
-        let first_request = Arc::clone(&first_request);
-        hyper::service::service_fn(move |request: http::Request<Incoming>| {
-            first_request.notify_one();
-            router.clone().oneshot(request.map(Body::new))
-        })
-    };
-    let connection = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service).into_owned());
-    tokio::spawn(async move {
+    let router = router.clone();
+    let builder = Arc::clone(builder);
+    let watcher = graceful.watcher();
+    let serve = move |tcp: TcpStream| async move {
+        let first_request = Arc::new(Notify::new());
+        let service = {
+            let first_request = Arc::clone(&first_request);
+            hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                first_request.notify_one();
+                router.clone().oneshot(request.map(Body::new))
+            })
+        };
+        let connection = watcher.watch(builder.serve_connection(TokioIo::new(tcp), service).into_owned());
         let mut connection = std::pin::pin!(connection);
         // hyper times each HTTP/1 head once it knows the protocol, but not the protocol
         // sniff before it (a client that sends nothing, or half the h2 preface) nor the
@@ -135,7 +152,23 @@ fn spawn_connection<S: App>(
         if let Err(error) = result {
             tracing::debug!(%error, "connection ended with an error");
         }
-    });
+    };
+    let Some(thread) = on else {
+        tokio::spawn(serve(tcp));
+        return;
+    };
+    // The socket is registered with this thread's I/O driver: move it to the other's.
+    match tcp.into_std() {
+        Ok(tcp) => {
+            thread.spawn(async move {
+                match TcpStream::from_std(tcp) {
+                    Ok(tcp) => serve(tcp).await,
+                    Err(error) => tracing::debug!(%error, "cannot move a connection to its thread"),
+                }
+            });
+        }
+        Err(error) => tracing::debug!(%error, "cannot move a connection to its thread"),
+    }
 }
 
 /// Errors that concern only the connection being accepted; the listener is fine.

@@ -48,14 +48,16 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    pub fn new(config: &UpstreamConfig, managed: bool) -> Result<Self, String> {
+    /// `threads`: the gateway's threads, each of which keeps its own idle connections.
+    pub fn new(config: &UpstreamConfig, managed: bool, threads: usize) -> Result<Self, String> {
         let plain_http = config.base_url.scheme() == "http";
         // HTTP/1.1 unless asked: one connection per in-flight request. Over HTTP/2 every
         // request shares one connection, and a server's SETTINGS_MAX_CONCURRENT_STREAMS
         // would cap minutes-long flex requests at that limit (hyperium/hyper#2197,
         // #3623). Over https the connector offers h2 by ALPN only when asked; over http
         // it is prior knowledge.
-        let settings = Settings { http2: config.http2, idle_timeout: POOL_IDLE_TIMEOUT, max_idle: POOL_MAX_IDLE };
+        let settings =
+            Settings { http2: config.http2, idle_timeout: POOL_IDLE_TIMEOUT, max_idle: POOL_MAX_IDLE, threads };
         let base: Uri =
             config.base_url.as_str().parse().map_err(|_| "the upstream URL is not a valid URI".to_owned())?;
         let proxied = plain_http && config.proxy.is_some();

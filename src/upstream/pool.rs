@@ -73,6 +73,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// Idle connections kept; more are closed as their answers end.
     pub max_idle: usize,
+    /// The gateway's threads (`crate::runtime`): each keeps its own idle connections.
+    pub threads: usize,
 }
 
 #[derive(Clone)]
@@ -93,7 +95,10 @@ struct Shared {
     h2: Mutex<Option<H2>>,
     /// Serialises opening the HTTP/2 connection, so a burst opens one, not one each.
     h2_connecting: tokio::sync::Mutex<()>,
-    idle: Mutex<Vec<Idle>>,
+    /// Idle HTTP/1.1 connections, one list per gateway thread: a connection's socket is
+    /// registered with the thread that opened it, and a request on another thread would
+    /// have that thread's I/O driver wake it, a cross-thread hop per event.
+    idle: Box<[Mutex<Vec<Idle>>]>,
     settings: Settings,
     reaper_started: AtomicBool,
 }
@@ -132,7 +137,7 @@ impl Pool {
                 h2_possible: AtomicBool::new(settings.http2),
                 h2: Mutex::new(None),
                 h2_connecting: tokio::sync::Mutex::new(()),
-                idle: Mutex::new(Vec::new()),
+                idle: (0..settings.threads.max(1)).map(|_| Mutex::new(Vec::new())).collect(),
                 settings,
                 reaper_started: AtomicBool::new(false),
             }),
@@ -174,7 +179,7 @@ impl Pool {
 
     #[cfg(test)]
     pub(crate) fn idle_count(&self) -> usize {
-        self.shared.idle.lock().len()
+        self.shared.idle.iter().map(|list| list.lock().len()).sum()
     }
 
     #[cfg(test)]
@@ -216,7 +221,7 @@ impl Shared {
     /// The newest idle HTTP/1.1 connection that is ready for a request and not expired.
     fn checkout(&self) -> Option<Box<Conn1>> {
         loop {
-            let Idle { mut conn, since } = self.idle.lock().pop()?;
+            let Idle { mut conn, since } = self.idle_here().lock().pop()?;
             // Not reusable: closed since it went back (the server hung up). Checked
             // outside the lock; a closed one is dropped (and its socket closed) there too.
             if since.elapsed() < self.settings.idle_timeout && conn.is_reusable() {
@@ -314,17 +319,24 @@ impl Shared {
         let timeout = self.settings.idle_timeout;
         // Checked outside the lock (a check may read the socket), and closed sockets are
         // dropped outside it too. What went back meanwhile is newer: it stays last.
-        let mut checked = std::mem::take(&mut *self.idle.lock());
-        checked.retain_mut(|i| i.since.elapsed() < timeout && i.conn.is_reusable());
-        let mut idle = self.idle.lock();
-        let newer = std::mem::replace(&mut *idle, checked);
-        idle.extend(newer);
+        for list in &self.idle {
+            let mut checked = std::mem::take(&mut *list.lock());
+            checked.retain_mut(|i| i.since.elapsed() < timeout && i.conn.is_reusable());
+            let mut idle = list.lock();
+            let newer = std::mem::replace(&mut *idle, checked);
+            idle.extend(newer);
+        }
+    }
+
+    /// This thread's idle list.
+    fn idle_here(&self) -> &Mutex<Vec<Idle>> {
+        &self.idle[crate::runtime::current() % self.idle.len()]
     }
 
     fn keep(self: &Arc<Self>, conn: Box<Conn1>) {
         {
-            let mut idle = self.idle.lock();
-            if idle.len() >= self.settings.max_idle {
+            let mut idle = self.idle_here().lock();
+            if idle.len() >= self.settings.max_idle.div_ceil(self.idle.len()) {
                 return;
             }
             idle.push(Idle { conn, since: Instant::now() });

@@ -63,7 +63,7 @@ async fn serve(h2: bool) -> (String, Arc<AtomicUsize>) {
 }
 
 fn pool(base: &str, idle_timeout: Duration, max_idle: usize) -> Pool {
-    pool_with(base, Settings { http2: false, idle_timeout, max_idle })
+    pool_with(base, Settings { http2: false, idle_timeout, max_idle, threads: 1 })
 }
 
 fn pool_with(base: &str, settings: Settings) -> Pool {
@@ -171,7 +171,8 @@ async fn a_waiting_exchange_holds_little() {
 #[tokio::test]
 async fn http2_requests_share_one_connection_even_when_they_start_together() {
     let (base, accepted) = serve(true).await;
-    let pool = pool_with(&base, Settings { http2: true, idle_timeout: Duration::from_secs(90), max_idle: 8 });
+    let pool =
+        pool_with(&base, Settings { http2: true, idle_timeout: Duration::from_secs(90), max_idle: 8, threads: 1 });
     let answers = futures_util::future::join_all((0..8).map(|_| text(&pool, &base, "/ok"))).await;
     assert_eq!(answers.len(), 8);
     // HTTP/2 carries no `Host`; the authority travels in the request's URI.
