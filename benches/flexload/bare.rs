@@ -23,6 +23,8 @@ pub enum Kind {
     AxumHyper,
     /// hyper server and `hyper_util` client ([`crate::bare_hyper`]).
     Hyper,
+    /// No HTTP: a byte relay on blocking sockets ([`crate::relay`]).
+    TcpRelay,
 }
 
 struct Bare {

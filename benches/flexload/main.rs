@@ -12,6 +12,7 @@ mod bare_hyper;
 mod held;
 mod oha;
 mod procs;
+mod relay;
 mod report;
 mod sse;
 
@@ -164,6 +165,7 @@ async fn nonstream(ctx: &Ctx) -> Result<Vec<Table>> {
     let bare = Proc::bare(&ctx.dir, "bare", &sim.addr, bare::Kind::AxumReqwest, None).await?;
     let bare_mixed = Proc::bare(&ctx.dir, "bare-axum-hyper", &sim.addr, bare::Kind::AxumHyper, None).await?;
     let bare_hyper = Proc::bare(&ctx.dir, "bare-hyper", &sim.addr, bare::Kind::Hyper, None).await?;
+    let relay = Proc::bare(&ctx.dir, "tcp-relay", &sim.addr, bare::Kind::TcpRelay, None).await?;
     let info = ctx.gateway("gw-info", &sim.addr, "info").await?;
     // Startup lines (the listening address) stay; the per-request line goes.
     let warn = ctx.gateway("gw-warn", &sim.addr, "warn,flexgate::cli=info").await?;
@@ -173,11 +175,14 @@ async fn nonstream(ctx: &Ctx) -> Result<Vec<Table>> {
     let bare_url = format!("http://{}/flex/v1/chat/completions", bare.addr);
     let mixed_url = format!("http://{}/flex/v1/chat/completions", bare_mixed.addr);
     let hyper_url = format!("http://{}/flex/v1/chat/completions", bare_hyper.addr);
+    // A byte relay cannot strip the lane prefix: it is sent the simulator's own path.
+    let relay_url = format!("http://{}/v1/chat/completions", relay.addr);
     // The floors, measured one after the other, starting with a different one each run.
     let floors = [
         ("floor axum+reqwest", &bare, bare_url.as_str()),
         ("floor axum+hyper client", &bare_mixed, mixed_url.as_str()),
         ("floor hyper", &bare_hyper, hyper_url.as_str()),
+        ("floor tcp relay", &relay, relay_url.as_str()),
     ];
     let order = |run: usize| (0..floors.len()).map(move |i| (run + i) % floors.len());
     let (mut flat, mut rated) = (Table::new("nonstream", "non-streaming chat, flat out"), Table::new("rated", ""));
@@ -198,7 +203,7 @@ async fn nonstream(ctx: &Ctx) -> Result<Vec<Table>> {
         flat.add("flexgate req/s (log warn)", 0, quiet.rps);
         flat.add("flexgate CPU/req (us, log warn)", 1, quiet_cpu);
         let mut errors = direct.errors + via.errors + quiet.errors;
-        let mut cpus = [0.0; 3];
+        let mut cpus = [0.0; 4];
         for i in order(run) {
             let (name, proc, url) = floors[i];
             let (floor, floor_cpu) = measured(ctx, proc, &ctx.phase(url, &body, None)).await?;
@@ -232,7 +237,7 @@ async fn nonstream(ctx: &Ctx) -> Result<Vec<Table>> {
         rated.add("errors", 0, f64::from(u32::try_from(errors).unwrap_or(0)));
     }
     flat.add("flexgate RSS after load (MiB)", 1, mib(info.rss_kib()?));
-    for p in [info, warn, bare, bare_mixed, bare_hyper, sim] {
+    for p in [info, warn, bare, bare_mixed, bare_hyper, relay, sim] {
         p.stop().await;
     }
     rated.title = format!("non-streaming chat, {} req/s offered", ctx.args.rate);
@@ -248,6 +253,7 @@ async fn stream(ctx: &Ctx) -> Result<Vec<Table>> {
     let gw = ctx.gateway("gw-stream", &sim.addr, "info").await?;
     let stamper = sse::upstream(a.chunks, a.chunk_interval).await?;
     let gw_stamped = ctx.gateway("gw-stamped", &stamper, "info").await?;
+    let relay = Proc::bare(&ctx.dir, "tcp-relay-stamped", &stamper, bare::Kind::TcpRelay, None).await?;
     let direct_url = format!("http://{}/v1/chat/completions", sim.addr);
     let via_url = format!("http://{}/flex/v1/chat/completions", gw.addr);
     let frames = f64::from(a.chunks + 4);
@@ -277,9 +283,14 @@ async fn stream(ctx: &Ctx) -> Result<Vec<Table>> {
         t.add("added per chunk p99 (us)", 0, via.p99_us - direct.p99_us);
         t.add("paced chunks measured", 0, chunks);
         t.add("flexgate CPU/paced chunk (us)", 2, cpu / chunks);
-        t.add("errors", 0, f64::from(u32::try_from(direct.errors + via.errors).unwrap_or(0)));
+        let relay_url = format!("http://{}/v1/chat/completions", relay.addr);
+        let floor = sse::measure(&relay_url, &body_text, a, a.duration).await?;
+        t.add("floor tcp relay added per chunk p50 (us)", 0, floor.p50_us - direct.p50_us);
+        t.add("floor tcp relay added per chunk p99 (us)", 0, floor.p99_us - direct.p99_us);
+        let errors = direct.errors + via.errors + floor.errors;
+        t.add("errors", 0, f64::from(u32::try_from(errors).unwrap_or(0)));
     }
-    for p in [gw, gw_stamped, sim] {
+    for p in [gw, gw_stamped, relay, sim] {
         p.stop().await;
     }
     Ok(vec![t])
@@ -394,6 +405,7 @@ async fn main() -> Result<()> {
             bare::Kind::AxumReqwest => bare::serve(upstream, false).await,
             bare::Kind::AxumHyper => bare::serve(upstream, true).await,
             bare::Kind::Hyper => bare_hyper::serve(upstream, args.bare_read_buf).await,
+            bare::Kind::TcpRelay => relay::serve(upstream),
         };
     }
     let dir = procs::scratch_dir()?;
