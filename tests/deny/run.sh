@@ -76,6 +76,11 @@ if ! DENY=$(find_deny); then
 fi
 echo "# $("$DENY" --version) ($DENY)"
 
+# cargo-deny reads `cargo metadata` for every platform, offline: a build only downloads
+# the host's crates, so on a fresh machine the others (anstyle-wincon, windows-sys, ...)
+# are missing. Fetch every crate in Cargo.lock first (from the registry cache when there).
+cargo fetch --locked --quiet
+
 for check in bans licenses sources; do
     out=$("$DENY" deny --offline --locked --color never check "$check" 2>&1) && status=0 || status=$?
     if [[ $status -eq 0 ]]; then

@@ -184,8 +184,22 @@ async fn http2_requests_share_one_connection_even_when_they_start_together() {
 
 /// A server that answers as soon as it has a request's head and never reads on, as a
 /// server refusing an upload early may: the client is left writing the body.
+/// Read a request's head (and whatever of its body came with it) from a raw socket.
+async fn read_head(tcp: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt as _;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tcp.read(&mut buf).await.unwrap();
+        if n == 0 {
+            return;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+}
+
 async fn early_answering_server() -> (String, Arc<AtomicUsize>) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::io::AsyncWriteExt as _;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -195,12 +209,7 @@ async fn early_answering_server() -> (String, Arc<AtomicUsize>) {
         loop {
             let (mut tcp, _) = listener.accept().await.unwrap();
             counter.fetch_add(1, Ordering::SeqCst);
-            let mut head = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = tcp.read(&mut buf).await.unwrap();
-                head.extend_from_slice(&buf[..n]);
-            }
+            read_head(&mut tcp).await;
             tcp.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 2\r\n\r\nno").await.unwrap();
             open.push(tcp);
         }
@@ -245,18 +254,13 @@ async fn an_http1_connection_has_no_task_of_its_own() {
 
 /// Answers one request per connection with keep-alive, then closes the socket when told.
 async fn closing_server() -> (String, tokio::sync::mpsc::UnboundedSender<()>) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::io::AsyncWriteExt as _;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (close, mut closes) = tokio::sync::mpsc::unbounded_channel::<()>();
     tokio::spawn(async move {
         let (mut tcp, _) = listener.accept().await.unwrap();
-        let mut head = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = tcp.read(&mut buf).await.unwrap();
-            head.extend_from_slice(&buf[..n]);
-        }
+        read_head(&mut tcp).await;
         tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.unwrap();
         closes.recv().await;
         drop(tcp);
