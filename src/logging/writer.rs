@@ -8,9 +8,9 @@
 //! call. Waking it from a request instead costs a `futex` call, and the thread's wake-up,
 //! on the request's path (at 2,000 requests/s about one request in four paid it). After
 //! [`IDLE_TICKS`] ticks with nothing to write it sleeps until a line arrives; that line
-//! wakes it, and it waits [`LINGER`] for more to gather. Nothing is dropped: a producer that finds
-//! [`MAX_PENDING`] bytes waiting blocks until they are written, and dropping the
-//! [`FlushGuard`] writes everything still pending before it returns.
+//! wakes it, and it waits [`LINGER`] for more to gather. Nothing is dropped: a producer
+//! that finds [`MAX_PENDING`] bytes waiting blocks until they are written, and dropping
+//! the [`FlushGuard`] writes everything still pending before it returns.
 
 use std::io::{self, Write};
 use std::sync::Arc;

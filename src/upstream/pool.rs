@@ -318,7 +318,9 @@ impl Shared {
     fn sweep(&self) {
         let timeout = self.settings.idle_timeout;
         // Checked outside the lock (a check may read the socket), and closed sockets are
-        // dropped outside it too. What went back meanwhile is newer: it stays last.
+        // dropped outside it too. What went back meanwhile is newer: it stays last. The
+        // reaper runs on one thread and checks every thread's list: a no-op-waker poll
+        // only reads the readiness the owning thread's I/O driver recorded.
         for list in &self.idle {
             let mut checked = std::mem::take(&mut *list.lock());
             checked.retain_mut(|i| i.since.elapsed() < timeout && i.conn.is_reusable());
