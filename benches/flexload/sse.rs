@@ -3,10 +3,17 @@
 //! nanoseconds) in its `content`; the client records, for every chunk, receive time minus
 //! send time. Run once directly and once through flexgate, the difference is the latency
 //! flexgate adds to each chunk. The wall clock is shared by every process on the machine.
+//!
+//! Each stream's chunks come at its own phase of the interval (drawn at random per
+//! stream), as independent real streams do. A request whose body asks for `lockstep` is
+//! paced by tokio's interval instead, as every invocation before P was: tokio's 1 ms
+//! timer wheel fires all the streams' chunks together, the worst case of 32 chunks
+//! arriving in the same microsecond.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -16,7 +23,9 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use futures_util::StreamExt;
+use rand::Rng;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 fn now_ns() -> u64 {
@@ -24,15 +33,59 @@ fn now_ns() -> u64 {
     u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
 }
 
-#[derive(Clone, Copy)]
 struct Shape {
     chunks: u32,
     interval: Duration,
+    pacer: Pacer,
+}
+
+/// Wakes each chunk at its due time. tokio's timers fire on a 1 ms wheel, which gathers
+/// every chunk due within the same millisecond into one burst and so would make
+/// independent streams look like lockstep ones; this thread sleeps to the kernel's
+/// high-resolution timers instead.
+#[derive(Clone)]
+struct Pacer(mpsc::Sender<(Instant, oneshot::Sender<()>)>);
+
+impl Pacer {
+    fn start() -> Self {
+        let (tx, rx) = mpsc::channel::<(Instant, oneshot::Sender<()>)>();
+        std::thread::spawn(move || {
+            let mut waiting: Vec<(Instant, oneshot::Sender<()>)> = Vec::new();
+            loop {
+                let now = Instant::now();
+                let mut i = 0;
+                while i < waiting.len() {
+                    if waiting[i].0 <= now {
+                        let _ = waiting.swap_remove(i).1.send(());
+                    } else {
+                        i += 1;
+                    }
+                }
+                let got = match waiting.iter().map(|w| w.0).min() {
+                    Some(next) => rx.recv_timeout(next.saturating_duration_since(Instant::now())),
+                    None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                };
+                match got {
+                    Ok(entry) => waiting.push(entry),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        });
+        Self(tx)
+    }
+
+    async fn until(&self, due: Instant) {
+        let (tx, rx) = oneshot::channel();
+        if self.0.send((due, tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
 }
 
 const HEAD: &str = r#"data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1,"model":"gpt-5-mini","service_tier":"flex","system_fingerprint":"fp_bench","choices":["#;
 
-fn frame(i: u32, shape: Shape, usage: bool) -> Bytes {
+fn frame(i: u32, shape: &Shape, usage: bool) -> Bytes {
     let null_usage = if usage { r#","usage":null"# } else { "" };
     let text = if i == 0 {
         format!(
@@ -52,21 +105,55 @@ fn frame(i: u32, shape: Shape, usage: bool) -> Bytes {
     Bytes::from(format!("{text}\n\n"))
 }
 
-async fn chat(State(shape): State<Shape>, body: Bytes) -> Response {
+/// When a stream's next content chunk is sent.
+enum Clock {
+    /// At `due`, an interval after the last one, woken by the pacer.
+    Paced { pacer: Pacer, due: Instant, interval: Duration },
+    /// On tokio's interval (1 ms resolution: every stream's tick in the same slot).
+    Lockstep(tokio::time::Interval),
+}
+
+impl Clock {
+    async fn tick(&mut self) {
+        match self {
+            Self::Paced { pacer, due, interval } => {
+                pacer.until(*due).await;
+                // A stream that fell behind goes on an interval from now rather than
+                // bursting its backlog (what `MissedTickBehavior::Delay` does below).
+                *due = (*due + *interval).max(Instant::now() + *interval);
+            }
+            Self::Lockstep(ticker) => {
+                ticker.tick().await;
+            }
+        }
+    }
+}
+
+async fn chat(State(shape): State<Arc<Shape>>, body: Bytes) -> Response {
     let usage = memchr::memmem::find(&body, br#""include_usage":true"#).is_some();
     let last = shape.chunks + 3;
-    let mut ticker = tokio::time::interval(shape.interval.max(Duration::from_micros(1)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let frames = futures_util::stream::unfold((0_u32, ticker), move |(i, mut ticker)| async move {
-        if i > last {
-            return None;
+    let interval = shape.interval.max(Duration::from_micros(1));
+    let clock = if memchr::memmem::find(&body, b"lockstep").is_some() {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Clock::Lockstep(ticker)
+    } else {
+        let due = Instant::now() + interval.mul_f64(rand::rng().random::<f64>());
+        Clock::Paced { pacer: shape.pacer.clone(), due, interval }
+    };
+    let frames = futures_util::stream::unfold((0_u32, clock), move |(i, mut clock)| {
+        let shape = shape.clone();
+        async move {
+            if i > last {
+                return None;
+            }
+            if i > 0 && i <= shape.chunks && !shape.interval.is_zero() {
+                clock.tick().await;
+            }
+            let skip = i == shape.chunks + 2 && !usage;
+            let out = if skip { Bytes::new() } else { frame(i, &shape, usage) };
+            Some((Ok::<_, Infallible>(out), (i + 1, clock)))
         }
-        if i > 0 && i <= shape.chunks && !shape.interval.is_zero() {
-            ticker.tick().await;
-        }
-        let skip = i == shape.chunks + 2 && !usage;
-        let out = if skip { Bytes::new() } else { frame(i, shape, usage) };
-        Some((Ok::<_, Infallible>(out), (i + 1, ticker)))
     })
     .filter(|f| std::future::ready(f.as_ref().map_or(true, |b| !b.is_empty())));
     Response::builder()
@@ -80,7 +167,11 @@ async fn chat(State(shape): State<Shape>, body: Bytes) -> Response {
 pub async fn upstream(chunks: u32, interval: Duration) -> Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?.to_string();
-    let app = Router::new().route("/v1/chat/completions", post(chat)).with_state(Shape { chunks, interval });
+    let app = Router::new().route("/v1/chat/completions", post(chat)).with_state(Arc::new(Shape {
+        chunks,
+        interval,
+        pacer: Pacer::start(),
+    }));
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
