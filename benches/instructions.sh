@@ -2,23 +2,25 @@
 # Instructions flexgate's user space spends per proxied request (or per streamed chunk),
 # counted by valgrind's callgrind, so the figure does not move with the machine's load.
 #
-#   benches/instructions.sh [--log info|warn] [--stream] [--requests N] [BIN]
+#   benches/instructions.sh [--log info|warn] [--stream] [--requests N] [--keep FILE] [BIN]
 #
 # Starts the simulator (zero latency) and `BIN serve` under callgrind on 127.0.0.1 port 0,
 # sends 200 warm-up requests, then counts N requests (3,000; 300 streamed) of the
 # benchmark's 2.1 KB chat request through the flex lane, 8 (4 streamed) at a time.
 # BIN defaults to the release binary, built here. Needs valgrind and oha (benches/run.sh
-# installs oha; set OHA to use another), and curl for --stream.
+# installs oha; set OHA to use another), and curl for --stream. --keep FILE keeps the
+# callgrind profile there, for `callgrind_annotate --inclusive=yes FILE`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-level=warn stream=false requests="" bin=""
+level=warn stream=false requests="" bin="" keep=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --log) level="$2"; shift 2 ;;
         --stream) stream=true; shift ;;
         --requests) requests="$2"; shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --keep) keep="$2"; shift 2 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) bin="$1"; shift ;;
     esac
 done
@@ -78,6 +80,7 @@ callgrind_control -i off "$gw" > /dev/null
 kill -INT "$gw"; wait "$gw" || true
 echo "$summary" | grep -q 'Success rate:.*100.00%' || { echo "instructions.sh: not every request succeeded" >&2; echo "$summary" >&2; exit 1; }
 echo "$summary" | grep -qE '^\s+\[200\] '"$requests"' responses' || { echo "instructions.sh: not every answer was a 200" >&2; echo "$summary" >&2; exit 1; }
+[ -z "$keep" ] || cp "$dir/cg.out" "$keep"
 total="$(callgrind_annotate "$dir/cg.out" | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}')"
 echo "binary        $bin"
 echo "log level     $level"

@@ -402,6 +402,42 @@ fn targets(tables: &[Table]) -> String {
         let verdict = if met { "met" } else { "MISSED" };
         let _ = writeln!(out, "{what:<36} {value:>10.3}  target {sign} {bound:<6} {verdict}");
     }
+    // The host's speed moves every absolute figure (the same binary's CPU per request
+    // has ranged 23-40 us between sessions); a ratio to a floor measured in the same run
+    // shows whether a change of verdict is the code or the machine.
+    let floors: [(&str, &str, &str, &str); 6] = [
+        ("nonstream", "flexgate CPU/req (us, log info)", "floor hyper CPU/req (us)", "CPU per request / hyper alone's"),
+        (
+            "nonstream",
+            "flexgate CPU/req (us, log info)",
+            "floor tcp relay CPU/req (us)",
+            "CPU per request / TCP relay's",
+        ),
+        ("rated", "added p50 (ms)", "floor hyper added p50 (ms)", "added p50 / hyper alone's"),
+        ("rated", "added p50 (ms)", "floor tcp relay added p50 (ms)", "added p50 / TCP relay's"),
+        (
+            "stream",
+            "added per chunk p99 (us)",
+            "floor tcp relay added per chunk p99 (us)",
+            "added per-chunk p99 / TCP relay's",
+        ),
+        (
+            "held",
+            "flexgate RSS while held (MiB)",
+            "axum+hyper client RSS while held (MiB)",
+            "held RSS / axum + hyper client's",
+        ),
+    ];
+    let mut header = false;
+    for (key, row, floor, what) in floors {
+        let Some(ratio) = tables.iter().filter(|t| t.key == key).find_map(|t| t.median_ratio(row, floor)) else {
+            continue;
+        };
+        if !std::mem::replace(&mut header, true) {
+            out.push_str("\n== against the floors in the same run (medians of per-run ratios) ==\n");
+        }
+        let _ = writeln!(out, "{what:<36} {ratio:>10.2}x");
+    }
     out
 }
 

@@ -56,6 +56,14 @@ impl Table {
         self.rows.iter().find(|r| r.label == label).map(|r| median(&r.values))
     }
 
+    /// The median over runs of `label`'s value divided by `floor`'s in the same run.
+    pub fn median_ratio(&self, label: &str, floor: &str) -> Option<f64> {
+        let row = |l: &str| self.rows.iter().find(|r| r.label == l);
+        let (a, b) = (row(label)?, row(floor)?);
+        let ratios: Vec<f64> = a.values.iter().zip(&b.values).filter(|(_, b)| **b > 0.0).map(|(a, b)| a / b).collect();
+        (!ratios.is_empty()).then(|| median(&ratios))
+    }
+
     pub fn render(&self) -> String {
         let mut out = format!("\n== {} ==\n", self.title);
         let width = self.rows.iter().map(|r| r.label.len()).max().unwrap_or(10);
