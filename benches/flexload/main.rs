@@ -282,7 +282,10 @@ async fn stream(ctx: &Ctx) -> Result<Vec<Table>> {
             let before = gw_stamped.cpu()?;
             let via = sse::measure(&via_url, &body, a, a.duration).await?;
             let cpu = gw_stamped.cpu()?.saturating_sub(before).as_secs_f64() * 1e6;
+            let before = relay.cpu()?;
             let floor = sse::measure(&relay_url, &body, a, a.duration).await?;
+            let relay_cpu = relay.cpu()?.saturating_sub(before).as_secs_f64() * 1e6;
+            let relayed = f64::from(u32::try_from(floor.chunks.max(1)).unwrap_or(u32::MAX));
             let chunks = f64::from(u32::try_from(via.chunks.max(1)).unwrap_or(u32::MAX));
             t.add(&format!("paced chunk latency direct p50 (us{label})"), 0, direct.p50_us);
             t.add(&format!("paced chunk latency direct p99 (us{label})"), 0, direct.p99_us);
@@ -294,6 +297,7 @@ async fn stream(ctx: &Ctx) -> Result<Vec<Table>> {
             t.add(&format!("flexgate CPU/paced chunk (us{label})"), 2, cpu / chunks);
             t.add(&format!("floor tcp relay added per chunk p50 (us{label})"), 0, floor.p50_us - direct.p50_us);
             t.add(&format!("floor tcp relay added per chunk p99 (us{label})"), 0, floor.p99_us - direct.p99_us);
+            t.add(&format!("floor tcp relay CPU/paced chunk (us{label})"), 2, relay_cpu / relayed);
             errors += direct.errors + via.errors + floor.errors;
         }
         t.add("errors", 0, f64::from(u32::try_from(errors).unwrap_or(0)));
