@@ -107,7 +107,7 @@ fn frame(i: u32, shape: &Shape, usage: bool) -> Bytes {
 
 /// When a stream's next content chunk is sent.
 enum Clock {
-    /// At `due`, an interval after the last one, woken by the pacer.
+    /// At `due`, woken by the pacer; then an interval after that wake-up.
     Paced { pacer: Pacer, due: Instant, interval: Duration },
     /// On tokio's interval (1 ms resolution: every stream's tick in the same slot).
     Lockstep(tokio::time::Interval),
@@ -118,8 +118,8 @@ impl Clock {
         match self {
             Self::Paced { pacer, due, interval } => {
                 pacer.until(*due).await;
-                // A stream that fell behind goes on an interval from now rather than
-                // bursting its backlog (what `MissedTickBehavior::Delay` does below).
+                // The next chunk an interval after this one was woken (never before it
+                // was due), so a stream that fell behind does not burst its backlog.
                 *due = (*due + *interval).max(Instant::now() + *interval);
             }
             Self::Lockstep(ticker) => {
