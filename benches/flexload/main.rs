@@ -257,6 +257,9 @@ async fn stream(ctx: &Ctx) -> Result<Vec<Table>> {
     let direct_url = format!("http://{}/v1/chat/completions", sim.addr);
     let via_url = format!("http://{}/flex/v1/chat/completions", gw.addr);
     let frames = f64::from(a.chunks + 4);
+    // The stamping upstream paces a stream in lockstep when its body says so.
+    let lockstep = body_text.replace(r#""user":"bench""#, r#""user":"bench-lockstep""#);
+    anyhow::ensure!(lockstep != body_text, "the streamed body has no \"user\":\"bench\" to mark lockstep");
     let mut t = Table::new("stream", &format!("streaming chat, {} chunks per answer", a.chunks));
     for _ in 0..a.runs {
         let (direct, _) = measured(ctx, &sim, &ctx.phase(&direct_url, &body, None)).await?;
@@ -275,9 +278,7 @@ async fn stream(ctx: &Ctx) -> Result<Vec<Table>> {
         // Independent streams (each at its own phase of the interval, as real ones are)
         // are the target's measure; lockstep (every stream's chunk due at the same instant)
         // is the worst case, where each chunk also waits for the burst ahead of it.
-        for (label, body) in
-            [("", body_text.clone()), (", lockstep", body_text.replace("\"bench\"", "\"bench-lockstep\""))]
-        {
+        for (label, body) in [("", body_text.clone()), (", lockstep", lockstep.clone())] {
             let direct = sse::measure(&stamper_url, &body, a, a.duration).await?;
             let before = gw_stamped.cpu()?;
             let via = sse::measure(&via_url, &body, a, a.duration).await?;
