@@ -5,6 +5,9 @@
 #
 #   benches/ab.sh ROUNDS BIN_A BIN_B
 #
+# Either BIN may end in @N to run it with `server.threads = N` (otherwise the default,
+# one per CPU): `benches/ab.sh 3 target/release/flexgate@1 target/release/flexgate@2`.
+#
 # Each round starts `BIN serve` (log info) in front of one simulator (zero latency) on
 # 127.0.0.1 port 0, warms it with 5,000 requests, then sends 60,000 of the benchmark's
 # 2.1 KB chat request at 32 connections through the flex lane, and prints the process's
@@ -12,7 +15,7 @@
 # set OHA to use another) and bc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -eq 3 ] || { sed -n '2,12p' "$0"; exit 2; }
+[ $# -eq 3 ] || { sed -n '2,15p' "$0"; exit 2; }
 rounds="$1" a="$2" b="$3"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 oha="${OHA:-$(command -v oha || echo "${FLEXGATE_BENCH_TOOLS:-$target/bench-tools}/bin/oha")}"
@@ -37,18 +40,24 @@ address_in() {
     echo "ab.sh: no address in $1" >&2; cat "$1" >&2; exit 1
 }
 
-"$a" sim --listen 127.0.0.1:0 --latency-standard 0ms --latency-priority 0ms --latency-flex 0ms \
+"${a%@*}" sim --listen 127.0.0.1:0 --latency-standard 0ms --latency-priority 0ms --latency-flex 0ms \
     --chunk-interval 0ms > "$dir/sim.log" 2>&1 &
 pids+=($!)
 sim="$(address_in "$dir/sim.log" 'listening.*')"
-printf '[server]\nlisten = "127.0.0.1:0"\n[upstream]\nbase_url = "http://%s/v1"\n[log]\nformat = "json"\nlevel = "info"\n' \
-    "$sim" > "$dir/gw.toml"
+# The config for a BIN[@threads] argument.
+config_for() {
+    local threads=0
+    case "$1" in *@*) threads="${1##*@}" ;; esac
+    printf '[server]\nlisten = "127.0.0.1:0"\nthreads = %s\n[upstream]\nbase_url = "http://%s/v1"\n[log]\nformat = "json"\nlevel = "info"\n' \
+        "$threads" "$sim" > "$dir/gw.toml"
+}
 
 printf '%-6s %-40s %9s %9s %9s %9s\n' round binary "us/req" "user" "system" "req/s"
 for round in $(seq "$rounds"); do
     for bin in "$a" "$b"; do
         : > "$dir/gw.log"
-        "$bin" serve --config "$dir/gw.toml" > /dev/null 2> "$dir/gw.log" &
+        config_for "$bin"
+        "${bin%@*}" serve --config "$dir/gw.toml" > /dev/null 2> "$dir/gw.log" &
         gw=$!
         url="http://$(address_in "$dir/gw.log" '"listening".*')/flex/v1/chat/completions"
         load() {
