@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
 /// The shipped price table (`config/pricing.toml`).
-pub const EMBEDDED_TOML: &str = include_str!("../../config/pricing.toml");
+pub const EMBEDDED_TOML: &str = include_str!("../config/pricing.toml");
 
 /// A processing tier as billed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

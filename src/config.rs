@@ -23,7 +23,7 @@ pub use size::parse_size;
 pub use validate::validate;
 
 /// The configuration file shipped in the repository; every key with its default.
-pub const SHIPPED_CONFIG: &str = include_str!("../../config/flexgate.toml");
+pub const SHIPPED_CONFIG: &str = include_str!("../config/flexgate.toml");
 
 /// A source of environment variables.
 pub trait Env {
