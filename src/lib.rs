@@ -1,6 +1,8 @@
 //! flexgate: a self-hosted, OpenAI-compatible gateway that sends latency-tolerant work to
 //! OpenAI's flex tier, absorbs 429s with deadline-aware retries and escalation, and
 //! exports cost, savings and latency metrics for Prometheus.
+//!
+//! The module map, one request's path through it and where to add things: `docs/architecture.md`.
 
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
