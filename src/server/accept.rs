@@ -137,7 +137,7 @@ impl<S: App> Connection<S> {
             Ok(Ok(stream)) => self.serve_http(stream).await,
             Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
             Err(_) => {
-                tracing::debug!(header_timeout = ?self.header_timeout, "no TLS handshake within the header timeout")
+                tracing::debug!(header_timeout = ?self.header_timeout, "no TLS handshake within the header timeout");
             }
         }
     }
