@@ -95,6 +95,9 @@ pub struct ServerConfig {
     /// Threads serving requests, each its own current-thread runtime (`crate::runtime`);
     /// `server.threads = 0` (the default) resolves to one per CPU here.
     pub threads: usize,
+    /// TLS on the main listener (`server.tls_cert` and `server.tls_key`); plain HTTP when
+    /// `None`. The admin listener stays plain.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 #[derive(Debug, Clone)]

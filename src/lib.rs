@@ -26,6 +26,7 @@ pub mod server;
 pub mod sim;
 pub mod state;
 pub mod stream;
+pub mod tls;
 pub mod upstream;
 pub mod usage;
 pub mod workload;

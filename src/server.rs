@@ -5,12 +5,14 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
 use crate::app::{admin_router, build_router};
 use crate::config::Config;
 use crate::state::AppState;
+use crate::tls::{Resolver, acceptor};
 
 mod accept;
 
@@ -18,6 +20,8 @@ pub struct Server {
     state: AppState,
     main: TcpListener,
     admin: Option<TcpListener>,
+    /// The main listener's certificate, when it serves TLS.
+    tls: Option<Arc<Resolver>>,
     /// Other threads' runtimes that serve a share of the main listener's connections.
     threads: Vec<tokio::runtime::Handle>,
 }
@@ -30,8 +34,12 @@ impl Server {
             Some(addr) => Some(TcpListener::bind(addr).await?),
             None => None,
         };
+        let tls = match &config.server.tls {
+            Some(files) => Some(Arc::new(Resolver::new(files.clone()).map_err(io::Error::other)?)),
+            None => None,
+        };
         let state = AppState::new(config).map_err(io::Error::other)?;
-        Ok(Server { state, main, admin, threads: Vec::new() })
+        Ok(Server { state, main, admin, tls, threads: Vec::new() })
     }
 
     /// Serve a share of the connections on each of these runtimes too (`crate::runtime`).
@@ -56,7 +64,10 @@ impl Server {
     /// Serve until `shutdown` resolves; then stop accepting, mark not-ready, and let
     /// in-flight requests finish for up to the drain timeout.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-        let Server { state, main, admin, threads } = self;
+        let Server { state, main, admin, tls, threads } = self;
+        // Rotated certificate files are picked up while the server runs.
+        let watcher = tls.as_ref().map(Resolver::watch);
+        let tls = tls.map(acceptor).transpose().map_err(io::Error::other)?;
         let (tx, rx) = tokio::sync::watch::channel(false);
         let signal_state = state.clone();
         tokio::spawn(async move {
@@ -74,6 +85,7 @@ impl Server {
             header_timeout,
             drain_timeout,
             threads,
+            tls,
         };
         let main = accept::serve(main, rx.clone());
         let admin = async {
@@ -86,11 +98,15 @@ impl Server {
                     header_timeout,
                     drain_timeout,
                     threads: Vec::new(),
+                    tls: None,
                 };
                 accept::serve(admin, rx).await;
             }
         };
         tokio::join!(main, admin);
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         Ok(())
     }
 }

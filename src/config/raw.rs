@@ -33,6 +33,9 @@ pub struct RawServer {
     pub body_timeout: String,
     /// Threads serving requests; 0 is one per CPU.
     pub threads: i64,
+    /// PEM certificate chain and private key: TLS on the main listener when both are set.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 impl Default for RawServer {
@@ -45,6 +48,8 @@ impl Default for RawServer {
             header_timeout: "30s".into(),
             body_timeout: "30s".into(),
             threads: 0,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -211,3 +211,15 @@ fn threads_default_to_one_per_cpu_and_must_be_a_sensible_count() {
     let e = errors("[server]\nthreads = \"two\"\n");
     assert!(e.iter().any(|m| m.contains("threads")), "{e:?}");
 }
+
+#[test]
+fn tls_needs_both_files_and_a_pair_that_loads() {
+    let only_cert = errors("[server]\ntls_cert = \"/x.crt\"\n");
+    assert!(only_cert.iter().any(|e| e.starts_with("`server.tls_key`")), "{only_cert:?}");
+    let only_key = errors("[server]\ntls_key = \"/x.key\"\n");
+    assert!(only_key.iter().any(|e| e.starts_with("`server.tls_cert`")), "{only_key:?}");
+    // `check-config` reads the files, as `serve` would.
+    let missing = errors("[server]\ntls_cert = \"/nonexistent/x.crt\"\ntls_key = \"/nonexistent/x.key\"\n");
+    assert!(missing.iter().any(|e| e.starts_with("`server.tls_cert`") && e.contains("x.crt")), "{missing:?}");
+    assert!(Config::from_toml("[server]\ntls_cert = \"\"\ntls_key = \"\"\n", &env(&[])).unwrap().server.tls.is_none());
+}

@@ -52,6 +52,33 @@ impl Problems {
     }
 }
 
+/// `server.tls_cert` and `server.tls_key` go together, and the pair is loaded here so that
+/// `check-config` refuses what the listener could not serve.
+fn tls(p: &mut Problems, raw: &RawConfig) -> Option<crate::tls::TlsFiles> {
+    let set = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(std::path::PathBuf::from);
+    match (set(&raw.server.tls_cert), set(&raw.server.tls_key)) {
+        (None, None) => None,
+        (Some(_), None) => {
+            p.add("server.tls_key", "must be set with `server.tls_cert`");
+            None
+        }
+        (None, Some(_)) => {
+            p.add("server.tls_cert", "must be set with `server.tls_key`");
+            None
+        }
+        (Some(cert), Some(key)) => {
+            let files = crate::tls::TlsFiles { cert, key };
+            match crate::tls::load(&files) {
+                Ok(_) => Some(files),
+                Err(error) => {
+                    p.add("server.tls_cert", error);
+                    None
+                }
+            }
+        }
+    }
+}
+
 pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> {
     let mut p = Problems(Vec::new());
 
@@ -79,6 +106,7 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
                 1
             }
         },
+        tls: tls(&mut p, raw),
     };
     if server.max_body == 0 && parse_size(&raw.server.max_body).is_ok() {
         p.add("server.max_body", "must be greater than zero");

@@ -1,5 +1,6 @@
-//! The accept loop for one listener: a task per connection, served by hyper (HTTP/1.1 or
-//! h2c, detected per connection) with a timer, and drained on shutdown. Connections are
+//! The accept loop for one listener: a task per connection, optionally behind TLS
+//! (`crate::tls`), served by hyper (HTTP/1.1 or HTTP/2, detected per connection) with a
+//! timer, and drained on shutdown. Connections are
 //! handed to the gateway's threads in turn (`crate::runtime`): the accepting thread
 //! keeps every `n`-th, and each of the others gets its share re-registered with its own
 //! runtime, where the connection then lives.
@@ -17,10 +18,12 @@ use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, watch};
+use tokio_rustls::TlsAcceptor;
 use tower::{Service, ServiceExt};
 
 /// What a listener serves: a service from requests to responses that never fails.
@@ -59,12 +62,14 @@ pub(super) struct Listener<S> {
     pub drain_timeout: Duration,
     /// The other threads' runtimes that take a share of the connections.
     pub threads: Vec<Handle>,
+    /// TLS on this listener; the handshake runs on the connection's thread.
+    pub tls: Option<TlsAcceptor>,
 }
 
 /// Accept until `stop` turns true, then close the listener and let open connections
 /// finish for up to the drain timeout.
 pub(super) async fn serve<S: App>(listener: Listener<S>, mut stop: watch::Receiver<bool>) {
-    let Listener { name, listener, router, header_timeout, drain_timeout, threads } = listener;
+    let Listener { name, listener, router, header_timeout, drain_timeout, threads, tls } = listener;
     let builder = Arc::new(builder(header_timeout));
     let graceful = GracefulShutdown::new();
     let mut turn = 0_usize;
@@ -78,7 +83,14 @@ pub(super) async fn serve<S: App>(listener: Listener<S>, mut stop: watch::Receiv
                 // Turn 0 is this thread; the others' runtimes follow in order.
                 let on = turn.checked_sub(1).map(|i| &threads[i]);
                 turn = (turn + 1) % (threads.len() + 1);
-                spawn_connection(tcp, &router, &builder, &graceful, header_timeout, on);
+                let connection = Connection {
+                    router: router.clone(),
+                    builder: Arc::clone(&builder),
+                    watcher: graceful.watcher(),
+                    header_timeout,
+                    tls: tls.clone(),
+                };
+                spawn_connection(tcp, connection, on);
             }
             Err(error) if is_connection_error(&error) => {}
             Err(error) => {
@@ -106,24 +118,35 @@ fn builder(header_timeout: Duration) -> Builder<TokioExecutor> {
     builder
 }
 
-/// Serve one connection on this thread's runtime, or on `on`'s.
-fn spawn_connection<S: App>(
-    tcp: TcpStream,
-    router: &S,
-    builder: &Arc<Builder<TokioExecutor>>,
-    graceful: &GracefulShutdown,
+/// Everything one connection needs, moved to the thread that serves it.
+struct Connection<S> {
+    router: S,
+    builder: Arc<Builder<TokioExecutor>>,
+    watcher: Watcher,
     header_timeout: Duration,
-    on: Option<&Handle>,
-) {
-    // Streamed chunks are small writes: with Nagle's algorithm on, each waits for the
-    // client's delayed ACK (up to 40 ms). The upstream side sets it in `Upstream::new`.
-    if let Err(error) = tcp.set_nodelay(true) {
-        tracing::debug!(%error, "set_nodelay failed");
+    tls: Option<TlsAcceptor>,
+}
+
+impl<S: App> Connection<S> {
+    /// The TLS handshake (when the listener has TLS), then HTTP until the connection ends.
+    async fn serve(self, tcp: TcpStream) {
+        let Some(tls) = self.tls.clone() else { return self.serve_http(tcp).await };
+        // The handshake is part of the wait for the first request: a client that opens a
+        // connection and sends nothing holds it no longer than the header timeout.
+        match tokio::time::timeout(self.header_timeout, tls.accept(tcp)).await {
+            Ok(Ok(stream)) => self.serve_http(stream).await,
+            Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+            Err(_) => {
+                tracing::debug!(header_timeout = ?self.header_timeout, "no TLS handshake within the header timeout");
+            }
+        }
     }
-    let router = router.clone();
-    let builder = Arc::clone(builder);
-    let watcher = graceful.watcher();
-    let serve = move |tcp: TcpStream| async move {
+
+    async fn serve_http<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection { router, builder, watcher, header_timeout, .. } = self;
         let first_request = Arc::new(Notify::new());
         let service = {
             let first_request = Arc::clone(&first_request);
@@ -132,7 +155,7 @@ fn spawn_connection<S: App>(
                 router.clone().oneshot(request.map(Body::new))
             })
         };
-        let connection = watcher.watch(builder.serve_connection(TokioIo::new(tcp), service).into_owned());
+        let connection = watcher.watch(builder.serve_connection(TokioIo::new(io), service).into_owned());
         let mut connection = std::pin::pin!(connection);
         // hyper times each HTTP/1 head once it knows the protocol, but not the protocol
         // sniff before it (a client that sends nothing, or half the h2 preface) nor the
@@ -151,9 +174,18 @@ fn spawn_connection<S: App>(
         if let Err(error) = result {
             tracing::debug!(%error, "connection ended with an error");
         }
-    };
+    }
+}
+
+/// Serve one connection on this thread's runtime, or on `on`'s.
+fn spawn_connection<S: App>(tcp: TcpStream, connection: Connection<S>, on: Option<&Handle>) {
+    // Streamed chunks are small writes: with Nagle's algorithm on, each waits for the
+    // client's delayed ACK (up to 40 ms). The upstream side sets it in `Upstream::new`.
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::debug!(%error, "set_nodelay failed");
+    }
     let Some(thread) = on else {
-        tokio::spawn(serve(tcp));
+        tokio::spawn(connection.serve(tcp));
         return;
     };
     // The socket is registered with this thread's I/O driver: move it to the other's.
@@ -161,7 +193,7 @@ fn spawn_connection<S: App>(
         Ok(tcp) => {
             thread.spawn(async move {
                 match TcpStream::from_std(tcp) {
-                    Ok(tcp) => serve(tcp).await,
+                    Ok(tcp) => connection.serve(tcp).await,
                     Err(error) => tracing::debug!(%error, "cannot move a connection to its thread"),
                 }
             });

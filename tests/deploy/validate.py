@@ -121,7 +121,7 @@ KIND_VALUES = {
 # Mirrors src/config/raw.rs; the binary's own `check-config` (run below when a release
 # build exists) is the authority, this catches typos in manifests without one.
 CONFIG_SHAPE = {
-    "server": {"listen", "admin_listen", "max_body", "drain_timeout", "header_timeout", "body_timeout", "threads"},
+    "server": {"listen", "admin_listen", "max_body", "drain_timeout", "header_timeout", "body_timeout", "threads", "tls_cert", "tls_key"},
     "upstream": {"base_url", "timeout", "connect_timeout", "idle_timeout", "http2", "proxy", "api_key_env"},
     "auth": {"mode", "keys"},
     "routing": {"honor_client_tier", "default_class", "flex_class", "standard_class", "rules"},
