@@ -10,9 +10,14 @@ use tokio::net::TcpListener;
 
 use crate::app::{admin_router, build_router};
 use crate::config::Config;
+use crate::startup::StartupError;
 use crate::state::AppState;
 
 mod accept;
+
+async fn listen_on(key: &'static str, addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { key, addr, source })
+}
 
 pub struct Server {
     state: AppState,
@@ -23,14 +28,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Bind the configured addresses (port 0 picks a free port).
-    pub async fn bind(config: Config) -> io::Result<Server> {
-        let main = TcpListener::bind(config.server.listen).await?;
-        let admin = match config.server.admin_listen {
-            Some(addr) => Some(TcpListener::bind(addr).await?),
+    /// Build the shared state and bind the configured addresses (port 0 picks a free port).
+    pub async fn bind(config: Config) -> Result<Server, StartupError> {
+        let (listen, admin_listen) = (config.server.listen, config.server.admin_listen);
+        let state = AppState::new(config)?;
+        let main = listen_on("server.listen", listen).await?;
+        let admin = match admin_listen {
+            Some(addr) => Some(listen_on("server.admin_listen", addr).await?),
             None => None,
         };
-        let state = AppState::new(config).map_err(io::Error::other)?;
         Ok(Server { state, main, admin, threads: Vec::new() })
     }
 

@@ -39,6 +39,7 @@ use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 use super::connect::{BoxError, Connector};
+use crate::startup::StartupError;
 
 use conn1::{Conn1, Exchange};
 
@@ -119,14 +120,14 @@ enum Opened {
 }
 
 impl Pool {
-    pub fn new(connector: Connector, base: &Uri, proxied: bool, settings: Settings) -> Result<Self, String> {
-        let host = base.host().ok_or("the upstream URL has no host")?;
+    pub fn new(connector: Connector, base: &Uri, proxied: bool, settings: Settings) -> Result<Self, StartupError> {
+        let host = base.host().ok_or(StartupError::UpstreamHost)?;
         let default_port = if base.scheme() == Some(&Scheme::HTTPS) { 443 } else { 80 };
         let host = match base.port_u16() {
             Some(port) if port != default_port => format!("{host}:{port}"),
             _ => host.to_owned(),
         };
-        let host = HeaderValue::try_from(host).map_err(|_| "the upstream host is not a valid `Host` header")?;
+        let host = HeaderValue::try_from(host).map_err(|_| StartupError::UpstreamHost)?;
         let h2_only = settings.http2 && base.scheme() == Some(&Scheme::HTTP);
         Ok(Self {
             shared: Arc::new(Shared {
