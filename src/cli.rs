@@ -1,5 +1,6 @@
 //! Command-line interface: `serve`, `check-config`, `sim`, `demo`, `replay`, `healthcheck`.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,9 +8,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, LogConfig, LogFormat, ProcessEnv};
+use crate::config::{Config, ConfigErrors, LogConfig, LogFormat, ProcessEnv};
 use crate::server::{Server, shutdown_signal};
 use crate::sim::{self, SimConfig};
+use crate::state::AppState;
 use crate::{demo, logging, runtime, workload};
 
 #[derive(Debug, Parser)]
@@ -107,7 +109,13 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
 
 #[expect(clippy::print_stdout, reason = "check-config reports to the terminal")]
 fn check_config(file: &std::path::Path) -> ExitCode {
-    match Config::load(Some(file), &ProcessEnv) {
+    // What `serve` builds before it binds, built here too: whatever `serve` would refuse
+    // after validation, `check-config` refuses.
+    let checked = Config::load(Some(file), &ProcessEnv).and_then(|config| match AppState::new(config.clone()) {
+        Ok(_) => Ok(config),
+        Err(e) => Err(ConfigErrors(vec![with_causes(&e)])),
+    });
+    match checked {
         Ok(config) => {
             println!("{}: ok ({})", file.display(), config.summary());
             ExitCode::SUCCESS
@@ -120,6 +128,17 @@ fn check_config(file: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and the chain of its causes, on one line.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let _ = write!(text, ": {c}");
+        cause = c.source();
+    }
+    text
 }
 
 async fn healthcheck(url: &str) -> ExitCode {
