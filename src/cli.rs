@@ -14,6 +14,8 @@ use crate::sim::{self, SimConfig};
 use crate::state::AppState;
 use crate::{demo, logging, runtime, workload};
 
+pub(crate) mod output;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "flexgate",
@@ -55,21 +57,24 @@ pub enum Command {
     },
 }
 
-/// Run a command. The gateway runs on its own threads, one current-thread runtime each
+/// Run a command; an error is reported on stderr as `flexgate: <error>` and exits 1.
+pub fn run(cli: Cli) -> ExitCode {
+    command(cli.command).unwrap_or_else(|e| {
+        output::diagnostic(format_args!("flexgate: {e:#}"));
+        ExitCode::FAILURE
+    })
+}
+
+/// The gateway runs on its own threads, one current-thread runtime each
 /// (`crate::runtime`); every other command runs on tokio's multi-threaded runtime.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
+fn command(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Serve { config } => {
             let config = match Config::load(config.as_deref(), &ProcessEnv) {
                 Ok(c) => c,
                 Err(e) => {
-                    #[expect(
-                        clippy::print_stderr,
-                        reason = "configuration errors go to the operator before logging exists"
-                    )]
-                    {
-                        eprintln!("{e}");
-                    }
+                    // Before logging exists: straight to the operator.
+                    output::diagnostic(e);
                     return Ok(ExitCode::FAILURE);
                 }
             };
@@ -77,22 +82,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime::single()?.block_on(serve(config))
         }
         Command::CheckConfig { file } => Ok(check_config(&file)),
-        command => tokio::runtime::Runtime::new()?.block_on(async move {
-            match command {
-                Command::Sim { listen, config } => {
-                    let _log = logging::init(&LogConfig { format: LogFormat::Pretty, level: "info".into() });
-                    let listener = tokio::net::TcpListener::bind(listen).await?;
-                    tracing::info!(addr = %listener.local_addr()?, "simulator listening");
-                    sim::serve(listener, sim::Sim::new(config), shutdown_signal()).await?;
-                    Ok(ExitCode::SUCCESS)
-                }
-                Command::Demo(args) => demo::run(args).await,
-                Command::Replay(args) => workload::replay::run(args).await,
-                Command::Healthcheck { url } => Ok(healthcheck(&url).await),
-                Command::Serve { .. } | Command::CheckConfig { .. } => unreachable!("matched above"),
-            }
+        Command::Sim { listen, config } => multi_threaded(async move {
+            let _log = logging::init(&LogConfig { format: LogFormat::Pretty, level: "info".into() });
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            tracing::info!(addr = %listener.local_addr()?, "simulator listening");
+            sim::serve(listener, sim::Sim::new(config), shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
         }),
+        Command::Demo(args) => multi_threaded(demo::run(args)),
+        Command::Replay(args) => multi_threaded(workload::replay::run(args)),
+        Command::Healthcheck { url } => multi_threaded(async move { Ok(healthcheck(&url).await) }),
     }
+}
+
+fn multi_threaded(command: impl Future<Output = anyhow::Result<ExitCode>>) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Runtime::new()?.block_on(command)
 }
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
@@ -107,7 +111,6 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[expect(clippy::print_stdout, reason = "check-config reports to the terminal")]
 fn check_config(file: &std::path::Path) -> ExitCode {
     // What `serve` builds before it binds, built here too: whatever `serve` would refuse
     // after validation, `check-config` refuses.
@@ -117,13 +120,13 @@ fn check_config(file: &std::path::Path) -> ExitCode {
     });
     match checked {
         Ok(config) => {
-            println!("{}: ok ({})", file.display(), config.summary());
+            output::line(format_args!("{}: ok ({})", file.display(), config.summary()));
             ExitCode::SUCCESS
         }
         Err(errors) => {
-            println!("{}: {} problem(s)", file.display(), errors.0.len());
+            output::line(format_args!("{}: {} problem(s)", file.display(), errors.0.len()));
             for problem in &errors.0 {
-                println!("  - {problem}");
+                output::line(format_args!("  - {problem}"));
             }
             ExitCode::FAILURE
         }

@@ -117,9 +117,8 @@ async fn run_workload(
     Ok(())
 }
 
-#[expect(clippy::print_stdout, reason = "the demo talks to the person who started it")]
 fn print_banner(addr: SocketAddr, sim: SocketAddr) {
-    println!(
+    crate::cli::output::line(format_args!(
         r#"
 flexgate demo is running (Ctrl-C to stop)
 
@@ -145,7 +144,7 @@ Then read spend and savings:
 
   curl -s http://{addr}/metrics | grep -E 'flexgate_(cost|savings)_usd_total'
 "#
-    );
+    ));
 }
 
 mod logging {

@@ -3,7 +3,6 @@
 //! exports cost, savings and latency metrics for Prometheus.
 
 #![forbid(unsafe_code)]
-#![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod app;
 pub mod auth;

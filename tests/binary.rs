@@ -1,6 +1,8 @@
 //! The real binary: `check-config`, `serve` with SIGTERM draining an open stream, the
 //! request log lines, and `demo`.
 
+#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
+
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! in-process sim and gateway, Batch lines routed by `service_tier`, a run against a
 //! target that is not flexgate, and the `replay` and `demo --workload` commands.
 
+#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
+
 mod common;
 
 use std::collections::HashSet;

@@ -80,11 +80,14 @@ impl Progress {
         }
     }
 
-    #[expect(clippy::print_stderr, reason = "plain progress lines for non-terminal stderr")]
+    /// A plain progress line, for a stderr that is not a terminal.
     fn line(&self, done: usize, errors: usize) {
         let pct = done * 100 / self.total.max(1);
         let secs = self.started.elapsed().as_secs_f64();
-        eprintln!("progress: {done}/{} requests ({pct}%), {errors} errors, {secs:.1}s", self.total);
+        let total = self.total;
+        crate::cli::output::diagnostic(format_args!(
+            "progress: {done}/{total} requests ({pct}%), {errors} errors, {secs:.1}s"
+        ));
     }
 }
 

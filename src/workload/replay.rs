@@ -53,10 +53,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let items = match parse_jsonl(&text) {
         Ok(items) => items,
         Err(errors) => {
-            #[expect(clippy::print_stderr, reason = "the command's own diagnostics")]
-            {
-                eprintln!("{}: {errors}", args.file.display());
-            }
+            crate::cli::output::diagnostic(format_args!("{}: {errors}", args.file.display()));
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -110,9 +107,8 @@ async fn scrape(http: &reqwest::Client, url: Option<&str>) -> Option<Counters> {
     metrics::scrape(http, url?).await
 }
 
-#[expect(clippy::print_stdout, reason = "the report is the command's output")]
 pub fn print_report(summary: &Summary, info: &RunInfo) {
-    print!("{}", report::render(summary, info));
+    crate::cli::output::out(report::render(summary, info));
 }
 
 fn describe(target: &Target) -> String {
