@@ -1,6 +1,6 @@
 //! Validated runtime configuration and the one way to load it.
 //!
-//! Loading goes raw TOML → [`raw::RawConfig`] → environment overrides → [`validate`],
+//! Loading goes raw TOML → [`raw::RawConfig`] → environment overrides → [`validate()`],
 //! which reports every problem at once. The environment is injected through [`Env`] so
 //! tests never mutate the process environment.
 

@@ -5,7 +5,7 @@
 //! simulator and gateway) and `flexgate replay FILE.jsonl` (a file, against any running
 //! gateway or OpenAI itself). The pieces, in the order a run uses them:
 //!
-//! - [`format`] reads the JSONL workload format (a superset of OpenAI Batch API input
+//! - [`mod@format`] reads the JSONL workload format (a superset of OpenAI Batch API input
 //!   lines) into [`Item`]s; [`generate`] makes the demo's mix.
 //! - [`runner`] sends items with bounded concurrency and reads each answer (JSON or SSE)
 //!   into an [`Outcome`]: class, served tier, attempts, escalation, usage, latency, error.

@@ -1,7 +1,7 @@
 //! flexgate's own upstream connection pool: HTTP/1.1 connections reused newest first, or
 //! one shared HTTP/2 connection.
 //!
-//! An HTTP/1.1 connection has no task of its own ([`Conn1`]): the request that holds it
+//! An HTTP/1.1 connection has no task of its own (`Conn1`): the request that holds it
 //! drives hyper's connection state machine from its own task, while it waits for the
 //! answer and while it reads the body. A spawned connection task would put two task
 //! hand-offs on every exchange (the request to the connection task, its answer and each
