@@ -4,7 +4,7 @@
 //! which reports every problem at once. The environment is injected through [`Env`] so
 //! tests never mutate the process environment.
 
-mod proxy;
+mod forward_proxy;
 pub mod raw;
 mod size;
 mod validate;
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::pricing::{PriceTable, Tier};
 
-pub use proxy::Proxy;
+pub use forward_proxy::Proxy;
 pub use size::parse_size;
 pub use validate::validate;
 

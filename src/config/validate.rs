@@ -182,7 +182,7 @@ fn upstream(p: &mut Problems, raw: &RawConfig, env: &dyn Env) -> Option<Upstream
         );
     }
     let proxy = base_url.as_ref().and_then(|base| {
-        super::proxy::resolve(&raw.upstream.proxy, base, env).unwrap_or_else(|e| {
+        super::forward_proxy::resolve(&raw.upstream.proxy, base, env).unwrap_or_else(|e| {
             p.add("upstream.proxy", e);
             None
         })
