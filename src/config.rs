@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::pricing::{PriceTable, Tier};
 
-pub use forward_proxy::Proxy;
+pub use forward_proxy::ForwardProxy;
 pub use size::parse_size;
 pub use validate::validate;
 
@@ -109,7 +109,7 @@ pub struct UpstreamConfig {
     /// reached, so minutes-long flex requests would queue behind ~100 open streams.
     pub http2: bool,
     /// The HTTP proxy the upstream is reached through (`upstream.proxy`), if any.
-    pub proxy: Option<Proxy>,
+    pub proxy: Option<ForwardProxy>,
     /// The key flexgate sends upstream in managed mode.
     pub api_key: Option<Secret>,
 }
