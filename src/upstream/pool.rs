@@ -31,7 +31,7 @@ use http::{HeaderValue, Request, Response, Uri, header};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::client::legacy::connect::Connection as _;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use parking_lot::Mutex;
@@ -41,9 +41,9 @@ use tower::ServiceExt as _;
 use super::connect::{BoxError, Connector};
 use crate::startup::StartupError;
 
-use conn1::{Conn1, Exchange};
+use http1::{Conn1, Exchange};
 
-type H1 = http1::SendRequest<Full<Bytes>>;
+type H1 = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 type H2 = http2::SendRequest<Full<Bytes>>;
 
 /// How often the reaper looks for idle connections the server closed or that expired.
@@ -271,7 +271,7 @@ impl Shared {
             });
             return Ok(Opened::H2(sender));
         }
-        let (sender, driver) = http1::handshake(io).await.map_err(handshake)?;
+        let (sender, driver) = hyper::client::conn::http1::handshake(io).await.map_err(handshake)?;
         Ok(Opened::H1(Box::new(Conn1 { sender, driver: Some(driver) })))
     }
 
@@ -414,6 +414,6 @@ impl Body for PoolBody {
     }
 }
 
-mod conn1;
+mod http1;
 #[cfg(test)]
 mod tests;
