@@ -19,7 +19,6 @@
 //! goes back to the pool when its answer's body has been read to the end (`PoolBody`),
 //! and connecting is boxed on its own, so a waiting request holds a few words.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
@@ -28,9 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri, header};
-use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper_util::client::legacy::connect::Connection as _;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -41,13 +38,12 @@ use tower::ServiceExt as _;
 use super::connect::{BoxError, Connector};
 use crate::startup::StartupError;
 
+use body::Back;
+pub use body::PoolBody;
 use http1::{Conn1, Exchange};
 
 type H1 = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 type H2 = http2::SendRequest<Full<Bytes>>;
-
-/// How often the reaper looks for idle connections the server closed or that expired.
-const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Why no answer came back.
 #[derive(Debug, thiserror::Error)]
@@ -163,14 +159,14 @@ impl Pool {
                 Acquired::H1 { conn, reused } => (conn, reused),
                 Acquired::H2(mut h2) => {
                     let response = h2.send_request(build()).await.map_err(SendError::Broken)?;
-                    return Ok(response.map(|body| PoolBody { inner: body, back: None }));
+                    return Ok(response.map(|body| PoolBody::new(body, None)));
                 }
             };
             let answer = conn.sender.try_send_request(shared.prepare_h1(build()));
             match (Exchange { conn: &mut conn, answer }).await {
                 Ok(response) => {
                     let back = Back { pool: Arc::clone(shared), conn };
-                    return Ok(response.map(|body| PoolBody { inner: body, back: Some(back) }));
+                    return Ok(response.map(|body| PoolBody::new(body, Some(back))));
                 }
                 Err(e) if reused && e.message().is_some() => {}
                 Err(e) => return Err(SendError::Broken(e.into_error())),
@@ -313,24 +309,6 @@ impl Shared {
         });
     }
 
-    /// Close idle connections that expired or that the server closed, so a quiet gateway
-    /// does not keep sockets (and the upstream's patience) forever: nobody else polls an
-    /// idle connection.
-    fn sweep(&self) {
-        let timeout = self.settings.idle_timeout;
-        // Checked outside the lock (a check may read the socket), and closed sockets are
-        // dropped outside it too. What went back meanwhile is newer: it stays last. The
-        // reaper runs on one thread and checks every thread's list: a no-op-waker poll
-        // only reads the readiness the owning thread's I/O driver recorded.
-        for list in &self.idle {
-            let mut checked = std::mem::take(&mut *list.lock());
-            checked.retain_mut(|i| i.since.elapsed() < timeout && i.conn.is_reusable());
-            let mut idle = list.lock();
-            let newer = std::mem::replace(&mut *idle, checked);
-            idle.extend(newer);
-        }
-    }
-
     /// This thread's idle list.
     fn idle_here(&self) -> &Mutex<Vec<Idle>> {
         &self.idle[crate::runtime::current() % self.idle.len()]
@@ -345,75 +323,13 @@ impl Shared {
             idle.push(Idle { conn, since: Instant::now() });
         }
         if !self.reaper_started.swap(true, Ordering::Relaxed) {
-            spawn_reaper(Arc::downgrade(self), self.settings.idle_timeout);
+            reaper::spawn(Arc::downgrade(self), self.settings.idle_timeout);
         }
     }
 }
 
-/// Sweep the idle connections every so often (`Shared::sweep`). Ends with the pool.
-fn spawn_reaper(pool: std::sync::Weak<Shared>, idle_timeout: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(SWEEP_EVERY.min(idle_timeout).max(Duration::from_millis(100)));
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(pool) = pool.upgrade() else { return };
-            pool.sweep();
-        }
-    });
-}
-
-/// Hands an HTTP/1.1 connection back to the pool.
-struct Back {
-    pool: Arc<Shared>,
-    conn: Box<Conn1>,
-}
-
-pin_project_lite::pin_project! {
-    /// An answer's body. Read to its end, its HTTP/1.1 connection goes back to the pool;
-    /// dropped before that, the connection closes with it (hyper cannot reuse it).
-    pub struct PoolBody {
-        #[pin]
-        inner: Incoming,
-        back: Option<Back>,
-    }
-}
-
-impl std::fmt::Debug for PoolBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PoolBody").field("pooled", &self.back.is_some()).finish_non_exhaustive()
-    }
-}
-
-impl Body for PoolBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.project();
-        // The reader drives the connection: hyper reads the next chunk into the body's
-        // channel (one fits without waiting for the reader) and the poll below takes it.
-        if let Some(back) = this.back.as_mut() {
-            back.conn.drive(cx);
-        }
-        let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(None) = &polled {
-            if let Some(back) = this.back.take() {
-                back.pool.put(back.conn, cx);
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
+mod body;
 mod http1;
+mod reaper;
 #[cfg(test)]
 mod tests;
