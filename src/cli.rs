@@ -12,7 +12,8 @@ use crate::config::{Config, ConfigErrors, LogConfig, LogFormat, ProcessEnv};
 use crate::server::{Server, shutdown_signal};
 use crate::sim::{self, SimConfig};
 use crate::state::AppState;
-use crate::{demo, logging, runtime, workload};
+use crate::tools::{demo, workload};
+use crate::{logging, runtime};
 
 pub(crate) mod output;
 

@@ -8,7 +8,6 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod error;
 pub mod health;
 pub mod json_scan;
@@ -24,9 +23,9 @@ pub mod sim;
 pub mod startup;
 pub mod state;
 pub mod stream;
+pub mod tools;
 pub mod upstream;
 pub mod usage;
-pub mod workload;
 
 pub use config::Config;
 pub use server::Server;

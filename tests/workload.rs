@@ -12,9 +12,9 @@ use std::time::Duration;
 use common::stack;
 use flexgate::pricing::Tier;
 use flexgate::sim::SimConfig;
-use flexgate::workload::replay::run_workload;
-use flexgate::workload::stats::tier_key;
-use flexgate::workload::{Lane, Target, parse_jsonl};
+use flexgate::tools::workload::replay::run_workload;
+use flexgate::tools::workload::stats::tier_key;
+use flexgate::tools::workload::{Lane, Target, parse_jsonl};
 
 const EXAMPLE: &str = include_str!("../config/workload.example.jsonl");
 const BIN: &str = env!("CARGO_BIN_EXE_flexgate");
@@ -29,7 +29,7 @@ fn target(gateway: &str, flex_lane: bool) -> Target {
     }
 }
 
-fn served(summary: &flexgate::workload::stats::Summary, class: &str, tier: Tier) -> usize {
+fn served(summary: &flexgate::tools::workload::stats::Summary, class: &str, tier: Tier) -> usize {
     let stats = &summary.classes.iter().find(|(name, _)| name == class).unwrap().1;
     stats.served.get(&Some(tier_key(tier))).copied().unwrap_or(0)
 }

@@ -12,15 +12,14 @@
 //! - [`progress`] shows a bar on a terminal and plain periodic lines otherwise.
 //! - [`stats`] aggregates outcomes (counts, percentiles, cost from usage with the
 //!   embedded price table) and [`report`] renders them as text.
-//! - [`replay`] is the `flexgate replay` command; [`metrics`] reads flexgate's own
+//! - [`replay`] is the `flexgate replay` command; [`counters`] reads flexgate's own
 //!   counters before and after a run, when the target exposes them.
 //!
 //! Nothing here touches the gateway's request path: a workload is just a client.
 
-pub mod demo;
+pub mod counters;
 pub mod format;
 pub mod generate;
-pub mod metrics;
 pub mod progress;
 pub mod replay;
 pub mod report;

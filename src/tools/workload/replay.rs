@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use tokio::time::Instant;
 
-use super::metrics::{self, Counters};
+use super::counters::{self, Counters};
 use super::progress::Progress;
 use super::report::{self, RunInfo};
 use super::runner::{self, Target};
@@ -62,7 +62,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let metrics_url = match args.metrics_url.as_deref() {
         Some("none") => None,
         Some(url) => Some(url.to_owned()),
-        None => metrics::default_url(&base_url),
+        None => counters::default_url(&base_url),
     };
     let target = Target {
         base_url,
@@ -104,7 +104,7 @@ pub async fn run_workload(
 }
 
 async fn scrape(http: &reqwest::Client, url: Option<&str>) -> Option<Counters> {
-    metrics::scrape(http, url?).await
+    counters::scrape(http, url?).await
 }
 
 pub fn print_report(summary: &Summary, info: &RunInfo) {

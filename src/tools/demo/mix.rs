@@ -4,11 +4,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::generate::{self, SHORT_DEADLINE};
-use super::replay::{print_report, run_workload};
-use super::runner::Target;
-use super::{Item, Lane};
 use crate::sim::FlexOutage;
+use crate::tools::workload::generate::{self, SHORT_DEADLINE};
+use crate::tools::workload::replay::{print_report, run_workload};
+use crate::tools::workload::runner::Target;
+use crate::tools::workload::{Item, Lane};
 
 /// What the demo asks of the workload run.
 #[derive(Debug, Clone)]
