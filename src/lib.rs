@@ -4,28 +4,36 @@
 
 #![forbid(unsafe_code)]
 
+// The request path: listeners, the layer stack and local routes, the proxy handler and
+// what it calls (authentication, routing, the upstream client and its retry loop, the
+// streamed answer, usage and its accounting), and the one error enum.
 pub mod app;
 pub mod auth;
-pub mod cli;
-pub mod config;
 pub mod error;
 pub mod health;
-pub mod json_scan;
 pub mod ledger;
+pub mod proxy;
+pub mod routing;
+pub mod server;
+pub mod stream;
+pub mod upstream;
+pub mod usage;
+
+// Support: configuration, startup, shared state, threads, metrics, prices, logs, JSON scans.
+pub mod config;
+pub mod json_scan;
 pub mod logging;
 pub mod metrics;
 pub mod pricing;
-pub mod proxy;
-pub mod routing;
 pub mod runtime;
-pub mod server;
-pub mod sim;
 pub mod startup;
 pub mod state;
-pub mod stream;
+
+// Outside the gateway, which imports none of them: the command line, the simulated
+// upstream, and the client-side tools (demo, workloads, replay).
+pub mod cli;
+pub mod sim;
 pub mod tools;
-pub mod upstream;
-pub mod usage;
 
 pub use config::Config;
 pub use server::Server;

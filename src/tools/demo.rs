@@ -1,6 +1,6 @@
 //! `flexgate demo`: the simulator and the gateway in one process, with copy-paste examples;
 //! with `--workload N`, a mixed workload through them and its report
-//! ([`mix`]).
+//! (`mix`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

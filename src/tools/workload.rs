@@ -8,7 +8,7 @@
 //! - [`mod@format`] reads the JSONL workload format (a superset of OpenAI Batch API input
 //!   lines) into [`Item`]s; [`generate`] makes the demo's mix.
 //! - [`runner`] sends items with bounded concurrency and reads each answer (JSON or SSE)
-//!   into an [`Outcome`]: class, served tier, attempts, escalation, usage, latency, error.
+//!   into an [`Observed`]: class, served tier, attempts, escalation, usage, latency, error.
 //! - [`progress`] shows a bar on a terminal and plain periodic lines otherwise.
 //! - [`stats`] aggregates outcomes (counts, percentiles, cost from usage with the
 //!   embedded price table) and [`report`] renders them as text.
@@ -29,7 +29,7 @@ pub mod stats;
 use std::fmt;
 
 pub use format::{Item, parse_jsonl};
-pub use runner::{Outcome, Target};
+pub use runner::{Observed, Target};
 
 /// Which of flexgate's two shipped lanes a request belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize, clap::ValueEnum)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 
-use super::Outcome;
+use super::Observed;
 
 /// How a run shows its progress.
 pub struct Progress {
@@ -54,7 +54,7 @@ impl Progress {
     }
 
     /// Count one finished request.
-    pub fn record(&self, outcome: &Outcome) {
+    pub fn record(&self, outcome: &Observed) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         let errors = self.errors.fetch_add(usize::from(!outcome.ok()), Ordering::Relaxed) + usize::from(!outcome.ok());
         match &self.mode {
