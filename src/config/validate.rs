@@ -13,9 +13,9 @@ use super::{
 };
 use crate::pricing::{PriceTable, Tier};
 
-/// Paths flexgate serves itself; a class prefix may not shadow them.
 /// More serving threads than this is a typo, not a machine.
 const MAX_THREADS: usize = 1024;
+/// Paths flexgate serves itself; a class prefix may not shadow them.
 const RESERVED_PATHS: [&str; 4] = ["/v1", "/metrics", "/healthz", "/readyz"];
 
 /// Collects problems while validating; each carries its key.

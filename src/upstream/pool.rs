@@ -5,10 +5,14 @@
 //! drives hyper's connection state machine from its own task, while it waits for the
 //! answer and while it reads the body. A spawned connection task would put two task
 //! hand-offs on every exchange (the request to the connection task, its answer and each
-//! body chunk back), and on a multi-threaded runtime either can land on the other worker,
-//! which the kernel must first wake: the hop costs scheduler work on every request and a
-//! thread wake-up's latency on an idle gateway. Idle connections are not polled, so the
-//! pool checks each one as it is taken out, and the reaper sweeps them for closes.
+//! body chunk back). That is why the pool was built this way, when the gateway ran on
+//! tokio's multi-threaded runtime: either hand-off could land on the other worker, which
+//! the kernel must first wake, so the hop cost scheduler work on every request and a
+//! thread wake-up's latency on an idle gateway. The gateway's threads are current-thread
+//! runtimes now (`crate::runtime`), so a hand-off would stay on its thread, but it would
+//! still be a task wake-up per hop that the request does not need. Idle connections are
+//! not polled, so the pool checks each one as it is taken out, and the reaper sweeps them
+//! for closes.
 //!
 //! flexgate has one upstream host, so the pool is a list, not a map keyed by origin.
 //! hyper-util's pooled client was replaced because a held request paid for its
