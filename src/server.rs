@@ -122,3 +122,22 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_taken_address_is_reported_with_its_key() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap();
+        let mut config = Config::for_upstream("http://127.0.0.1:9/v1").unwrap();
+        config.server.admin_listen = Some(addr);
+        let Err(e) = Server::bind(config.clone()).await else { panic!("bound a taken address") };
+        assert!(matches!(e, StartupError::Bind { key: "server.admin_listen", .. }), "{e:?}");
+        assert!(e.to_string().starts_with("`server.admin_listen`: cannot listen on 127.0.0.1:"), "{e}");
+        config.server.listen = addr;
+        let Err(e) = Server::bind(config).await else { panic!("bound a taken address") };
+        assert!(e.to_string().starts_with("`server.listen`"), "{e}");
+    }
+}
