@@ -13,6 +13,8 @@
 //! `tests/soak/run.sh` builds and runs it; the figures go to `--out` as JSON and to
 //! stdout, ending with `soak: N passed, M failed`.
 
+#![expect(clippy::print_stdout, clippy::print_stderr, reason = "the soak run reports on the terminal")]
+
 use std::collections::BTreeMap;
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;

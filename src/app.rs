@@ -1,7 +1,7 @@
 //! The one place the HTTP layer stack is assembled.
 //!
 //! Layers, outermost first (a request passes them in this order):
-//! 1. [`front::FrontLayer`] — the request id: a client `x-request-id` that is short and
+//! 1. `front::FrontLayer` — the request id: a client `x-request-id` that is short and
 //!    printable is kept, anything else is replaced by a generated `fg-…` id, set as the
 //!    request header everything below reads, and copied to the response when the answer
 //!    has none (the upstream's own `x-request-id` wins). It also logs and counts
@@ -10,7 +10,7 @@
 //!    refusal of a request with a body `Connection: close` (its body may be unread).
 //! 2. `CatchPanicLayer` — a panic becomes a 500 in OpenAI's error shape; the process lives.
 //! 3. `SetSensitiveRequestHeadersLayer(authorization)` — keeps keys out of any trace output.
-//! 4. [`Routes`]: `/healthz`, `/readyz`, `/metrics` (unless an admin listener serves them)
+//! 4. `Routes`: `/healthz`, `/readyz`, `/metrics` (unless an admin listener serves them)
 //!    through axum's router; every other path goes straight to the proxy for `/v1/*` and
 //!    lane prefixes, whose handler authenticates first (`auth::client`: managed-mode
 //!    gateway keys) and answers 404 for paths it does not forward.

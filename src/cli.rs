@@ -1,5 +1,6 @@
 //! Command-line interface: `serve`, `check-config`, `sim`, `demo`, `replay`, `healthcheck`.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,10 +8,14 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, LogConfig, LogFormat, ProcessEnv};
+use crate::config::{Config, ConfigErrors, LogConfig, LogFormat, ProcessEnv};
 use crate::server::{Server, shutdown_signal};
 use crate::sim::{self, SimConfig};
-use crate::{demo, logging, runtime, workload};
+use crate::state::AppState;
+use crate::tools::{demo, workload};
+use crate::{logging, runtime};
+
+pub(crate) mod output;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,21 +58,24 @@ pub enum Command {
     },
 }
 
-/// Run a command. The gateway runs on its own threads, one current-thread runtime each
+/// Run a command; an error is reported on stderr as `flexgate: <error>` and exits 1.
+pub fn run(cli: Cli) -> ExitCode {
+    command(cli.command).unwrap_or_else(|e| {
+        output::diagnostic(format_args!("flexgate: {e:#}"));
+        ExitCode::FAILURE
+    })
+}
+
+/// The gateway runs on its own threads, one current-thread runtime each
 /// (`crate::runtime`); every other command runs on tokio's multi-threaded runtime.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
+fn command(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Serve { config } => {
             let config = match Config::load(config.as_deref(), &ProcessEnv) {
                 Ok(c) => c,
                 Err(e) => {
-                    #[expect(
-                        clippy::print_stderr,
-                        reason = "configuration errors go to the operator before logging exists"
-                    )]
-                    {
-                        eprintln!("{e}");
-                    }
+                    // Before logging exists: straight to the operator.
+                    output::diagnostic(e);
                     return Ok(ExitCode::FAILURE);
                 }
             };
@@ -75,22 +83,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime::single()?.block_on(serve(config))
         }
         Command::CheckConfig { file } => Ok(check_config(&file)),
-        command => tokio::runtime::Runtime::new()?.block_on(async move {
-            match command {
-                Command::Sim { listen, config } => {
-                    let _log = logging::init(&LogConfig { format: LogFormat::Pretty, level: "info".into() });
-                    let listener = tokio::net::TcpListener::bind(listen).await?;
-                    tracing::info!(addr = %listener.local_addr()?, "simulator listening");
-                    sim::serve(listener, sim::Sim::new(config), shutdown_signal()).await?;
-                    Ok(ExitCode::SUCCESS)
-                }
-                Command::Demo(args) => demo::run(args).await,
-                Command::Replay(args) => workload::replay::run(args).await,
-                Command::Healthcheck { url } => Ok(healthcheck(&url).await),
-                Command::Serve { .. } | Command::CheckConfig { .. } => unreachable!("matched above"),
-            }
+        Command::Sim { listen, config } => multi_threaded(async move {
+            let _log = logging::init(&LogConfig { format: LogFormat::Pretty, level: "info".into() });
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            tracing::info!(addr = %listener.local_addr()?, "simulator listening");
+            sim::serve(listener, sim::Sim::new(config), shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
         }),
+        Command::Demo(args) => multi_threaded(demo::run(args)),
+        Command::Replay(args) => multi_threaded(workload::replay::run(args)),
+        Command::Healthcheck { url } => multi_threaded(async move { Ok(healthcheck(&url).await) }),
     }
+}
+
+fn multi_threaded(command: impl Future<Output = anyhow::Result<ExitCode>>) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Runtime::new()?.block_on(command)
 }
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
@@ -105,21 +112,37 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[expect(clippy::print_stdout, reason = "check-config reports to the terminal")]
 fn check_config(file: &std::path::Path) -> ExitCode {
-    match Config::load(Some(file), &ProcessEnv) {
+    // What `serve` builds before it binds, built here too: whatever `serve` would refuse
+    // after validation, `check-config` refuses.
+    let checked = Config::load(Some(file), &ProcessEnv).and_then(|config| match AppState::new(config.clone()) {
+        Ok(_) => Ok(config),
+        Err(e) => Err(ConfigErrors(vec![with_causes(&e)])),
+    });
+    match checked {
         Ok(config) => {
-            println!("{}: ok ({})", file.display(), config.summary());
+            output::line(format_args!("{}: ok ({})", file.display(), config.summary()));
             ExitCode::SUCCESS
         }
         Err(errors) => {
-            println!("{}: {} problem(s)", file.display(), errors.0.len());
+            output::line(format_args!("{}: {} problem(s)", file.display(), errors.0.len()));
             for problem in &errors.0 {
-                println!("  - {problem}");
+                output::line(format_args!("  - {problem}"));
             }
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and the chain of its causes, on one line.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let _ = write!(text, ": {c}");
+        cause = c.source();
+    }
+    text
 }
 
 async fn healthcheck(url: &str) -> ExitCode {

@@ -1,10 +1,10 @@
 //! Validated runtime configuration and the one way to load it.
 //!
-//! Loading goes raw TOML → [`raw::RawConfig`] → environment overrides → [`validate`],
+//! Loading goes raw TOML → [`raw::RawConfig`] → environment overrides → [`validate()`],
 //! which reports every problem at once. The environment is injected through [`Env`] so
 //! tests never mutate the process environment.
 
-mod proxy;
+mod forward_proxy;
 pub mod raw;
 mod size;
 mod validate;
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::pricing::{PriceTable, Tier};
 
-pub use proxy::Proxy;
+pub use forward_proxy::ForwardProxy;
 pub use size::parse_size;
 pub use validate::validate;
 
@@ -112,7 +112,7 @@ pub struct UpstreamConfig {
     /// reached, so minutes-long flex requests would queue behind ~100 open streams.
     pub http2: bool,
     /// The HTTP proxy the upstream is reached through (`upstream.proxy`), if any.
-    pub proxy: Option<Proxy>,
+    pub proxy: Option<ForwardProxy>,
     /// The key flexgate sends upstream in managed mode.
     pub api_key: Option<Secret>,
 }

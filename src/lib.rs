@@ -5,31 +5,38 @@
 //! The module map, one request's path through it and where to add things: `docs/architecture.md`.
 
 #![forbid(unsafe_code)]
-#![warn(clippy::unwrap_used, clippy::expect_used)]
 
+// The request path: listeners, the layer stack and local routes, the proxy handler and
+// what it calls (authentication, routing, the upstream client and its retry loop, the
+// streamed answer, usage and its accounting), and the one error enum.
 pub mod app;
 pub mod auth;
-pub mod cli;
-pub mod config;
-pub mod demo;
 pub mod error;
 pub mod health;
-pub mod json_scan;
 pub mod ledger;
-pub mod logging;
-pub mod metrics;
-pub mod pricing;
 pub mod proxy;
 pub mod routing;
-pub mod runtime;
 pub mod server;
-pub mod sim;
-pub mod state;
 pub mod stream;
 pub mod tls;
 pub mod upstream;
 pub mod usage;
-pub mod workload;
+
+// Support: configuration, startup, shared state, threads, metrics, prices, logs, JSON scans.
+pub mod config;
+pub mod json_scan;
+pub mod logging;
+pub mod metrics;
+pub mod pricing;
+pub mod runtime;
+pub mod startup;
+pub mod state;
+
+// Outside the gateway, which imports none of them: the command line, the simulated
+// upstream, and the client-side tools (demo, workloads, replay).
+pub mod cli;
+pub mod sim;
+pub mod tools;
 
 pub use config::Config;
 pub use server::Server;

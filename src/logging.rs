@@ -1,7 +1,7 @@
 //! Tracing subscriber setup: JSON lines or pretty text, filtered by `log.level`.
 //!
-//! JSON (the gateway's format, one line per request) goes through [`json::JsonLines`] and
-//! a batching writer thread ([`writer`]); the returned [`LogGuard`] must live until the
+//! JSON (the gateway's format, one line per request) goes through `json::JsonLines` and
+//! a batching writer thread (`writer`); the returned [`LogGuard`] must live until the
 //! process is done logging, since dropping it writes out what is still pending. Pretty
 //! text is for people at a terminal and is written straight to stderr.
 

@@ -5,15 +5,5 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = flexgate::cli::Cli::parse();
-    match flexgate::cli::run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            #[expect(clippy::print_stderr, reason = "the last resort for errors before or outside logging")]
-            {
-                eprintln!("flexgate: {e:#}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    flexgate::cli::run(flexgate::cli::Cli::parse())
 }

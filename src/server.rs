@@ -11,34 +11,45 @@ use tokio::net::TcpListener;
 
 use crate::app::{admin_router, build_router};
 use crate::config::Config;
+use crate::startup::StartupError;
 use crate::state::AppState;
 use crate::tls::{Resolver, acceptor};
+use tokio_rustls::TlsAcceptor;
 
 mod accept;
+
+async fn listen_on(key: &'static str, addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { key, addr, source })
+}
 
 pub struct Server {
     state: AppState,
     main: TcpListener,
     admin: Option<TcpListener>,
-    /// The main listener's certificate, when it serves TLS.
-    tls: Option<Arc<Resolver>>,
+    /// The main listener's certificate and acceptor, when it serves TLS.
+    tls: Option<(Arc<Resolver>, TlsAcceptor)>,
     /// Other threads' runtimes that serve a share of the main listener's connections.
     threads: Vec<tokio::runtime::Handle>,
 }
 
 impl Server {
-    /// Bind the configured addresses (port 0 picks a free port).
-    pub async fn bind(config: Config) -> io::Result<Server> {
-        let main = TcpListener::bind(config.server.listen).await?;
-        let admin = match config.server.admin_listen {
-            Some(addr) => Some(TcpListener::bind(addr).await?),
-            None => None,
-        };
+    /// Build the shared state and bind the configured addresses (port 0 picks a free port).
+    pub async fn bind(config: Config) -> Result<Server, StartupError> {
+        let (listen, admin_listen) = (config.server.listen, config.server.admin_listen);
         let tls = match &config.server.tls {
-            Some(files) => Some(Arc::new(Resolver::new(files.clone()).map_err(io::Error::other)?)),
+            Some(files) => {
+                let resolver = Arc::new(Resolver::new(files.clone()).map_err(StartupError::ListenerTls)?);
+                let acceptor = acceptor(Arc::clone(&resolver)).map_err(StartupError::ListenerTls)?;
+                Some((resolver, acceptor))
+            }
             None => None,
         };
-        let state = AppState::new(config).map_err(io::Error::other)?;
+        let state = AppState::new(config)?;
+        let main = listen_on("server.listen", listen).await?;
+        let admin = match admin_listen {
+            Some(addr) => Some(listen_on("server.admin_listen", addr).await?),
+            None => None,
+        };
         Ok(Server { state, main, admin, tls, threads: Vec::new() })
     }
 
@@ -66,8 +77,7 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let Server { state, main, admin, tls, threads } = self;
         // Rotated certificate files are picked up while the server runs.
-        let watcher = tls.as_ref().map(Resolver::watch);
-        let tls = tls.map(acceptor).transpose().map_err(io::Error::other)?;
+        let (watcher, tls) = tls.map(|(resolver, acceptor)| (resolver.watch(), acceptor)).unzip();
         let (tx, rx) = tokio::sync::watch::channel(false);
         let signal_state = state.clone();
         tokio::spawn(async move {
@@ -130,5 +140,24 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_taken_address_is_reported_with_its_key() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap();
+        let mut config = Config::for_upstream("http://127.0.0.1:9/v1").unwrap();
+        config.server.admin_listen = Some(addr);
+        let Err(e) = Server::bind(config.clone()).await else { panic!("bound a taken address") };
+        assert!(matches!(e, StartupError::Bind { key: "server.admin_listen", .. }), "{e:?}");
+        assert!(e.to_string().starts_with("`server.admin_listen`: cannot listen on 127.0.0.1:"), "{e}");
+        config.server.listen = addr;
+        let Err(e) = Server::bind(config).await else { panic!("bound a taken address") };
+        assert!(e.to_string().starts_with("`server.listen`"), "{e}");
     }
 }

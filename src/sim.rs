@@ -173,7 +173,7 @@ async fn admin_reset(State(sim): State<Sim>) -> axum::Json<serde_json::Value> {
 }
 
 /// Serve `sim` on `listener` until `shutdown` resolves. Then `hang` and `stall`
-/// answers end (a 503 and a broken body), other connections get [`SHUTDOWN_GRACE`] to
+/// answers end (a 503 and a broken body), other connections get `SHUTDOWN_GRACE` to
 /// finish, and the function returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,

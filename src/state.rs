@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::{AuthConfig, Config};
 use crate::metrics::Metrics;
+use crate::startup::StartupError;
 use crate::upstream::Upstream;
 
 #[derive(Clone)]
@@ -19,11 +20,11 @@ pub struct Inner {
 }
 
 impl AppState {
-    pub fn new(config: Config) -> Result<Self, String> {
+    pub fn new(config: Config) -> Result<Self, StartupError> {
         let managed = matches!(config.auth, AuthConfig::Managed { .. });
         let upstream = Upstream::new(&config.upstream, managed, config.server.threads)?;
         let classes: Vec<&str> = config.classes.iter().map(|c| c.name.as_str()).collect();
-        let metrics = Metrics::new(&classes).map_err(|e| format!("cannot register metrics: {e}"))?;
+        let metrics = Metrics::new(&classes).map_err(StartupError::Metrics)?;
         Ok(Self(Arc::new(Inner { config, upstream, metrics, draining: AtomicBool::new(false) })))
     }
 

@@ -21,6 +21,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, header};
 use http_body_util::Full;
 
 use crate::config::UpstreamConfig;
+use crate::startup::StartupError;
 use connect::Connector;
 use pool::{Pool, PoolBody, SendError, Settings};
 
@@ -49,7 +50,7 @@ impl std::fmt::Debug for Upstream {
 
 impl Upstream {
     /// `threads`: the gateway's threads, each of which keeps its own idle connections.
-    pub fn new(config: &UpstreamConfig, managed: bool, threads: usize) -> Result<Self, String> {
+    pub fn new(config: &UpstreamConfig, managed: bool, threads: usize) -> Result<Self, StartupError> {
         let plain_http = config.base_url.scheme() == "http";
         // HTTP/1.1 unless asked: one connection per in-flight request. Over HTTP/2 every
         // request shares one connection, and a server's SETTINGS_MAX_CONCURRENT_STREAMS
@@ -58,14 +59,13 @@ impl Upstream {
         // it is prior knowledge.
         let settings =
             Settings { http2: config.http2, idle_timeout: POOL_IDLE_TIMEOUT, max_idle: POOL_MAX_IDLE, threads };
-        let base: Uri =
-            config.base_url.as_str().parse().map_err(|_| "the upstream URL is not a valid URI".to_owned())?;
+        let base: Uri = config.base_url.as_str().parse().map_err(|_| StartupError::UpstreamUri)?;
         let proxied = plain_http && config.proxy.is_some();
         let pool = Pool::new(Connector::new(config)?, &base, proxied, settings)?;
         let managed_auth = match (&config.api_key, managed) {
             (Some(key), true) => {
                 let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-                    .map_err(|_| "the upstream key contains characters not allowed in a header".to_owned())?;
+                    .map_err(|_| StartupError::UpstreamKey)?;
                 value.set_sensitive(true);
                 Some(value)
             }

@@ -1,6 +1,8 @@
 //! Real sockets: managed auth. Clients present gateway keys; flexgate sends its own
 //! upstream key; no key ever appears in a response, a log or a metric.
 
+#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
+
 mod common;
 
 use std::collections::HashMap;

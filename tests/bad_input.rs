@@ -5,6 +5,8 @@
 //! `tests/errors.rs` holds the first examples (413 declared and chunked, the basic JSON
 //! type errors, dot-segment paths); this file is the full table.
 
+#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
+
 mod common;
 
 use std::collections::HashMap;

@@ -1,6 +1,8 @@
 //! The real binary: `check-config`, `serve` with SIGTERM draining an open stream, the
 //! request log lines, and `demo`.
 
+#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
+
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +87,31 @@ fn check_config_lists_every_problem_and_exits_1() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(!text.contains("sk-should-not-print"), "{text}");
     let _ = std::fs::remove_file(bad);
+}
+
+#[test]
+fn check_config_refuses_what_serve_refuses() {
+    // A managed key with a trailing newline, and an upstream URL too long for an HTTP
+    // request: both used to pass `check-config` and stop `serve`.
+    let managed =
+        format!("[auth]\nmode = \"managed\"\n[[auth.keys]]\nclient = \"a\"\nsha256 = \"{}\"\n", "ab".repeat(32));
+    let long_url =
+        format!("[upstream]\nbase_url = \"http://127.0.0.1:9/{}/v1\"\nproxy = \"none\"\n", "a".repeat(70_000));
+    let cases = [
+        ("key.toml", managed.as_str(), "sk-should-not-print\n", "`upstream.api_key_env`"),
+        ("url.toml", long_url.as_str(), "sk-fine", "`upstream.base_url`"),
+    ];
+    for (name, text, key, problem) in cases {
+        let file = temp_file(name, &format!("{text}[server]\nlisten = \"127.0.0.1:0\"\n"));
+        for command in [&["check-config", file.to_str().unwrap()][..], &["serve", "--config", file.to_str().unwrap()]] {
+            let out = std::process::Command::new(BIN).args(command).env("OPENAI_API_KEY", key).output().unwrap();
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert_eq!(out.status.code(), Some(1), "{command:?}: {text}");
+            assert!(text.contains(problem), "{command:?}: {problem} missing from:\n{text}");
+            assert!(!text.contains("should-not-print"), "{text}");
+        }
+        let _ = std::fs::remove_file(file);
+    }
 }
 
 #[tokio::test]

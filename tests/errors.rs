@@ -1,6 +1,12 @@
 //! Real sockets: every error flexgate produces is OpenAI-shaped and actionable, and bad
 //! input never affects other requests.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code, helpers included: a failed unwrap is a failed test"
+)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -3,6 +3,8 @@
 //! descriptor count. The only test in its binary, so `/proc/self/fd` counts its own
 //! sockets and nobody else's.
 
+#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
+
 mod common;
 
 use std::collections::HashMap;

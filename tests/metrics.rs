@@ -1,6 +1,8 @@
 //! Real sockets: the bill flexgate exports equals the hand-computed one to 1e-9 USD,
 //! streaming and non-streaming runs of the same work agree, and labels stay bounded.
 
+#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
+
 mod common;
 
 use std::collections::HashMap;

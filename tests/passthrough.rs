@@ -1,6 +1,8 @@
 //! Real sockets: an OpenAI client's requests pass through flexgate unchanged (bodies,
 //! methods, query strings, multipart and binary), errors included.
 
+#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
+
 mod common;
 
 use common::{chat_body, client, stack};

@@ -1,6 +1,8 @@
 //! Real sockets against the simulator: every class-assignment rule and every row of the
 //! 429 table, asserted on what the client got and what the upstream received.
 
+#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
+
 mod common;
 
 use std::collections::HashMap;

@@ -8,7 +8,7 @@
 # and the live-scrape test, a Python venv under .tools/ for the SDK and manifest
 # checks, Node's openai package under tests/sdk/node).
 #
-# Order: format → lints → unit, in-process and real-socket tests → the release build
+# Order: format → lints → docs → unit, in-process and real-socket tests → the release build
 # (the same command the Dockerfile runs) → suites that drive the release binary.
 set -euo pipefail
 
@@ -22,6 +22,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo doc --no-deps (RUSTDOCFLAGS=-D warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
 
 step "cargo test"
 cargo test --locked

@@ -5,6 +5,8 @@
 //! The gateway runs as the real binary at `log.level = "trace"`, so its whole log
 //! output — flexgate's lines and those of its dependencies — is what gets scanned.
 
+#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
+
 mod common;
 #[path = "common/process.rs"]
 mod process;

@@ -1,6 +1,8 @@
 //! Real sockets: server-sent events are forwarded as they arrive, usage is metered, and a
 //! broken or abandoned stream ends cleanly on both sides.
 
+#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
+
 mod common;
 
 use std::time::Duration;

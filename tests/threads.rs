@@ -1,6 +1,8 @@
 //! The gateway's threads (`flexgate::runtime`): connections are handed out in turn, each
 //! served by its own thread's runtime, upstream connections included.
 
+#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
+
 mod common;
 
 use std::collections::HashMap;

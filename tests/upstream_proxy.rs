@@ -1,6 +1,8 @@
 //! Real sockets: the upstream reached through an HTTP proxy (`upstream.proxy`), a
 //! forwarding proxy for a plain-HTTP upstream and a `CONNECT` tunnel for an https one.
 
+#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
+
 mod common;
 
 use std::collections::HashMap;

@@ -2,6 +2,8 @@
 //! in-process sim and gateway, Batch lines routed by `service_tier`, a run against a
 //! target that is not flexgate, and the `replay` and `demo --workload` commands.
 
+#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
+
 mod common;
 
 use std::collections::HashSet;
@@ -10,9 +12,9 @@ use std::time::Duration;
 use common::stack;
 use flexgate::pricing::Tier;
 use flexgate::sim::SimConfig;
-use flexgate::workload::replay::run_workload;
-use flexgate::workload::stats::tier_key;
-use flexgate::workload::{Lane, Target, parse_jsonl};
+use flexgate::tools::workload::replay::run_workload;
+use flexgate::tools::workload::stats::tier_key;
+use flexgate::tools::workload::{Lane, Target, parse_jsonl};
 
 const EXAMPLE: &str = include_str!("../config/workload.example.jsonl");
 const BIN: &str = env!("CARGO_BIN_EXE_flexgate");
@@ -27,7 +29,7 @@ fn target(gateway: &str, flex_lane: bool) -> Target {
     }
 }
 
-fn served(summary: &flexgate::workload::stats::Summary, class: &str, tier: Tier) -> usize {
+fn served(summary: &flexgate::tools::workload::stats::Summary, class: &str, tier: Tier) -> usize {
     let stats = &summary.classes.iter().find(|(name, _)| name == class).unwrap().1;
     stats.served.get(&Some(tier_key(tier))).copied().unwrap_or(0)
 }

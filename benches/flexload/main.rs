@@ -7,6 +7,8 @@
 //! latency against a time-stamping upstream), `held` (thousands of requests the simulator
 //! holds open: flexgate's RSS and file descriptors while they are in flight).
 
+#![expect(clippy::print_stdout, reason = "the benchmark tables are the driver's output")]
+
 mod bare;
 mod bare_hyper;
 mod held;

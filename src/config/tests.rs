@@ -223,3 +223,41 @@ fn tls_needs_both_files_and_a_pair_that_loads() {
     assert!(missing.iter().any(|e| e.starts_with("`server.tls_cert`") && e.contains("x.crt")), "{missing:?}");
     assert!(Config::from_toml("[server]\ntls_cert = \"\"\ntls_key = \"\"\n", &env(&[])).unwrap().server.tls.is_none());
 }
+
+#[test]
+fn a_managed_upstream_key_must_fit_in_a_header() {
+    // `serve` sends it as `Authorization: Bearer <key>`: a stray newline used to pass
+    // `check-config` and stop `serve`.
+    let managed =
+        format!("[auth]\nmode = \"managed\"\n[[auth.keys]]\nclient = \"a\"\nsha256 = \"{}\"\n", "ab".repeat(32));
+    for bad in ["sk-secret\n", "sk-\u{1}secret"] {
+        let e = errors_with(&managed, &env(&[("OPENAI_API_KEY", bad)]));
+        assert!(e.len() == 1 && e[0].starts_with("`upstream.api_key_env`"), "{e:?}");
+        assert!(e[0].contains("OPENAI_API_KEY") && !e[0].contains("secret"), "the key never prints: {e:?}");
+    }
+    // Passthrough mode never sends it: nothing to refuse.
+    assert!(errors_with("", &env(&[("OPENAI_API_KEY", "sk-secret\n")])).is_empty());
+}
+
+#[test]
+fn the_admin_listener_cannot_take_the_main_port() {
+    for (listen, admin) in [("127.0.0.1:8080", "127.0.0.1:8080"), ("0.0.0.0:8080", "127.0.0.1:8080")] {
+        let e = errors(&format!("[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\n"));
+        assert!(e.len() == 1 && e[0].starts_with("`server.admin_listen`"), "{listen} {admin}: {e:?}");
+    }
+    for (listen, admin) in [("127.0.0.1:0", "127.0.0.1:0"), ("127.0.0.1:8080", "127.0.0.1:9090")] {
+        let e = errors(&format!("[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\n"));
+        assert!(e.is_empty(), "{listen} {admin}: {e:?}");
+    }
+}
+
+#[test]
+fn the_upstream_url_must_be_an_http_uri() {
+    // A URL the `url` crate takes but `http::Uri` does not: `serve` used to be the first
+    // to notice (with `upstream.proxy = "none"`; the proxy check noticed it otherwise).
+    let long = format!("http://127.0.0.1:9/{}/v1", "a".repeat(70_000));
+    for proxy in ["none", "env"] {
+        let e = errors(&format!("[upstream]\nbase_url = \"{long}\"\nproxy = \"{proxy}\"\n"));
+        assert!(e.len() == 1 && e[0].starts_with("`upstream.base_url`"), "{proxy}: {e:?}");
+    }
+}

@@ -13,9 +13,9 @@ use super::{
 };
 use crate::pricing::{PriceTable, Tier};
 
-/// Paths flexgate serves itself; a class prefix may not shadow them.
 /// More serving threads than this is a typo, not a machine.
 const MAX_THREADS: usize = 1024;
+/// Paths flexgate serves itself; a class prefix may not shadow them.
 const RESERVED_PATHS: [&str; 4] = ["/v1", "/metrics", "/healthz", "/readyz"];
 
 /// Collects problems while validating; each carries its key.
@@ -108,21 +108,17 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
         },
         tls: tls(&mut p, raw),
     };
+    if let Some(admin) = server.admin_listen.filter(|a| same_port(*a, server.listen)) {
+        p.add("server.admin_listen", format_args!("`{admin}` is taken by `server.listen` ({})", server.listen));
+    }
     if server.max_body == 0 && parse_size(&raw.server.max_body).is_ok() {
         p.add("server.max_body", "must be greater than zero");
     }
 
     let upstream = upstream(&mut p, raw, env);
     let auth = auth(&mut p, raw, env);
-    let has_key = env.get(&raw.upstream.api_key_env).is_some();
-    if matches!(auth, AuthConfig::Managed { .. }) && !has_key {
-        p.add(
-            "upstream.api_key_env",
-            format_args!(
-                "`auth.mode = \"managed\"` needs the upstream key in the environment variable `{}`",
-                raw.upstream.api_key_env
-            ),
-        );
+    if matches!(auth, AuthConfig::Managed { .. }) {
+        managed_key(&mut p, raw, env);
     }
 
     let raw_classes = raw.classes.clone().unwrap_or_else(default_classes);
@@ -167,6 +163,15 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
     Ok(Config { server, upstream, auth, routing, classes, retry, pricing, log })
 }
 
+/// Whether listening on both would fail: the same port (not 0, which picks a free one)
+/// on the same address, or on every address of the same family (a dual-stack `[::]` beside
+/// an IPv4 address is left to the bind, which reports it with the key too).
+fn same_port(a: SocketAddr, b: SocketAddr) -> bool {
+    let overlap =
+        a.ip() == b.ip() || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified()));
+    a.port() == b.port() && a.port() != 0 && overlap
+}
+
 /// The upstream section; `None` when `upstream.base_url` is invalid (already reported).
 fn upstream(p: &mut Problems, raw: &RawConfig, env: &dyn Env) -> Option<UpstreamConfig> {
     let text = raw.upstream.base_url.trim().trim_end_matches('/');
@@ -186,6 +191,15 @@ fn upstream(p: &mut Problems, raw: &RawConfig, env: &dyn Env) -> Option<Upstream
             None
         }
     };
+    // The pool sends requests to it as an `http::Uri`, which is stricter than a URL
+    // (at most 65,534 characters, for one).
+    let base_url = base_url.filter(|u| {
+        let ok = u.as_str().parse::<http::Uri>().is_ok();
+        if !ok {
+            p.add("upstream.base_url", "is not a URI an HTTP request can target (too long?)");
+        }
+        ok
+    });
     let timeout = p.positive_duration("upstream.timeout", &raw.upstream.timeout);
     let connect_timeout = p.positive_duration("upstream.connect_timeout", &raw.upstream.connect_timeout);
     let idle_timeout = p.positive_duration("upstream.idle_timeout", &raw.upstream.idle_timeout);
@@ -196,7 +210,7 @@ fn upstream(p: &mut Problems, raw: &RawConfig, env: &dyn Env) -> Option<Upstream
         );
     }
     let proxy = base_url.as_ref().and_then(|base| {
-        super::proxy::resolve(&raw.upstream.proxy, base, env).unwrap_or_else(|e| {
+        super::forward_proxy::resolve(&raw.upstream.proxy, base, env).unwrap_or_else(|e| {
             p.add("upstream.proxy", e);
             None
         })
@@ -210,6 +224,27 @@ fn upstream(p: &mut Problems, raw: &RawConfig, env: &dyn Env) -> Option<Upstream
         proxy,
         api_key: env.get(&raw.upstream.api_key_env).map(Secret::new),
     })
+}
+
+/// The key flexgate sends upstream in managed mode must be set and fit in the
+/// `Authorization` header (`upstream::Upstream` sends it as `Bearer <key>`).
+fn managed_key(p: &mut Problems, raw: &RawConfig, env: &dyn Env) {
+    let var = &raw.upstream.api_key_env;
+    match env.get(var) {
+        None => p.add(
+            "upstream.api_key_env",
+            format_args!("`auth.mode = \"managed\"` needs the upstream key in the environment variable `{var}`"),
+        ),
+        // The message never repeats the key.
+        Some(key) if http::HeaderValue::from_str(&format!("Bearer {key}")).is_err() => p.add(
+            "upstream.api_key_env",
+            format_args!(
+                "the key in `{var}` contains characters an HTTP header cannot carry (a control character \
+                 such as a trailing newline?)"
+            ),
+        ),
+        Some(_) => {}
+    }
 }
 
 fn auth(p: &mut Problems, raw: &RawConfig, env: &dyn Env) -> AuthConfig {

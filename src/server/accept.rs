@@ -180,7 +180,7 @@ impl<S: App> Connection<S> {
 /// Serve one connection on this thread's runtime, or on `on`'s.
 fn spawn_connection<S: App>(tcp: TcpStream, connection: Connection<S>, on: Option<&Handle>) {
     // Streamed chunks are small writes: with Nagle's algorithm on, each waits for the
-    // client's delayed ACK (up to 40 ms). The upstream side sets it in `Upstream::new`.
+    // client's delayed ACK (up to 40 ms). The upstream side sets it in `Connector::new`.
     if let Err(error) = tcp.set_nodelay(true) {
         tracing::debug!(%error, "set_nodelay failed");
     }

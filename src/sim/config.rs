@@ -21,7 +21,7 @@ pub struct SimConfig {
     /// Gap between streamed chunks.
     #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
     pub chunk_interval: Duration,
-    /// Probability in [0,1] that a flex request is answered with a flex capacity 429.
+    /// Probability, from 0 to 1, that a flex request is answered with a flex capacity 429.
     #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
     pub flex_429_rate: f64,
     /// Scheduled flex outage windows `DOWN/PERIOD`: `10s/60s` = flex unavailable for the

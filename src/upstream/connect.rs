@@ -21,6 +21,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::config::UpstreamConfig;
+use crate::startup::StartupError;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -44,7 +45,7 @@ enum Route {
 }
 
 impl Connector {
-    pub fn new(config: &UpstreamConfig) -> Result<Self, String> {
+    pub fn new(config: &UpstreamConfig) -> Result<Self, StartupError> {
         let mut tcp = HttpConnector::new();
         tcp.set_nodelay(true);
         // The TLS layer hands `https` URIs down to the TCP connector.
@@ -67,10 +68,10 @@ impl Connector {
 
 /// TLS over `conn` for `https` destinations, with Mozilla's roots and ring; `http2`
 /// offers h2 by ALPN beside HTTP/1.1.
-fn tls<H>(conn: H, http2: bool) -> Result<HttpsConnector<H>, String> {
+fn tls<H>(conn: H, http2: bool) -> Result<HttpsConnector<H>, StartupError> {
     let builder = HttpsConnectorBuilder::new()
         .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
-        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .map_err(StartupError::Tls)?
         .https_or_http();
     Ok(if http2 {
         builder.enable_all_versions().wrap_connector(conn)

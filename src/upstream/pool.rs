@@ -1,14 +1,18 @@
 //! flexgate's own upstream connection pool: HTTP/1.1 connections reused newest first, or
 //! one shared HTTP/2 connection.
 //!
-//! An HTTP/1.1 connection has no task of its own ([`Conn1`]): the request that holds it
+//! An HTTP/1.1 connection has no task of its own (`Conn1`): the request that holds it
 //! drives hyper's connection state machine from its own task, while it waits for the
 //! answer and while it reads the body. A spawned connection task would put two task
 //! hand-offs on every exchange (the request to the connection task, its answer and each
-//! body chunk back), and on a multi-threaded runtime either can land on the other worker,
-//! which the kernel must first wake: the hop costs scheduler work on every request and a
-//! thread wake-up's latency on an idle gateway. Idle connections are not polled, so the
-//! pool checks each one as it is taken out, and the reaper sweeps them for closes.
+//! body chunk back). That is why the pool was built this way, when the gateway ran on
+//! tokio's multi-threaded runtime: either hand-off could land on the other worker, which
+//! the kernel must first wake, so the hop cost scheduler work on every request and a
+//! thread wake-up's latency on an idle gateway. The gateway's threads are current-thread
+//! runtimes now (`crate::runtime`), so a hand-off would stay on its thread, but it would
+//! still be a task wake-up per hop that the request does not need. Idle connections are
+//! not polled, so the pool checks each one as it is taken out, and the reaper sweeps them
+//! for closes.
 //!
 //! flexgate has one upstream host, so the pool is a list, not a map keyed by origin.
 //! hyper-util's pooled client was replaced because a held request paid for its
@@ -19,7 +23,6 @@
 //! goes back to the pool when its answer's body has been read to the end (`PoolBody`),
 //! and connecting is boxed on its own, so a waiting request holds a few words.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
@@ -28,10 +31,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri, header};
-use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::client::legacy::connect::Connection as _;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use parking_lot::Mutex;
@@ -39,14 +40,14 @@ use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 use super::connect::{BoxError, Connector};
+use crate::startup::StartupError;
 
-use conn1::{Conn1, Exchange};
+use body::Back;
+pub use body::PoolBody;
+use http1::{Conn1, Exchange};
 
-type H1 = http1::SendRequest<Full<Bytes>>;
+type H1 = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 type H2 = http2::SendRequest<Full<Bytes>>;
-
-/// How often the reaper looks for idle connections the server closed or that expired.
-const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Why no answer came back.
 #[derive(Debug, thiserror::Error)]
@@ -119,14 +120,14 @@ enum Opened {
 }
 
 impl Pool {
-    pub fn new(connector: Connector, base: &Uri, proxied: bool, settings: Settings) -> Result<Self, String> {
-        let host = base.host().ok_or("the upstream URL has no host")?;
+    pub fn new(connector: Connector, base: &Uri, proxied: bool, settings: Settings) -> Result<Self, StartupError> {
+        let host = base.host().ok_or(StartupError::UpstreamHost)?;
         let default_port = if base.scheme() == Some(&Scheme::HTTPS) { 443 } else { 80 };
         let host = match base.port_u16() {
             Some(port) if port != default_port => format!("{host}:{port}"),
             _ => host.to_owned(),
         };
-        let host = HeaderValue::try_from(host).map_err(|_| "the upstream host is not a valid `Host` header")?;
+        let host = HeaderValue::try_from(host).map_err(|_| StartupError::UpstreamHost)?;
         let h2_only = settings.http2 && base.scheme() == Some(&Scheme::HTTP);
         Ok(Self {
             shared: Arc::new(Shared {
@@ -162,14 +163,14 @@ impl Pool {
                 Acquired::H1 { conn, reused } => (conn, reused),
                 Acquired::H2(mut h2) => {
                     let response = h2.send_request(build()).await.map_err(SendError::Broken)?;
-                    return Ok(response.map(|body| PoolBody { inner: body, back: None }));
+                    return Ok(response.map(|body| PoolBody::new(body, None)));
                 }
             };
             let answer = conn.sender.try_send_request(shared.prepare_h1(build()));
             match (Exchange { conn: &mut conn, answer }).await {
                 Ok(response) => {
                     let back = Back { pool: Arc::clone(shared), conn };
-                    return Ok(response.map(|body| PoolBody { inner: body, back: Some(back) }));
+                    return Ok(response.map(|body| PoolBody::new(body, Some(back))));
                 }
                 Err(e) if reused && e.message().is_some() => {}
                 Err(e) => return Err(SendError::Broken(e.into_error())),
@@ -270,7 +271,7 @@ impl Shared {
             });
             return Ok(Opened::H2(sender));
         }
-        let (sender, driver) = http1::handshake(io).await.map_err(handshake)?;
+        let (sender, driver) = hyper::client::conn::http1::handshake(io).await.map_err(handshake)?;
         Ok(Opened::H1(Box::new(Conn1 { sender, driver: Some(driver) })))
     }
 
@@ -312,24 +313,6 @@ impl Shared {
         });
     }
 
-    /// Close idle connections that expired or that the server closed, so a quiet gateway
-    /// does not keep sockets (and the upstream's patience) forever: nobody else polls an
-    /// idle connection.
-    fn sweep(&self) {
-        let timeout = self.settings.idle_timeout;
-        // Checked outside the lock (a check may read the socket), and closed sockets are
-        // dropped outside it too. What went back meanwhile is newer: it stays last. The
-        // reaper runs on one thread and checks every thread's list: a no-op-waker poll
-        // only reads the readiness the owning thread's I/O driver recorded.
-        for list in &self.idle {
-            let mut checked = std::mem::take(&mut *list.lock());
-            checked.retain_mut(|i| i.since.elapsed() < timeout && i.conn.is_reusable());
-            let mut idle = list.lock();
-            let newer = std::mem::replace(&mut *idle, checked);
-            idle.extend(newer);
-        }
-    }
-
     /// This thread's idle list.
     fn idle_here(&self) -> &Mutex<Vec<Idle>> {
         &self.idle[crate::runtime::current() % self.idle.len()]
@@ -344,75 +327,13 @@ impl Shared {
             idle.push(Idle { conn, since: Instant::now() });
         }
         if !self.reaper_started.swap(true, Ordering::Relaxed) {
-            spawn_reaper(Arc::downgrade(self), self.settings.idle_timeout);
+            reaper::spawn(Arc::downgrade(self), self.settings.idle_timeout);
         }
     }
 }
 
-/// Sweep the idle connections every so often (`Shared::sweep`). Ends with the pool.
-fn spawn_reaper(pool: std::sync::Weak<Shared>, idle_timeout: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(SWEEP_EVERY.min(idle_timeout).max(Duration::from_millis(100)));
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(pool) = pool.upgrade() else { return };
-            pool.sweep();
-        }
-    });
-}
-
-/// Hands an HTTP/1.1 connection back to the pool.
-struct Back {
-    pool: Arc<Shared>,
-    conn: Box<Conn1>,
-}
-
-pin_project_lite::pin_project! {
-    /// An answer's body. Read to its end, its HTTP/1.1 connection goes back to the pool;
-    /// dropped before that, the connection closes with it (hyper cannot reuse it).
-    pub struct PoolBody {
-        #[pin]
-        inner: Incoming,
-        back: Option<Back>,
-    }
-}
-
-impl std::fmt::Debug for PoolBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PoolBody").field("pooled", &self.back.is_some()).finish_non_exhaustive()
-    }
-}
-
-impl Body for PoolBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.project();
-        // The reader drives the connection: hyper reads the next chunk into the body's
-        // channel (one fits without waiting for the reader) and the poll below takes it.
-        if let Some(back) = this.back.as_mut() {
-            back.conn.drive(cx);
-        }
-        let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(None) = &polled {
-            if let Some(back) = this.back.take() {
-                back.pool.put(back.conn, cx);
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-mod conn1;
+mod body;
+mod http1;
+mod reaper;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,6 @@
 //! `flexgate demo`: the simulator and the gateway in one process, with copy-paste examples;
 //! with `--workload N`, a mixed workload through them and its report
-//! ([`crate::workload::demo`]).
+//! (`mix`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::server::{Server, shutdown_signal};
 use crate::sim::{self, FlexOutage, Sim, SimConfig};
-use crate::workload::demo::DemoWorkload;
+use mix::DemoWorkload;
 
 /// The simulator's flex outages during `--workload`: flex is down for 1 s of every 10 s.
 const WORKLOAD_OUTAGE: FlexOutage = FlexOutage { down: Duration::from_secs(1), period: Duration::from_secs(10) };
@@ -103,7 +103,7 @@ async fn run_workload(
         }
     };
     let work = async {
-        let result = crate::workload::demo::run(workload, addr, sim_addr).await;
+        let result = mix::run(workload, addr, sim_addr).await;
         if keep_serving && result.is_ok() {
             print_banner(addr, sim_addr);
         } else {
@@ -117,9 +117,8 @@ async fn run_workload(
     Ok(())
 }
 
-#[expect(clippy::print_stdout, reason = "the demo talks to the person who started it")]
 fn print_banner(addr: SocketAddr, sim: SocketAddr) {
-    println!(
+    crate::cli::output::line(format_args!(
         r#"
 flexgate demo is running (Ctrl-C to stop)
 
@@ -145,8 +144,10 @@ Then read spend and savings:
 
   curl -s http://{addr}/metrics | grep -E 'flexgate_(cost|savings)_usd_total'
 "#
-    );
+    ));
 }
+
+mod mix;
 
 mod logging {
     use super::{LogConfig, LogFormat};

@@ -5,22 +5,21 @@
 //! simulator and gateway) and `flexgate replay FILE.jsonl` (a file, against any running
 //! gateway or OpenAI itself). The pieces, in the order a run uses them:
 //!
-//! - [`format`] reads the JSONL workload format (a superset of OpenAI Batch API input
+//! - [`mod@format`] reads the JSONL workload format (a superset of OpenAI Batch API input
 //!   lines) into [`Item`]s; [`generate`] makes the demo's mix.
 //! - [`runner`] sends items with bounded concurrency and reads each answer (JSON or SSE)
-//!   into an [`Outcome`]: class, served tier, attempts, escalation, usage, latency, error.
+//!   into an [`Observed`]: class, served tier, attempts, escalation, usage, latency, error.
 //! - [`progress`] shows a bar on a terminal and plain periodic lines otherwise.
 //! - [`stats`] aggregates outcomes (counts, percentiles, cost from usage with the
 //!   embedded price table) and [`report`] renders them as text.
-//! - [`replay`] is the `flexgate replay` command; [`metrics`] reads flexgate's own
+//! - [`replay`] is the `flexgate replay` command; [`counters`] reads flexgate's own
 //!   counters before and after a run, when the target exposes them.
 //!
 //! Nothing here touches the gateway's request path: a workload is just a client.
 
-pub mod demo;
+pub mod counters;
 pub mod format;
 pub mod generate;
-pub mod metrics;
 pub mod progress;
 pub mod replay;
 pub mod report;
@@ -30,7 +29,7 @@ pub mod stats;
 use std::fmt;
 
 pub use format::{Item, parse_jsonl};
-pub use runner::{Outcome, Target};
+pub use runner::{Observed, Target};
 
 /// Which of flexgate's two shipped lanes a request belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize, clap::ValueEnum)]

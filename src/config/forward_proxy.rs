@@ -11,26 +11,28 @@ use hyper_util::client::proxy::matcher::Matcher;
 
 use super::Env;
 
-/// An HTTP proxy the upstream is reached through.
+/// An HTTP proxy the upstream is reached through: a `CONNECT` tunnel for an `https`
+/// upstream, a forwarding proxy for an `http` one. Not `crate::proxy::Proxy`, which is
+/// flexgate's own request handler.
 #[derive(Clone)]
-pub struct Proxy {
+pub struct ForwardProxy {
     /// `http://host:port/`, credentials removed.
     pub uri: http::Uri,
     /// `Basic …` from the proxy URL's user info, sent as `Proxy-Authorization`.
     pub auth: Option<HeaderValue>,
 }
 
-impl fmt::Debug for Proxy {
+impl fmt::Debug for ForwardProxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let auth = self.auth.as_ref().map(|_| "<redacted>");
-        f.debug_struct("Proxy").field("uri", &self.uri).field("auth", &auth).finish()
+        f.debug_struct("ForwardProxy").field("uri", &self.uri).field("auth", &auth).finish()
     }
 }
 
 /// The proxy for `base` under `setting` (`"env"`, `"none"` or an `http://` URL), or
 /// `None` to connect directly. The error text never repeats the URL, which may hold a
 /// password.
-pub fn resolve(setting: &str, base: &url::Url, env: &dyn Env) -> Result<Option<Proxy>, String> {
+pub fn resolve(setting: &str, base: &url::Url, env: &dyn Env) -> Result<Option<ForwardProxy>, String> {
     let (matcher, source) = match setting.trim() {
         "none" => return Ok(None),
         // The variables curl reads, upper case first, as reqwest did before.
@@ -78,7 +80,7 @@ pub fn resolve(setting: &str, base: &url::Url, env: &dyn Env) -> Result<Option<P
         v.set_sensitive(true);
         v
     });
-    Ok(Some(Proxy { uri: intercept.uri().clone(), auth }))
+    Ok(Some(ForwardProxy { uri: intercept.uri().clone(), auth }))
 }
 
 fn first<const N: usize>(env: &dyn Env, keys: [&str; N]) -> Option<String> {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 
-use super::{Lane, Outcome};
+use super::{Lane, Observed};
 use crate::pricing::{PriceTable, Tier};
 
 /// Requests, tiers, errors and latencies of one class.
@@ -78,7 +78,7 @@ impl Summary {
 }
 
 /// Summarise `outcomes` with `prices`.
-pub fn summarize(outcomes: &[Outcome], prices: &PriceTable) -> Summary {
+pub fn summarize(outcomes: &[Observed], prices: &PriceTable) -> Summary {
     let mut summary = Summary { requests: outcomes.len(), ..Summary::default() };
     let mut classes: BTreeMap<String, ClassStats> = BTreeMap::new();
     for o in outcomes {
@@ -123,7 +123,7 @@ fn class_rank(name: &str) -> u8 {
 }
 
 /// (cost, cost on standard) of a successful outcome, if it can be priced.
-fn price(o: &Outcome, prices: &PriceTable) -> Option<(Decimal, Decimal)> {
+fn price(o: &Observed, prices: &PriceTable) -> Option<(Decimal, Decimal)> {
     let (model, usage) = (o.model.as_deref()?, o.usage.as_ref()?);
     let tier = o.tier.unwrap_or(Tier::Standard);
     Some((prices.cost(model, tier, usage)?, prices.cost(model, Tier::Standard, usage)?))

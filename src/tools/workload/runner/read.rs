@@ -1,17 +1,17 @@
-//! Reads one answer into its [`Outcome`]: flexgate's headers, then the body (whole JSON
+//! Reads one answer into its [`Observed`]: flexgate's headers, then the body (whole JSON
 //! or an SSE stream parsed event by event). A stream counts as failed when it carries
 //! an error event or ends without its terminal event, the same rule the SDKs apply.
 
 use http::HeaderMap;
 use serde_json::Value;
 
-use super::{Outcome, apply_report};
+use super::{Observed, apply_report};
 use crate::pricing::Tier;
 use crate::stream::sse::SseParser;
 use crate::usage::{self, BodyReport, EventVerdict, StreamUsage};
 
 /// Read headers and body of `response` into `outcome`.
-pub async fn answer(response: reqwest::Response, outcome: &mut Outcome) {
+pub async fn answer(response: reqwest::Response, outcome: &mut Observed) {
     read_headers(response.headers(), outcome);
     let status = response.status();
     let sse = response
@@ -32,7 +32,7 @@ pub async fn answer(response: reqwest::Response, outcome: &mut Outcome) {
     }
 }
 
-fn read_headers(headers: &HeaderMap, outcome: &mut Outcome) {
+fn read_headers(headers: &HeaderMap, outcome: &mut Observed) {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(class) = text("x-flexgate-class").filter(|c| !c.is_empty()) {
         class.clone_into(&mut outcome.class);
@@ -42,7 +42,7 @@ fn read_headers(headers: &HeaderMap, outcome: &mut Outcome) {
     outcome.escalated = text("x-flexgate-escalated") == Some("true");
 }
 
-async fn read_stream(mut response: reqwest::Response, outcome: &mut Outcome) {
+async fn read_stream(mut response: reqwest::Response, outcome: &mut Observed) {
     let mut parser = SseParser::default();
     let mut observer = StreamUsage::new(outcome.endpoint);
     let mut failed = None;

@@ -9,8 +9,8 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-fn outcome(class: &str, tier: Option<Tier>, millis: u64) -> Outcome {
-    Outcome {
+fn outcome(class: &str, tier: Option<Tier>, millis: u64) -> Observed {
+    Observed {
         id: "x".into(),
         lane: if class == "interactive" { Lane::Interactive } else { Lane::Background },
         class: class.into(),

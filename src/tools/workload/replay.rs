@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use tokio::time::Instant;
 
-use super::metrics::{self, Counters};
+use super::counters::{self, Counters};
 use super::progress::Progress;
 use super::report::{self, RunInfo};
 use super::runner::{self, Target};
@@ -53,10 +53,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let items = match parse_jsonl(&text) {
         Ok(items) => items,
         Err(errors) => {
-            #[expect(clippy::print_stderr, reason = "the command's own diagnostics")]
-            {
-                eprintln!("{}: {errors}", args.file.display());
-            }
+            crate::cli::output::diagnostic(format_args!("{}: {errors}", args.file.display()));
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -65,7 +62,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let metrics_url = match args.metrics_url.as_deref() {
         Some("none") => None,
         Some(url) => Some(url.to_owned()),
-        None => metrics::default_url(&base_url),
+        None => counters::default_url(&base_url),
     };
     let target = Target {
         base_url,
@@ -107,12 +104,11 @@ pub async fn run_workload(
 }
 
 async fn scrape(http: &reqwest::Client, url: Option<&str>) -> Option<Counters> {
-    metrics::scrape(http, url?).await
+    counters::scrape(http, url?).await
 }
 
-#[expect(clippy::print_stdout, reason = "the report is the command's output")]
 pub fn print_report(summary: &Summary, info: &RunInfo) {
-    print!("{}", report::render(summary, info));
+    crate::cli::output::out(report::render(summary, info));
 }
 
 fn describe(target: &Target) -> String {

@@ -1,5 +1,5 @@
 //! Sends a workload with bounded concurrency and reads every answer into an
-//! [`Outcome`]. It is an ordinary client: it learns the class, served tier, attempts
+//! [`Observed`]. It is an ordinary client: it learns the class, served tier, attempts
 //! and escalation only from what a response says (`service_tier` in the body,
 //! `x-flexgate-*` headers when the target is flexgate), so it works against any
 //! OpenAI-compatible base URL.
@@ -44,7 +44,7 @@ pub struct Target {
 
 /// What happened to one request, as the client saw it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
+pub struct Observed {
     pub id: String,
     pub lane: Lane,
     /// `x-flexgate-class` when the target sends it, else the lane's name.
@@ -65,7 +65,7 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
-impl Outcome {
+impl Observed {
     pub fn ok(&self) -> bool {
         self.error.is_none()
     }
@@ -119,7 +119,7 @@ pub async fn run(
     items: Vec<Item>,
     concurrency: usize,
     progress: &Progress,
-) -> Vec<Outcome> {
+) -> Vec<Observed> {
     let sends = items.into_iter().map(|item| async move {
         let outcome = send(http, target, &item).await;
         progress.record(&outcome);
@@ -129,9 +129,9 @@ pub async fn run(
 }
 
 /// Send one item and read its answer to the end.
-pub async fn send(http: &reqwest::Client, target: &Target, item: &Item) -> Outcome {
+pub async fn send(http: &reqwest::Client, target: &Target, item: &Item) -> Observed {
     let prepared = prepare(item, target);
-    let mut outcome = Outcome {
+    let mut outcome = Observed {
         id: item.id.clone(),
         lane: prepared.lane,
         class: prepared.lane.as_str().to_owned(),
@@ -164,7 +164,7 @@ pub async fn send(http: &reqwest::Client, target: &Target, item: &Item) -> Outco
 }
 
 /// Fill what a successful body reports: usage, tier, model.
-fn apply_report(outcome: &mut Outcome, report: usage::BodyReport) {
+fn apply_report(outcome: &mut Observed, report: usage::BodyReport) {
     outcome.usage = report.usage;
     if let Some(tier) = report.service_tier.as_deref().and_then(Tier::from_reported) {
         outcome.tier = Some(tier);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 
-use super::Outcome;
+use super::Observed;
 
 /// How a run shows its progress.
 pub struct Progress {
@@ -54,7 +54,7 @@ impl Progress {
     }
 
     /// Count one finished request.
-    pub fn record(&self, outcome: &Outcome) {
+    pub fn record(&self, outcome: &Observed) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         let errors = self.errors.fetch_add(usize::from(!outcome.ok()), Ordering::Relaxed) + usize::from(!outcome.ok());
         match &self.mode {
@@ -80,11 +80,14 @@ impl Progress {
         }
     }
 
-    #[expect(clippy::print_stderr, reason = "plain progress lines for non-terminal stderr")]
+    /// A plain progress line, for a stderr that is not a terminal.
     fn line(&self, done: usize, errors: usize) {
         let pct = done * 100 / self.total.max(1);
         let secs = self.started.elapsed().as_secs_f64();
-        eprintln!("progress: {done}/{} requests ({pct}%), {errors} errors, {secs:.1}s", self.total);
+        let total = self.total;
+        crate::cli::output::diagnostic(format_args!(
+            "progress: {done}/{total} requests ({pct}%), {errors} errors, {secs:.1}s"
+        ));
     }
 }
 

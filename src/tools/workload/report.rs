@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 
-use super::metrics::Counters;
+use super::counters::Counters;
 use super::stats::{ClassStats, Summary, TierKey, percentile, tier_key};
 use crate::pricing::Tier;
 

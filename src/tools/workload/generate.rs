@@ -105,7 +105,7 @@ pub fn to_jsonl(items: &[Item]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::parse_jsonl;
+    use crate::tools::workload::parse_jsonl;
 
     #[test]
     fn the_mix_is_reproducible_and_mixed() {

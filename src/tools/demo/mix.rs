@@ -4,11 +4,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::generate::{self, SHORT_DEADLINE};
-use super::replay::{print_report, run_workload};
-use super::runner::Target;
-use super::{Item, Lane};
 use crate::sim::FlexOutage;
+use crate::tools::workload::generate::{self, SHORT_DEADLINE};
+use crate::tools::workload::replay::{print_report, run_workload};
+use crate::tools::workload::runner::Target;
+use crate::tools::workload::{Item, Lane};
 
 /// What the demo asks of the workload run.
 #[derive(Debug, Clone)]
@@ -47,7 +47,6 @@ fn fmt(d: std::time::Duration) -> humantime::FormattedDuration {
     humantime::format_duration(d)
 }
 
-#[expect(clippy::print_stdout, reason = "the demo talks to the person who started it")]
 fn print_header(workload: &DemoWorkload, items: &[Item], gateway: SocketAddr, sim: SocketAddr) {
     let interactive = items.iter().filter(|i| i.lane == Some(Lane::Interactive)).count();
     let background = items.len() - interactive;
@@ -55,12 +54,12 @@ fn print_header(workload: &DemoWorkload, items: &[Item], gateway: SocketAddr, si
     let short = items.iter().filter(|i| !i.headers.is_empty()).count();
     let rate = (workload.flex_429_rate * 100.0).round();
     let outage = workload.flex_outage.map(|o| format!(", flex down {} of every {}", fmt(o.down), fmt(o.period)));
-    println!(
+    crate::cli::output::line(format_args!(
         "flexgate demo workload: {} requests (seed {}), {interactive} interactive on /v1, {background} background on \
          /flex/v1 ({short} with x-flexgate-deadline: {SHORT_DEADLINE}), {streamed} streamed\n  \
          gateway http://{gateway}, simulated upstream http://{sim} ({rate}% of flex requests answer 429{})\n",
         items.len(),
         workload.seed,
         outage.unwrap_or_default(),
-    );
+    ));
 }

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::workload::format::parse_line;
+use crate::tools::workload::format::parse_line;
 
 fn target(flex: Option<&str>) -> Target {
     Target {
