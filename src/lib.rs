@@ -22,6 +22,7 @@ pub mod routing;
 pub mod runtime;
 pub mod server;
 pub mod sim;
+pub mod sse;
 pub mod state;
 pub mod stream;
 pub mod upstream;

@@ -10,8 +10,6 @@
 //! event is appended so SDKs raise instead of ending quietly), or client disconnect
 //! (the body is dropped, which drops the upstream response and cancels it).
 
-pub mod sse;
-
 use std::collections::VecDeque;
 use std::future::Future as _;
 use std::pin::Pin;
@@ -25,9 +23,9 @@ use tokio::time::{Instant, Sleep};
 
 use crate::ledger::{Ledger, Report};
 use crate::metrics::Outcome;
+use crate::sse::SseParser;
 use crate::upstream::attempt::ByteStream;
 use crate::usage::{Endpoint, EventVerdict, StreamUsage};
-use sse::SseParser;
 
 /// How to treat a streamed answer.
 #[derive(Debug, Clone, Copy)]

@@ -8,7 +8,7 @@ mod raw;
 mod tests;
 
 use crate::json_scan;
-use crate::stream::sse::SseEvent;
+use crate::sse::SseEvent;
 use memchr::memmem::Finder;
 use raw::{RawEvent, RawObject};
 use std::sync::LazyLock;

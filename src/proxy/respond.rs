@@ -156,7 +156,7 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
 
 /// The tier the first streamed event reports, for the response header.
 fn first_chunk_tier(endpoint: Endpoint, chunk: &bytes::Bytes) -> Option<Tier> {
-    let mut parser = stream::sse::SseParser::default();
+    let mut parser = crate::sse::SseParser::default();
     let mut observer = usage::StreamUsage::new(endpoint);
     for event in parser.feed(chunk) {
         observer.observe(&event);

@@ -22,7 +22,7 @@ use super::pool::PoolBody;
 use super::retry::Attempter;
 use crate::pricing::Tier;
 use crate::routing::{body::BodyInfo, tier_param};
-use crate::stream::sse::SseParser;
+use crate::sse::SseParser;
 use crate::usage::{self, BodyReport, Endpoint, EventVerdict, StreamUsage};
 
 /// Error bodies beyond this are cut; classification needs only the first bytes.

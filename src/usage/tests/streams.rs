@@ -2,7 +2,7 @@
 //! across chunks, tier changes, and the cheap chunk pre-check.
 
 use super::{run, usage};
-use crate::stream::sse::SseEvent;
+use crate::sse::SseEvent;
 use crate::usage::{Endpoint, EventVerdict, StreamUsage, Usage};
 use Endpoint::{ChatCompletions as Chat, Completions, Other, Responses};
 use EventVerdict::{Done, Error, Keep, UsageOnlyChunk as UsageOnly};

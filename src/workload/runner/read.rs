@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{Outcome, apply_report};
 use crate::pricing::Tier;
-use crate::stream::sse::SseParser;
+use crate::sse::SseParser;
 use crate::usage::{self, BodyReport, EventVerdict, StreamUsage};
 
 /// Read headers and body of `response` into `outcome`.
