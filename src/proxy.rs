@@ -23,10 +23,10 @@ use tower::Service;
 
 use self::headers::X_REQUEST_ID;
 use crate::auth;
+use crate::body::BodyInfo;
 use crate::error::GatewayError;
 use crate::ledger::{Ledger, RequestFacts};
 use crate::pricing::Tier;
-use crate::routing::body::BodyInfo;
 use crate::routing::{self, Plan, RouteInput};
 use crate::state::AppState;
 use crate::upstream::attempt::HttpAttempt;

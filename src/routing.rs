@@ -12,7 +12,6 @@
 //! Only models the price table marks flex-capable go to flex; others are served on
 //! standard and counted.
 
-pub mod body;
 mod deadline;
 
 use std::time::Duration;

@@ -20,8 +20,9 @@ use super::classify::{Reason, Verdict, classify};
 use super::connect::BoxError;
 use super::pool::PoolBody;
 use super::retry::Attempter;
+use crate::body::BodyInfo;
 use crate::pricing::Tier;
-use crate::routing::{body::BodyInfo, tier_param};
+use crate::routing::tier_param;
 use crate::sse::SseParser;
 use crate::usage::{self, BodyReport, Endpoint, EventVerdict, StreamUsage};
 
