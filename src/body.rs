@@ -1,5 +1,6 @@
-//! Reads the few top-level fields routing needs from a JSON request body, and rewrites
-//! them in place without re-serialising the document.
+//! The request-body model, shared by the proxy (routing reads it) and the upstream
+//! attempt (which rewrites it per tier): reads the few top-level fields routing needs
+//! from a JSON request body, and rewrites them in place without re-serialising it.
 //!
 //! Parsing borrows: every field is kept as a raw slice of the original bytes, so the
 //! rewrite splices new text into exactly those spans and copies the rest verbatim.

@@ -12,8 +12,8 @@ use rust_decimal::prelude::ToPrimitive;
 use tokio::time::Instant;
 
 use crate::metrics::{Outcome, Series, SeriesKey};
-use crate::pricing::Tier;
 use crate::state::AppState;
+use crate::tier::{self, Tier};
 use crate::usage::{Endpoint, Usage};
 
 /// What the upstream's answer reported, for pricing.
@@ -144,7 +144,7 @@ impl Ledger {
         let class = this.class_name();
         let model = this.model_label(report.model.as_deref());
         let tier = this.served_tier(report);
-        let tier_label = tier.map_or("none", |t| t.as_str());
+        let tier_label = tier::label(tier);
         let elapsed = this.start.elapsed();
         let key = SeriesKey { endpoint, class: this.facts.class, class_name: class, model, tier };
         let series = m.series(&key);

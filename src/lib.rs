@@ -26,6 +26,7 @@ pub mod sim;
 pub mod sse;
 pub mod state;
 pub mod stream;
+pub mod tier;
 pub mod upstream;
 pub mod usage;
 pub mod workload;

@@ -20,7 +20,7 @@ use http::{HeaderMap, HeaderName};
 
 use crate::config::{ClassId, Config, Escalate};
 use crate::error::GatewayError;
-use crate::pricing::Tier;
+use crate::tier::Tier;
 
 pub use deadline::effective_deadline;
 
@@ -54,25 +54,6 @@ pub struct Plan {
     pub max_attempts: u32,
     /// The class wanted flex but the model is not flex-capable.
     pub flex_ineligible: bool,
-}
-
-/// The `service_tier` text that pins a tier upstream; never `auto`, which a project may
-/// map to priority pricing.
-pub fn tier_param(tier: Tier) -> &'static str {
-    match tier {
-        Tier::Flex => "flex",
-        Tier::Priority => "priority",
-        Tier::Standard | Tier::Batch => "default",
-    }
-}
-
-fn client_tier(text: &str) -> Option<Tier> {
-    match text {
-        "flex" => Some(Tier::Flex),
-        "default" => Some(Tier::Standard),
-        "priority" | "fast" => Some(Tier::Priority),
-        _ => None,
-    }
 }
 
 /// The class a client asks for (a constant: a lookup by `&str` parses the name each time).
@@ -109,7 +90,7 @@ pub fn plan(config: &Config, input: &RouteInput<'_>) -> Result<Plan, GatewayErro
     // The header is validated even when an earlier rule wins, so typos never go unnoticed.
     let from_header = header_class(config, input.headers)?;
     let explicit =
-        input.client_tier.filter(|_| config.routing.honor_client_tier && input.tier_routed).and_then(client_tier);
+        input.client_tier.filter(|_| config.routing.honor_client_tier && input.tier_routed).and_then(Tier::from_client);
     let class_id = match explicit {
         Some(Tier::Flex) => config.routing.flex_class,
         Some(_) => config.routing.standard_class,
@@ -128,9 +109,9 @@ pub fn plan(config: &Config, input: &RouteInput<'_>) -> Result<Plan, GatewayErro
     // Rewrite only when the body does not already ask for this tier; a standard request
     // with no explicit tier is left as sent.
     let tier_override = tier.and_then(|t| {
-        let wanted = tier_param(t);
+        let wanted = t.param();
         let sent = input.client_tier;
-        let already = sent.is_some_and(|s| client_tier(s) == Some(t));
+        let already = sent.is_some_and(|s| Tier::from_client(s) == Some(t));
         let leave = already || (t == Tier::Standard && sent.is_none_or(|s| s == "auto"));
         (!leave).then_some(wanted)
     });

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::stack;
-use flexgate::pricing::Tier;
 use flexgate::sim::SimConfig;
+use flexgate::tier::Tier;
 use flexgate::workload::replay::run_workload;
 use flexgate::workload::stats::tier_key;
 use flexgate::workload::{Lane, Target, parse_jsonl};

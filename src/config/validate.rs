@@ -11,7 +11,8 @@ use super::{
     AuthConfig, Class, ClassId, Config, ConfigErrors, Env, Escalate, GatewayKey, LogConfig, LogFormat, RetryConfig,
     RoutingConfig, Rule, Secret, ServerConfig, UpstreamConfig, parse_size,
 };
-use crate::pricing::{PriceTable, Tier};
+use crate::pricing::PriceTable;
+use crate::tier::Tier;
 
 /// Paths flexgate serves itself; a class prefix may not shadow them.
 /// More serving threads than this is a typo, not a machine.
@@ -244,13 +245,10 @@ fn class(p: &mut Problems, name: &str, c: &RawClass) -> Class {
         p.add(&format!("classes.{name}"), "class names use letters, digits, `-` and `_`");
     }
     let tier = match c.tier.as_deref() {
-        Some("flex") => Tier::Flex,
-        Some("standard") => Tier::Standard,
-        Some("priority") => Tier::Priority,
-        Some(other) => {
-            p.add(&key("tier"), format_args!("`{other}` is not one of `flex`, `standard`, `priority`"));
+        Some(text) => Tier::from_config(text).unwrap_or_else(|| {
+            p.add(&key("tier"), format_args!("`{text}` is not one of `flex`, `standard`, `priority`"));
             Tier::Standard
-        }
+        }),
         None => {
             p.add(&key("tier"), "is required");
             Tier::Standard

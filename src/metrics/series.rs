@@ -15,7 +15,7 @@ use prometheus::{Counter, Histogram, IntCounter, IntCounterVec, IntGauge, IntGau
 
 use super::{AttemptResult, Metrics, Outcome};
 use crate::config::ClassId;
-use crate::pricing::Tier;
+use crate::tier::{self, Tier};
 use crate::usage::Endpoint;
 
 /// The `kind` label values of `flexgate_tokens_total`, in [`Series::tokens`] order.
@@ -91,10 +91,6 @@ fn outcome_index(outcome: Outcome) -> usize {
     OUTCOMES.iter().position(|&o| o == outcome).unwrap_or(0)
 }
 
-fn tier_label(tier: Option<Tier>) -> &'static str {
-    tier.map_or("none", Tier::as_str)
-}
-
 impl Handles {
     fn new(key: &SeriesKey<'_>) -> Self {
         Self {
@@ -158,7 +154,7 @@ impl Series<'_> {
                 h.endpoint,
                 &h.class,
                 &h.model,
-                tier_label(h.tier),
+                tier::label(h.tier),
                 outcome.as_str(),
             ])
         })
@@ -168,7 +164,7 @@ impl Series<'_> {
     pub fn request_duration(&self) -> &Histogram {
         let h = self.handles();
         h.request_duration.get_or_init(|| {
-            self.metrics.request_duration.with_label_values(&[h.endpoint, &h.class, tier_label(h.tier)])
+            self.metrics.request_duration.with_label_values(&[h.endpoint, &h.class, tier::label(h.tier)])
         })
     }
 
@@ -176,7 +172,7 @@ impl Series<'_> {
     pub fn time_to_first_byte(&self) -> &Histogram {
         let h = self.handles();
         h.time_to_first_byte
-            .get_or_init(|| self.metrics.time_to_first_byte.with_label_values(&[&h.class, tier_label(h.tier)]))
+            .get_or_init(|| self.metrics.time_to_first_byte.with_label_values(&[&h.class, tier::label(h.tier)]))
     }
 
     /// `flexgate_tokens_total{model, tier, kind}` for `TOKEN_KINDS[kind]`, tier as priced.
@@ -277,7 +273,7 @@ impl Metrics {
     pub fn upstream_attempt(&self, tier: Option<Tier>, result: AttemptResult) -> &IntCounter {
         let r = ATTEMPT_RESULTS.iter().position(|&a| a == result).unwrap_or(0);
         self.fixed.upstream_attempts[tier.map_or(0, |t| t.index() + 1)][r]
-            .get_or_init(|| self.upstream_attempts.with_label_values(&[tier_label(tier), result.as_str()]))
+            .get_or_init(|| self.upstream_attempts.with_label_values(&[tier::label(tier), result.as_str()]))
     }
 
     /// `flexgate_upstream_ratelimit_remaining{kind}` for `RATELIMIT_KINDS[kind]`.

@@ -13,10 +13,10 @@ use super::headers::{self, X_REQUEST_ID};
 use crate::error::GatewayError;
 use crate::ledger::{Ledger, Report};
 use crate::metrics::{AttemptResult, Outcome};
-use crate::pricing::Tier;
 use crate::routing::Plan;
 use crate::state::AppState;
 use crate::stream::{self, StreamOptions};
+use crate::tier::{self, Tier};
 use crate::upstream::attempt::{Answer, AnswerBody, UpstreamResponse};
 use crate::upstream::classify::{Reason, Verdict};
 use crate::upstream::retry::{Finished, GiveUp};
@@ -28,10 +28,6 @@ pub struct Context<'a> {
     pub endpoint: Endpoint,
     pub strip_usage_chunk: bool,
     pub start: Instant,
-}
-
-fn tier_text(tier: Option<Tier>) -> &'static str {
-    tier.map_or("none", |t| t.as_str())
 }
 
 // Names parsed once, not on every insert.
@@ -49,7 +45,7 @@ fn flexgate_headers(h: &mut HeaderMap, ledger: &Ledger, tier: Option<Tier>) {
     if let Some(v) = ledger.class_header() {
         h.insert(X_CLASS, v.clone());
     }
-    h.insert(X_TIER, HeaderValue::from_static(tier_text(tier)));
+    h.insert(X_TIER, HeaderValue::from_static(tier::label(tier)));
     let attempts = usize::try_from(ledger.attempts).ok().and_then(|n| COUNTS.get(n));
     h.insert(X_ATTEMPTS, attempts.map_or_else(|| HeaderValue::from(ledger.attempts), |n| HeaderValue::from_static(n)));
     h.insert(X_ESCALATED, HeaderValue::from_static(if ledger.escalated { "true" } else { "false" }));

@@ -21,9 +21,8 @@ use super::connect::BoxError;
 use super::pool::PoolBody;
 use super::retry::Attempter;
 use crate::body::BodyInfo;
-use crate::pricing::Tier;
-use crate::routing::tier_param;
 use crate::sse::SseParser;
+use crate::tier::Tier;
 use crate::usage::{self, BodyReport, Endpoint, EventVerdict, StreamUsage};
 
 /// Error bodies beyond this are cut; classification needs only the first bytes.
@@ -119,7 +118,7 @@ impl<'a> HttpAttempt<'a> {
                 return body.clone();
             }
         }
-        let text = if tier == self.first_tier { self.first_override } else { tier.map(tier_param) };
+        let text = if tier == self.first_tier { self.first_override } else { tier.map(Tier::param) };
         let body = info.rewrite(&self.body, text, self.force_usage);
         self.cache = Some((tier, body.clone()));
         body

@@ -20,8 +20,8 @@ use tokio::time::Instant;
 use super::backoff::delay;
 use super::classify::{Reason, Verdict};
 use crate::metrics::Metrics;
-use crate::pricing::Tier;
 use crate::routing::Plan;
+use crate::tier::{self, Tier};
 
 /// One way of making an attempt; the gateway's is HTTP, tests script theirs.
 pub trait Attempter {
@@ -68,10 +68,6 @@ pub struct Finished<O> {
 pub struct Labels<'a> {
     pub class: &'a str,
     pub model: &'a str,
-}
-
-fn tier_label(tier: Option<Tier>) -> &'static str {
-    tier.map_or("none", |t| t.as_str())
 }
 
 /// Run attempts until success, a final answer, or the plan's budget is spent.
@@ -141,10 +137,10 @@ pub async fn run<A: Attempter>(
                 } else if !flexing && now + wait >= deadline {
                     return finish(Some(starved(GiveUp::Deadline)), upstream_time);
                 }
-                metrics.retries.with_label_values(&[tier_label(tier), reason.as_str()]).inc();
+                metrics.retries.with_label_values(&[tier::label(tier), reason.as_str()]).inc();
                 tracing::debug!(
                     attempt = attempts,
-                    tier = tier_label(tier),
+                    tier = tier::label(tier),
                     reason = reason.as_str(),
                     delay_ms = wait.as_millis(),
                     "retrying"

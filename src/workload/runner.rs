@@ -18,8 +18,8 @@ use tokio::time::Instant;
 
 use super::progress::Progress;
 use super::{Item, Lane};
-use crate::pricing::Tier;
 use crate::proxy::path::endpoint as endpoint_of;
+use crate::tier::Tier;
 use crate::usage::{self, Endpoint, Usage};
 
 mod read;

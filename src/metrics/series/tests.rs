@@ -3,7 +3,7 @@
 
 use super::{RATELIMIT_KINDS, SeriesKey, TOKEN_KINDS};
 use crate::metrics::{AttemptResult, Metrics, Outcome};
-use crate::pricing::Tier;
+use crate::tier::Tier;
 use crate::usage::Endpoint;
 
 const CLASSES: [&str; 2] = ["interactive", "background"];
@@ -69,7 +69,7 @@ fn class_name(class: usize) -> &'static str {
 /// The updates the way the ledger made them before the cache.
 fn by_label_values(m: &Metrics) {
     for u in updates() {
-        let (class, tier) = (class_name(u.class), u.tier.map_or("none", Tier::as_str));
+        let (class, tier) = (class_name(u.class), crate::tier::label(u.tier));
         let usage_tier = u.tier.unwrap_or(Tier::Standard).as_str();
         m.inflight.with_label_values(&[class]).inc();
         m.inflight.with_label_values(&[class]).dec();

@@ -8,8 +8,8 @@ use tokio::time::Instant;
 
 use super::{Attempter, Finished, GiveUp, Labels, Schedule, run};
 use crate::metrics::{AttemptResult, Metrics};
-use crate::pricing::Tier;
 use crate::routing::Plan;
+use crate::tier::Tier;
 use crate::upstream::classify::{Reason, Verdict};
 
 /// One scripted upstream answer: how long it takes and what it is.
