@@ -163,8 +163,8 @@ impl BodyInfo {
 
     /// Whether attempts ask the upstream for streamed usage (`stream_options.include_usage`),
     /// which flexgate needs to meter a stream of these endpoints.
-    pub fn forces_usage(&self, endpoint: crate::usage::Endpoint) -> bool {
-        use crate::usage::Endpoint;
+    pub fn forces_usage(&self, endpoint: crate::endpoint::Endpoint) -> bool {
+        use crate::endpoint::Endpoint;
         self.stream && matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions)
     }
 }

@@ -11,10 +11,11 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use tokio::time::Instant;
 
+use crate::endpoint::Endpoint;
 use crate::metrics::{Outcome, Series, SeriesKey};
 use crate::state::AppState;
 use crate::tier::{self, Tier};
-use crate::usage::{Endpoint, Usage};
+use crate::usage::Usage;
 
 /// What the upstream's answer reported, for pricing.
 #[derive(Debug, Clone, Default)]

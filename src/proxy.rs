@@ -24,6 +24,7 @@ use tower::Service;
 use self::headers::X_REQUEST_ID;
 use crate::auth;
 use crate::body::BodyInfo;
+use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::ledger::{Ledger, RequestFacts};
 use crate::routing::{self, Plan, RouteInput};
@@ -31,7 +32,6 @@ use crate::state::AppState;
 use crate::tier::Tier;
 use crate::upstream::attempt::HttpAttempt;
 use crate::upstream::retry::{self, Labels, Schedule};
-use crate::usage::Endpoint;
 
 /// Marks a failed response whose request the ledger has already logged and counted (a
 /// success is never marked: the front layer examines only answers that failed).
@@ -163,7 +163,7 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
         return Err(GatewayError::BodyTooLarge { limit });
     }
     let body = read_body(body, limit, config.server.body_timeout).await?;
-    let endpoint = path::endpoint(&parts.method, target.rest);
+    let endpoint = Endpoint::of(&parts.method, target.rest);
     let metered = endpoint != Endpoint::Other;
     let tier_routed = matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Responses);
     let mut info = if metered { Some(BodyInfo::parse(&body)?) } else { None };

@@ -21,11 +21,12 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use tokio::time::{Instant, Sleep};
 
+use crate::endpoint::Endpoint;
 use crate::ledger::{Ledger, Report};
 use crate::metrics::Outcome;
 use crate::sse::SseParser;
 use crate::upstream::attempt::ByteStream;
-use crate::usage::{Endpoint, EventVerdict, StreamUsage};
+use crate::usage::{EventVerdict, StreamUsage};
 
 /// How to treat a streamed answer.
 #[derive(Debug, Clone, Copy)]

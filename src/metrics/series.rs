@@ -15,8 +15,8 @@ use prometheus::{Counter, Histogram, IntCounter, IntCounterVec, IntGauge, IntGau
 
 use super::{AttemptResult, Metrics, Outcome};
 use crate::config::ClassId;
+use crate::endpoint::Endpoint;
 use crate::tier::{self, Tier};
-use crate::usage::Endpoint;
 
 /// The `kind` label values of `flexgate_tokens_total`, in [`Series::tokens`] order.
 pub const TOKEN_KINDS: [&str; 4] = ["input", "cached_input", "output", "reasoning"];

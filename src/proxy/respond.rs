@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::Logged;
 use super::headers::{self, X_REQUEST_ID};
+use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::ledger::{Ledger, Report};
 use crate::metrics::{AttemptResult, Outcome};
@@ -20,7 +21,7 @@ use crate::tier::{self, Tier};
 use crate::upstream::attempt::{Answer, AnswerBody, UpstreamResponse};
 use crate::upstream::classify::{Reason, Verdict};
 use crate::upstream::retry::{Finished, GiveUp};
-use crate::usage::{self, Endpoint};
+use crate::usage;
 
 pub struct Context<'a> {
     pub state: &'a AppState,

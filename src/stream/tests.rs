@@ -10,10 +10,10 @@ use tokio::time::Instant;
 
 use super::{StreamOptions, body};
 use crate::config::Config;
+use crate::endpoint::Endpoint;
 use crate::ledger::{Ledger, RequestFacts};
 use crate::state::AppState;
 use crate::upstream::attempt::ByteStream;
-use crate::usage::Endpoint;
 
 const CHAT: &str = concat!(
     "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-5\",\"service_tier\":\"flex\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}\n\n",

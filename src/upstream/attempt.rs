@@ -21,9 +21,10 @@ use super::connect::BoxError;
 use super::pool::PoolBody;
 use super::retry::Attempter;
 use crate::body::BodyInfo;
+use crate::endpoint::Endpoint;
 use crate::sse::SseParser;
 use crate::tier::Tier;
-use crate::usage::{self, BodyReport, Endpoint, EventVerdict, StreamUsage};
+use crate::usage::{self, BodyReport, EventVerdict, StreamUsage};
 
 /// Error bodies beyond this are cut; classification needs only the first bytes.
 const ERROR_BODY_CAP: usize = 1 << 20;

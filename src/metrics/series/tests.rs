@@ -2,9 +2,9 @@
 //! `/metrics` text, series for series and value for value.
 
 use super::{RATELIMIT_KINDS, SeriesKey, TOKEN_KINDS};
+use crate::endpoint::Endpoint;
 use crate::metrics::{AttemptResult, Metrics, Outcome};
 use crate::tier::Tier;
-use crate::usage::Endpoint;
 
 const CLASSES: [&str; 2] = ["interactive", "background"];
 
