@@ -1,7 +1,7 @@
 //! The one place the HTTP layer stack is assembled.
 //!
 //! Layers, outermost first (a request passes them in this order):
-//! 1. [`front::FrontLayer`] — the request id: a client `x-request-id` that is short and
+//! 1. [`identify::FrontLayer`] — the request id: a client `x-request-id` that is short and
 //!    printable is kept, anything else is replaced by a generated `fg-…` id, set as the
 //!    request header everything below reads, and copied to the response when the answer
 //!    has none (the upstream's own `x-request-id` wins). It also logs and counts
@@ -23,7 +23,7 @@
 //! There is deliberately no global timeout layer: it would bound the response future but
 //! not a stream. Deadlines live in the retry loop and the stream's idle timeout.
 
-mod front;
+mod identify;
 
 use std::any::Any;
 use std::convert::Infallible;
@@ -44,7 +44,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use crate::error::GatewayError;
 use crate::state::AppState;
 use crate::{health, proxy};
-use front::FrontLayer;
+use identify::FrontLayer;
 
 #[expect(clippy::needless_pass_by_value, reason = "the signature CatchPanicLayer::custom requires")]
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
