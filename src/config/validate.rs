@@ -244,15 +244,14 @@ fn class(p: &mut Problems, name: &str, c: &RawClass) -> Class {
     if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
         p.add(&format!("classes.{name}"), "class names use letters, digits, `-` and `_`");
     }
-    let tier = match c.tier.as_deref() {
-        Some(text) => Tier::from_config(text).unwrap_or_else(|| {
+    let tier = if let Some(text) = c.tier.as_deref() {
+        Tier::from_config(text).unwrap_or_else(|| {
             p.add(&key("tier"), format_args!("`{text}` is not one of `flex`, `standard`, `priority`"));
             Tier::Standard
-        }),
-        None => {
-            p.add(&key("tier"), "is required");
-            Tier::Standard
-        }
+        })
+    } else {
+        p.add(&key("tier"), "is required");
+        Tier::Standard
     };
     let deadline = c.deadline.as_deref().map_or(Duration::from_secs(600), |d| p.positive_duration(&key("deadline"), d));
     let escalate = match c.escalate.as_deref() {
