@@ -1,7 +1,7 @@
 //! The one place the HTTP layer stack is assembled.
 //!
 //! Layers, outermost first (a request passes them in this order):
-//! 1. [`identify::FrontLayer`] — the request id: a client `x-request-id` that is short and
+//! 1. [`identify::IdentifyLayer`] — the request id: a client `x-request-id` that is short and
 //!    printable is kept, anything else is replaced by a generated `fg-…` id, set as the
 //!    request header everything below reads, and copied to the response when the answer
 //!    has none (the upstream's own `x-request-id` wins). It also logs and counts
@@ -44,7 +44,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use crate::error::GatewayError;
 use crate::state::AppState;
 use crate::{health, proxy};
-use identify::FrontLayer;
+use identify::IdentifyLayer;
 
 #[expect(clippy::needless_pass_by_value, reason = "the signature CatchPanicLayer::custom requires")]
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
@@ -134,7 +134,7 @@ where
     ServiceBuilder::new()
         // The router did this conversion when it applied the layers itself.
         .layer(MapResponseLayer::new(IntoResponse::into_response))
-        .layer(FrontLayer { state })
+        .layer(IdentifyLayer { state })
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION]))
         .service(routes)

@@ -6,8 +6,12 @@
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::json;
+
+/// Tells OpenAI's SDKs whether to retry; flexgate sets it on its own errors and on the
+/// upstream errors it passes through after retrying them itself.
+pub const X_SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
 
 /// Who caused a failure, as a bounded metric and log label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,8 +154,9 @@ impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), Json(self.body())).into_response();
         let retry = if self.should_retry() { "true" } else { "false" };
-        response.headers_mut().insert("x-should-retry", HeaderValue::from_static(retry));
-        // The observe layer reads this to label the request and log it once.
+        response.headers_mut().insert(X_SHOULD_RETRY, HeaderValue::from_static(retry));
+        // The identify layer (`app::identify`) reads this to label a refusal no ledger
+        // settled, and logs it once.
         response.extensions_mut().insert(self.kind());
         response
     }

@@ -20,6 +20,7 @@ pub mod logging;
 pub mod metrics;
 pub mod pricing;
 pub mod proxy;
+pub mod request_id;
 pub mod routing;
 pub mod runtime;
 pub mod server;

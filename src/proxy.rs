@@ -21,22 +21,17 @@ use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 use tower::Service;
 
-use self::headers::X_REQUEST_ID;
 use crate::auth;
 use crate::body::BodyInfo;
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::ledger::{Ledger, RequestFacts};
+use crate::request_id::X_REQUEST_ID;
 use crate::routing::{self, Plan, RouteInput};
 use crate::state::AppState;
 use crate::tier::Tier;
 use crate::upstream::attempt::HttpAttempt;
 use crate::upstream::retry::{self, Labels, Schedule};
-
-/// Marks a failed response whose request the ledger has already logged and counted (a
-/// success is never marked: the front layer examines only answers that failed).
-#[derive(Debug, Clone, Copy)]
-pub struct Logged;
 
 /// The forwarding handler as a tower service: the router's fallback for proxied paths.
 ///

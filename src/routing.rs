@@ -56,8 +56,9 @@ pub struct Plan {
     pub flex_ineligible: bool,
 }
 
-/// The class a client asks for (a constant: a lookup by `&str` parses the name each time).
-const X_CLASS: HeaderName = HeaderName::from_static("x-flexgate-class");
+/// The class a client asks for, and the class an answer was served as (a constant: a
+/// lookup by `&str` parses the name each time).
+pub const X_CLASS: HeaderName = HeaderName::from_static("x-flexgate-class");
 
 fn header_class(config: &Config, headers: &HeaderMap) -> Result<Option<ClassId>, GatewayError> {
     let Some(value) = headers.get(X_CLASS) else {

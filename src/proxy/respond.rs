@@ -8,13 +8,13 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::time::Instant;
 
-use super::Logged;
-use super::headers::{self, X_REQUEST_ID};
+use super::headers;
 use crate::endpoint::Endpoint;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, X_SHOULD_RETRY};
 use crate::ledger::{Ledger, Report};
 use crate::metrics::{AttemptResult, Outcome};
-use crate::routing::Plan;
+use crate::request_id::{Logged, X_REQUEST_ID};
+use crate::routing::{Plan, X_CLASS};
 use crate::state::AppState;
 use crate::stream::{self, StreamOptions};
 use crate::tier::{self, Tier};
@@ -32,7 +32,6 @@ pub struct Context<'a> {
 }
 
 // Names parsed once, not on every insert.
-const X_CLASS: HeaderName = HeaderName::from_static("x-flexgate-class");
 const X_TIER: HeaderName = HeaderName::from_static("x-flexgate-tier");
 const X_ATTEMPTS: HeaderName = HeaderName::from_static("x-flexgate-attempts");
 const X_ESCALATED: HeaderName = HeaderName::from_static("x-flexgate-escalated");
@@ -127,7 +126,7 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
             ledger.overhead = Some(overhead(ctx, upstream_time));
             ledger.first_byte();
             ledger.settle(Outcome::Success, &report);
-            // Not marked `Logged`: the front layer looks only at answers that failed.
+            // Not marked `Logged`: the identify layer looks only at answers that failed.
             response
         }
         AnswerBody::Stream { first, rest } => {
@@ -174,7 +173,7 @@ fn upstream_error(
     let mut h = headers::client_response(answer.headers, false);
     flexgate_headers(&mut h, &ledger, ledger.attempt_tier);
     if no_retry {
-        h.insert("x-should-retry", HeaderValue::from_static("false"));
+        h.insert(X_SHOULD_RETRY, HeaderValue::from_static("false"));
     }
     let body = match answer.body {
         AnswerBody::Full(bytes) => Body::from(bytes),
