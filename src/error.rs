@@ -13,24 +13,13 @@ use serde_json::json;
 /// upstream errors it passes through after retrying them itself.
 pub const X_SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
 
-/// Who caused a failure, as a bounded metric and log label.
+/// Who caused a failure; becomes the request's `outcome` label (`metrics::Outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     Client,
     Upstream,
     Deadline,
     Internal,
-}
-
-impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Client => "client_error",
-            Self::Upstream => "upstream_error",
-            Self::Deadline => "deadline_exceeded",
-            Self::Internal => "gateway_error",
-        }
-    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -11,6 +11,7 @@ use prometheus::{
     CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::error::ErrorKind;
 pub use series::{RATELIMIT_KINDS, Series, SeriesKey, TOKEN_KINDS};
 
 /// Whole-request latency: flex calls legitimately take minutes, so the buckets reach 900 s.
@@ -21,6 +22,18 @@ const TTFB_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 /// flexgate's own work per request is measured in microseconds.
 const OVERHEAD_BUCKETS: &[f64] =
     &[0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05];
+
+impl From<ErrorKind> for Outcome {
+    /// The outcome of a request flexgate answered with its own error of this kind.
+    fn from(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::Client => Self::ClientError,
+            ErrorKind::Upstream => Self::UpstreamError,
+            ErrorKind::Deadline => Self::DeadlineExceeded,
+            ErrorKind::Internal => Self::GatewayError,
+        }
+    }
+}
 
 /// Result of one upstream attempt (label `result`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

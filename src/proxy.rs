@@ -132,8 +132,10 @@ async fn forward(state: AppState, request: Box<Request>) -> Result<Response, Gat
     ledger.attempts = finished.attempts;
     ledger.escalated = finished.escalated;
     ledger.attempt_tier = finished.tier;
-    let context = respond::Context { state: &state, plan: &plan, endpoint, strip_usage_chunk, start };
-    Ok(respond::respond(&context, finished, ledger))
+    let upstream_time = finished.upstream_time;
+    let settled = finished.settle(plan.deadline);
+    let context = respond::Context { state: &state, endpoint, strip_usage_chunk, start };
+    Ok(respond::respond(&context, settled, ledger, upstream_time))
 }
 
 /// Authenticate, read the body and route: everything up to the first attempt.

@@ -18,6 +18,7 @@ use http::{HeaderMap, HeaderValue, Method, Uri, Version};
 use tower::{Layer, Service};
 
 use crate::error::ErrorKind;
+use crate::metrics::Outcome;
 use crate::request_id::{self, Logged, X_REQUEST_ID};
 use crate::state::AppState;
 
@@ -117,7 +118,7 @@ impl<F: Future<Output = Result<Response<B>, Infallible>>, B> Future for Identify
 /// ledger (rejections before routing: 401, 404, 413, bad JSON, panics).
 fn observe<B>(seen: &Seen, response: &mut Response<B>) {
     if let Some(kind) = response.extensions().get::<ErrorKind>() {
-        let outcome = if *kind == ErrorKind::Internal { "gateway_error" } else { "client_error" };
+        let outcome = Outcome::from(*kind).as_str();
         seen.state.metrics.requests.with_label_values(&["other", "none", "other", "none", outcome]).inc();
         let request_id = seen.request_id.to_str().unwrap_or_default();
         let path: String = seen.uri.path().chars().take(256).collect();

@@ -1,5 +1,6 @@
-//! Turns the retry loop's result into the client's response: success (buffered or
-//! streamed), a passed-through upstream error, or flexgate's own error.
+//! Renders the settled result of the retry loop as the client's response: success
+//! (buffered or streamed), a passed-through upstream error, or flexgate's own error. What
+//! the result means is decided in `upstream::settle`; here it is only rendered.
 
 use std::time::Duration;
 
@@ -12,20 +13,18 @@ use super::headers;
 use crate::endpoint::Endpoint;
 use crate::error::{GatewayError, X_SHOULD_RETRY};
 use crate::ledger::{Ledger, Report};
-use crate::metrics::{AttemptResult, Outcome};
+use crate::metrics::Outcome;
 use crate::request_id::{Logged, X_REQUEST_ID};
-use crate::routing::{Plan, X_CLASS};
+use crate::routing::X_CLASS;
 use crate::state::AppState;
 use crate::stream::{self, StreamOptions};
 use crate::tier::{self, Tier};
-use crate::upstream::attempt::{Answer, AnswerBody, UpstreamResponse};
-use crate::upstream::classify::{Reason, Verdict};
-use crate::upstream::retry::{Finished, GiveUp};
+use crate::upstream::attempt::{AnswerBody, UpstreamResponse};
+use crate::upstream::settle::Settled;
 use crate::usage;
 
 pub struct Context<'a> {
     pub state: &'a AppState,
-    pub plan: &'a Plan,
     pub endpoint: Endpoint,
     pub strip_usage_chunk: bool,
     pub start: Instant,
@@ -67,36 +66,13 @@ fn answer_with(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
     response
 }
 
-pub fn respond(ctx: &Context<'_>, finished: Finished<Answer>, mut ledger: Ledger) -> Response {
-    let upstream_time = finished.upstream_time;
-    match (finished.output, finished.verdict, finished.gave_up) {
-        (Answer::Response(answer), Verdict::Success, _) => success(ctx, answer, ledger, upstream_time),
-        (_, _, Some(GiveUp::FlexUnavailable)) => {
-            let deadline = humantime::format_duration(ctx.plan.deadline).to_string();
-            own_error(ctx, GatewayError::FlexUnavailable { deadline }, ledger, upstream_time)
-        }
-        (Answer::Response(answer), verdict, gave_up) => {
-            // An upstream error passed through: billing, other 4xx, or what was left when
-            // the plan ran out. The client must not retry what flexgate already retried.
-            let outcome = match (verdict.result(), gave_up) {
-                (_, Some(GiveUp::Deadline)) => Outcome::DeadlineExceeded,
-                (AttemptResult::ClientError | AttemptResult::Billing, _) => Outcome::ClientError,
-                _ => Outcome::UpstreamError,
-            };
-            let no_retry = verdict.is_billing() || gave_up.is_some();
+pub fn respond(ctx: &Context<'_>, settled: Settled, ledger: Ledger, upstream_time: Duration) -> Response {
+    match settled {
+        Settled::Success(answer) => success(ctx, answer, ledger, upstream_time),
+        Settled::PassThrough { answer, outcome, no_retry } => {
             upstream_error(ctx, answer, ledger, outcome, no_retry, upstream_time)
         }
-        (Answer::Failed(why), verdict, gave_up) => {
-            let deadline = || humantime::format_duration(ctx.plan.deadline).to_string();
-            let error = match (verdict, gave_up) {
-                (_, Some(GiveUp::Deadline)) => GatewayError::DeadlineExceeded { deadline: deadline() },
-                (Verdict::Retry { reason: Reason::Timeout, .. }, _) => GatewayError::UpstreamTimeout(deadline()),
-                (Verdict::Retry { reason: Reason::ConnectError, .. }, _) => GatewayError::UpstreamUnreachable(why),
-                _ => GatewayError::UpstreamProtocol(why),
-            };
-            ledger.attempt_tier = finished.tier;
-            own_error(ctx, error, ledger, upstream_time)
-        }
+        Settled::Own(error) => own_error(ctx, error, ledger, upstream_time),
     }
 }
 
@@ -187,12 +163,7 @@ fn upstream_error(
 }
 
 fn own_error(ctx: &Context<'_>, error: GatewayError, mut ledger: Ledger, upstream_time: Duration) -> Response {
-    let outcome = match error.kind() {
-        crate::error::ErrorKind::Client => Outcome::ClientError,
-        crate::error::ErrorKind::Upstream => Outcome::UpstreamError,
-        crate::error::ErrorKind::Deadline => Outcome::DeadlineExceeded,
-        crate::error::ErrorKind::Internal => Outcome::GatewayError,
-    };
+    let outcome = Outcome::from(error.kind());
     ledger.status = error.status().as_u16();
     let mut response = error.into_response();
     flexgate_headers(response.headers_mut(), &ledger, ledger.attempt_tier);

@@ -53,9 +53,28 @@ pub struct UpstreamResponse {
 
 pub enum Answer {
     Response(UpstreamResponse),
-    /// No usable answer: connection failure, timeout, cut or malformed body. The text is
-    /// safe to show a client (no URL, no key).
-    Failed(String),
+    /// No usable answer.
+    Failed(AttemptError),
+}
+
+/// Why an attempt brought back no answer to pass on. The texts are safe to show a client
+/// (no URL, no key).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttemptError {
+    /// The connection could not be made or broke before an answer (with its root cause).
+    #[error("{0}")]
+    Connect(String),
+    /// Nothing arrived before the attempt's cutoff.
+    #[error("no answer before the attempt's deadline")]
+    Timeout,
+    #[error("the upstream closed the connection mid-response")]
+    CutBody,
+    #[error("the upstream answered with malformed JSON")]
+    MalformedJson,
+    #[error("the upstream stream ended before its first event")]
+    EmptyStream,
+    #[error("the upstream stream opened with an error event")]
+    StreamOpenedWithError,
 }
 
 /// The request to replay on each attempt, with its per-tier body variants.
@@ -134,7 +153,7 @@ impl<'a> HttpAttempt<'a> {
                 let what = if e.is_connect() { "connection failed" } else { "the connection broke before an answer" };
                 return (
                     Verdict::Retry { reason: Reason::ConnectError, hint: None },
-                    Answer::Failed(format!("{what} ({})", root_cause(&e))),
+                    Answer::Failed(AttemptError::Connect(format!("{what} ({})", root_cause(&e)))),
                 );
             }
         };
@@ -164,10 +183,10 @@ impl<'a> HttpAttempt<'a> {
         if self.buffer && small && content_type.starts_with("application/json") {
             let server_error = Verdict::Retry { reason: Reason::ServerError, hint: None };
             let Some(body) = read_capped(incoming, BUFFER_CAP).await else {
-                return (server_error, Answer::Failed("the upstream closed the connection mid-response".into()));
+                return (server_error, Answer::Failed(AttemptError::CutBody));
             };
             let Some(report) = usage::scan_body(self.endpoint, &body) else {
-                return (server_error, Answer::Failed("the upstream answered with malformed JSON".into()));
+                return (server_error, Answer::Failed(AttemptError::MalformedJson));
             };
             return (
                 Verdict::Success,
@@ -197,12 +216,12 @@ impl<'a> HttpAttempt<'a> {
         let retry = Verdict::Retry { reason: Reason::ServerError, hint: None };
         let mut rest = byte_stream(incoming);
         let Some(Ok(first)) = rest.next().await else {
-            return (retry, Answer::Failed("the upstream stream ended before its first event".into()));
+            return (retry, Answer::Failed(AttemptError::EmptyStream));
         };
         let mut parser = SseParser::default();
         let mut usage = StreamUsage::new(self.endpoint);
         if parser.feed(&first).iter().any(|ev| usage.observe(ev) == EventVerdict::Error) {
-            return (retry, Answer::Failed("the upstream stream opened with an error event".into()));
+            return (retry, Answer::Failed(AttemptError::StreamOpenedWithError));
         }
         (
             Verdict::Success,
@@ -262,10 +281,7 @@ impl Attempter for HttpAttempt<'_> {
     async fn attempt(&mut self, tier: Option<Tier>, cutoff: Instant) -> (Verdict, Answer) {
         match tokio::time::timeout_at(cutoff, self.send(tier)).await {
             Ok(answer) => answer,
-            Err(_) => (
-                Verdict::Retry { reason: Reason::Timeout, hint: None },
-                Answer::Failed("no answer before the attempt's deadline".into()),
-            ),
+            Err(_) => (Verdict::Retry { reason: Reason::Timeout, hint: None }, Answer::Failed(AttemptError::Timeout)),
         }
     }
 }

@@ -117,7 +117,7 @@ pub async fn run<A: Attempter>(
             let starved = |why| if saw_capacity && tier == Some(Tier::Flex) { GiveUp::FlexUnavailable } else { why };
             let unit: f64 = rand::random();
             let wait = delay(attempts - 1, schedule.base_delay, schedule.max_delay, hint, unit);
-            if flexing && !(now + wait < escalate_at && attempts + 1 < plan.max_attempts) {
+            if flexing && !flex_may_retry(now + wait, escalate_at, attempts, plan.max_attempts) {
                 // Move to standard now; a rate-limit hint still applies, limits are shared.
                 let pause = if reason == Reason::RateLimit { hint.unwrap_or_default() } else { Duration::ZERO };
                 if now + pause >= deadline {
@@ -150,6 +150,12 @@ pub async fn run<A: Attempter>(
         };
         sleep(wait, &mut upstream_time).await;
     }
+}
+
+/// Whether flex gets another attempt: the retry would begin before the escalation point,
+/// and after it an attempt would still be left for standard.
+fn flex_may_retry(resume: Instant, escalate_at: Instant, attempts: u32, max_attempts: u32) -> bool {
+    resume < escalate_at && attempts + 1 < max_attempts
 }
 
 /// An escalation forced by the clock is labelled `deadline`, otherwise by the failure.
