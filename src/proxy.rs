@@ -129,9 +129,7 @@ async fn forward(state: AppState, request: Box<Request>) -> Result<Response, Gat
     let finished = retry::run(&plan, start, schedule, &state.metrics, labels, &mut attempt).await;
     drop(attempt);
 
-    ledger.attempts = finished.attempts;
-    ledger.escalated = finished.escalated;
-    ledger.attempt_tier = finished.tier;
+    ledger.record_attempts(&finished);
     let upstream_time = finished.upstream_time;
     let settled = finished.settle(plan.deadline);
     let context = respond::Context { state: &state, endpoint, strip_usage_chunk, start };

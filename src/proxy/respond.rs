@@ -45,9 +45,12 @@ fn flexgate_headers(h: &mut HeaderMap, ledger: &Ledger, tier: Option<Tier>) {
         h.insert(X_CLASS, v.clone());
     }
     h.insert(X_TIER, HeaderValue::from_static(tier::label(tier)));
-    let attempts = usize::try_from(ledger.attempts).ok().and_then(|n| COUNTS.get(n));
-    h.insert(X_ATTEMPTS, attempts.map_or_else(|| HeaderValue::from(ledger.attempts), |n| HeaderValue::from_static(n)));
-    h.insert(X_ESCALATED, HeaderValue::from_static(if ledger.escalated { "true" } else { "false" }));
+    let attempts = usize::try_from(ledger.attempts()).ok().and_then(|n| COUNTS.get(n));
+    h.insert(
+        X_ATTEMPTS,
+        attempts.map_or_else(|| HeaderValue::from(ledger.attempts()), |n| HeaderValue::from_static(n)),
+    );
+    h.insert(X_ESCALATED, HeaderValue::from_static(if ledger.escalated() { "true" } else { "false" }));
     if h.get(X_REQUEST_ID).is_none() {
         h.insert(X_REQUEST_ID, ledger.request_id().clone());
     }
@@ -78,8 +81,7 @@ pub fn respond(ctx: &Context<'_>, settled: Settled, ledger: Ledger, upstream_tim
 
 fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upstream_time: Duration) -> Response {
     record_ratelimit(ctx.state, &answer.headers);
-    ledger.status = answer.status.as_u16();
-    ledger.upstream_request_id = answer.headers.get(X_REQUEST_ID).cloned();
+    ledger.record_answer(answer.status, &answer.headers);
     match answer.body {
         AnswerBody::Full(bytes) => {
             let report = if ctx.endpoint == Endpoint::Other {
@@ -99,7 +101,7 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
                 }
             }
             let response = answer_with(answer.status, h, Body::from(bytes));
-            ledger.overhead = Some(overhead(ctx, upstream_time));
+            ledger.record_overhead(overhead(ctx, upstream_time));
             ledger.first_byte();
             ledger.settle(Outcome::Success, &report);
             // Not marked `Logged`: the identify layer looks only at answers that failed.
@@ -107,7 +109,7 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
         }
         AnswerBody::Stream { first, rest } => {
             let reported = first.as_ref().and_then(|f| first_chunk_tier(ctx.endpoint, f));
-            let tier = reported.or(ledger.attempt_tier);
+            let tier = reported.or(ledger.attempt_tier());
             let mut h = headers::client_response(answer.headers, false);
             flexgate_headers(&mut h, &ledger, tier);
             let sse = h
@@ -119,7 +121,7 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
                 strip_usage_chunk: ctx.strip_usage_chunk,
                 idle_timeout: ctx.state.config.upstream.idle_timeout,
             };
-            ledger.overhead = Some(overhead(ctx, upstream_time));
+            ledger.record_overhead(overhead(ctx, upstream_time));
             let body = stream::body(first, rest, options, ledger);
             answer_with(answer.status, h, body)
         }
@@ -144,10 +146,9 @@ fn upstream_error(
     no_retry: bool,
     upstream_time: Duration,
 ) -> Response {
-    ledger.status = answer.status.as_u16();
-    ledger.upstream_request_id = answer.headers.get(X_REQUEST_ID).cloned();
+    ledger.record_answer(answer.status, &answer.headers);
     let mut h = headers::client_response(answer.headers, false);
-    flexgate_headers(&mut h, &ledger, ledger.attempt_tier);
+    flexgate_headers(&mut h, &ledger, ledger.attempt_tier());
     if no_retry {
         h.insert(X_SHOULD_RETRY, HeaderValue::from_static("false"));
     }
@@ -156,7 +157,7 @@ fn upstream_error(
         AnswerBody::Stream { rest, .. } => Body::from_stream(rest),
     };
     let mut response = answer_with(answer.status, h, body);
-    ledger.overhead = Some(overhead(ctx, upstream_time));
+    ledger.record_overhead(overhead(ctx, upstream_time));
     ledger.settle(outcome, &Report::default());
     response.extensions_mut().insert(Logged);
     response
@@ -164,10 +165,10 @@ fn upstream_error(
 
 fn own_error(ctx: &Context<'_>, error: GatewayError, mut ledger: Ledger, upstream_time: Duration) -> Response {
     let outcome = Outcome::from(error.kind());
-    ledger.status = error.status().as_u16();
+    ledger.record_own_answer(error.status());
     let mut response = error.into_response();
-    flexgate_headers(response.headers_mut(), &ledger, ledger.attempt_tier);
-    ledger.overhead = Some(overhead(ctx, upstream_time));
+    flexgate_headers(response.headers_mut(), &ledger, ledger.attempt_tier());
+    ledger.record_overhead(overhead(ctx, upstream_time));
     ledger.settle(outcome, &Report::default());
     response.extensions_mut().insert(Logged);
     response
