@@ -108,7 +108,8 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
             response
         }
         AnswerBody::Stream { first, rest } => {
-            let reported = first.as_ref().and_then(|f| first_chunk_tier(ctx.endpoint, f));
+            // The tier the first event reports, as the peek read it.
+            let reported = first.as_ref().and_then(|f| f.usage.service_tier()).and_then(Tier::from_reported);
             let tier = reported.or(ledger.attempt_tier());
             let mut h = headers::client_response(answer.headers, false);
             flexgate_headers(&mut h, &ledger, tier);
@@ -126,16 +127,6 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
             answer_with(answer.status, h, body)
         }
     }
-}
-
-/// The tier the first streamed event reports, for the response header.
-fn first_chunk_tier(endpoint: Endpoint, chunk: &bytes::Bytes) -> Option<Tier> {
-    let mut parser = crate::sse::SseParser::default();
-    let mut observer = usage::StreamUsage::new(endpoint);
-    for event in parser.feed(chunk) {
-        observer.observe(&event);
-    }
-    observer.service_tier().and_then(Tier::from_reported)
 }
 
 fn upstream_error(

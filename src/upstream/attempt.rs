@@ -33,13 +33,47 @@ const BUFFER_CAP: usize = 64 << 20;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "boxing the peek would cost an allocation per streamed request; the answer is moved a few times, never held across an await"
+)]
 pub enum AnswerBody {
     Full(Bytes),
-    /// The first chunk (already read, when peeked) and the rest of the stream.
+    /// The first chunk (already read and observed, for SSE) and the rest of the stream.
     Stream {
-        first: Option<Bytes>,
+        first: Option<Peeked>,
         rest: ByteStream,
     },
+}
+
+/// An SSE stream's first chunk as the peek read it, with the observer state after it, so
+/// that the streamed body carries on from there instead of parsing the chunk again.
+pub struct Peeked {
+    pub chunk: Bytes,
+    pub parser: SseParser,
+    pub usage: StreamUsage,
+    /// Spans of the usage-only chunks the first chunk holds (a short answer can arrive
+    /// whole), for the stream to cut when flexgate asked for usage itself.
+    pub usage_only: Vec<(u64, u64)>,
+    /// The stream opened with an error event.
+    pub error: bool,
+}
+
+impl Peeked {
+    /// Observe a stream's first chunk.
+    pub fn observe(endpoint: Endpoint, chunk: Bytes) -> Self {
+        let mut parser = SseParser::default();
+        let mut usage = StreamUsage::new(endpoint);
+        let (mut usage_only, mut error) = (Vec::new(), false);
+        for event in parser.feed(&chunk) {
+            match usage.observe(&event) {
+                EventVerdict::Error => error = true,
+                EventVerdict::UsageOnlyChunk => usage_only.push((event.start, event.end)),
+                _ => {}
+            }
+        }
+        Self { chunk, parser, usage, usage_only, error }
+    }
 }
 
 pub struct UpstreamResponse {
@@ -51,6 +85,7 @@ pub struct UpstreamResponse {
     pub report: Option<Box<BodyReport>>,
 }
 
+#[expect(clippy::large_enum_variant, reason = "as for `AnswerBody`: a failure is the rare case")]
 pub enum Answer {
     Response(UpstreamResponse),
     /// No usable answer.
@@ -218,9 +253,8 @@ impl<'a> HttpAttempt<'a> {
         let Some(Ok(first)) = rest.next().await else {
             return (retry, Answer::Failed(AttemptError::EmptyStream));
         };
-        let mut parser = SseParser::default();
-        let mut usage = StreamUsage::new(self.endpoint);
-        if parser.feed(&first).iter().any(|ev| usage.observe(ev) == EventVerdict::Error) {
+        let first = Peeked::observe(self.endpoint, first);
+        if first.error {
             return (retry, Answer::Failed(AttemptError::StreamOpenedWithError));
         }
         (
