@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::config::ClassId;
 use crate::endpoint::Endpoint;
-use crate::metrics::{Outcome, Series, SeriesKey};
+use crate::metrics::{Outcome, Series, SeriesKey, TokenKind};
 use crate::request_id::X_REQUEST_ID;
 use crate::state::AppState;
 use crate::tier::{self, Tier};
@@ -229,8 +229,13 @@ impl Ledger {
             return;
         };
         let tier = tier.unwrap_or(Tier::Standard);
-        // In `TOKEN_KINDS` order.
-        for (kind, n) in [usage.input, usage.cached_input, usage.output, usage.reasoning].into_iter().enumerate() {
+        let kinds = [
+            (TokenKind::Input, usage.input),
+            (TokenKind::CachedInput, usage.cached_input),
+            (TokenKind::Output, usage.output),
+            (TokenKind::Reasoning, usage.reasoning),
+        ];
+        for (kind, n) in kinds {
             if n > 0 {
                 series.tokens(kind).inc_by(n);
             }

@@ -12,7 +12,7 @@ use prometheus::{
 };
 
 use crate::error::ErrorKind;
-pub use series::{RATELIMIT_KINDS, Series, SeriesKey, TOKEN_KINDS};
+pub use series::{RatelimitKind, Series, SeriesKey, TokenKind};
 
 /// Whole-request latency: flex calls legitimately take minutes, so the buckets reach 900 s.
 const REQUEST_BUCKETS: &[f64] =
@@ -87,42 +87,45 @@ impl Outcome {
     }
 }
 
+/// Every metric. The vectors are private: the rest of the crate writes through the typed
+/// methods (`series`, `class_inflight`, `retry`, `escalation`, `rejected`, …), so each
+/// series' labels are spelled in one place.
 pub struct Metrics {
     registry: Registry,
     /// endpoint, class, model, tier, outcome
-    pub requests: IntCounterVec,
+    requests: IntCounterVec,
     /// endpoint, class, tier
-    pub request_duration: HistogramVec,
+    request_duration: HistogramVec,
     /// endpoint — time spent inside flexgate, excluding upstream waits
-    pub overhead: HistogramVec,
+    overhead: HistogramVec,
     /// tier, result
-    pub upstream_attempts: IntCounterVec,
+    upstream_attempts: IntCounterVec,
     /// class, tier
-    pub time_to_first_byte: HistogramVec,
+    time_to_first_byte: HistogramVec,
     /// tier, reason
-    pub retries: IntCounterVec,
+    retries: IntCounterVec,
     /// class, model, reason
-    pub escalations: IntCounterVec,
+    escalations: IntCounterVec,
     /// class
-    pub deadline_exceeded: IntCounterVec,
+    deadline_exceeded: IntCounterVec,
     /// model, tier, kind (input, cached_input, output, reasoning)
-    pub tokens: IntCounterVec,
+    tokens: IntCounterVec,
     /// class, model, tier
-    pub cost_usd: CounterVec,
+    cost_usd: CounterVec,
     /// class, model
-    pub savings_usd: CounterVec,
+    savings_usd: CounterVec,
     /// endpoint
-    pub usage_missing: IntCounterVec,
+    usage_missing: IntCounterVec,
     /// model — requests whose cost could not be computed (unknown model or unpriced tier)
-    pub cost_unknown: IntCounterVec,
+    cost_unknown: IntCounterVec,
     /// model — requests for flex that went to standard because the model is not flex-capable
-    pub flex_ineligible: IntCounterVec,
+    flex_ineligible: IntCounterVec,
     /// class
-    pub inflight: IntGaugeVec,
+    inflight: IntGaugeVec,
     /// kind (requests, tokens) — from the upstream's `x-ratelimit-remaining-*`
-    pub ratelimit_remaining: IntGaugeVec,
+    ratelimit_remaining: IntGaugeVec,
     /// version
-    pub build_info: IntGaugeVec,
+    build_info: IntGaugeVec,
     /// Cached handles of the per-request series, by model label (see [`Metrics::series`]).
     series: RwLock<series::SeriesMap>,
     /// Cached handles of the per-class, per-endpoint and per-attempt series.

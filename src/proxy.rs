@@ -176,7 +176,7 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
     let class_name = config.class(plan.class).name.as_str();
     let model_label = model.and_then(|m| config.pricing.resolve(m)).unwrap_or("other");
     if plan.flex_ineligible {
-        state.metrics.flex_ineligible.with_label_values(&[model_label]).inc();
+        state.metrics.flex_ineligible(model_label).inc();
     }
     // The id as a header value (a reference count, not a copy); only text ids are used.
     let request_id = parts

@@ -118,8 +118,9 @@ impl<F: Future<Output = Result<Response<B>, Infallible>>, B> Future for Identify
 /// ledger (rejections before routing: 401, 404, 413, bad JSON, panics).
 fn observe<B>(seen: &Seen, response: &mut Response<B>) {
     if let Some(kind) = response.extensions().get::<ErrorKind>() {
-        let outcome = Outcome::from(*kind).as_str();
-        seen.state.metrics.requests.with_label_values(&["other", "none", "other", "none", outcome]).inc();
+        let outcome = Outcome::from(*kind);
+        seen.state.metrics.rejected(outcome).inc();
+        let outcome = outcome.as_str();
         let request_id = seen.request_id.to_str().unwrap_or_default();
         let path: String = seen.uri.path().chars().take(256).collect();
         tracing::info!(request_id = %request_id, method = %seen.method, path = %path, status = response.status().as_u16(), outcome, "request rejected");

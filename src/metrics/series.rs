@@ -18,8 +18,46 @@ use crate::config::ClassId;
 use crate::endpoint::Endpoint;
 use crate::tier::{self, Tier};
 
-/// The `kind` label values of `flexgate_tokens_total`, in [`Series::tokens`] order.
-pub const TOKEN_KINDS: [&str; 4] = ["input", "cached_input", "output", "reasoning"];
+/// The `kind` label of `flexgate_tokens_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Input,
+    CachedInput,
+    Output,
+    Reasoning,
+}
+
+impl TokenKind {
+    pub const ALL: [TokenKind; 4] = [Self::Input, Self::CachedInput, Self::Output, Self::Reasoning];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Input => "input",
+            Self::CachedInput => "cached_input",
+            Self::Output => "output",
+            Self::Reasoning => "reasoning",
+        }
+    }
+}
+
+/// The `kind` label of `flexgate_upstream_ratelimit_remaining`: which of the upstream's
+/// `x-ratelimit-remaining-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RatelimitKind {
+    Requests,
+    Tokens,
+}
+
+impl RatelimitKind {
+    pub const ALL: [RatelimitKind; 2] = [Self::Requests, Self::Tokens];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requests => "requests",
+            Self::Tokens => "tokens",
+        }
+    }
+}
 
 const OUTCOMES: [Outcome; 6] = [
     Outcome::Success,
@@ -65,7 +103,7 @@ struct Handles {
     requests: [OnceLock<IntCounter>; OUTCOMES.len()],
     request_duration: OnceLock<Histogram>,
     time_to_first_byte: OnceLock<Histogram>,
-    tokens: [OnceLock<IntCounter>; TOKEN_KINDS.len()],
+    tokens: [OnceLock<IntCounter>; TokenKind::ALL.len()],
     cost_usd: OnceLock<Counter>,
     savings_usd: OnceLock<Counter>,
     cost_unknown: OnceLock<IntCounter>,
@@ -175,12 +213,11 @@ impl Series<'_> {
             .get_or_init(|| self.metrics.time_to_first_byte.with_label_values(&[&h.class, tier::label(h.tier)]))
     }
 
-    /// `flexgate_tokens_total{model, tier, kind}` for `TOKEN_KINDS[kind]`, tier as priced.
-    pub fn tokens(&self, kind: usize) -> &IntCounter {
+    /// `flexgate_tokens_total{model, tier, kind}`, tier as priced.
+    pub fn tokens(&self, kind: TokenKind) -> &IntCounter {
         let h = self.handles();
-        let kind = kind.min(TOKEN_KINDS.len() - 1);
-        h.tokens[kind]
-            .get_or_init(|| self.metrics.tokens.with_label_values(&[&h.model, h.usage_tier(), TOKEN_KINDS[kind]]))
+        h.tokens[kind as usize]
+            .get_or_init(|| self.metrics.tokens.with_label_values(&[&h.model, h.usage_tier(), kind.as_str()]))
     }
 
     /// `flexgate_cost_usd_total{class, model, tier}`, tier as priced.
@@ -210,11 +247,8 @@ pub(super) struct Fixed {
     overhead: [OnceLock<Histogram>; ENDPOINTS],
     usage_missing: [OnceLock<IntCounter>; ENDPOINTS],
     upstream_attempts: [[OnceLock<IntCounter>; ATTEMPT_RESULTS.len()]; TIER_SLOTS],
-    ratelimit_remaining: [OnceLock<IntGauge>; RATELIMIT_KINDS.len()],
+    ratelimit_remaining: [OnceLock<IntGauge>; RatelimitKind::ALL.len()],
 }
-
-/// The `kind` label values of `flexgate_upstream_ratelimit_remaining`.
-pub const RATELIMIT_KINDS: [&str; 2] = ["requests", "tokens"];
 
 const ATTEMPT_RESULTS: [AttemptResult; 8] = [
     AttemptResult::Success,
@@ -276,11 +310,31 @@ impl Metrics {
             .get_or_init(|| self.upstream_attempts.with_label_values(&[tier::label(tier), result.as_str()]))
     }
 
-    /// `flexgate_upstream_ratelimit_remaining{kind}` for `RATELIMIT_KINDS[kind]`.
-    pub fn ratelimit_gauge(&self, kind: usize) -> &IntGauge {
-        let kind = kind.min(RATELIMIT_KINDS.len() - 1);
-        self.fixed.ratelimit_remaining[kind]
-            .get_or_init(|| self.ratelimit_remaining.with_label_values(&[RATELIMIT_KINDS[kind]]))
+    /// `flexgate_upstream_ratelimit_remaining{kind}`
+    pub fn ratelimit_gauge(&self, kind: RatelimitKind) -> &IntGauge {
+        self.fixed.ratelimit_remaining[kind as usize]
+            .get_or_init(|| self.ratelimit_remaining.with_label_values(&[kind.as_str()]))
+    }
+
+    /// `flexgate_retries_total{tier, reason}`: a failed attempt retried on the same tier.
+    pub fn retry(&self, tier: Option<Tier>, reason: &str) -> IntCounter {
+        self.retries.with_label_values(&[tier::label(tier), reason])
+    }
+
+    /// `flexgate_escalations_total{class, model, reason}`: a flex request moved to standard.
+    pub fn escalation(&self, class: &str, model: &str, reason: &str) -> IntCounter {
+        self.escalations.with_label_values(&[class, model, reason])
+    }
+
+    /// `flexgate_flex_ineligible_total{model}`: flex wanted, the model not flex-capable.
+    pub fn flex_ineligible(&self, model: &str) -> IntCounter {
+        self.flex_ineligible.with_label_values(&[model])
+    }
+
+    /// `flexgate_requests_total` of a request refused before it was routed: its endpoint,
+    /// class, model and tier are all unknown.
+    pub fn rejected(&self, outcome: Outcome) -> IntCounter {
+        self.requests.with_label_values(&["other", "none", "other", "none", outcome.as_str()])
     }
 }
 

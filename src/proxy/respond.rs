@@ -13,7 +13,7 @@ use super::headers;
 use crate::endpoint::Endpoint;
 use crate::error::{GatewayError, X_SHOULD_RETRY};
 use crate::ledger::{Ledger, Report};
-use crate::metrics::Outcome;
+use crate::metrics::{Outcome, RatelimitKind};
 use crate::request_id::{Logged, X_REQUEST_ID};
 use crate::routing::X_CLASS;
 use crate::state::AppState;
@@ -165,17 +165,17 @@ fn own_error(ctx: &Context<'_>, error: GatewayError, mut ledger: Ledger, upstrea
     response
 }
 
-/// `x-ratelimit-remaining-{kind}` for each of `metrics::RATELIMIT_KINDS`, in that order.
-const RATELIMIT_HEADERS: [HeaderName; 2] = [
-    HeaderName::from_static("x-ratelimit-remaining-requests"),
-    HeaderName::from_static("x-ratelimit-remaining-tokens"),
+/// The upstream's `x-ratelimit-remaining-*` headers, by the gauge each sets.
+const RATELIMIT_HEADERS: [(RatelimitKind, HeaderName); 2] = [
+    (RatelimitKind::Requests, HeaderName::from_static("x-ratelimit-remaining-requests")),
+    (RatelimitKind::Tokens, HeaderName::from_static("x-ratelimit-remaining-tokens")),
 ];
 
 fn record_ratelimit(state: &AppState, headers: &HeaderMap) {
-    for (kind, name) in RATELIMIT_HEADERS.iter().enumerate() {
+    for (kind, name) in &RATELIMIT_HEADERS {
         let value = headers.get(name).and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok());
         if let Some(v) = value {
-            state.metrics.ratelimit_gauge(kind).set(v);
+            state.metrics.ratelimit_gauge(*kind).set(v);
         }
     }
 }

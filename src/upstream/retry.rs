@@ -123,10 +123,7 @@ pub async fn run<A: Attempter>(
                 if now + pause >= deadline {
                     return finish(Some(GiveUp::Deadline), upstream_time);
                 }
-                metrics
-                    .escalations
-                    .with_label_values(&[labels.class, labels.model, escalation_reason(reason, now, escalate_at)])
-                    .inc();
+                metrics.escalation(labels.class, labels.model, escalation_reason(reason, now, escalate_at)).inc();
                 tracing::debug!(attempt = attempts, reason = reason.as_str(), "escalating flex to standard");
                 escalated = true;
                 tier = Some(Tier::Standard);
@@ -137,7 +134,7 @@ pub async fn run<A: Attempter>(
                 } else if !flexing && now + wait >= deadline {
                     return finish(Some(starved(GiveUp::Deadline)), upstream_time);
                 }
-                metrics.retries.with_label_values(&[tier::label(tier), reason.as_str()]).inc();
+                metrics.retry(tier, reason.as_str()).inc();
                 tracing::debug!(
                     attempt = attempts,
                     tier = tier::label(tier),

@@ -1,7 +1,7 @@
 //! The cached handles against `with_label_values`: the same updates must render the same
 //! `/metrics` text, series for series and value for value.
 
-use super::{RATELIMIT_KINDS, SeriesKey, TOKEN_KINDS};
+use super::{RatelimitKind, SeriesKey, TokenKind};
 use crate::endpoint::Endpoint;
 use crate::metrics::{AttemptResult, Metrics, Outcome};
 use crate::tier::Tier;
@@ -83,7 +83,7 @@ fn by_label_values(m: &Metrics) {
         if u.tokens == [0; 4] {
             m.usage_missing.with_label_values(&[u.endpoint.as_str()]).inc();
         }
-        for (kind, n) in TOKEN_KINDS.iter().zip(u.tokens) {
+        for (kind, n) in TokenKind::ALL.iter().map(|k| k.as_str()).zip(u.tokens) {
             if n > 0 {
                 m.tokens.with_label_values(&[u.model, usage_tier, kind]).inc_by(n);
             }
@@ -120,7 +120,7 @@ fn by_cached_handles(m: &Metrics) {
         if u.tokens == [0; 4] {
             m.endpoint_usage_missing(u.endpoint).inc();
         }
-        for (kind, n) in u.tokens.into_iter().enumerate() {
+        for (kind, n) in TokenKind::ALL.into_iter().zip(u.tokens) {
             if n > 0 {
                 series.tokens(kind).inc_by(n);
             }
@@ -136,8 +136,7 @@ fn by_cached_handles(m: &Metrics) {
         m.upstream_attempt(u.tier, AttemptResult::Success).inc();
         m.upstream_attempt(u.tier, AttemptResult::FlexCapacity).inc();
     }
-    let tokens = RATELIMIT_KINDS.iter().position(|&k| k == "tokens").unwrap();
-    m.ratelimit_gauge(tokens).set(1234);
+    m.ratelimit_gauge(RatelimitKind::Tokens).set(1234);
 }
 
 #[test]
