@@ -1,6 +1,7 @@
 //! Assigns each request a class and a tier plan, and computes its deadline.
 //!
-//! Class assignment, first match wins (the order DESIGN.md gives):
+//! Class assignment, first match wins, from the most explicit signal to the least (the
+//! client's own words, then the operator's path and rules, then the default):
 //! 1. an explicit `service_tier` in the body (`flex`, `default`, `priority`, `fast`) when
 //!    `routing.honor_client_tier` — `flex` picks `routing.flex_class`, the others
 //!    `routing.standard_class`, and the client's tier is kept;

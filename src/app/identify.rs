@@ -3,8 +3,8 @@
 //!
 //! One hand-written layer instead of four (two `from_fn` middlewares and tower-http's
 //! set/propagate request-id pair): a `from_fn` middleware boxes its future and clones the
-//! service stack below it on every request, which showed as ten allocations per request
-//! in a heap profile.
+//! service stack below it on every request (the allocations are counted in
+//! docs/benchmarks.md).
 
 use std::convert::Infallible;
 use std::future::Future;
