@@ -114,7 +114,8 @@ pub fn body(first: Option<Peeked>, rest: ByteStream, options: StreamOptions, led
 ///
 /// A timer per chunk (`tokio::time::timeout` around each read) registers and removes a
 /// wheel entry for every chunk, and a stream built with `unfold` moves its whole state
-/// in and out of a new future per chunk: together about a tenth of a chunk's cost. Here
+/// in and out of a new future per chunk: together a visible share of a chunk's cost
+/// (docs/benchmarks.md). Here
 /// the timer is pushed back when the wait for a chunk begins, which moves a deadline
 /// later and so touches only the entry's own state.
 struct Forwarded {

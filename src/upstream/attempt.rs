@@ -193,8 +193,8 @@ impl<'a> HttpAttempt<'a> {
             }
         };
         // Boxed: a held request waits above with only the response future, and a future
-        // is as large as its largest state, which is reading the answer (about 450 bytes
-        // more per held request, for the one allocation made once the answer is here).
+        // is as large as its largest state, which is reading the answer: every held
+        // request would carry that state, for one allocation made once the answer is here.
         Box::pin(self.read_answer(response, tier)).await
     }
 
