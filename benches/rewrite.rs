@@ -8,7 +8,7 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use flexgate::routing::body::BodyInfo;
+use flexgate::body::BodyInfo;
 
 /// A chat request of about `size` bytes: a system prompt, a short exchange, and a last
 /// user message padded with prose (escapes included) up to the wanted size.

@@ -1,29 +1,40 @@
 //! The one place the HTTP layer stack is assembled.
 //!
 //! Layers, outermost first (a request passes them in this order):
-//! 1. `front::FrontLayer` — the request id: a client `x-request-id` that is short and
-//!    printable is kept, anything else is replaced by a generated `fg-…` id, set as the
-//!    request header everything below reads, and copied to the response when the answer
-//!    has none (the upstream's own `x-request-id` wins). It also logs and counts
+//! 1. `MapResponseLayer(IntoResponse::into_response)` — turns the stack's response into
+//!    axum's `Response` (the router did this itself when it applied the layers).
+//! 2. `identify::IdentifyLayer` — the request id: a client `x-request-id` that is short
+//!    and printable is kept, anything else is replaced by a generated `fg-…` id, set as
+//!    the request header everything below reads, and copied to the response when the
+//!    answer has none (the upstream's own `x-request-id` wins). It also logs and counts
 //!    responses that carry a [`crate::error::ErrorKind`] but were not settled by a request
 //!    ledger (rejections before routing: 401, 404, 413, bad JSON, panics), and gives such a
 //!    refusal of a request with a body `Connection: close` (its body may be unread).
-//! 2. `CatchPanicLayer` — a panic becomes a 500 in OpenAI's error shape; the process lives.
-//! 3. `SetSensitiveRequestHeadersLayer(authorization)` — keeps keys out of any trace output.
-//! 4. `Routes`: `/healthz`, `/readyz`, `/metrics` (unless an admin listener serves them)
+//! 3. `CatchPanicLayer` — a panic becomes a 500 in OpenAI's error shape; the process lives.
+//! 4. `SetSensitiveRequestHeadersLayer(authorization)` — keeps keys out of any trace output.
+//! 5. `Routes`: `/healthz`, `/readyz`, `/metrics` (unless an admin listener serves them)
 //!    through axum's router; every other path goes straight to the proxy for `/v1/*` and
 //!    lane prefixes, whose handler authenticates first (`auth::client`: managed-mode
 //!    gateway keys) and answers 404 for paths it does not forward.
 //!
-//! No layer boxes or clones the service stack per request: `from_fn` middleware would,
-//! which cost ten allocations per request before this stack was flattened. The layers
-//! wrap the router from outside (not through `Router::layer`, which adds a boxed route
-//! future per request that a held request keeps for its whole wait).
+//! What the layers pass each other besides the body:
+//!
+//! | what | on | set by | read by |
+//! |------|----|--------|---------|
+//! | `x-request-id` header | request | identify layer (kept or generated) | proxy (ledger, upstream request) |
+//! | `x-request-id` header | response | upstream answer, else the proxy, else the identify layer | client |
+//! | [`crate::error::ErrorKind`] extension | response | `GatewayError::into_response` | identify layer (label a refusal) |
+//! | [`crate::request_id::Logged`] extension | response | proxy, on a failure its ledger settled | identify layer (skip it) |
+//!
+//! No layer boxes or clones the service stack per request: `from_fn` middleware would, at
+//! several allocations per request (see docs/benchmarks.md). The layers wrap the router
+//! from outside (not through `Router::layer`, which adds a boxed route future per request
+//! that a held request keeps for its whole wait).
 //!
 //! There is deliberately no global timeout layer: it would bound the response future but
 //! not a stream. Deadlines live in the retry loop and the stream's idle timeout.
 
-mod front;
+mod identify;
 
 use std::any::Any;
 use std::convert::Infallible;
@@ -44,7 +55,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use crate::error::GatewayError;
 use crate::state::AppState;
 use crate::{health, proxy};
-use front::FrontLayer;
+use identify::IdentifyLayer;
 
 #[expect(clippy::needless_pass_by_value, reason = "the signature CatchPanicLayer::custom requires")]
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
@@ -57,7 +68,8 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     GatewayError::Internal(detail).into_response()
 }
 
-/// The paths axum's router serves; all others are the proxy's.
+/// The paths axum's router serves; all others are the proxy's. Anything added here is
+/// unauthenticated: only the proxy checks keys.
 const LOCAL_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 fn local_routes(serve_metrics: bool) -> Router<AppState> {
@@ -86,8 +98,7 @@ pub fn build_router(
 /// Local paths to axum's router, the rest straight to the proxy. The router would send
 /// them there too, as its fallback, but at a price paid on every proxied request: its
 /// path match, an `OriginalUri` extension (two allocations), a boxed clone of the
-/// fallback service and the futures around it, about 2,000 instructions per request in
-/// a profile.
+/// fallback service and the futures around it (measured in docs/benchmarks.md).
 #[derive(Clone)]
 struct Routes {
     local: Router,
@@ -134,7 +145,7 @@ where
     ServiceBuilder::new()
         // The router did this conversion when it applied the layers itself.
         .layer(MapResponseLayer::new(IntoResponse::into_response))
-        .layer(FrontLayer { state })
+        .layer(IdentifyLayer { state })
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION]))
         .service(routes)

@@ -6,27 +6,20 @@
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::json;
 
-/// Who caused a failure, as a bounded metric and log label.
+/// Tells OpenAI's SDKs whether to retry; flexgate sets it on its own errors and on the
+/// upstream errors it passes through after retrying them itself.
+pub const X_SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
+
+/// Who caused a failure; becomes the request's `outcome` label (`metrics::Outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     Client,
     Upstream,
     Deadline,
     Internal,
-}
-
-impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Client => "client_error",
-            Self::Upstream => "upstream_error",
-            Self::Deadline => "deadline_exceeded",
-            Self::Internal => "gateway_error",
-        }
-    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -150,8 +143,9 @@ impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), Json(self.body())).into_response();
         let retry = if self.should_retry() { "true" } else { "false" };
-        response.headers_mut().insert("x-should-retry", HeaderValue::from_static(retry));
-        // The observe layer reads this to label the request and log it once.
+        response.headers_mut().insert(X_SHOULD_RETRY, HeaderValue::from_static(retry));
+        // The identify layer (`app::identify`) reads this to label a refusal no ledger
+        // settled, and logs it once.
         response.extensions_mut().insert(self.kind());
         response
     }

@@ -1,6 +1,6 @@
 //! A one-pass check that bytes are a well-formed JSON object, handing each top-level
 //! member's key and value span to the caller: the fast path of reading request bodies
-//! (`routing::body`) and buffered answers (`usage`).
+//! (`body`) and buffered answers (`usage`).
 //!
 //! `serde_json` skips strings (nearly all the bytes of a chat request or answer) at about
 //! two instructions a byte, and its typed parse reads every key; the two parses were the
@@ -9,7 +9,7 @@
 //! Anything unusual (an escaped top-level key, deep nesting, any error)
 //! gives `None`, and callers then parse with `serde_json`, which keeps its exact errors
 //! and its decisions: this scan never accepts what `serde_json` would refuse (tested in
-//! `routing::body::scan`).
+//! `body::scan`).
 
 use std::ops::Range;
 

@@ -11,10 +11,14 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use tokio::time::Instant;
 
-use crate::metrics::{Outcome, Series, SeriesKey};
-use crate::pricing::Tier;
+use crate::config::ClassId;
+use crate::endpoint::Endpoint;
+use crate::metrics::{Outcome, Series, SeriesKey, TokenKind};
+use crate::request_id::X_REQUEST_ID;
 use crate::state::AppState;
-use crate::usage::{Endpoint, Usage};
+use crate::tier::{self, Tier};
+use crate::upstream::retry::Finished;
+use crate::usage::Usage;
 
 /// What the upstream's answer reported, for pricing.
 #[derive(Debug, Clone, Default)]
@@ -24,35 +28,38 @@ pub struct Report {
     pub model: Option<String>,
 }
 
-/// Facts about the request the log line and labels need.
+/// Facts about the request the log line and labels need, known when it is routed.
 #[derive(Debug, Clone)]
 pub struct RequestFacts {
     pub method: http::Method,
     /// The lane the request came in on (`None`: `/v1`), logged as its prefix.
-    pub lane: Option<usize>,
+    pub lane: Option<ClassId>,
     /// The request's `x-request-id` (always text; empty when there was none).
     pub request_id: http::HeaderValue,
     pub endpoint: Endpoint,
-    pub class: usize,
+    pub class: ClassId,
     pub requested_model: Option<String>,
     /// Whether the endpoint reports usage (a success without it is counted as missing).
     pub metered: bool,
 }
 
+/// The request's account. Its fields are written only through the `record_*` methods,
+/// each once on the way to the client's answer, and read only when it is settled.
 pub struct Ledger {
     state: AppState,
     facts: RequestFacts,
     start: Instant,
     first_byte: Option<Instant>,
-    pub attempts: u32,
-    pub escalated: bool,
+    attempts: u32,
+    escalated: bool,
     /// The tier of the last attempt, used when the answer reports none.
-    pub attempt_tier: Option<Tier>,
-    pub status: u16,
+    attempt_tier: Option<Tier>,
+    /// The status the client was answered with.
+    status: u16,
     /// The upstream's own `x-request-id`, logged for support requests.
-    pub upstream_request_id: Option<http::HeaderValue>,
+    upstream_request_id: Option<http::HeaderValue>,
     /// Time spent in flexgate's own code, excluding upstream waits.
-    pub overhead: Option<Duration>,
+    overhead: Option<Duration>,
     settled: bool,
 }
 
@@ -121,6 +128,42 @@ impl Ledger {
         Priced { tier, cost }
     }
 
+    /// What the retry loop did: attempts, escalation and the last attempt's tier.
+    pub fn record_attempts<O>(&mut self, finished: &Finished<O>) {
+        self.attempts = finished.attempts;
+        self.escalated = finished.escalated;
+        self.attempt_tier = finished.tier;
+    }
+
+    /// The upstream's answer being passed on: its status and its own request id.
+    pub fn record_answer(&mut self, status: http::StatusCode, headers: &http::HeaderMap) {
+        self.status = status.as_u16();
+        self.upstream_request_id = headers.get(X_REQUEST_ID).cloned();
+    }
+
+    /// flexgate answers with its own error of this status.
+    pub fn record_own_answer(&mut self, status: http::StatusCode) {
+        self.status = status.as_u16();
+    }
+
+    /// Time spent in flexgate's own code, once the answer is ready to go.
+    pub fn record_overhead(&mut self, overhead: Duration) {
+        self.overhead = Some(overhead);
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    pub fn escalated(&self) -> bool {
+        self.escalated
+    }
+
+    /// The tier of the last attempt.
+    pub fn attempt_tier(&self) -> Option<Tier> {
+        self.attempt_tier
+    }
+
     /// Mark the moment the first byte went to the client.
     pub fn first_byte(&mut self) {
         if self.first_byte.is_none() {
@@ -144,7 +187,7 @@ impl Ledger {
         let class = this.class_name();
         let model = this.model_label(report.model.as_deref());
         let tier = this.served_tier(report);
-        let tier_label = tier.map_or("none", |t| t.as_str());
+        let tier_label = tier::label(tier);
         let elapsed = this.start.elapsed();
         let key = SeriesKey { endpoint, class: this.facts.class, class_name: class, model, tier };
         let series = m.series(&key);
@@ -186,8 +229,13 @@ impl Ledger {
             return;
         };
         let tier = tier.unwrap_or(Tier::Standard);
-        // In `TOKEN_KINDS` order.
-        for (kind, n) in [usage.input, usage.cached_input, usage.output, usage.reasoning].into_iter().enumerate() {
+        let kinds = [
+            (TokenKind::Input, usage.input),
+            (TokenKind::CachedInput, usage.cached_input),
+            (TokenKind::Output, usage.output),
+            (TokenKind::Reasoning, usage.reasoning),
+        ];
+        for (kind, n) in kinds {
             if n > 0 {
                 series.tokens(kind).inc_by(n);
             }
@@ -213,3 +261,6 @@ impl Drop for Ledger {
         self.record(Outcome::Cancelled, &Report::default());
     }
 }
+
+#[cfg(test)]
+mod tests;

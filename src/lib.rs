@@ -15,6 +15,7 @@ pub mod error;
 pub mod health;
 pub mod ledger;
 pub mod proxy;
+pub mod request_id;
 pub mod routing;
 pub mod server;
 pub mod stream;
@@ -22,9 +23,16 @@ pub mod tls;
 pub mod upstream;
 pub mod usage;
 
-// Support: configuration, startup, shared state, threads, metrics, prices, logs, JSON scans.
-pub mod config;
+// Wire formats and vocabulary shared along the path: the request body, endpoints, tiers,
+// server-sent events, JSON scans.
+pub mod body;
+pub mod endpoint;
 pub mod json_scan;
+pub mod sse;
+pub mod tier;
+
+// Support: configuration, startup, shared state, threads, metrics, prices, logs.
+pub mod config;
 pub mod logging;
 pub mod metrics;
 pub mod pricing;

@@ -11,7 +11,8 @@ use prometheus::{
     CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-pub use series::{RATELIMIT_KINDS, Series, SeriesKey, TOKEN_KINDS};
+use crate::error::ErrorKind;
+pub use series::{RatelimitKind, Series, SeriesKey, TokenKind};
 
 /// Whole-request latency: flex calls legitimately take minutes, so the buckets reach 900 s.
 const REQUEST_BUCKETS: &[f64] =
@@ -21,6 +22,18 @@ const TTFB_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 /// flexgate's own work per request is measured in microseconds.
 const OVERHEAD_BUCKETS: &[f64] =
     &[0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05];
+
+impl From<ErrorKind> for Outcome {
+    /// The outcome of a request flexgate answered with its own error of this kind.
+    fn from(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::Client => Self::ClientError,
+            ErrorKind::Upstream => Self::UpstreamError,
+            ErrorKind::Deadline => Self::DeadlineExceeded,
+            ErrorKind::Internal => Self::GatewayError,
+        }
+    }
+}
 
 /// Result of one upstream attempt (label `result`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,42 +87,45 @@ impl Outcome {
     }
 }
 
+/// Every metric. The vectors are private: the rest of the crate writes through the typed
+/// methods (`series`, `class_inflight`, `retry`, `escalation`, `rejected`, …), so each
+/// series' labels are spelled in one place.
 pub struct Metrics {
     registry: Registry,
     /// endpoint, class, model, tier, outcome
-    pub requests: IntCounterVec,
+    requests: IntCounterVec,
     /// endpoint, class, tier
-    pub request_duration: HistogramVec,
+    request_duration: HistogramVec,
     /// endpoint — time spent inside flexgate, excluding upstream waits
-    pub overhead: HistogramVec,
+    overhead: HistogramVec,
     /// tier, result
-    pub upstream_attempts: IntCounterVec,
+    upstream_attempts: IntCounterVec,
     /// class, tier
-    pub time_to_first_byte: HistogramVec,
+    time_to_first_byte: HistogramVec,
     /// tier, reason
-    pub retries: IntCounterVec,
+    retries: IntCounterVec,
     /// class, model, reason
-    pub escalations: IntCounterVec,
+    escalations: IntCounterVec,
     /// class
-    pub deadline_exceeded: IntCounterVec,
+    deadline_exceeded: IntCounterVec,
     /// model, tier, kind (input, cached_input, output, reasoning)
-    pub tokens: IntCounterVec,
+    tokens: IntCounterVec,
     /// class, model, tier
-    pub cost_usd: CounterVec,
+    cost_usd: CounterVec,
     /// class, model
-    pub savings_usd: CounterVec,
+    savings_usd: CounterVec,
     /// endpoint
-    pub usage_missing: IntCounterVec,
+    usage_missing: IntCounterVec,
     /// model — requests whose cost could not be computed (unknown model or unpriced tier)
-    pub cost_unknown: IntCounterVec,
+    cost_unknown: IntCounterVec,
     /// model — requests for flex that went to standard because the model is not flex-capable
-    pub flex_ineligible: IntCounterVec,
+    flex_ineligible: IntCounterVec,
     /// class
-    pub inflight: IntGaugeVec,
+    inflight: IntGaugeVec,
     /// kind (requests, tokens) — from the upstream's `x-ratelimit-remaining-*`
-    pub ratelimit_remaining: IntGaugeVec,
+    ratelimit_remaining: IntGaugeVec,
     /// version
-    pub build_info: IntGaugeVec,
+    build_info: IntGaugeVec,
     /// Cached handles of the per-request series, by model label (see [`Metrics::series`]).
     series: RwLock<series::SeriesMap>,
     /// Cached handles of the per-class, per-endpoint and per-attempt series.

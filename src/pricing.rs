@@ -10,6 +10,7 @@ mod load;
 #[cfg(test)]
 mod tests;
 
+use crate::tier::Tier;
 use crate::usage::Usage;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -17,59 +18,6 @@ use std::sync::{Arc, LazyLock};
 
 /// The shipped price table (`config/pricing.toml`).
 pub const EMBEDDED_TOML: &str = include_str!("../config/pricing.toml");
-
-/// A processing tier as billed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Tier {
-    Standard,
-    Flex,
-    Priority,
-    Batch,
-}
-
-// === impl Tier ===
-
-impl Tier {
-    pub const ALL: [Tier; 4] = [Tier::Standard, Tier::Flex, Tier::Priority, Tier::Batch];
-
-    /// The billed tier for a `service_tier` a response reports (ASCII case-insensitive):
-    /// `default`/`standard` → Standard, `flex`, `priority`/`fast` (the 2026 name of
-    /// priority) → Priority, `batch`. `scale` (legacy Scale Tier, prepaid reserved
-    /// capacity) → Standard: its marginal price is unknown, and Standard is what the
-    /// same tokens cost without the commitment. `auto` is a request setting, not a
-    /// billed rate, so it and anything else (e.g. `ultrafast`) → `None`.
-    pub fn from_reported(s: &str) -> Option<Tier> {
-        const NAMES: [(&str, Tier); 7] = [
-            ("default", Tier::Standard),
-            ("standard", Tier::Standard),
-            ("scale", Tier::Standard),
-            ("flex", Tier::Flex),
-            ("priority", Tier::Priority),
-            ("fast", Tier::Priority),
-            ("batch", Tier::Batch),
-        ];
-        NAMES.iter().find(|(name, _)| name.eq_ignore_ascii_case(s)).map(|&(_, tier)| tier)
-    }
-
-    /// Bounded label and config key: `standard`, `flex`, `priority`, `batch`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Standard => "standard",
-            Tier::Flex => "flex",
-            Tier::Priority => "priority",
-            Tier::Batch => "batch",
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        match self {
-            Tier::Standard => 0,
-            Tier::Flex => 1,
-            Tier::Priority => 2,
-            Tier::Batch => 3,
-        }
-    }
-}
 
 /// USD per **token** (normalized from the file's per-1M prices at load).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

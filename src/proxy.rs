@@ -21,22 +21,17 @@ use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 use tower::Service;
 
-use self::headers::X_REQUEST_ID;
 use crate::auth;
+use crate::body::BodyInfo;
+use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::ledger::{Ledger, RequestFacts};
-use crate::pricing::Tier;
-use crate::routing::body::BodyInfo;
+use crate::request_id::X_REQUEST_ID;
 use crate::routing::{self, Plan, RouteInput};
 use crate::state::AppState;
+use crate::tier::Tier;
 use crate::upstream::attempt::HttpAttempt;
 use crate::upstream::retry::{self, Labels, Schedule};
-use crate::usage::Endpoint;
-
-/// Marks a failed response whose request the ledger has already logged and counted (a
-/// success is never marked: the front layer examines only answers that failed).
-#[derive(Debug, Clone, Copy)]
-pub struct Logged;
 
 /// The forwarding handler as a tower service: the router's fallback for proxied paths.
 ///
@@ -134,11 +129,11 @@ async fn forward(state: AppState, request: Box<Request>) -> Result<Response, Gat
     let finished = retry::run(&plan, start, schedule, &state.metrics, labels, &mut attempt).await;
     drop(attempt);
 
-    ledger.attempts = finished.attempts;
-    ledger.escalated = finished.escalated;
-    ledger.attempt_tier = finished.tier;
-    let context = respond::Context { state: &state, plan: &plan, endpoint, strip_usage_chunk, start };
-    Ok(respond::respond(&context, finished, ledger))
+    ledger.record_attempts(&finished);
+    let upstream_time = finished.upstream_time;
+    let settled = finished.settle(plan.deadline);
+    let context = respond::Context { state: &state, endpoint, strip_usage_chunk, start };
+    Ok(respond::respond(&context, settled, ledger, upstream_time))
 }
 
 /// Authenticate, read the body and route: everything up to the first attempt.
@@ -163,7 +158,7 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
         return Err(GatewayError::BodyTooLarge { limit });
     }
     let body = read_body(body, limit, config.server.body_timeout).await?;
-    let endpoint = path::endpoint(&parts.method, target.rest);
+    let endpoint = Endpoint::of(&parts.method, target.rest);
     let metered = endpoint != Endpoint::Other;
     let tier_routed = matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Responses);
     let mut info = if metered { Some(BodyInfo::parse(&body)?) } else { None };
@@ -181,7 +176,7 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
     let class_name = config.class(plan.class).name.as_str();
     let model_label = model.and_then(|m| config.pricing.resolve(m)).unwrap_or("other");
     if plan.flex_ineligible {
-        state.metrics.flex_ineligible.with_label_values(&[model_label]).inc();
+        state.metrics.flex_ineligible(model_label).inc();
     }
     // The id as a header value (a reference count, not a copy); only text ids are used.
     let request_id = parts
@@ -247,10 +242,9 @@ fn first_body(body: Bytes, info: BodyInfo, tier: Option<&str>, force_usage: bool
 #[cfg(test)]
 mod tests {
     /// A held request keeps this future for as long as it waits, minutes on flex: 10,000
-    /// held requests pay each byte 10,000 times. It was 2,720 bytes before the receiving
-    /// phase became its own future and the answer's reading its own allocation (1,296
-    /// then). Since flexgate pools its own connections it also holds the upstream
-    /// exchange (about 550 bytes) that hyper-util's client kept in a 4.1 KiB box.
+    /// held requests pay each byte 10,000 times. It holds the upstream exchange inline
+    /// (flexgate pools its own connections); the receiving phase and the reading of the
+    /// answer are kept out of it. How the size came down is in docs/benchmarks.md.
     #[test]
     fn the_future_of_a_held_request_stays_small() {
         let env = std::collections::HashMap::from([("OPENAI_API_KEY".to_owned(), "sk-up".to_owned())]);

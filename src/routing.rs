@@ -1,6 +1,7 @@
 //! Assigns each request a class and a tier plan, and computes its deadline.
 //!
-//! Class assignment, first match wins (the order DESIGN.md gives):
+//! Class assignment, first match wins, from the most explicit signal to the least (the
+//! client's own words, then the operator's path and rules, then the default):
 //! 1. an explicit `service_tier` in the body (`flex`, `default`, `priority`, `fast`) when
 //!    `routing.honor_client_tier` — `flex` picks `routing.flex_class`, the others
 //!    `routing.standard_class`, and the client's tier is kept;
@@ -12,7 +13,6 @@
 //! Only models the price table marks flex-capable go to flex; others are served on
 //! standard and counted.
 
-pub mod body;
 mod deadline;
 
 use std::time::Duration;
@@ -21,7 +21,7 @@ use http::{HeaderMap, HeaderName};
 
 use crate::config::{ClassId, Config, Escalate};
 use crate::error::GatewayError;
-use crate::pricing::Tier;
+use crate::tier::Tier;
 
 pub use deadline::effective_deadline;
 
@@ -57,27 +57,9 @@ pub struct Plan {
     pub flex_ineligible: bool,
 }
 
-/// The `service_tier` text that pins a tier upstream; never `auto`, which a project may
-/// map to priority pricing.
-pub fn tier_param(tier: Tier) -> &'static str {
-    match tier {
-        Tier::Flex => "flex",
-        Tier::Priority => "priority",
-        Tier::Standard | Tier::Batch => "default",
-    }
-}
-
-fn client_tier(text: &str) -> Option<Tier> {
-    match text {
-        "flex" => Some(Tier::Flex),
-        "default" => Some(Tier::Standard),
-        "priority" | "fast" => Some(Tier::Priority),
-        _ => None,
-    }
-}
-
-/// The class a client asks for (a constant: a lookup by `&str` parses the name each time).
-const X_CLASS: HeaderName = HeaderName::from_static("x-flexgate-class");
+/// The class a client asks for, and the class an answer was served as (a constant: a
+/// lookup by `&str` parses the name each time).
+pub const X_CLASS: HeaderName = HeaderName::from_static("x-flexgate-class");
 
 fn header_class(config: &Config, headers: &HeaderMap) -> Result<Option<ClassId>, GatewayError> {
     let Some(value) = headers.get(X_CLASS) else {
@@ -110,7 +92,7 @@ pub fn plan(config: &Config, input: &RouteInput<'_>) -> Result<Plan, GatewayErro
     // The header is validated even when an earlier rule wins, so typos never go unnoticed.
     let from_header = header_class(config, input.headers)?;
     let explicit =
-        input.client_tier.filter(|_| config.routing.honor_client_tier && input.tier_routed).and_then(client_tier);
+        input.client_tier.filter(|_| config.routing.honor_client_tier && input.tier_routed).and_then(Tier::from_client);
     let class_id = match explicit {
         Some(Tier::Flex) => config.routing.flex_class,
         Some(_) => config.routing.standard_class,
@@ -129,9 +111,9 @@ pub fn plan(config: &Config, input: &RouteInput<'_>) -> Result<Plan, GatewayErro
     // Rewrite only when the body does not already ask for this tier; a standard request
     // with no explicit tier is left as sent.
     let tier_override = tier.and_then(|t| {
-        let wanted = tier_param(t);
+        let wanted = t.param();
         let sent = input.client_tier;
-        let already = sent.is_some_and(|s| client_tier(s) == Some(t));
+        let already = sent.is_some_and(|s| Tier::from_client(s) == Some(t));
         let leave = already || (t == Tier::Standard && sent.is_none_or(|s| s == "auto"));
         (!leave).then_some(wanted)
     });

@@ -10,8 +10,6 @@
 //! event is appended so SDKs raise instead of ending quietly), or client disconnect
 //! (the body is dropped, which drops the upstream response and cancels it).
 
-pub mod sse;
-
 use std::collections::VecDeque;
 use std::future::Future as _;
 use std::pin::Pin;
@@ -23,11 +21,12 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use tokio::time::{Instant, Sleep};
 
+use crate::endpoint::Endpoint;
 use crate::ledger::{Ledger, Report};
 use crate::metrics::Outcome;
-use crate::upstream::attempt::ByteStream;
-use crate::usage::{Endpoint, EventVerdict, StreamUsage};
-use sse::SseParser;
+use crate::sse::SseParser;
+use crate::upstream::attempt::{ByteStream, Peeked};
+use crate::usage::{EventVerdict, StreamUsage};
 
 /// How to treat a streamed answer.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +46,8 @@ struct Observer {
     cuts: Vec<(u64, u64)>,
     /// Bytes not yet forwarded, only when cutting: `(absolute start, bytes)`.
     held: VecDeque<(u64, Bytes)>,
+    /// The first chunk was observed already, at the attempt's peek.
+    first_observed: bool,
 }
 
 struct State {
@@ -70,19 +71,35 @@ enum Next {
     Broken(&'static str),
 }
 
-/// Wrap an upstream byte stream as the client's response body.
-pub fn body(first: Option<Bytes>, rest: ByteStream, options: StreamOptions, ledger: Ledger) -> Body {
-    let observer = options.sse.map(|endpoint| Observer {
-        parser: SseParser::default(),
-        usage: StreamUsage::new(endpoint),
-        cuts: Vec::new(),
-        held: VecDeque::new(),
+/// Wrap an upstream byte stream as the client's response body. An SSE stream's first
+/// chunk comes observed by the attempt's peek, and observing carries on from there.
+pub fn body(first: Option<Peeked>, rest: ByteStream, options: StreamOptions, ledger: Ledger) -> Body {
+    let strip = options.strip_usage_chunk && options.sse.is_some();
+    let (first, peeked) = match first {
+        Some(p) => (Some(p.chunk), Some((p.parser, p.usage, p.usage_only))),
+        None => (None, None),
+    };
+    let observer = options.sse.map(|endpoint| {
+        let held = VecDeque::new();
+        match peeked {
+            Some((parser, usage, usage_only)) => {
+                let cuts = if strip { usage_only } else { Vec::new() };
+                Observer { parser, usage, cuts, held, first_observed: true }
+            }
+            None => Observer {
+                parser: SseParser::default(),
+                usage: StreamUsage::new(endpoint),
+                cuts: Vec::new(),
+                held,
+                first_observed: false,
+            },
+        }
     });
     let state = State {
         rest,
         first,
         observer,
-        strip: options.strip_usage_chunk && options.sse.is_some(),
+        strip,
         idle: options.idle_timeout,
         out: VecDeque::new(),
         ledger: Some(ledger),
@@ -97,7 +114,8 @@ pub fn body(first: Option<Bytes>, rest: ByteStream, options: StreamOptions, ledg
 ///
 /// A timer per chunk (`tokio::time::timeout` around each read) registers and removes a
 /// wheel entry for every chunk, and a stream built with `unfold` moves its whole state
-/// in and out of a new future per chunk: together about a tenth of a chunk's cost. Here
+/// in and out of a new future per chunk: together a visible share of a chunk's cost
+/// (docs/benchmarks.md). Here
 /// the timer is pushed back when the wait for a chunk begins, which moves a deadline
 /// later and so touches only the entry's own state.
 struct Forwarded {
@@ -197,12 +215,17 @@ impl State {
             self.out.push_back(chunk);
             return;
         };
-        let start = obs.parser.offset();
-        for event in obs.parser.feed(&chunk) {
-            if obs.usage.observe(&event) == EventVerdict::UsageOnlyChunk && self.strip {
-                obs.cuts.push((event.start, event.end));
+        let start = if std::mem::take(&mut obs.first_observed) {
+            0
+        } else {
+            let start = obs.parser.offset();
+            for event in obs.parser.feed(&chunk) {
+                if obs.usage.observe(&event) == EventVerdict::UsageOnlyChunk && self.strip {
+                    obs.cuts.push((event.start, event.end));
+                }
             }
-        }
+            start
+        };
         if !self.strip {
             self.out.push_back(chunk);
             return;

@@ -13,6 +13,7 @@ pub mod classify;
 pub mod connect;
 pub mod pool;
 pub mod retry;
+pub mod settle;
 
 use std::time::Duration;
 

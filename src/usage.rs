@@ -7,8 +7,9 @@ mod raw;
 #[cfg(test)]
 mod tests;
 
+use crate::endpoint::Endpoint;
 use crate::json_scan;
-use crate::stream::sse::SseEvent;
+use crate::sse::SseEvent;
 use memchr::memmem::Finder;
 use raw::{RawEvent, RawObject};
 use std::sync::LazyLock;
@@ -41,30 +42,6 @@ impl Usage {
             cached_input: self.cached_input.max(other.cached_input),
             output: self.output.max(other.output),
             reasoning: self.reasoning.max(other.reasoning),
-        }
-    }
-}
-
-/// The API a body or stream came from; decides field names and stream framing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Endpoint {
-    ChatCompletions,
-    Responses,
-    Completions,
-    Embeddings,
-    /// Anything else: read like chat (`prompt_tokens`, falling back to `input_tokens`).
-    Other,
-}
-
-impl Endpoint {
-    /// Bounded metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Endpoint::ChatCompletions => "chat_completions",
-            Endpoint::Responses => "responses",
-            Endpoint::Completions => "completions",
-            Endpoint::Embeddings => "embeddings",
-            Endpoint::Other => "other",
         }
     }
 }

@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use flexgate::body::BodyInfo;
 use flexgate::config::{Config, parse_size};
-use flexgate::routing::body::BodyInfo;
 use flexgate::routing::effective_deadline;
-use flexgate::stream::sse::SseParser;
+use flexgate::sse::SseParser;
 use flexgate::upstream::backoff::{parse_go_duration, parse_retry_after, retry_hint};
 use http::{HeaderMap, HeaderValue, Method};
 use proptest::prelude::*;

@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::stack;
-use flexgate::pricing::Tier;
 use flexgate::sim::SimConfig;
+use flexgate::tier::Tier;
 use flexgate::tools::workload::replay::run_workload;
 use flexgate::tools::workload::stats::tier_key;
 use flexgate::tools::workload::{Lane, Target, parse_jsonl};

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::{AuthConfig, Config, ConfigErrors, Escalate, LogFormat, SHIPPED_CONFIG};
-use crate::pricing::Tier;
+use crate::tier::Tier;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()

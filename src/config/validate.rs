@@ -11,7 +11,8 @@ use super::{
     AuthConfig, Class, ClassId, Config, ConfigErrors, Env, Escalate, GatewayKey, LogConfig, LogFormat, RetryConfig,
     RoutingConfig, Rule, Secret, ServerConfig, UpstreamConfig, parse_size,
 };
-use crate::pricing::{PriceTable, Tier};
+use crate::pricing::PriceTable;
+use crate::tier::Tier;
 
 /// More serving threads than this is a typo, not a machine.
 const MAX_THREADS: usize = 1024;
@@ -306,18 +307,14 @@ fn class(p: &mut Problems, name: &str, c: &RawClass) -> Class {
     if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
         p.add(&format!("classes.{name}"), "class names use letters, digits, `-` and `_`");
     }
-    let tier = match c.tier.as_deref() {
-        Some("flex") => Tier::Flex,
-        Some("standard") => Tier::Standard,
-        Some("priority") => Tier::Priority,
-        Some(other) => {
-            p.add(&key("tier"), format_args!("`{other}` is not one of `flex`, `standard`, `priority`"));
+    let tier = if let Some(text) = c.tier.as_deref() {
+        Tier::from_config(text).unwrap_or_else(|| {
+            p.add(&key("tier"), format_args!("`{text}` is not one of `flex`, `standard`, `priority`"));
             Tier::Standard
-        }
-        None => {
-            p.add(&key("tier"), "is required");
-            Tier::Standard
-        }
+        })
+    } else {
+        p.add(&key("tier"), "is required");
+        Tier::Standard
     };
     let deadline = c.deadline.as_deref().map_or(Duration::from_secs(600), |d| p.positive_duration(&key("deadline"), d));
     let escalate = match c.escalate.as_deref() {

@@ -15,11 +15,49 @@ use prometheus::{Counter, Histogram, IntCounter, IntCounterVec, IntGauge, IntGau
 
 use super::{AttemptResult, Metrics, Outcome};
 use crate::config::ClassId;
-use crate::pricing::Tier;
-use crate::usage::Endpoint;
+use crate::endpoint::Endpoint;
+use crate::tier::{self, Tier};
 
-/// The `kind` label values of `flexgate_tokens_total`, in [`Series::tokens`] order.
-pub const TOKEN_KINDS: [&str; 4] = ["input", "cached_input", "output", "reasoning"];
+/// The `kind` label of `flexgate_tokens_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Input,
+    CachedInput,
+    Output,
+    Reasoning,
+}
+
+impl TokenKind {
+    pub const ALL: [TokenKind; 4] = [Self::Input, Self::CachedInput, Self::Output, Self::Reasoning];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Input => "input",
+            Self::CachedInput => "cached_input",
+            Self::Output => "output",
+            Self::Reasoning => "reasoning",
+        }
+    }
+}
+
+/// The `kind` label of `flexgate_upstream_ratelimit_remaining`: which of the upstream's
+/// `x-ratelimit-remaining-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RatelimitKind {
+    Requests,
+    Tokens,
+}
+
+impl RatelimitKind {
+    pub const ALL: [RatelimitKind; 2] = [Self::Requests, Self::Tokens];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requests => "requests",
+            Self::Tokens => "tokens",
+        }
+    }
+}
 
 const OUTCOMES: [Outcome; 6] = [
     Outcome::Success,
@@ -65,7 +103,7 @@ struct Handles {
     requests: [OnceLock<IntCounter>; OUTCOMES.len()],
     request_duration: OnceLock<Histogram>,
     time_to_first_byte: OnceLock<Histogram>,
-    tokens: [OnceLock<IntCounter>; TOKEN_KINDS.len()],
+    tokens: [OnceLock<IntCounter>; TokenKind::ALL.len()],
     cost_usd: OnceLock<Counter>,
     savings_usd: OnceLock<Counter>,
     cost_unknown: OnceLock<IntCounter>,
@@ -89,10 +127,6 @@ fn endpoint_index(endpoint: Endpoint) -> usize {
 
 fn outcome_index(outcome: Outcome) -> usize {
     OUTCOMES.iter().position(|&o| o == outcome).unwrap_or(0)
-}
-
-fn tier_label(tier: Option<Tier>) -> &'static str {
-    tier.map_or("none", Tier::as_str)
 }
 
 impl Handles {
@@ -158,7 +192,7 @@ impl Series<'_> {
                 h.endpoint,
                 &h.class,
                 &h.model,
-                tier_label(h.tier),
+                tier::label(h.tier),
                 outcome.as_str(),
             ])
         })
@@ -168,7 +202,7 @@ impl Series<'_> {
     pub fn request_duration(&self) -> &Histogram {
         let h = self.handles();
         h.request_duration.get_or_init(|| {
-            self.metrics.request_duration.with_label_values(&[h.endpoint, &h.class, tier_label(h.tier)])
+            self.metrics.request_duration.with_label_values(&[h.endpoint, &h.class, tier::label(h.tier)])
         })
     }
 
@@ -176,15 +210,14 @@ impl Series<'_> {
     pub fn time_to_first_byte(&self) -> &Histogram {
         let h = self.handles();
         h.time_to_first_byte
-            .get_or_init(|| self.metrics.time_to_first_byte.with_label_values(&[&h.class, tier_label(h.tier)]))
+            .get_or_init(|| self.metrics.time_to_first_byte.with_label_values(&[&h.class, tier::label(h.tier)]))
     }
 
-    /// `flexgate_tokens_total{model, tier, kind}` for `TOKEN_KINDS[kind]`, tier as priced.
-    pub fn tokens(&self, kind: usize) -> &IntCounter {
+    /// `flexgate_tokens_total{model, tier, kind}`, tier as priced.
+    pub fn tokens(&self, kind: TokenKind) -> &IntCounter {
         let h = self.handles();
-        let kind = kind.min(TOKEN_KINDS.len() - 1);
-        h.tokens[kind]
-            .get_or_init(|| self.metrics.tokens.with_label_values(&[&h.model, h.usage_tier(), TOKEN_KINDS[kind]]))
+        h.tokens[kind as usize]
+            .get_or_init(|| self.metrics.tokens.with_label_values(&[&h.model, h.usage_tier(), kind.as_str()]))
     }
 
     /// `flexgate_cost_usd_total{class, model, tier}`, tier as priced.
@@ -214,11 +247,8 @@ pub(super) struct Fixed {
     overhead: [OnceLock<Histogram>; ENDPOINTS],
     usage_missing: [OnceLock<IntCounter>; ENDPOINTS],
     upstream_attempts: [[OnceLock<IntCounter>; ATTEMPT_RESULTS.len()]; TIER_SLOTS],
-    ratelimit_remaining: [OnceLock<IntGauge>; RATELIMIT_KINDS.len()],
+    ratelimit_remaining: [OnceLock<IntGauge>; RatelimitKind::ALL.len()],
 }
-
-/// The `kind` label values of `flexgate_upstream_ratelimit_remaining`.
-pub const RATELIMIT_KINDS: [&str; 2] = ["requests", "tokens"];
 
 const ATTEMPT_RESULTS: [AttemptResult; 8] = [
     AttemptResult::Success,
@@ -277,14 +307,34 @@ impl Metrics {
     pub fn upstream_attempt(&self, tier: Option<Tier>, result: AttemptResult) -> &IntCounter {
         let r = ATTEMPT_RESULTS.iter().position(|&a| a == result).unwrap_or(0);
         self.fixed.upstream_attempts[tier.map_or(0, |t| t.index() + 1)][r]
-            .get_or_init(|| self.upstream_attempts.with_label_values(&[tier_label(tier), result.as_str()]))
+            .get_or_init(|| self.upstream_attempts.with_label_values(&[tier::label(tier), result.as_str()]))
     }
 
-    /// `flexgate_upstream_ratelimit_remaining{kind}` for `RATELIMIT_KINDS[kind]`.
-    pub fn ratelimit_gauge(&self, kind: usize) -> &IntGauge {
-        let kind = kind.min(RATELIMIT_KINDS.len() - 1);
-        self.fixed.ratelimit_remaining[kind]
-            .get_or_init(|| self.ratelimit_remaining.with_label_values(&[RATELIMIT_KINDS[kind]]))
+    /// `flexgate_upstream_ratelimit_remaining{kind}`
+    pub fn ratelimit_gauge(&self, kind: RatelimitKind) -> &IntGauge {
+        self.fixed.ratelimit_remaining[kind as usize]
+            .get_or_init(|| self.ratelimit_remaining.with_label_values(&[kind.as_str()]))
+    }
+
+    /// `flexgate_retries_total{tier, reason}`: a failed attempt retried on the same tier.
+    pub fn retry(&self, tier: Option<Tier>, reason: &str) -> IntCounter {
+        self.retries.with_label_values(&[tier::label(tier), reason])
+    }
+
+    /// `flexgate_escalations_total{class, model, reason}`: a flex request moved to standard.
+    pub fn escalation(&self, class: &str, model: &str, reason: &str) -> IntCounter {
+        self.escalations.with_label_values(&[class, model, reason])
+    }
+
+    /// `flexgate_flex_ineligible_total{model}`: flex wanted, the model not flex-capable.
+    pub fn flex_ineligible(&self, model: &str) -> IntCounter {
+        self.flex_ineligible.with_label_values(&[model])
+    }
+
+    /// `flexgate_requests_total` of a request refused before it was routed: its endpoint,
+    /// class, model and tier are all unknown.
+    pub fn rejected(&self, outcome: Outcome) -> IntCounter {
+        self.requests.with_label_values(&["other", "none", "other", "none", outcome.as_str()])
     }
 }
 

@@ -178,27 +178,3 @@ fn resolve_strips_only_a_dated_suffix() {
         assert_eq!(table.is_flex_capable(model), want.is_some_and(|m| m != "gpt-4o-mini"), "{model}");
     }
 }
-
-#[test]
-fn tiers_from_reported_values() {
-    let cases = [
-        ("default", Some(Tier::Standard)),
-        ("standard", Some(Tier::Standard)),
-        ("scale", Some(Tier::Standard)),
-        ("flex", Some(Tier::Flex)),
-        ("FLEX", Some(Tier::Flex)),
-        ("priority", Some(Tier::Priority)),
-        ("fast", Some(Tier::Priority)),
-        ("batch", Some(Tier::Batch)),
-        ("auto", None),
-        ("ultrafast", None),
-        ("", None),
-        (" flex", None),
-    ];
-    for (reported, want) in cases {
-        assert_eq!(Tier::from_reported(reported), want, "{reported}");
-    }
-    for tier in Tier::ALL {
-        assert_eq!(Tier::from_reported(tier.as_str()), Some(tier));
-    }
-}

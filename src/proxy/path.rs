@@ -1,11 +1,10 @@
-//! Maps an incoming path to its lane and OpenAI endpoint, and refuses paths that could
+//! Maps an incoming path to its lane and the path after `/v1`, and refuses paths that could
 //! escape the upstream's `/v1` (dot segments, encoded slashes or dots, backslashes).
 
 use http::Method;
 
 use crate::config::{ClassId, Config};
 use crate::error::GatewayError;
-use crate::usage::Endpoint;
 
 /// Where a request goes: the class of its lane and the path after `/v1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,20 +47,6 @@ fn is_safe(path: &str) -> bool {
     !path.contains('\\') && !encoded && path.split('/').all(|segment| segment != "." && segment != "..")
 }
 
-/// The OpenAI endpoint of a request, by method and the path after `/v1`.
-pub fn endpoint(method: &Method, rest: &str) -> Endpoint {
-    if method != Method::POST {
-        return Endpoint::Other;
-    }
-    match rest.trim_end_matches('/') {
-        "/chat/completions" => Endpoint::ChatCompletions,
-        "/responses" | "/responses/compact" => Endpoint::Responses,
-        "/completions" => Endpoint::Completions,
-        "/embeddings" => Endpoint::Embeddings,
-        _ => Endpoint::Other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,9 +61,6 @@ mod tests {
         assert!(matches!(target(&c, &Method::GET, "/v2/models"), Err(GatewayError::NotFound { .. })));
         assert!(matches!(target(&c, &Method::GET, "/v1"), Err(GatewayError::NotFound { .. })));
         assert!(matches!(target(&c, &Method::GET, "/v1x/models"), Err(GatewayError::NotFound { .. })));
-        assert_eq!(endpoint(&Method::POST, "/responses/compact"), Endpoint::Responses);
-        assert_eq!(endpoint(&Method::GET, "/chat/completions"), Endpoint::Other);
-        assert_eq!(endpoint(&Method::POST, "/files"), Endpoint::Other);
     }
 
     proptest::proptest! {

@@ -1,5 +1,6 @@
-//! Turns the retry loop's result into the client's response: success (buffered or
-//! streamed), a passed-through upstream error, or flexgate's own error.
+//! Renders the settled result of the retry loop as the client's response: success
+//! (buffered or streamed), a passed-through upstream error, or flexgate's own error. What
+//! the result means is decided in `upstream::settle`; here it is only rendered.
 
 use std::time::Duration;
 
@@ -8,34 +9,28 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::time::Instant;
 
-use super::Logged;
-use super::headers::{self, X_REQUEST_ID};
-use crate::error::GatewayError;
+use super::headers;
+use crate::endpoint::Endpoint;
+use crate::error::{GatewayError, X_SHOULD_RETRY};
 use crate::ledger::{Ledger, Report};
-use crate::metrics::{AttemptResult, Outcome};
-use crate::pricing::Tier;
-use crate::routing::Plan;
+use crate::metrics::{Outcome, RatelimitKind};
+use crate::request_id::{Logged, X_REQUEST_ID};
+use crate::routing::X_CLASS;
 use crate::state::AppState;
 use crate::stream::{self, StreamOptions};
-use crate::upstream::attempt::{Answer, AnswerBody, UpstreamResponse};
-use crate::upstream::classify::{Reason, Verdict};
-use crate::upstream::retry::{Finished, GiveUp};
-use crate::usage::{self, Endpoint};
+use crate::tier::{self, Tier};
+use crate::upstream::attempt::{AnswerBody, UpstreamResponse};
+use crate::upstream::settle::Settled;
+use crate::usage;
 
 pub struct Context<'a> {
     pub state: &'a AppState,
-    pub plan: &'a Plan,
     pub endpoint: Endpoint,
     pub strip_usage_chunk: bool,
     pub start: Instant,
 }
 
-fn tier_text(tier: Option<Tier>) -> &'static str {
-    tier.map_or("none", |t| t.as_str())
-}
-
 // Names parsed once, not on every insert.
-const X_CLASS: HeaderName = HeaderName::from_static("x-flexgate-class");
 const X_TIER: HeaderName = HeaderName::from_static("x-flexgate-tier");
 const X_ATTEMPTS: HeaderName = HeaderName::from_static("x-flexgate-attempts");
 const X_ESCALATED: HeaderName = HeaderName::from_static("x-flexgate-escalated");
@@ -49,10 +44,13 @@ fn flexgate_headers(h: &mut HeaderMap, ledger: &Ledger, tier: Option<Tier>) {
     if let Some(v) = ledger.class_header() {
         h.insert(X_CLASS, v.clone());
     }
-    h.insert(X_TIER, HeaderValue::from_static(tier_text(tier)));
-    let attempts = usize::try_from(ledger.attempts).ok().and_then(|n| COUNTS.get(n));
-    h.insert(X_ATTEMPTS, attempts.map_or_else(|| HeaderValue::from(ledger.attempts), |n| HeaderValue::from_static(n)));
-    h.insert(X_ESCALATED, HeaderValue::from_static(if ledger.escalated { "true" } else { "false" }));
+    h.insert(X_TIER, HeaderValue::from_static(tier::label(tier)));
+    let attempts = usize::try_from(ledger.attempts()).ok().and_then(|n| COUNTS.get(n));
+    h.insert(
+        X_ATTEMPTS,
+        attempts.map_or_else(|| HeaderValue::from(ledger.attempts()), |n| HeaderValue::from_static(n)),
+    );
+    h.insert(X_ESCALATED, HeaderValue::from_static(if ledger.escalated() { "true" } else { "false" }));
     if h.get(X_REQUEST_ID).is_none() {
         h.insert(X_REQUEST_ID, ledger.request_id().clone());
     }
@@ -63,7 +61,7 @@ fn overhead(ctx: &Context<'_>, upstream_time: Duration) -> Duration {
 }
 
 /// The client's response from parts already built: a `(status, headers, body)` tuple would
-/// copy every header into a fresh map (about 1 % of the proxy's CPU in a profile).
+/// copy every header into a fresh map, on every request (see docs/benchmarks.md).
 fn answer_with(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -71,43 +69,19 @@ fn answer_with(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
     response
 }
 
-pub fn respond(ctx: &Context<'_>, finished: Finished<Answer>, mut ledger: Ledger) -> Response {
-    let upstream_time = finished.upstream_time;
-    match (finished.output, finished.verdict, finished.gave_up) {
-        (Answer::Response(answer), Verdict::Success, _) => success(ctx, answer, ledger, upstream_time),
-        (_, _, Some(GiveUp::FlexUnavailable)) => {
-            let deadline = humantime::format_duration(ctx.plan.deadline).to_string();
-            own_error(ctx, GatewayError::FlexUnavailable { deadline }, ledger, upstream_time)
-        }
-        (Answer::Response(answer), verdict, gave_up) => {
-            // An upstream error passed through: billing, other 4xx, or what was left when
-            // the plan ran out. The client must not retry what flexgate already retried.
-            let outcome = match (verdict.result(), gave_up) {
-                (_, Some(GiveUp::Deadline)) => Outcome::DeadlineExceeded,
-                (AttemptResult::ClientError | AttemptResult::Billing, _) => Outcome::ClientError,
-                _ => Outcome::UpstreamError,
-            };
-            let no_retry = verdict.is_billing() || gave_up.is_some();
+pub fn respond(ctx: &Context<'_>, settled: Settled, ledger: Ledger, upstream_time: Duration) -> Response {
+    match settled {
+        Settled::Success(answer) => success(ctx, answer, ledger, upstream_time),
+        Settled::PassThrough { answer, outcome, no_retry } => {
             upstream_error(ctx, answer, ledger, outcome, no_retry, upstream_time)
         }
-        (Answer::Failed(why), verdict, gave_up) => {
-            let deadline = || humantime::format_duration(ctx.plan.deadline).to_string();
-            let error = match (verdict, gave_up) {
-                (_, Some(GiveUp::Deadline)) => GatewayError::DeadlineExceeded { deadline: deadline() },
-                (Verdict::Retry { reason: Reason::Timeout, .. }, _) => GatewayError::UpstreamTimeout(deadline()),
-                (Verdict::Retry { reason: Reason::ConnectError, .. }, _) => GatewayError::UpstreamUnreachable(why),
-                _ => GatewayError::UpstreamProtocol(why),
-            };
-            ledger.attempt_tier = finished.tier;
-            own_error(ctx, error, ledger, upstream_time)
-        }
+        Settled::Own(error) => own_error(ctx, error, ledger, upstream_time),
     }
 }
 
 fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upstream_time: Duration) -> Response {
     record_ratelimit(ctx.state, &answer.headers);
-    ledger.status = answer.status.as_u16();
-    ledger.upstream_request_id = answer.headers.get(X_REQUEST_ID).cloned();
+    ledger.record_answer(answer.status, &answer.headers);
     match answer.body {
         AnswerBody::Full(bytes) => {
             let report = if ctx.endpoint == Endpoint::Other {
@@ -127,15 +101,16 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
                 }
             }
             let response = answer_with(answer.status, h, Body::from(bytes));
-            ledger.overhead = Some(overhead(ctx, upstream_time));
+            ledger.record_overhead(overhead(ctx, upstream_time));
             ledger.first_byte();
             ledger.settle(Outcome::Success, &report);
-            // Not marked `Logged`: the front layer looks only at answers that failed.
+            // Not marked `Logged`: the identify layer looks only at answers that failed.
             response
         }
         AnswerBody::Stream { first, rest } => {
-            let reported = first.as_ref().and_then(|f| first_chunk_tier(ctx.endpoint, f));
-            let tier = reported.or(ledger.attempt_tier);
+            // The tier the first event reports, as the peek read it.
+            let reported = first.as_ref().and_then(|f| f.usage.service_tier()).and_then(Tier::from_reported);
+            let tier = reported.or(ledger.attempt_tier());
             let mut h = headers::client_response(answer.headers, false);
             flexgate_headers(&mut h, &ledger, tier);
             let sse = h
@@ -147,21 +122,11 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
                 strip_usage_chunk: ctx.strip_usage_chunk,
                 idle_timeout: ctx.state.config.upstream.idle_timeout,
             };
-            ledger.overhead = Some(overhead(ctx, upstream_time));
+            ledger.record_overhead(overhead(ctx, upstream_time));
             let body = stream::body(first, rest, options, ledger);
             answer_with(answer.status, h, body)
         }
     }
-}
-
-/// The tier the first streamed event reports, for the response header.
-fn first_chunk_tier(endpoint: Endpoint, chunk: &bytes::Bytes) -> Option<Tier> {
-    let mut parser = stream::sse::SseParser::default();
-    let mut observer = usage::StreamUsage::new(endpoint);
-    for event in parser.feed(chunk) {
-        observer.observe(&event);
-    }
-    observer.service_tier().and_then(Tier::from_reported)
 }
 
 fn upstream_error(
@@ -172,51 +137,45 @@ fn upstream_error(
     no_retry: bool,
     upstream_time: Duration,
 ) -> Response {
-    ledger.status = answer.status.as_u16();
-    ledger.upstream_request_id = answer.headers.get(X_REQUEST_ID).cloned();
+    ledger.record_answer(answer.status, &answer.headers);
     let mut h = headers::client_response(answer.headers, false);
-    flexgate_headers(&mut h, &ledger, ledger.attempt_tier);
+    flexgate_headers(&mut h, &ledger, ledger.attempt_tier());
     if no_retry {
-        h.insert("x-should-retry", HeaderValue::from_static("false"));
+        h.insert(X_SHOULD_RETRY, HeaderValue::from_static("false"));
     }
     let body = match answer.body {
         AnswerBody::Full(bytes) => Body::from(bytes),
         AnswerBody::Stream { rest, .. } => Body::from_stream(rest),
     };
     let mut response = answer_with(answer.status, h, body);
-    ledger.overhead = Some(overhead(ctx, upstream_time));
+    ledger.record_overhead(overhead(ctx, upstream_time));
     ledger.settle(outcome, &Report::default());
     response.extensions_mut().insert(Logged);
     response
 }
 
 fn own_error(ctx: &Context<'_>, error: GatewayError, mut ledger: Ledger, upstream_time: Duration) -> Response {
-    let outcome = match error.kind() {
-        crate::error::ErrorKind::Client => Outcome::ClientError,
-        crate::error::ErrorKind::Upstream => Outcome::UpstreamError,
-        crate::error::ErrorKind::Deadline => Outcome::DeadlineExceeded,
-        crate::error::ErrorKind::Internal => Outcome::GatewayError,
-    };
-    ledger.status = error.status().as_u16();
+    let outcome = Outcome::from(error.kind());
+    ledger.record_own_answer(error.status());
     let mut response = error.into_response();
-    flexgate_headers(response.headers_mut(), &ledger, ledger.attempt_tier);
-    ledger.overhead = Some(overhead(ctx, upstream_time));
+    flexgate_headers(response.headers_mut(), &ledger, ledger.attempt_tier());
+    ledger.record_overhead(overhead(ctx, upstream_time));
     ledger.settle(outcome, &Report::default());
     response.extensions_mut().insert(Logged);
     response
 }
 
-/// `x-ratelimit-remaining-{kind}` for each of `metrics::RATELIMIT_KINDS`, in that order.
-const RATELIMIT_HEADERS: [HeaderName; 2] = [
-    HeaderName::from_static("x-ratelimit-remaining-requests"),
-    HeaderName::from_static("x-ratelimit-remaining-tokens"),
+/// The upstream's `x-ratelimit-remaining-*` headers, by the gauge each sets.
+const RATELIMIT_HEADERS: [(RatelimitKind, HeaderName); 2] = [
+    (RatelimitKind::Requests, HeaderName::from_static("x-ratelimit-remaining-requests")),
+    (RatelimitKind::Tokens, HeaderName::from_static("x-ratelimit-remaining-tokens")),
 ];
 
 fn record_ratelimit(state: &AppState, headers: &HeaderMap) {
-    for (kind, name) in RATELIMIT_HEADERS.iter().enumerate() {
+    for (kind, name) in &RATELIMIT_HEADERS {
         let value = headers.get(name).and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok());
         if let Some(v) = value {
-            state.metrics.ratelimit_gauge(kind).set(v);
+            state.metrics.ratelimit_gauge(*kind).set(v);
         }
     }
 }

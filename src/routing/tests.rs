@@ -6,7 +6,7 @@ use http::{HeaderMap, HeaderValue};
 use super::{Plan, RouteInput, plan};
 use crate::config::Config;
 use crate::error::GatewayError;
-use crate::pricing::Tier;
+use crate::tier::Tier;
 
 fn config(extra: &str) -> Config {
     let mut env = HashMap::new();

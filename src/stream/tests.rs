@@ -10,10 +10,10 @@ use tokio::time::Instant;
 
 use super::{StreamOptions, body};
 use crate::config::Config;
+use crate::endpoint::Endpoint;
 use crate::ledger::{Ledger, RequestFacts};
 use crate::state::AppState;
-use crate::upstream::attempt::ByteStream;
-use crate::usage::Endpoint;
+use crate::upstream::attempt::{ByteStream, Peeked};
 
 const CHAT: &str = concat!(
     "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-5\",\"service_tier\":\"flex\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}\n\n",
@@ -37,7 +37,7 @@ fn ledger(state: &AppState) -> Ledger {
         metered: true,
     };
     let mut l = Ledger::open(state.clone(), facts, Instant::now());
-    l.status = 200;
+    l.record_answer(http::StatusCode::OK, &http::HeaderMap::new());
     l
 }
 
@@ -92,6 +92,40 @@ async fn strips_the_usage_chunk_at_every_split() {
     assert_eq!(out, expected);
 }
 
+/// As the proxy hands it over: the first chunk observed by the attempt's peek.
+async fn collect_peeked(mut parts: Vec<Bytes>, strip: bool) -> (String, AppState) {
+    let state = state();
+    let options = StreamOptions {
+        sse: Some(Endpoint::ChatCompletions),
+        strip_usage_chunk: strip,
+        idle_timeout: Duration::from_secs(5),
+    };
+    let first = Peeked::observe(Endpoint::ChatCompletions, parts.remove(0));
+    let b = body(Some(first), chunks(parts), options, ledger(&state));
+    let bytes = b.collect().await.unwrap().to_bytes();
+    (String::from_utf8(bytes.to_vec()).unwrap(), state)
+}
+
+#[tokio::test]
+async fn a_peeked_first_chunk_is_continued_not_parsed_again() {
+    let usage_start = CHAT.find("\"choices\":[]").unwrap();
+    let event_start = CHAT[..usage_start].rfind("data: ").unwrap();
+    let event_end = event_start + CHAT[event_start..].find("\n\n").unwrap() + 2;
+    let expected = format!("{}{}", &CHAT[..event_start], &CHAT[event_end..]);
+    // Every split, including the whole answer arriving in the first chunk.
+    for cut in 1..=CHAT.len() {
+        let (out, state) = collect_peeked(split_at(CHAT, &[cut]), true).await;
+        assert_eq!(out, expected, "split at {cut}");
+        let text = state.metrics.render();
+        // Counted once: a chunk parsed twice would double nothing (usage merges by max),
+        // but a lost parser state would miss the terminal event and end in an error.
+        assert!(text.contains("outcome=\"success\""), "split at {cut}: {text}");
+        assert!(text.contains("flexgate_tokens_total{kind=\"input\",model=\"gpt-5\",tier=\"flex\"} 10"), "{text}");
+        let (out, _) = collect_peeked(split_at(CHAT, &[cut]), false).await;
+        assert_eq!(out, CHAT, "split at {cut}, not stripped");
+    }
+}
+
 #[tokio::test]
 async fn a_cut_stream_ends_with_an_error_event() {
     let cut = CHAT.find("data: [DONE]").unwrap() - 30;
@@ -124,7 +158,7 @@ async fn a_silent_upstream_hits_the_idle_timeout() {
         strip_usage_chunk: false,
         idle_timeout: Duration::from_secs(30),
     };
-    let b = body(Some(first), rest, options, ledger(&state));
+    let b = body(Some(Peeked::observe(Endpoint::ChatCompletions, first)), rest, options, ledger(&state));
     let started = Instant::now();
     let bytes = b.collect().await.unwrap().to_bytes();
     assert_eq!(started.elapsed(), Duration::from_secs(30));

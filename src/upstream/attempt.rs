@@ -20,10 +20,11 @@ use super::classify::{Reason, Verdict, classify};
 use super::connect::BoxError;
 use super::pool::PoolBody;
 use super::retry::Attempter;
-use crate::pricing::Tier;
-use crate::routing::{body::BodyInfo, tier_param};
-use crate::stream::sse::SseParser;
-use crate::usage::{self, BodyReport, Endpoint, EventVerdict, StreamUsage};
+use crate::body::BodyInfo;
+use crate::endpoint::Endpoint;
+use crate::sse::SseParser;
+use crate::tier::Tier;
+use crate::usage::{self, BodyReport, EventVerdict, StreamUsage};
 
 /// Error bodies beyond this are cut; classification needs only the first bytes.
 const ERROR_BODY_CAP: usize = 1 << 20;
@@ -32,13 +33,47 @@ const BUFFER_CAP: usize = 64 << 20;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "boxing the peek would cost an allocation per streamed request; the answer is moved a few times, never held across an await"
+)]
 pub enum AnswerBody {
     Full(Bytes),
-    /// The first chunk (already read, when peeked) and the rest of the stream.
+    /// The first chunk (already read and observed, for SSE) and the rest of the stream.
     Stream {
-        first: Option<Bytes>,
+        first: Option<Peeked>,
         rest: ByteStream,
     },
+}
+
+/// An SSE stream's first chunk as the peek read it, with the observer state after it, so
+/// that the streamed body carries on from there instead of parsing the chunk again.
+pub struct Peeked {
+    pub chunk: Bytes,
+    pub parser: SseParser,
+    pub usage: StreamUsage,
+    /// Spans of the usage-only chunks the first chunk holds (a short answer can arrive
+    /// whole), for the stream to cut when flexgate asked for usage itself.
+    pub usage_only: Vec<(u64, u64)>,
+    /// The stream opened with an error event.
+    pub error: bool,
+}
+
+impl Peeked {
+    /// Observe a stream's first chunk.
+    pub fn observe(endpoint: Endpoint, chunk: Bytes) -> Self {
+        let mut parser = SseParser::default();
+        let mut usage = StreamUsage::new(endpoint);
+        let (mut usage_only, mut error) = (Vec::new(), false);
+        for event in parser.feed(&chunk) {
+            match usage.observe(&event) {
+                EventVerdict::Error => error = true,
+                EventVerdict::UsageOnlyChunk => usage_only.push((event.start, event.end)),
+                _ => {}
+            }
+        }
+        Self { chunk, parser, usage, usage_only, error }
+    }
 }
 
 pub struct UpstreamResponse {
@@ -50,11 +85,31 @@ pub struct UpstreamResponse {
     pub report: Option<Box<BodyReport>>,
 }
 
+#[expect(clippy::large_enum_variant, reason = "as for `AnswerBody`: a failure is the rare case")]
 pub enum Answer {
     Response(UpstreamResponse),
-    /// No usable answer: connection failure, timeout, cut or malformed body. The text is
-    /// safe to show a client (no URL, no key).
-    Failed(String),
+    /// No usable answer.
+    Failed(AttemptError),
+}
+
+/// Why an attempt brought back no answer to pass on. The texts are safe to show a client
+/// (no URL, no key).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttemptError {
+    /// The connection could not be made or broke before an answer (with its root cause).
+    #[error("{0}")]
+    Connect(String),
+    /// Nothing arrived before the attempt's cutoff.
+    #[error("no answer before the attempt's deadline")]
+    Timeout,
+    #[error("the upstream closed the connection mid-response")]
+    CutBody,
+    #[error("the upstream answered with malformed JSON")]
+    MalformedJson,
+    #[error("the upstream stream ended before its first event")]
+    EmptyStream,
+    #[error("the upstream stream opened with an error event")]
+    StreamOpenedWithError,
 }
 
 /// The request to replay on each attempt, with its per-tier body variants.
@@ -118,7 +173,7 @@ impl<'a> HttpAttempt<'a> {
                 return body.clone();
             }
         }
-        let text = if tier == self.first_tier { self.first_override } else { tier.map(tier_param) };
+        let text = if tier == self.first_tier { self.first_override } else { tier.map(Tier::param) };
         let body = info.rewrite(&self.body, text, self.force_usage);
         self.cache = Some((tier, body.clone()));
         body
@@ -133,13 +188,13 @@ impl<'a> HttpAttempt<'a> {
                 let what = if e.is_connect() { "connection failed" } else { "the connection broke before an answer" };
                 return (
                     Verdict::Retry { reason: Reason::ConnectError, hint: None },
-                    Answer::Failed(format!("{what} ({})", root_cause(&e))),
+                    Answer::Failed(AttemptError::Connect(format!("{what} ({})", root_cause(&e)))),
                 );
             }
         };
         // Boxed: a held request waits above with only the response future, and a future
-        // is as large as its largest state, which is reading the answer (about 450 bytes
-        // more per held request, for the one allocation made once the answer is here).
+        // is as large as its largest state, which is reading the answer: every held
+        // request would carry that state, for one allocation made once the answer is here.
         Box::pin(self.read_answer(response, tier)).await
     }
 
@@ -163,10 +218,10 @@ impl<'a> HttpAttempt<'a> {
         if self.buffer && small && content_type.starts_with("application/json") {
             let server_error = Verdict::Retry { reason: Reason::ServerError, hint: None };
             let Some(body) = read_capped(incoming, BUFFER_CAP).await else {
-                return (server_error, Answer::Failed("the upstream closed the connection mid-response".into()));
+                return (server_error, Answer::Failed(AttemptError::CutBody));
             };
             let Some(report) = usage::scan_body(self.endpoint, &body) else {
-                return (server_error, Answer::Failed("the upstream answered with malformed JSON".into()));
+                return (server_error, Answer::Failed(AttemptError::MalformedJson));
             };
             return (
                 Verdict::Success,
@@ -196,12 +251,11 @@ impl<'a> HttpAttempt<'a> {
         let retry = Verdict::Retry { reason: Reason::ServerError, hint: None };
         let mut rest = byte_stream(incoming);
         let Some(Ok(first)) = rest.next().await else {
-            return (retry, Answer::Failed("the upstream stream ended before its first event".into()));
+            return (retry, Answer::Failed(AttemptError::EmptyStream));
         };
-        let mut parser = SseParser::default();
-        let mut usage = StreamUsage::new(self.endpoint);
-        if parser.feed(&first).iter().any(|ev| usage.observe(ev) == EventVerdict::Error) {
-            return (retry, Answer::Failed("the upstream stream opened with an error event".into()));
+        let first = Peeked::observe(self.endpoint, first);
+        if first.error {
+            return (retry, Answer::Failed(AttemptError::StreamOpenedWithError));
         }
         (
             Verdict::Success,
@@ -261,10 +315,7 @@ impl Attempter for HttpAttempt<'_> {
     async fn attempt(&mut self, tier: Option<Tier>, cutoff: Instant) -> (Verdict, Answer) {
         match tokio::time::timeout_at(cutoff, self.send(tier)).await {
             Ok(answer) => answer,
-            Err(_) => (
-                Verdict::Retry { reason: Reason::Timeout, hint: None },
-                Answer::Failed("no answer before the attempt's deadline".into()),
-            ),
+            Err(_) => (Verdict::Retry { reason: Reason::Timeout, hint: None }, Answer::Failed(AttemptError::Timeout)),
         }
     }
 }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::backoff::retry_hint;
 use crate::metrics::AttemptResult;
-use crate::pricing::Tier;
+use crate::tier::Tier;
 
 /// Why an attempt is worth repeating (label `reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,8 +20,8 @@ use tokio::time::Instant;
 use super::backoff::delay;
 use super::classify::{Reason, Verdict};
 use crate::metrics::Metrics;
-use crate::pricing::Tier;
 use crate::routing::Plan;
+use crate::tier::{self, Tier};
 
 /// One way of making an attempt; the gateway's is HTTP, tests script theirs.
 pub trait Attempter {
@@ -68,10 +68,6 @@ pub struct Finished<O> {
 pub struct Labels<'a> {
     pub class: &'a str,
     pub model: &'a str,
-}
-
-fn tier_label(tier: Option<Tier>) -> &'static str {
-    tier.map_or("none", |t| t.as_str())
 }
 
 /// Run attempts until success, a final answer, or the plan's budget is spent.
@@ -121,16 +117,13 @@ pub async fn run<A: Attempter>(
             let starved = |why| if saw_capacity && tier == Some(Tier::Flex) { GiveUp::FlexUnavailable } else { why };
             let unit: f64 = rand::random();
             let wait = delay(attempts - 1, schedule.base_delay, schedule.max_delay, hint, unit);
-            if flexing && !(now + wait < escalate_at && attempts + 1 < plan.max_attempts) {
+            if flexing && !flex_may_retry(now + wait, escalate_at, attempts, plan.max_attempts) {
                 // Move to standard now; a rate-limit hint still applies, limits are shared.
                 let pause = if reason == Reason::RateLimit { hint.unwrap_or_default() } else { Duration::ZERO };
                 if now + pause >= deadline {
                     return finish(Some(GiveUp::Deadline), upstream_time);
                 }
-                metrics
-                    .escalations
-                    .with_label_values(&[labels.class, labels.model, escalation_reason(reason, now, escalate_at)])
-                    .inc();
+                metrics.escalation(labels.class, labels.model, escalation_reason(reason, now, escalate_at)).inc();
                 tracing::debug!(attempt = attempts, reason = reason.as_str(), "escalating flex to standard");
                 escalated = true;
                 tier = Some(Tier::Standard);
@@ -141,10 +134,10 @@ pub async fn run<A: Attempter>(
                 } else if !flexing && now + wait >= deadline {
                     return finish(Some(starved(GiveUp::Deadline)), upstream_time);
                 }
-                metrics.retries.with_label_values(&[tier_label(tier), reason.as_str()]).inc();
+                metrics.retry(tier, reason.as_str()).inc();
                 tracing::debug!(
                     attempt = attempts,
-                    tier = tier_label(tier),
+                    tier = tier::label(tier),
                     reason = reason.as_str(),
                     delay_ms = wait.as_millis(),
                     "retrying"
@@ -154,6 +147,12 @@ pub async fn run<A: Attempter>(
         };
         sleep(wait, &mut upstream_time).await;
     }
+}
+
+/// Whether flex gets another attempt: the retry would begin before the escalation point,
+/// and after it an attempt would still be left for standard.
+fn flex_may_retry(resume: Instant, escalate_at: Instant, attempts: u32, max_attempts: u32) -> bool {
+    resume < escalate_at && attempts + 1 < max_attempts
 }
 
 /// An escalation forced by the clock is labelled `deadline`, otherwise by the failure.

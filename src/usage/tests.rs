@@ -3,7 +3,7 @@
 //! in `tests/streams.rs`, property tests in `tests/prop.rs`.
 
 use super::{BodyReport, Endpoint, EventVerdict, StreamUsage, Usage, from_body, scan_body};
-use crate::stream::sse::SseParser;
+use crate::sse::SseParser;
 use Endpoint::{ChatCompletions as Chat, Completions, Embeddings, Other, Responses};
 
 mod prop;

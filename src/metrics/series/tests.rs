@@ -1,10 +1,10 @@
 //! The cached handles against `with_label_values`: the same updates must render the same
 //! `/metrics` text, series for series and value for value.
 
-use super::{RATELIMIT_KINDS, SeriesKey, TOKEN_KINDS};
+use super::{RatelimitKind, SeriesKey, TokenKind};
+use crate::endpoint::Endpoint;
 use crate::metrics::{AttemptResult, Metrics, Outcome};
-use crate::pricing::Tier;
-use crate::usage::Endpoint;
+use crate::tier::Tier;
 
 const CLASSES: [&str; 2] = ["interactive", "background"];
 
@@ -69,7 +69,7 @@ fn class_name(class: usize) -> &'static str {
 /// The updates the way the ledger made them before the cache.
 fn by_label_values(m: &Metrics) {
     for u in updates() {
-        let (class, tier) = (class_name(u.class), u.tier.map_or("none", Tier::as_str));
+        let (class, tier) = (class_name(u.class), crate::tier::label(u.tier));
         let usage_tier = u.tier.unwrap_or(Tier::Standard).as_str();
         m.inflight.with_label_values(&[class]).inc();
         m.inflight.with_label_values(&[class]).dec();
@@ -83,7 +83,7 @@ fn by_label_values(m: &Metrics) {
         if u.tokens == [0; 4] {
             m.usage_missing.with_label_values(&[u.endpoint.as_str()]).inc();
         }
-        for (kind, n) in TOKEN_KINDS.iter().zip(u.tokens) {
+        for (kind, n) in TokenKind::ALL.iter().map(|k| k.as_str()).zip(u.tokens) {
             if n > 0 {
                 m.tokens.with_label_values(&[u.model, usage_tier, kind]).inc_by(n);
             }
@@ -120,7 +120,7 @@ fn by_cached_handles(m: &Metrics) {
         if u.tokens == [0; 4] {
             m.endpoint_usage_missing(u.endpoint).inc();
         }
-        for (kind, n) in u.tokens.into_iter().enumerate() {
+        for (kind, n) in TokenKind::ALL.into_iter().zip(u.tokens) {
             if n > 0 {
                 series.tokens(kind).inc_by(n);
             }
@@ -136,8 +136,7 @@ fn by_cached_handles(m: &Metrics) {
         m.upstream_attempt(u.tier, AttemptResult::Success).inc();
         m.upstream_attempt(u.tier, AttemptResult::FlexCapacity).inc();
     }
-    let tokens = RATELIMIT_KINDS.iter().position(|&k| k == "tokens").unwrap();
-    m.ratelimit_gauge(tokens).set(1234);
+    m.ratelimit_gauge(RatelimitKind::Tokens).set(1234);
 }
 
 #[test]

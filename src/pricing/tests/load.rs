@@ -2,7 +2,8 @@
 //! of every kind of bad input with all problems listed at once, each naming its key.
 
 use super::dec;
-use crate::pricing::{PriceTable, Tier};
+use crate::pricing::PriceTable;
+use crate::tier::Tier;
 
 fn problems(text: &str) -> Vec<String> {
     PriceTable::from_toml(text).unwrap_err().0

@@ -1,7 +1,8 @@
 //! Property tests for pricing: `cost` and `savings` never panic for any token counts,
 //! and overflow yields `None` instead of a wrong number.
 
-use crate::pricing::{PriceTable, Tier};
+use crate::pricing::PriceTable;
+use crate::tier::Tier;
 use crate::usage::Usage;
 use proptest::prelude::*;
 

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use super::counters::Counters;
 use super::stats::{ClassStats, Summary, TierKey, percentile, tier_key};
-use crate::pricing::Tier;
+use crate::tier::Tier;
 
 /// The run around the numbers.
 #[derive(Debug, Clone)]

@@ -18,9 +18,9 @@ use tokio::time::Instant;
 
 use super::progress::Progress;
 use super::{Item, Lane};
-use crate::pricing::Tier;
-use crate::proxy::path::endpoint as endpoint_of;
-use crate::usage::{self, Endpoint, Usage};
+use crate::endpoint::Endpoint;
+use crate::tier::Tier;
+use crate::usage::{self, Usage};
 
 mod read;
 
@@ -83,7 +83,7 @@ pub struct Prepared {
 /// Resolve an item's lane, URL and final body against `target`.
 pub fn prepare(item: &Item, target: &Target) -> Prepared {
     let lane = item.lane.unwrap_or(target.default_lane);
-    let endpoint = endpoint_of(&Method::POST, &item.path);
+    let endpoint = Endpoint::of(&Method::POST, &item.path);
     let base = match (lane, &target.flex_base_url) {
         (Lane::Background, Some(flex)) => flex.as_str(),
         _ => target.base_url.as_str(),

@@ -15,7 +15,8 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 
 use super::{Lane, Observed};
-use crate::pricing::{PriceTable, Tier};
+use crate::pricing::PriceTable;
+use crate::tier::Tier;
 
 /// Requests, tiers, errors and latencies of one class.
 #[derive(Debug, Clone, Default, PartialEq)]

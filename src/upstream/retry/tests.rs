@@ -8,8 +8,8 @@ use tokio::time::Instant;
 
 use super::{Attempter, Finished, GiveUp, Labels, Schedule, run};
 use crate::metrics::{AttemptResult, Metrics};
-use crate::pricing::Tier;
 use crate::routing::Plan;
+use crate::tier::Tier;
 use crate::upstream::classify::{Reason, Verdict};
 
 /// One scripted upstream answer: how long it takes and what it is.
@@ -100,7 +100,7 @@ async fn capacity_429s_are_retried_then_succeed_on_flex() {
     let (f, s, _, m) = drive(&flex_plan(600, 60, 8, true), vec![capacity(), capacity(), ok(100)]).await;
     assert_eq!((f.attempts, f.escalated, f.tier), (3, false, Some(Tier::Flex)));
     assert!(s.seen.iter().all(|(t, _)| *t == Some(Tier::Flex)));
-    assert_eq!(m.retries.with_label_values(&["flex", "flex_capacity"]).get(), 2);
+    assert_eq!(m.retry(Some(Tier::Flex), "flex_capacity").get(), 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -114,7 +114,7 @@ async fn persistent_capacity_escalates_before_the_deadline() {
     assert_eq!(first_standard, Some(Tier::Standard));
     assert!(at.duration_since(s.seen[0].1) <= Duration::from_secs(15), "escalated after the reserve began");
     assert!(took <= Duration::from_secs(20));
-    let by = |reason| m.escalations.with_label_values(&["background", "gpt-5", reason]).get();
+    let by = |reason| m.escalation("background", "gpt-5", reason).get();
     assert_eq!(by("flex_capacity") + by("deadline"), 1);
 }
 
@@ -125,8 +125,8 @@ async fn slow_flex_is_abandoned_at_deadline_minus_reserve() {
     assert_eq!((f.attempts, f.escalated, f.tier, f.verdict), (2, true, Some(Tier::Standard), Verdict::Success));
     assert_eq!(s.seen[1].1.duration_since(s.seen[0].1), Duration::from_secs(20));
     assert_eq!(took, Duration::from_secs(21));
-    assert_eq!(m.escalations.with_label_values(&["background", "gpt-5", "deadline"]).get(), 1);
-    assert_eq!(m.upstream_attempts.with_label_values(&["flex", AttemptResult::Timeout.as_str()]).get(), 1);
+    assert_eq!(m.escalation("background", "gpt-5", "deadline").get(), 1);
+    assert_eq!(m.upstream_attempt(Some(Tier::Flex), AttemptResult::Timeout).get(), 1);
 }
 
 #[tokio::test(start_paused = true)]

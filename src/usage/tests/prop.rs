@@ -2,8 +2,9 @@
 //! cheap chunk pre-check never changes what a chat stream reports.
 
 use super::run;
-use crate::stream::sse::SseEvent;
-use crate::usage::{Endpoint, StreamUsage, fast_report, from_body, serde_report};
+use crate::endpoint::Endpoint;
+use crate::sse::SseEvent;
+use crate::usage::{StreamUsage, fast_report, from_body, serde_report};
 use proptest::prelude::*;
 
 fn endpoint() -> impl Strategy<Value = Endpoint> {

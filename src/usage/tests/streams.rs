@@ -2,8 +2,9 @@
 //! across chunks, tier changes, and the cheap chunk pre-check.
 
 use super::{run, usage};
-use crate::stream::sse::SseEvent;
-use crate::usage::{Endpoint, EventVerdict, StreamUsage, Usage};
+use crate::endpoint::Endpoint;
+use crate::sse::SseEvent;
+use crate::usage::{EventVerdict, StreamUsage, Usage};
 use Endpoint::{ChatCompletions as Chat, Completions, Other, Responses};
 use EventVerdict::{Done, Error, Keep, UsageOnlyChunk as UsageOnly};
 

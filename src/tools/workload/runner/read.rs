@@ -6,8 +6,8 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use super::{Observed, apply_report};
-use crate::pricing::Tier;
-use crate::stream::sse::SseParser;
+use crate::sse::SseParser;
+use crate::tier::Tier;
 use crate::usage::{self, BodyReport, EventVerdict, StreamUsage};
 
 /// Read headers and body of `response` into `outcome`.

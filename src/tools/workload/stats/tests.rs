@@ -3,7 +3,8 @@
 use std::str::FromStr;
 
 use super::*;
-use crate::usage::{Endpoint, Usage};
+use crate::endpoint::Endpoint;
+use crate::usage::Usage;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

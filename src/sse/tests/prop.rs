@@ -2,7 +2,7 @@
 //! and the events never depend on where the stream was split.
 
 use super::parse_chunks;
-use crate::stream::sse::{DEFAULT_MAX_EVENT_BYTES, SseParser};
+use crate::sse::{DEFAULT_MAX_EVENT_BYTES, SseParser};
 use proptest::prelude::*;
 
 /// Bytes drawn mostly from SSE syntax so random inputs hit the interesting paths.

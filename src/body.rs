@@ -1,5 +1,6 @@
-//! Reads the few top-level fields routing needs from a JSON request body, and rewrites
-//! them in place without re-serialising the document.
+//! The request-body model, shared by the proxy (routing reads it) and the upstream
+//! attempt (which rewrites it per tier): reads the few top-level fields routing needs
+//! from a JSON request body, and rewrites them in place without re-serialising it.
 //!
 //! Parsing borrows: every field is kept as a raw slice of the original bytes, so the
 //! rewrite splices new text into exactly those spans and copies the rest verbatim.
@@ -162,8 +163,8 @@ impl BodyInfo {
 
     /// Whether attempts ask the upstream for streamed usage (`stream_options.include_usage`),
     /// which flexgate needs to meter a stream of these endpoints.
-    pub fn forces_usage(&self, endpoint: crate::usage::Endpoint) -> bool {
-        use crate::usage::Endpoint;
+    pub fn forces_usage(&self, endpoint: crate::endpoint::Endpoint) -> bool {
+        use crate::endpoint::Endpoint;
         self.stream && matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions)
     }
 }
