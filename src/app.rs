@@ -9,10 +9,11 @@
 //!    ledger (rejections before routing: 401, 404, 413, bad JSON, panics), and gives such a
 //!    refusal of a request with a body `Connection: close` (its body may be unread).
 //! 2. `CatchPanicLayer` — a panic becomes a 500 in OpenAI's error shape; the process lives.
-//! 3. `SetSensitiveRequestHeadersLayer(authorization)` — keeps keys out of any trace output.
+//! 3. `SetSensitiveRequestHeadersLayer(authorization, sec-websocket-protocol)` — keeps
+//!    keys out of any trace output (a browser's WebSocket carries its key as a subprotocol).
 //! 4. [`Routes`]: `/healthz`, `/readyz`, `/metrics` (unless an admin listener serves them)
 //!    through axum's router; every other path goes straight to the proxy for `/v1/*` and
-//!    lane prefixes, whose handler authenticates first (`auth::client`: managed-mode
+//!    lane prefixes (WebSocket upgrades among them, handed to `crate::websocket`), whose handler authenticates first (`auth::client`: managed-mode
 //!    gateway keys) and answers 404 for paths it does not forward.
 //!
 //! No layer boxes or clones the service stack per request: `from_fn` middleware would,
@@ -35,7 +36,7 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use futures_util::future::Either;
-use http::header::AUTHORIZATION;
+use http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
 use tower::util::MapResponseLayer;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -136,7 +137,7 @@ where
         .layer(MapResponseLayer::new(IntoResponse::into_response))
         .layer(FrontLayer { state })
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION]))
+        .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL]))
         .service(routes)
 }
 

@@ -80,6 +80,7 @@ pub struct Config {
     pub retry: RetryConfig,
     pub pricing: Arc<PriceTable>,
     pub log: LogConfig,
+    pub websocket: WebsocketConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +181,15 @@ pub struct RetryConfig {
     pub base_delay: Duration,
     pub max_delay: Duration,
     pub client_timeout_margin: Duration,
+}
+
+/// Bounds on one tunnelled WebSocket session.
+#[derive(Debug, Clone, Copy)]
+pub struct WebsocketConfig {
+    /// A session with no byte in either direction for this long is closed.
+    pub idle_timeout: Duration,
+    /// A session is closed this long after its handshake, whatever it is doing.
+    pub max_lifetime: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

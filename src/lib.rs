@@ -26,6 +26,7 @@ pub mod state;
 pub mod stream;
 pub mod upstream;
 pub mod usage;
+pub mod websocket;
 pub mod workload;
 
 pub use config::Config;

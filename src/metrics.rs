@@ -8,7 +8,7 @@ mod series;
 
 use parking_lot::RwLock;
 use prometheus::{
-    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub use series::{RATELIMIT_KINDS, Series, SeriesKey, TOKEN_KINDS};
@@ -110,6 +110,8 @@ pub struct Metrics {
     pub ratelimit_remaining: IntGaugeVec,
     /// version
     pub build_info: IntGaugeVec,
+    /// WebSocket sessions open now (`crate::websocket`).
+    pub websocket_sessions: IntGauge,
     /// Cached handles of the per-request series, by model label (see [`Metrics::series`]).
     series: RwLock<series::SeriesMap>,
     /// Cached handles of the per-class, per-endpoint and per-attempt series.
@@ -238,6 +240,11 @@ impl Metrics {
                 &["kind"],
             )?,
             build_info: gauge(&r, "flexgate_build_info", "Build information.", &["version"])?,
+            websocket_sessions: {
+                let g = IntGauge::new("flexgate_websocket_sessions", "WebSocket sessions open now.")?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
             registry: r,
             series: RwLock::new(series::SeriesMap::new()),
             fixed,

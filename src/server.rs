@@ -14,6 +14,9 @@ use crate::state::AppState;
 
 mod accept;
 
+/// Time beyond the drain timeout for WebSocket sessions to send their close frames.
+const SESSION_CLOSE_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct Server {
     state: AppState,
     main: TcpListener,
@@ -91,6 +94,13 @@ impl Server {
             }
         };
         tokio::join!(main, admin);
+        // Upgraded connections left hyper's drain: WebSocket sessions close themselves
+        // with 1001 when the drain time is over; wait for them, with a margin for their
+        // close frames.
+        let sessions = state.websockets.closed();
+        if tokio::time::timeout(drain_timeout + SESSION_CLOSE_MARGIN, sessions).await.is_err() {
+            tracing::warn!("WebSocket sessions still open after the drain timeout; exiting");
+        }
         Ok(())
     }
 }

@@ -52,6 +52,9 @@ pub enum Endpoint {
     Responses,
     Completions,
     Embeddings,
+    /// A WebSocket session (Realtime, the Responses API's WebSocket mode): usage is read
+    /// from its events by `crate::websocket`, never by the readers here.
+    Realtime,
     /// Anything else: read like chat (`prompt_tokens`, falling back to `input_tokens`).
     Other,
 }
@@ -64,6 +67,7 @@ impl Endpoint {
             Endpoint::Responses => "responses",
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Realtime => "realtime",
             Endpoint::Other => "other",
         }
     }
