@@ -8,8 +8,6 @@
 //! show it, so a stream of audio deltas is never held; binary frames, messages over the
 //! cap and compressed (RSV1) messages are passed over without buffering.
 
-use memchr::memmem;
-
 /// The largest text message reassembled for reading. Events that carry usage hold a
 /// response's output text, rarely more than some hundred KiB; bigger ones are relayed
 /// unread.
@@ -185,25 +183,49 @@ fn header_len(so_far: &[u8]) -> usize {
     len + mask
 }
 
-/// Whether a message's first bytes leave open that it is a metered event: its `type`
-/// is one of [`METERED_TYPES`], or not yet in sight.
+/// Whether a message's first bytes leave open that it is a metered event: its top-level
+/// `type` is one of [`METERED_TYPES`], or not yet in sight (OpenAI sends `type` first,
+/// but the order of keys is not promised).
 fn may_be_metered(message: &[u8]) -> bool {
     let head = &message[..message.len().min(SNIFF)];
-    let Some(at) = memmem::find(head, b"\"type\"") else {
-        return true;
-    };
-    let rest = head[at + 6..].trim_ascii_start();
-    let Some(rest) = rest.strip_prefix(b":") else {
-        return true;
-    };
-    let Some(value) = rest.trim_ascii_start().strip_prefix(b"\"") else {
-        return true;
-    };
-    let Some(end) = memchr::memchr(b'"', value) else {
-        // The type runs past the sniffed bytes: keep the message to read it whole.
-        return true;
-    };
-    METERED_TYPES.iter().any(|t| t.as_bytes() == &value[..end])
+    top_level_type(head).is_none_or(|kind| METERED_TYPES.iter().any(|t| t.as_bytes() == kind))
+}
+
+/// The value of the top-level `"type"` key if `head` shows it whole: a scan that skips
+/// strings and counts nesting, so a `type` inside a nested object is never taken.
+fn top_level_type(head: &[u8]) -> Option<&[u8]> {
+    let (mut depth, mut at) = (0_usize, 0);
+    while at < head.len() {
+        match head[at] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'"' => {
+                let end = string_end(head, at + 1)?;
+                let after = head[end + 1..].trim_ascii_start();
+                if depth == 1 && &head[at + 1..end] == b"type" && after.starts_with(b":") {
+                    let value = after[1..].trim_ascii_start().strip_prefix(b"\"")?;
+                    let close = string_end(value, 0)?;
+                    return Some(&value[..close]);
+                }
+                at = end;
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    None
+}
+
+/// The index of the quote that closes the string starting at `from`, if in `bytes`.
+fn string_end(bytes: &[u8], mut from: usize) -> Option<usize> {
+    while from < bytes.len() {
+        match bytes[from] {
+            b'\\' => from += 2,
+            b'"' => return Some(from),
+            _ => from += 1,
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -285,5 +307,9 @@ mod tests {
         assert!(may_be_metered(br#"{"event_id":"e1","type" : "response.completed""#));
         assert!(!may_be_metered(br#"{"type":"response.output_audio.delta","delta":""#));
         assert!(may_be_metered(br#"{"event_id":"e1""#));
+        // Keys in any order; a nested `type` is not the event's.
+        assert!(may_be_metered(br#"{"response":{"output":[{"type":"message"}]},"type":"response.done"}"#));
+        assert!(!may_be_metered(br#"{"delta":"a\"type\":\"response.done\"","type":"x.delta"}"#));
+        assert!(may_be_metered(br#"{"response":{"output":[{"type":"message"}]},"ty"#));
     }
 }

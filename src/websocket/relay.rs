@@ -26,7 +26,7 @@ const CLOSE_WRITE: Duration = Duration::from_secs(1);
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
-    /// Both sides closed (or one closed and the other followed).
+    /// One side closed its socket (the other was told, by a shutdown of its write side).
     Closed,
     /// A socket failed.
     Error,
@@ -149,7 +149,11 @@ where
             }
         };
         tokio::select! {
-            relayed = futures_util::future::try_join(down, up) => if relayed.is_ok() { End::Closed } else { End::Error },
+            // The first side to close ends the session: once one socket is gone nothing
+            // more can be exchanged, and a client that keeps its socket open after the
+            // upstream hung up would otherwise hold the session until the idle timeout.
+            relayed = down => if relayed.is_ok() { End::Closed } else { End::Error },
+            relayed = up => if relayed.is_ok() { End::Closed } else { End::Error },
             () = activity.idle(limits.idle) => End::Idle,
             () = tokio::time::sleep(limits.lifetime) => End::Lifetime,
             () = stop => End::Shutdown,
