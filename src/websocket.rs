@@ -271,3 +271,31 @@ fn host(uri: &Uri) -> Option<HeaderValue> {
 fn query_param(uri: &Uri, name: &str) -> Option<String> {
     url::form_urlencoded::parse(uri.query()?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use crate::config::Config;
+
+    #[test]
+    fn session_bounds_are_validated_with_every_problem_reported() {
+        let env = HashMap::new();
+        let config = Config::from_toml("[websocket]\nidle_timeout = \"90s\"\nmax_lifetime = \"2h\"\n", &env).unwrap();
+        assert_eq!(config.websocket.idle_timeout.as_secs(), 90);
+        assert_eq!(config.websocket.max_lifetime.as_secs(), 7200);
+        let errors =
+            Config::from_toml("[websocket]\nidle_timeout = \"0s\"\nmax_lifetime = \"soon\"\n", &env).unwrap_err();
+        let text = errors.to_string();
+        assert!(text.contains("`websocket.idle_timeout`: must be greater than zero"), "{text}");
+        assert!(text.contains("`websocket.max_lifetime`: `soon` is not a duration"), "{text}");
+        assert!(Config::from_toml("[websocket]\nping = \"1s\"\n", &env).is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn the_model_comes_from_the_query() {
+        let uri: http::Uri = "/v1/realtime?intent=x&model=gpt-realtime%2Dmini".parse().unwrap();
+        assert_eq!(super::query_param(&uri, "model").as_deref(), Some("gpt-realtime-mini"));
+        assert_eq!(super::query_param(&uri, "call_id"), None);
+    }
+}
