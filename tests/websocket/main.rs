@@ -9,6 +9,8 @@ mod common;
 #[cfg(test)]
 mod lifecycle;
 #[cfg(test)]
+mod proxy;
+#[cfg(test)]
 mod sessions;
 #[cfg(test)]
 mod support;
