@@ -13,8 +13,9 @@
 //!    keys out of any trace output (a browser's WebSocket carries its key as a subprotocol).
 //! 4. [`Routes`]: `/healthz`, `/readyz`, `/metrics` (unless an admin listener serves them)
 //!    through axum's router; every other path goes straight to the proxy for `/v1/*` and
-//!    lane prefixes (WebSocket upgrades among them, handed to `crate::websocket`), whose handler authenticates first (`auth::client`: managed-mode
-//!    gateway keys) and answers 404 for paths it does not forward.
+//!    lane prefixes, whose handler authenticates first (`auth::client`: managed-mode
+//!    gateway keys) and answers 404 for paths it does not forward. WebSocket upgrades
+//!    among them are handed to `crate::websocket`.
 //!
 //! No layer boxes or clones the service stack per request: `from_fn` middleware would,
 //! which cost ten allocations per request before this stack was flattened. The layers

@@ -11,6 +11,8 @@ mod lifecycle;
 #[cfg(test)]
 mod proxy;
 #[cfg(test)]
+mod responses;
+#[cfg(test)]
 mod sessions;
 #[cfg(test)]
 mod support;
