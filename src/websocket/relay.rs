@@ -1,14 +1,15 @@
 //! The relay of one upgraded session: bytes both ways unchanged, the upstream's read by a
-//! passive [`FrameReader`] on the way, until both sides close, the session goes idle or
+//! passive [`FrameReader`] on the way, until one side closes, the session goes idle or
 //! outlives its maximum, or a shutdown's drain time is over.
 //!
-//! Only the upstream→client direction is parsed. Buffers are fixed (a frame of any size
-//! crosses in pieces); only a text message that may carry usage is held, up to
-//! [`super::frames::MESSAGE_CAP`]. When flexgate ends a session itself it sends the client
+//! Only the upstream→client direction is parsed for usage (the client's frames are only
+//! followed for their boundaries). Buffers are fixed (a frame of any size crosses in
+//! pieces); only a text message that may carry usage is held, up to
+//! [`super::frames::MESSAGE_CAP`]. When flexgate ends a session itself it sends each side
 //! a close frame (1000 when idle, 1001 on a shutdown or at the maximum lifetime, which
-//! clients such as openai-node treat as a reason to reconnect), but only if the client's
+//! clients such as openai-node treat as a reason to reconnect), but only to a side whose
 //! stream is between two frames: a close frame inside another frame would corrupt it, so
-//! then the connection is just closed.
+//! then that connection is just closed.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -82,6 +83,8 @@ struct Activity {
     last: AtomicU64,
     /// The client's stream is between two frames and no write to it is under way.
     client_clean: AtomicBool,
+    /// The same for the upstream's stream.
+    upstream_clean: AtomicBool,
 }
 
 impl Activity {
@@ -117,8 +120,16 @@ where
 {
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
-    let activity = Activity { start: Instant::now(), last: AtomicU64::new(0), client_clean: AtomicBool::new(true) };
+    let activity = Activity {
+        start: Instant::now(),
+        last: AtomicU64::new(0),
+        client_clean: AtomicBool::new(true),
+        upstream_clean: AtomicBool::new(true),
+    };
     let mut reader = FrameReader::default();
+    // The client's frames are only followed for their boundaries (nothing is read from
+    // them), so that a close frame of flexgate's own can be sent upstream too.
+    let mut client_frames = FrameReader::default();
     let (mut to_client, mut to_upstream) = (0_u64, 0_u64);
     let end = {
         let down = async {
@@ -146,7 +157,10 @@ where
                     return Ok::<_, std::io::Error>(());
                 }
                 activity.touch();
+                client_frames.feed(&buffer[..n], &mut |_| {});
+                activity.upstream_clean.store(false, Ordering::Relaxed);
                 upstream_write.write_all(&buffer[..n]).await?;
+                activity.upstream_clean.store(client_frames.at_boundary(), Ordering::Relaxed);
                 to_upstream += n as u64;
             }
         };
@@ -172,6 +186,13 @@ where
                 client_write.shutdown().await
             })
             .await;
+        }
+        if activity.upstream_clean.load(Ordering::Relaxed) {
+            // A client's frame is masked (RFC 6455 §5.3), with a key of its own.
+            let [hi, lo] = code.to_be_bytes();
+            let mask: [u8; 4] = rand::random();
+            let frame = [0x88, 0x82, mask[0], mask[1], mask[2], mask[3], hi ^ mask[0], lo ^ mask[1]];
+            let _ = tokio::time::timeout(CLOSE_WRITE, upstream_write.write_all(&frame)).await;
         }
         let _ = tokio::time::timeout(CLOSE_WRITE, upstream_write.shutdown()).await;
     }
@@ -202,6 +223,10 @@ mod tests {
         let (end, totals) = relay.await.unwrap();
         assert_eq!(end, End::Idle);
         assert_eq!((totals.to_client, totals.to_upstream), (4, 3));
+        // "abc" is no whole frame: the upstream gets no close frame inside it.
+        let mut rest = Vec::new();
+        upstream_far.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "{rest:?}");
         let mut close = Vec::new();
         client_far.read_to_end(&mut close).await.unwrap();
         assert_eq!(close, [0x88, 0x02, 0x03, 0xe8]);
@@ -220,5 +245,33 @@ mod tests {
         let mut rest = Vec::new();
         client_far.read_to_end(&mut rest).await.unwrap();
         assert_eq!(rest, [0x81, 0x0a, b'h', b'i']);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shutdown_closes_both_sides_with_1001() {
+        let (client, mut client_far) = tokio::io::duplex(1024);
+        let (upstream, mut upstream_far) = tokio::io::duplex(1024);
+        let limits = Limits { idle: Duration::from_secs(3600), lifetime: Duration::from_secs(7200) };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let stop = async move {
+            let _ = stop_rx.await;
+        };
+        let relay = tokio::spawn(async move { run(client, upstream, &limits, stop, |_| {}).await });
+        // A whole masked frame up ("hi"), then the shutdown.
+        let up = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+        client_far.write_all(&up).await.unwrap();
+        let mut got = [0; 8];
+        upstream_far.read_exact(&mut got).await.unwrap();
+        stop_tx.send(()).unwrap();
+        assert_eq!(relay.await.unwrap().0, End::Shutdown);
+        let mut to_client = Vec::new();
+        client_far.read_to_end(&mut to_client).await.unwrap();
+        assert_eq!(to_client, [0x88, 0x02, 0x03, 0xe9]);
+        let mut to_upstream = Vec::new();
+        upstream_far.read_to_end(&mut to_upstream).await.unwrap();
+        assert_eq!(to_upstream.len(), 8);
+        assert_eq!(&to_upstream[..2], &[0x88, 0x82]);
+        let mask = &to_upstream[2..6];
+        assert_eq!([to_upstream[6] ^ mask[0], to_upstream[7] ^ mask[1]], [0x03, 0xe9]);
     }
 }
