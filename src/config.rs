@@ -266,12 +266,14 @@ impl Config {
             AuthConfig::Managed { keys } => format!("managed ({} gateway keys)", keys.len()),
         };
         format!(
-            "listen={} threads={} upstream={} auth={auth} upstream_key={} classes=[{}]",
+            "listen={} threads={} upstream={} auth={auth} upstream_key={} classes=[{}] websocket(idle={}, lifetime={})",
             self.server.listen,
             self.server.threads,
             self.upstream.base_url,
             if self.upstream.api_key.is_some() { "<set>" } else { "<unset>" },
-            classes.join(", ")
+            classes.join(", "),
+            humantime::format_duration(self.websocket.idle_timeout),
+            humantime::format_duration(self.websocket.max_lifetime),
         )
     }
 }
