@@ -1,6 +1,6 @@
 """Memory per idle WebSocket session: open N Realtime sessions through a running flexgate
 (in front of `flexgate sim`), wait for each `session.created`, and report how much the
-gateway's resident memory grew per session. Run by benches/websocket/idle.sh."""
+gateway's resident memory grew per session. Run by benches/websocket/run.sh."""
 
 import asyncio
 import sys

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Memory per idle WebSocket session (the target: under 64 KiB). Starts `flexgate sim` and
-# a one-thread gateway on loopback, opens SESSIONS (default 1000) Realtime sessions
-# through it and prints the gateway's resident-memory growth per session.
-#   benches/websocket/idle.sh                       # target/release/flexgate
-#   FLEXGATE_BIN=target/debug/flexgate SESSIONS=500 benches/websocket/idle.sh
+# WebSocket sessions through flexgate (targets: under 64 KiB per idle session, under
+# 50 µs of CPU per relayed frame). Starts `flexgate sim` and a one-thread gateway on
+# loopback, then: opens SESSIONS (default 1000) Realtime sessions and prints the gateway's
+# resident-memory growth per session (idle_sessions.py); and relays small frames each
+# way on one session and prints the gateway's CPU time per frame (frames.py).
+#   benches/websocket/run.sh                       # target/release/flexgate
+#   FLEXGATE_BIN=target/debug/flexgate SESSIONS=500 benches/websocket/run.sh
 # Python's `websockets` comes from the SDK suite's environment (tests/sdk/run.sh builds it).
 set -euo pipefail
 
@@ -45,3 +47,4 @@ printf '[server]\nlisten = "127.0.0.1:0"\nthreads = 1\n[upstream]\nbase_url = "h
 PIDS+=($!)
 GW=$(address "$WORK/flexgate.log" '"listening"')
 "$PY" benches/websocket/idle_sessions.py "$GW" "${PIDS[-1]}" "$SESSIONS"
+"$PY" benches/websocket/frames.py "$GW" "${PIDS[-1]}"
