@@ -11,11 +11,13 @@
 //!    ledger (rejections before routing: 401, 404, 413, bad JSON, panics), and gives such a
 //!    refusal of a request with a body `Connection: close` (its body may be unread).
 //! 3. `CatchPanicLayer` — a panic becomes a 500 in OpenAI's error shape; the process lives.
-//! 4. `SetSensitiveRequestHeadersLayer(authorization)` — keeps keys out of any trace output.
-//! 5. `Routes`: `/healthz`, `/readyz`, `/metrics` (unless an admin listener serves them)
+//! 4. `SetSensitiveRequestHeadersLayer(authorization, sec-websocket-protocol)` — keeps
+//!    keys out of any trace output (a browser's WebSocket carries its key as a subprotocol).
+//! 5. [`Routes`]: `/healthz`, `/readyz`, `/metrics` (unless an admin listener serves them)
 //!    through axum's router; every other path goes straight to the proxy for `/v1/*` and
 //!    lane prefixes, whose handler authenticates first (`auth::client`: managed-mode
-//!    gateway keys) and answers 404 for paths it does not forward.
+//!    gateway keys) and answers 404 for paths it does not forward. WebSocket upgrades
+//!    among them are handed to `crate::websocket`.
 //!
 //! What the layers pass each other besides the body:
 //!
@@ -46,7 +48,7 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use futures_util::future::Either;
-use http::header::AUTHORIZATION;
+use http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
 use tower::util::MapResponseLayer;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -147,7 +149,7 @@ where
         .layer(MapResponseLayer::new(IntoResponse::into_response))
         .layer(IdentifyLayer { state })
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION]))
+        .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL]))
         .service(routes)
 }
 

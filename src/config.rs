@@ -81,6 +81,7 @@ pub struct Config {
     pub retry: RetryConfig,
     pub pricing: Arc<PriceTable>,
     pub log: LogConfig,
+    pub websocket: WebsocketConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +187,15 @@ pub struct RetryConfig {
     pub client_timeout_margin: Duration,
 }
 
+/// Bounds on one tunnelled WebSocket session.
+#[derive(Debug, Clone, Copy)]
+pub struct WebsocketConfig {
+    /// A session with no byte in either direction for this long is closed.
+    pub idle_timeout: Duration,
+    /// A session is closed this long after its handshake, whatever it is doing.
+    pub max_lifetime: Duration,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Json,
@@ -260,12 +270,14 @@ impl Config {
             AuthConfig::Managed { keys } => format!("managed ({} gateway keys)", keys.len()),
         };
         format!(
-            "listen={} threads={} upstream={} auth={auth} upstream_key={} classes=[{}]",
+            "listen={} threads={} upstream={} auth={auth} upstream_key={} classes=[{}] websocket(idle={}, lifetime={})",
             self.server.listen,
             self.server.threads,
             self.upstream.base_url,
             if self.upstream.api_key.is_some() { "<set>" } else { "<unset>" },
-            classes.join(", ")
+            classes.join(", "),
+            humantime::format_duration(self.websocket.idle_timeout),
+            humantime::format_duration(self.websocket.max_lifetime),
         )
     }
 }

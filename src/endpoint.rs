@@ -10,6 +10,9 @@ pub enum Endpoint {
     Responses,
     Completions,
     Embeddings,
+    /// A WebSocket session (Realtime, the Responses API's WebSocket mode): usage is read
+    /// from its events by `crate::websocket`, never by the body and stream readers.
+    Realtime,
     /// Anything else: read like chat (`prompt_tokens`, falling back to `input_tokens`).
     Other,
 }
@@ -36,6 +39,7 @@ impl Endpoint {
             Endpoint::Responses => "responses",
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Realtime => "realtime",
             Endpoint::Other => "other",
         }
     }

@@ -141,6 +141,13 @@ impl Ledger {
         self.upstream_request_id = headers.get(X_REQUEST_ID).cloned();
     }
 
+    /// A WebSocket handshake, or a turn of its session: one attempt, the upstream's answer
+    /// to the upgrade (`crate::websocket`).
+    pub fn record_handshake(&mut self, status: http::StatusCode, headers: &http::HeaderMap) {
+        self.attempts = 1;
+        self.record_answer(status, headers);
+    }
+
     /// flexgate answers with its own error of this status.
     pub fn record_own_answer(&mut self, status: http::StatusCode) {
         self.status = status.as_u16();

@@ -22,6 +22,7 @@ pub mod stream;
 pub mod tls;
 pub mod upstream;
 pub mod usage;
+pub mod websocket;
 
 // Wire formats and vocabulary shared along the path: the request body, endpoints, tiers,
 // server-sent events, JSON scans.

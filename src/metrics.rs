@@ -8,7 +8,7 @@ mod series;
 
 use parking_lot::RwLock;
 use prometheus::{
-    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::error::ErrorKind;
@@ -126,6 +126,8 @@ pub struct Metrics {
     ratelimit_remaining: IntGaugeVec,
     /// version
     build_info: IntGaugeVec,
+    /// WebSocket sessions open now (`crate::websocket`).
+    websocket_sessions: IntGauge,
     /// Cached handles of the per-request series, by model label (see [`Metrics::series`]).
     series: RwLock<series::SeriesMap>,
     /// Cached handles of the per-class, per-endpoint and per-attempt series.
@@ -254,6 +256,11 @@ impl Metrics {
                 &["kind"],
             )?,
             build_info: gauge(&r, "flexgate_build_info", "Build information.", &["version"])?,
+            websocket_sessions: {
+                let g = IntGauge::new("flexgate_websocket_sessions", "WebSocket sessions open now.")?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
             registry: r,
             series: RwLock::new(series::SeriesMap::new()),
             fixed,
@@ -273,6 +280,11 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
+    /// The open WebSocket sessions gauge (`crate::websocket` counts them in and out).
+    pub fn websocket_sessions(&self) -> &IntGauge {
+        &self.websocket_sessions
+    }
+
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
         // Encoding into a Vec only fails on invalid metric families, which `new` rules out.

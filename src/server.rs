@@ -22,6 +22,9 @@ async fn listen_on(key: &'static str, addr: SocketAddr) -> Result<TcpListener, S
     TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { key, addr, source })
 }
 
+/// Time beyond the drain timeout for WebSocket sessions to send their close frames.
+const SESSION_CLOSE_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct Server {
     state: AppState,
     main: TcpListener,
@@ -114,6 +117,13 @@ impl Server {
             }
         };
         tokio::join!(main, admin);
+        // Upgraded connections left hyper's drain: WebSocket sessions close themselves
+        // with 1001 when the drain time is over; wait for them, with a margin for their
+        // close frames.
+        let sessions = state.websockets.closed();
+        if tokio::time::timeout(drain_timeout + SESSION_CLOSE_MARGIN, sessions).await.is_err() {
+            tracing::warn!("WebSocket sessions still open after the drain timeout; exiting");
+        }
         if let Some(watcher) = watcher {
             watcher.abort();
         }

@@ -24,6 +24,7 @@ mod multipart;
 mod passthrough;
 pub mod pipeline;
 pub mod ratelimit;
+mod realtime;
 mod record;
 mod responses;
 mod text;
@@ -106,6 +107,7 @@ impl Sim {
             .route("/v1/files/{id}", get(passthrough::retrieve_file).delete(passthrough::delete_file))
             .route("/v1/files/{id}/content", get(passthrough::file_content))
             .route("/v1/audio/speech", post(passthrough::speech))
+            .route("/v1/realtime", get(realtime::handler))
             .method_not_allowed_fallback(record::unknown)
             .fallback(record::unknown)
             // `record` already buffered the body under its own limit; axum's 2 MB

@@ -8,6 +8,7 @@ use crate::config::{AuthConfig, Config};
 use crate::metrics::Metrics;
 use crate::startup::StartupError;
 use crate::upstream::Upstream;
+use crate::websocket::Sessions;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -16,6 +17,8 @@ pub struct Inner {
     pub config: Config,
     pub upstream: Upstream,
     pub metrics: Metrics,
+    /// Open WebSocket sessions, ended on shutdown (`crate::websocket`).
+    pub websockets: Sessions,
     draining: AtomicBool,
 }
 
@@ -25,12 +28,20 @@ impl AppState {
         let upstream = Upstream::new(&config.upstream, managed, config.server.threads)?;
         let classes: Vec<&str> = config.classes.iter().map(|c| c.name.as_str()).collect();
         let metrics = Metrics::new(&classes).map_err(StartupError::Metrics)?;
-        Ok(Self(Arc::new(Inner { config, upstream, metrics, draining: AtomicBool::new(false) })))
+        Ok(Self(Arc::new(Inner {
+            config,
+            upstream,
+            metrics,
+            websockets: Sessions::default(),
+            draining: AtomicBool::new(false),
+        })))
     }
 
-    /// Mark the gateway as draining: `/readyz` answers 503 from now on.
+    /// Mark the gateway as draining: `/readyz` answers 503 from now on, and WebSocket
+    /// sessions are closed once the drain time is over.
     pub fn start_draining(&self) {
         self.0.draining.store(true, Ordering::SeqCst);
+        self.0.websockets.drain();
     }
 
     pub fn is_draining(&self) -> bool {

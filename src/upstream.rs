@@ -41,6 +41,10 @@ pub struct Upstream {
     managed_auth: Option<HeaderValue>,
     /// `Proxy-Authorization` for a forwarding proxy; a tunnel sends it with `CONNECT`.
     proxy_auth: Option<HeaderValue>,
+    /// Opens the dedicated HTTP/1.1 connection of a WebSocket session (`crate::websocket`):
+    /// the same route (TLS, proxy) as the pool's, but never offering h2, which has no
+    /// upgrades.
+    websocket: Connector,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -63,6 +67,7 @@ impl Upstream {
         let base: Uri = config.base_url.as_str().parse().map_err(|_| StartupError::UpstreamUri)?;
         let proxied = plain_http && config.proxy.is_some();
         let pool = Pool::new(Connector::new(config)?, &base, proxied, settings)?;
+        let websocket = Connector::new(&UpstreamConfig { http2: false, ..config.clone() })?;
         let managed_auth = match (&config.api_key, managed) {
             (Some(key), true) => {
                 let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
@@ -73,7 +78,8 @@ impl Upstream {
             _ => None,
         };
         let proxy_auth = config.proxy.as_ref().filter(|_| plain_http).and_then(|p| p.auth.clone());
-        Ok(Self { pool, base: config.base_url.as_str().trim_end_matches('/').to_owned(), managed_auth, proxy_auth })
+        let base = config.base_url.as_str().trim_end_matches('/').to_owned();
+        Ok(Self { pool, base, managed_auth, proxy_auth, websocket })
     }
 
     /// The upstream URI for `rest` (the path after `/v1`, starting with `/`).
@@ -114,6 +120,12 @@ impl Upstream {
             request
         };
         self.pool.send(uri, build).await
+    }
+
+    /// A new HTTP/1.1 connection of its own for a WebSocket session, with the upstream key
+    /// (managed mode) and the forwarding proxy's credentials to add to its handshake.
+    pub fn websocket_route(&self) -> (Connector, Option<&HeaderValue>, Option<&HeaderValue>) {
+        (self.websocket.clone(), self.managed_auth.as_ref(), self.proxy_auth.as_ref())
     }
 
     /// Whether flexgate sends its own key (managed mode).

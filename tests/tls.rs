@@ -2,7 +2,11 @@
 //! gets answers over HTTP/2 (by ALPN) and HTTP/1.1, and a rotated certificate is served
 //! to new connections after the next check.
 
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code, helpers included: a failed unwrap is a failed test"
+)]
 
 mod common;
 

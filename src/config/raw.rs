@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub retry: RawRetry,
     pub pricing: RawPricing,
     pub log: RawLog,
+    pub websocket: RawWebsocket,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -181,6 +182,20 @@ pub struct RawLog {
 impl Default for RawLog {
     fn default() -> Self {
         Self { format: "json".into(), level: "info".into() }
+    }
+}
+
+/// `[websocket]`: bounds on a tunnelled WebSocket session (`crate::websocket`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawWebsocket {
+    pub idle_timeout: String,
+    pub max_lifetime: String,
+}
+
+impl Default for RawWebsocket {
+    fn default() -> Self {
+        Self { idle_timeout: "10m".into(), max_lifetime: "65m".into() }
     }
 }
 

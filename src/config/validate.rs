@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::raw::{RawClass, RawConfig, default_classes};
 use super::{
     AuthConfig, Class, ClassId, Config, ConfigErrors, Env, Escalate, GatewayKey, LogConfig, LogFormat, RetryConfig,
-    RoutingConfig, Rule, Secret, ServerConfig, UpstreamConfig, parse_size,
+    RoutingConfig, Rule, Secret, ServerConfig, UpstreamConfig, WebsocketConfig, parse_size,
 };
 use crate::pricing::PriceTable;
 use crate::tier::Tier;
@@ -158,10 +158,15 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
         p.add("log.level", format_args!("`{}` is not a level or filter such as `info` or `flexgate=debug`", log.level));
     }
 
+    let websocket = WebsocketConfig {
+        idle_timeout: p.positive_duration("websocket.idle_timeout", &raw.websocket.idle_timeout),
+        max_lifetime: p.positive_duration("websocket.max_lifetime", &raw.websocket.max_lifetime),
+    };
+
     let (Some(upstream), true) = (upstream, p.0.is_empty()) else {
         return Err(ConfigErrors(p.0));
     };
-    Ok(Config { server, upstream, auth, routing, classes, retry, pricing, log })
+    Ok(Config { server, upstream, auth, routing, classes, retry, pricing, log, websocket })
 }
 
 /// Whether listening on both would fail: the same port (not 0, which picks a free one)

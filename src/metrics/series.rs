@@ -67,7 +67,7 @@ const OUTCOMES: [Outcome; 6] = [
     Outcome::DeadlineExceeded,
     Outcome::Cancelled,
 ];
-const ENDPOINTS: usize = 5;
+const ENDPOINTS: usize = 6;
 /// The four tiers and "none".
 const TIER_SLOTS: usize = 5;
 
@@ -122,6 +122,7 @@ fn endpoint_index(endpoint: Endpoint) -> usize {
         Endpoint::Completions => 2,
         Endpoint::Embeddings => 3,
         Endpoint::Other => 4,
+        Endpoint::Realtime => 5,
     }
 }
 

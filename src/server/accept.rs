@@ -5,6 +5,10 @@
 //! keeps every `n`-th, and each of the others gets its share re-registered with its own
 //! runtime, where the connection then lives.
 //!
+//! Connections are served with upgrades enabled, so a WebSocket handshake can take over
+//! its socket (`crate::websocket`); hyper's graceful shutdown stops tracking a connection
+//! once it is upgraded, and the WebSocket sessions are drained on their own.
+//!
 //! It owns connection-level defences only; request bodies are timed where they are read
 //! (`proxy::read_body`) and the HTTP layer stack stays in `app.rs`.
 
@@ -155,7 +159,7 @@ impl<S: App> Connection<S> {
                 router.clone().oneshot(request.map(Body::new))
             })
         };
-        let connection = watcher.watch(builder.serve_connection(TokioIo::new(io), service).into_owned());
+        let connection = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
         let mut connection = std::pin::pin!(connection);
         // hyper times each HTTP/1 head once it knows the protocol, but not the protocol
         // sniff before it (a client that sends nothing, or half the h2 preface) nor the

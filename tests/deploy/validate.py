@@ -128,12 +128,14 @@ CONFIG_SHAPE = {
     "retry": {"base_delay", "max_delay", "client_timeout_margin"},
     "pricing": {"file"},
     "log": {"format", "level"},
+    "websocket": {"idle_timeout", "max_lifetime"},
 }
 CLASS_KEYS = {"tier", "deadline", "escalate", "escalate_reserve", "max_attempts", "path_prefix"}
 AUTH_KEY_KEYS = {"client", "sha256", "env"}
 DURATION_KEYS = {("server", "drain_timeout"), ("server", "header_timeout"), ("server", "body_timeout"),
                  ("upstream", "timeout"),
-                 ("upstream", "connect_timeout"), ("upstream", "idle_timeout")}
+                 ("upstream", "connect_timeout"), ("upstream", "idle_timeout"),
+                 ("websocket", "idle_timeout"), ("websocket", "max_lifetime")}
 
 _DURATION_RE = re.compile(r"^\s*(\d+(\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -1,0 +1,132 @@
+//! Usage of a WebSocket session, read from the upstream's events and counted turn by
+//! turn like any request's (endpoint label `realtime`).
+//!
+//! The Realtime API reports each response's usage in `response.done`
+//! (`input_token_details.cached_tokens`, and a text/audio split on both sides); the
+//! Responses API's WebSocket mode in `response.completed` / `incomplete` / `failed`, shaped
+//! as over HTTP; a transcription session in
+//! `conversation.item.input_audio_transcription.completed` (`usage.type = "tokens"`; the
+//! `duration` kind has no tokens and is not counted). Each event is one turn: earlier
+//! turns come back as input, so usage is counted per event, never summed per session.
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::ledger::{Ledger, Report, RequestFacts};
+use crate::metrics::Outcome;
+use crate::state::AppState;
+use crate::usage::Usage;
+
+/// What one metered event reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Turn {
+    pub usage: Usage,
+    /// Audio tokens in and out, part of `usage.input` and `usage.output`.
+    pub audio: (u64, u64),
+    pub model: Option<String>,
+    pub service_tier: Option<String>,
+}
+
+/// Read a complete text message; `None` unless it is a metered event with usage.
+pub fn read_turn(message: &[u8]) -> Option<Turn> {
+    let event: Value = serde_json::from_slice(message).ok()?;
+    let kind = event.get("type")?.as_str()?;
+    let (usage, response) = match kind {
+        "response.done" | "response.completed" | "response.incomplete" | "response.failed" => {
+            let response = event.get("response")?;
+            (response.get("usage")?, Some(response))
+        }
+        "conversation.item.input_audio_transcription.completed" => {
+            let usage = event.get("usage")?;
+            if usage.get("type").and_then(Value::as_str).is_some_and(|t| t != "tokens") {
+                return None;
+            }
+            (usage, None)
+        }
+        _ => return None,
+    };
+    let count = |v: &Value, key: &str| v.get(key).and_then(Value::as_u64);
+    // The Realtime API says `input_token_details`, the Responses API `input_tokens_details`.
+    let details =
+        |side: &str| usage.get(format!("{side}_token_details")).or_else(|| usage.get(format!("{side}_tokens_details")));
+    let (input_details, output_details) = (details("input"), details("output"));
+    let input = count(usage, "input_tokens");
+    let output = count(usage, "output_tokens");
+    if input.is_none() && output.is_none() {
+        return None;
+    }
+    let detail = |d: Option<&Value>, key: &str| d.and_then(|d| count(d, key)).unwrap_or(0);
+    let text = |key: &str| response.and_then(|r| r.get(key)).and_then(Value::as_str).map(str::to_owned);
+    Some(Turn {
+        usage: Usage {
+            input: input.unwrap_or(0),
+            cached_input: detail(input_details, "cached_tokens"),
+            output: output.unwrap_or(0),
+            reasoning: detail(output_details, "reasoning_tokens"),
+        },
+        audio: (detail(input_details, "audio_tokens"), detail(output_details, "audio_tokens")),
+        model: text("model"),
+        service_tier: text("service_tier"),
+    })
+}
+
+/// Count one turn in the request, token and cost metrics, with its log line. `since`:
+/// when the turn began (the previous turn's end, or the handshake), for its duration.
+pub fn record(state: &AppState, facts: &RequestFacts, since: Instant, turn: Turn) {
+    let mut ledger = Ledger::open(state.clone(), facts.clone(), since);
+    // A turn has no answer head of its own: the session's 101 stands for it.
+    ledger.record_handshake(http::StatusCode::SWITCHING_PROTOCOLS, &http::HeaderMap::new());
+    let report = Report { usage: Some(turn.usage), service_tier: turn.service_tier, model: turn.model };
+    ledger.settle(Outcome::Success, &report);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realtime_response_done() {
+        let event = br#"{"type":"response.done","event_id":"e","response":{"object":"realtime.response","usage":{
+            "total_tokens":253,"input_tokens":132,"output_tokens":121,
+            "input_token_details":{"text_tokens":119,"audio_tokens":13,"cached_tokens":64,
+                "cached_tokens_details":{"text_tokens":64,"audio_tokens":0}},
+            "output_token_details":{"text_tokens":30,"audio_tokens":91}}}}"#;
+        let turn = read_turn(event).unwrap();
+        assert_eq!(turn.usage, Usage { input: 132, cached_input: 64, output: 121, reasoning: 0 });
+        assert_eq!(turn.audio, (13, 91));
+        assert_eq!(turn.model, None);
+    }
+
+    #[test]
+    fn responses_websocket_completed() {
+        let event = br#"{"type":"response.completed","response":{"model":"gpt-5-mini","service_tier":"flex",
+            "usage":{"input_tokens":10,"input_tokens_details":{"cached_tokens":4},"output_tokens":7,
+            "output_tokens_details":{"reasoning_tokens":5}}}}"#;
+        let turn = read_turn(event).unwrap();
+        assert_eq!(turn.usage, Usage { input: 10, cached_input: 4, output: 7, reasoning: 5 });
+        assert_eq!((turn.model.as_deref(), turn.service_tier.as_deref()), (Some("gpt-5-mini"), Some("flex")));
+    }
+
+    #[test]
+    fn transcription_tokens_but_not_duration() {
+        let tokens = br#"{"type":"conversation.item.input_audio_transcription.completed","usage":{"type":"tokens",
+            "input_tokens":20,"output_tokens":5,"input_token_details":{"audio_tokens":20}}}"#;
+        assert_eq!(read_turn(tokens).unwrap().usage.input, 20);
+        let duration =
+            br#"{"type":"conversation.item.input_audio_transcription.completed","usage":{"type":"duration","seconds":3}}"#;
+        assert_eq!(read_turn(duration), None);
+    }
+
+    #[test]
+    fn other_and_broken_events_report_nothing() {
+        for event in [
+            &br#"{"type":"session.created"}"#[..],
+            br#"{"type":"response.done","response":{"usage":null}}"#,
+            br#"{"type":"response.done","response":{"usage":{"input_tokens":"many"}}}"#,
+            br#"{"type":"response.done""#,
+            b"not json",
+        ] {
+            assert_eq!(read_turn(event), None, "{}", String::from_utf8_lossy(event));
+        }
+    }
+}
