@@ -9,6 +9,12 @@
 #[path = "../common/mod.rs"]
 mod common;
 #[cfg(test)]
+#[path = "../common/memory.rs"]
+mod memory;
+#[cfg(test)]
+#[path = "../common/poll.rs"]
+mod poll;
+#[cfg(test)]
 #[path = "../common/process.rs"]
 mod process;
 #[cfg(test)]

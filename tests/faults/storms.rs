@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::common::{chat_body, client, count, metric};
-use crate::support::{FAST_RETRY_ONLY, Stack, fast, h, hang, post, stack_with};
+use crate::support::{FAST, FAST_RETRY_ONLY, HANG, Stack, h, in_memory, post, stack_with};
 
 /// Storms check exact counts per failure kind, so an attempt must never hit the attempt
 /// timeout on a busy machine: the shipped 15-minute timeout stays, backoff is fast.
@@ -118,15 +118,15 @@ async fn rate_limit_storms_wait_for_the_hint_then_succeed() {
 
 /// A rate-limit hint longer than the time left is not slept on: the client gets the 429
 /// at once, marked not worth retrying by the SDK.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_rate_limit_hint_past_the_deadline_returns_at_once() {
-    let s = fast().await;
+    let s = in_memory(FAST);
     let started = Instant::now();
     // The hint (30 s) is past the deadline (5 s): answering before the deadline shows the
     // gateway neither slept on the hint nor waited the deadline out.
     let headers = [("x-sim-fault", "429-rate:30s"), ("x-flexgate-deadline", "5s")];
     let r = s.post("/v1/chat/completions", &chat_body("gpt-5", false), &headers).await;
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(started.elapsed(), Duration::ZERO, "the simulator answers at once, and so must the gateway");
     assert_eq!(
         (r.status().as_u16(), h(&r, "x-should-retry"), h(&r, "x-flexgate-attempts")),
         (429, "false".into(), "1".into())
@@ -163,22 +163,29 @@ async fn billing_429_storms_are_never_retried_or_escalated() {
 
 /// Faults on some requests never slow the others: while a storm of hanging requests
 /// waits out its attempts, healthy requests on the same gateway answer at once.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn healthy_requests_are_not_held_up_by_a_storm() {
-    let s = Arc::new(hang().await);
-    let stormy = {
-        let s = s.clone();
-        tokio::spawn(async move { storm(&s, 30, "/v1/chat/completions", "hang").await })
-    };
-    assert!(crate::support::eventually(|| s.sim.received().len() >= 30).await);
+    let s = in_memory(HANG);
+    let storm_started = Instant::now();
+    let stormy: Vec<_> = (0..30)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let r = s.post("/v1/chat/completions", &chat_body("gpt-5", false), &[("x-sim-fault", "hang")]).await;
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    assert!(crate::poll::eventually(|| s.sim.received().len() >= 30).await);
     for _ in 0..10 {
         let started = Instant::now();
         let r = s.post("/v1/chat/completions", &chat_body("gpt-5", false), &[]).await;
         assert_eq!(r.status(), 200);
-        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert_eq!(started.elapsed(), Duration::ZERO, "a healthy request waits for nothing");
     }
-    for a in stormy.await.unwrap() {
-        assert_eq!(a.status, 504, "{a:?}");
-        assert_eq!(a.body["error"]["code"], "upstream_timeout", "{a:?}");
+    assert!(storm_started.elapsed() < Duration::from_millis(400), "the storm was still waiting on its first attempts");
+    for task in stormy {
+        let (status, body) = task.await.unwrap();
+        assert_eq!((status, &body["error"]["code"]), (504, &Value::from("upstream_timeout")), "{body}");
     }
 }

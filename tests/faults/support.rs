@@ -1,15 +1,13 @@
 //! Helpers shared by the fault tests: a gateway with short timeouts in front of the
-//! simulator, requests with headers, and polling instead of sleeping.
-
-use std::collections::HashMap;
-use std::time::Duration;
+//! simulator, over sockets or in memory on paused time, and requests with headers.
 
 use flexgate::sim::{Sim, SimConfig};
 use flexgate::state::AppState;
 use serde_json::Value;
-use tokio::time::Instant;
+use std::collections::HashMap;
 
 use crate::common::{Running, client, spawn_gateway_with, spawn_sim};
+use crate::memory::{Memory, memory_stack};
 
 /// Fast backoff and a short idle timeout between streamed chunks, so faults resolve in
 /// well under a second; the attempt timeout stays long enough that a busy machine never
@@ -42,9 +40,10 @@ pub async fn fast() -> Stack {
     stack_with(SimConfig::zero_latency(), FAST).await
 }
 
-/// The simulator without latency and a gateway configured with [`HANG`].
-pub async fn hang() -> Stack {
-    stack_with(SimConfig::zero_latency(), HANG).await
+/// The simulator without latency and a gateway configured with `toml`, in memory: for
+/// tests on paused time.
+pub fn in_memory(toml: &str) -> Memory {
+    memory_stack(SimConfig::zero_latency(), toml)
 }
 
 impl Stack {
@@ -88,22 +87,6 @@ pub fn h(r: &reqwest::Response, name: &str) -> String {
 
 pub fn some(values: &[&str]) -> Vec<Option<String>> {
     values.iter().map(|v| Some((*v).to_owned())).collect()
-}
-
-/// Poll `check` every 10 ms until it holds, for at most `limit`.
-pub async fn eventually_within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    check()
-}
-
-pub async fn eventually(check: impl FnMut() -> bool) -> bool {
-    eventually_within(Duration::from_secs(5), check).await
 }
 
 /// The OpenAI error envelope of a response flexgate produced, with its status.
