@@ -3,6 +3,7 @@
 //! descriptor count. The only test in its binary, so `/proc/self/fd` counts its own
 //! sockets and nobody else's.
 
+#[path = "common/harness.rs"]
 mod common;
 
 use std::collections::HashMap;

@@ -1,14 +1,12 @@
 //! Real sockets: every error flexgate produces is OpenAI-shaped and actionable, and bad
 //! input never affects other requests.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use common::{chat_body, client, spawn_gateway, spawn_gateway_with, spawn_sim, stack};
+use crate::common::{chat_body, client, spawn_gateway, spawn_gateway_with, spawn_sim, stack};
 use flexgate::sim::SimConfig;
 use serde_json::Value;
 

@@ -1,12 +1,10 @@
 //! Real sockets against the simulator: every class-assignment rule and every row of the
 //! 429 table, asserted on what the client got and what the upstream received.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{chat_body, client, count, spawn_gateway_with, spawn_sim};
+use crate::common::{chat_body, client, count, spawn_gateway_with, spawn_sim};
 use flexgate::sim::{Sim, SimConfig};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -17,13 +15,13 @@ type Case = (&'static str, Value, Vec<(&'static str, &'static str)>, &'static st
 /// Fast retries so the schedule is exercised without slow tests.
 const FAST: &str = "[retry]\nbase_delay = \"20ms\"\nmax_delay = \"100ms\"\n";
 
-async fn fast_stack(extra: &str) -> (Sim, common::Running, flexgate::state::AppState, common::Running) {
+async fn fast_stack(extra: &str) -> (Sim, crate::common::Running, flexgate::state::AppState, crate::common::Running) {
     let (sim, s) = spawn_sim(SimConfig::zero_latency()).await;
     let (state, gw) = spawn_gateway_with(s.addr, &format!("{FAST}{extra}"), &HashMap::new()).await;
     (sim, s, state, gw)
 }
 
-async fn chat(gw: &common::Running, path: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+async fn chat(gw: &crate::common::Running, path: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut r = client().post(gw.url(path)).bearer_auth("sk").json(body);
     for (k, v) in headers {
         r = r.header(*k, *v);

@@ -5,13 +5,11 @@
 //! `tests/errors.rs` holds the first examples (413 declared and chunked, the basic JSON
 //! type errors, dot-segment paths); this file is the full table.
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Running, chat_body, client, count, spawn_gateway_with, spawn_sim};
+use crate::common::{Running, chat_body, client, count, spawn_gateway_with, spawn_sim};
 use flexgate::sim::{Sim, SimConfig};
 use flexgate::state::AppState;
 use futures_util::StreamExt;

@@ -1,11 +1,9 @@
 //! Real sockets: server-sent events are forwarded as they arrive, usage is metered, and a
 //! broken or abandoned stream ends cleanly on both sides.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{chat_body, client, count, metric, stack};
+use crate::common::{chat_body, client, count, metric, stack};
 use flexgate::sim::SimConfig;
 use futures_util::StreamExt;
 

@@ -2,19 +2,17 @@
 //! in-process sim and gateway, Batch lines routed by `service_tier`, a run against a
 //! target that is not flexgate, and the `replay` and `demo --workload` commands.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::stack;
+use crate::common::stack;
 use flexgate::pricing::Tier;
 use flexgate::sim::SimConfig;
 use flexgate::workload::replay::run_workload;
 use flexgate::workload::stats::tier_key;
 use flexgate::workload::{Lane, Target, parse_jsonl};
 
-const EXAMPLE: &str = include_str!("../config/workload.example.jsonl");
+const EXAMPLE: &str = include_str!("../../config/workload.example.jsonl");
 const BIN: &str = env!("CARGO_BIN_EXE_flexgate");
 
 fn target(gateway: &str, flex_lane: bool) -> Target {
