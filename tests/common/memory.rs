@@ -5,6 +5,8 @@
 //! (`#[tokio::test(start_paused = true)]`): a timeout fires exactly when the clock says,
 //! and a test can assert how long a request took without racing a busy machine.
 
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 

@@ -137,7 +137,7 @@ async fn a_stream_stalled_mid_way_ends_with_an_error_event_at_the_idle_timeout()
 }
 
 /// A cut stream is never a success: not to the client (error event, no `[DONE]`), not
-/// in the metrics. `tests/streaming.rs` covers chat; this adds Responses and the sim side.
+/// in the metrics. `tests/gateway/streaming.rs` covers chat; this adds Responses and the sim side.
 #[tokio::test]
 async fn a_cut_stream_is_an_error_for_the_client_and_the_metrics() {
     let s = fast().await;

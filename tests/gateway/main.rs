@@ -7,6 +7,12 @@
 #[cfg(test)]
 #[path = "../common/harness.rs"]
 mod common;
+#[cfg(test)]
+#[path = "../common/memory.rs"]
+mod memory;
+#[cfg(test)]
+#[path = "../common/poll.rs"]
+mod poll;
 
 #[cfg(test)]
 mod auth;
