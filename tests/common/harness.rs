@@ -10,6 +10,7 @@ use flexgate::config::Config;
 use flexgate::server::Server;
 use flexgate::sim::{Sim, SimConfig};
 use flexgate::state::AppState;
+use serde_json::Value;
 use tokio::sync::oneshot;
 
 pub struct Running {
@@ -118,6 +119,21 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 /// The sum of an integer-valued metric's samples (counters, gauges of counts).
 pub fn count(text: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
     samples(text, name, labels).filter_map(|v| v.parse::<u64>().ok()).sum()
+}
+
+/// A response header as text ("" when absent).
+pub fn h(r: &reqwest::Response, name: &str) -> String {
+    r.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+/// The OpenAI error envelope of a response flexgate produced, with its status.
+pub async fn envelope(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.expect("an OpenAI-shaped JSON error body");
+    let e = &v["error"];
+    assert!(e["message"].as_str().is_some_and(|m| m.len() > 10), "{v}");
+    assert!(e["type"].is_string() && e.get("param").is_some() && e.get("code").is_some(), "{v}");
+    (status, v)
 }
 
 pub fn chat_body(model: &str, stream: bool) -> serde_json::Value {

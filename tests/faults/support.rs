@@ -1,12 +1,14 @@
 //! Helpers shared by the fault tests: a gateway with short timeouts in front of the
 //! simulator, over sockets or in memory on paused time, and requests with headers.
 
+use std::collections::HashMap;
+
 use flexgate::sim::{Sim, SimConfig};
 use flexgate::state::AppState;
 use serde_json::Value;
-use std::collections::HashMap;
 
 use crate::common::{Running, client, spawn_gateway_with, spawn_sim};
+pub use crate::common::{envelope, h};
 use crate::memory::{Memory, memory_stack};
 
 /// Fast backoff and a short idle timeout between streamed chunks, so faults resolve in
@@ -80,23 +82,8 @@ pub async fn post(
     request.send().await.unwrap()
 }
 
-/// A response header as text ("" when absent).
-pub fn h(r: &reqwest::Response, name: &str) -> String {
-    r.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
-}
-
 pub fn some(values: &[&str]) -> Vec<Option<String>> {
     values.iter().map(|v| Some((*v).to_owned())).collect()
-}
-
-/// The OpenAI error envelope of a response flexgate produced, with its status.
-pub async fn envelope(r: reqwest::Response) -> (u16, Value) {
-    let status = r.status().as_u16();
-    let v: Value = r.json().await.expect("an OpenAI-shaped JSON error body");
-    let e = &v["error"];
-    assert!(e["message"].as_str().is_some_and(|m| m.len() > 10), "{v}");
-    assert!(e["type"].is_string() && e.get("param").is_some() && e.get("code").is_some(), "{v}");
-    (status, v)
 }
 
 /// The last SSE event of a stream, which for a broken stream must be flexgate's error

@@ -6,19 +6,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::common::{chat_body, client, spawn_gateway, spawn_gateway_with, spawn_sim, stack};
+use crate::common::{chat_body, client, envelope, spawn_gateway, spawn_gateway_with, spawn_sim, stack};
 use crate::memory::memory_stack;
 use flexgate::sim::SimConfig;
-use serde_json::Value;
-
-async fn envelope(r: reqwest::Response) -> (u16, Value) {
-    let status = r.status().as_u16();
-    let v: Value = r.json().await.expect("an OpenAI-shaped JSON error body");
-    let e = &v["error"];
-    assert!(e["message"].as_str().is_some_and(|m| m.len() > 10), "{v}");
-    assert!(e["type"].is_string() && e.get("param").is_some() && e.get("code").is_some(), "{v}");
-    (status, v)
-}
 
 #[tokio::test]
 async fn body_over_the_limit_is_413_declared_or_chunked() {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::common::{chat_body, client, count, spawn_gateway_with, spawn_sim};
+use crate::common::{chat_body, client, count, h, spawn_gateway_with, spawn_sim};
 use crate::memory::{Memory, memory_stack};
 use crate::poll::eventually_within;
 use flexgate::sim::{Sim, SimConfig};
@@ -38,10 +38,6 @@ async fn chat(gw: &crate::common::Running, path: &str, body: &Value, headers: &[
 
 fn tiers_sent(sim: &Sim) -> Vec<Option<String>> {
     sim.received().into_iter().map(|r| r.service_tier).collect()
-}
-
-fn h(r: &reqwest::Response, name: &str) -> String {
-    r.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
 }
 
 #[tokio::test]
