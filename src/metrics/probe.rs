@@ -10,14 +10,22 @@ use super::Metrics;
 impl Metrics {
     /// The sum over the series of family `name` whose labels include every `(key, value)`
     /// of `labels`: a counter's or gauge's value, a histogram's observation count. 0 when
-    /// no series matches; a name that is not registered panics, so a typo cannot pass as 0.
+    /// no series matches, as when a labelled family has no series yet.
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let families = self.registry.gather();
-        let Some(family) = families.iter().find(|f| f.name() == name) else {
-            panic!("no metric family named {name}");
-        };
-        let kind = family.get_field_type();
-        family.get_metric().iter().filter(|m| matches(m, labels)).map(|m| sample(m, kind)).sum()
+        self.registry
+            .gather()
+            .iter()
+            .filter(|family| family.name() == name)
+            .flat_map(|family| family.get_metric().iter().map(move |m| (m, family.get_field_type())))
+            .filter(|(m, _)| matches(m, labels))
+            .map(|(m, kind)| sample(m, kind))
+            .sum()
+    }
+
+    /// [`Self::value`] of a metric that counts whole things: requests, attempts, tokens.
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "the value is a whole count")]
+    pub fn count(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        self.value(name, labels) as u64
     }
 }
 
@@ -34,5 +42,28 @@ fn sample(metric: &Metric, kind: MetricType) -> f64 {
         MetricType::SUMMARY => metric.get_summary().sample_count() as f64,
         // flexgate registers no untyped metric; NaN fails any comparison a test makes.
         MetricType::UNTYPED => f64::NAN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    #[test]
+    fn reads_one_series_or_sums_the_matching_ones() {
+        let m = Metrics::new(&["interactive", "background"]).unwrap();
+        m.deadline_exceeded.with_label_values(&["interactive"]).inc_by(3);
+        m.deadline_exceeded.with_label_values(&["background"]).inc();
+        m.inflight.with_label_values(&["background"]).set(2);
+        assert_eq!(m.count("flexgate_deadline_exceeded_total", &[("class", "interactive")]), 3);
+        assert_eq!(m.count("flexgate_deadline_exceeded_total", &[]), 4);
+        assert_eq!(m.count("flexgate_deadline_exceeded_total", &[("class", "batch")]), 0);
+        assert_eq!(m.count("flexgate_inflight_requests", &[("class", "background")]), 2);
+    }
+
+    #[test]
+    fn a_family_without_series_reads_zero() {
+        let m = Metrics::new(&["interactive"]).unwrap();
+        assert_eq!(m.count("flexgate_retries_total", &[]), 0);
     }
 }

@@ -15,6 +15,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use flexgate::app::build_router;
 use flexgate::config::Config;
+use flexgate::metrics::Metrics;
 use flexgate::sim::{Sim, SimConfig};
 use flexgate::state::AppState;
 use flexgate::upstream::connect::memory;
@@ -63,8 +64,8 @@ impl Memory {
 }
 
 impl Memory {
-    pub fn metrics(&self) -> String {
-        self.state.metrics.render()
+    pub fn metrics(&self) -> &Metrics {
+        &self.state.metrics
     }
 
     /// The scripted step the simulator applied to each request it received, in order.

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use flexgate::metrics::Metrics;
 use flexgate::sim::{Sim, SimConfig};
 use flexgate::state::AppState;
 use serde_json::Value;
@@ -53,8 +54,8 @@ impl Stack {
         post(&client(), &self.gw, path, body, headers).await
     }
 
-    pub fn metrics(&self) -> String {
-        self.state.metrics.render()
+    pub fn metrics(&self) -> &Metrics {
+        &self.state.metrics
     }
 
     /// The scripted step the simulator applied to each request it received, in order.

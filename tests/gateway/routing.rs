@@ -123,7 +123,7 @@ async fn models_that_cannot_use_flex_go_standard_and_are_counted() {
     assert_eq!(r.status(), 200);
     assert_eq!((h(&r, "x-flexgate-class"), h(&r, "x-flexgate-tier")), ("background".into(), "standard".into()));
     assert_eq!(tiers_sent(&sim), [None]);
-    assert_eq!(count(&state.metrics.render(), "flexgate_flex_ineligible_total", &[("model", "gpt-4o")]), 1);
+    assert_eq!(count(&state.metrics, "flexgate_flex_ineligible_total", &[("model", "gpt-4o")]), 1);
 }
 
 #[tokio::test]
@@ -227,7 +227,7 @@ async fn billing_429s_are_never_retried_or_escalated() {
         assert_eq!(v["error"]["code"], code, "the upstream body passes through");
         assert_eq!(sim.received().len(), 1, "{fault}");
     }
-    assert_eq!(count(&state.metrics.render(), "flexgate_upstream_attempts_total", &[("result", "billing")]), 3);
+    assert_eq!(count(&state.metrics, "flexgate_upstream_attempts_total", &[("result", "billing")]), 3);
 }
 
 /// On paused time: a 300 ms attempt timeout would race a busy machine over sockets.
