@@ -3,7 +3,7 @@
 //! simulator included, runs on paused tokio time with no socket anywhere.
 //!
 //! A router is registered under a made-up host; a gateway whose `upstream.base_url` names
-//! that host connects to it instead of resolving it (`Connector::new` asks [`lookup`]).
+//! that host connects to it instead of resolving it (`Connector::new` asks `lookup`).
 //! Registrations live as long as the process: a test binary makes a few dozen at most.
 
 use std::collections::HashMap;
