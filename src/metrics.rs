@@ -4,6 +4,8 @@
 //! (anything else is `other`), `tier` ∈ {flex, standard, priority, none}, and the
 //! bounded enums below. A raw path, model string or message never becomes a label.
 
+#[cfg(any(test, feature = "test-util"))]
+mod probe;
 mod series;
 
 use parking_lot::RwLock;

@@ -3,9 +3,16 @@
 //! descriptor count. The only test in its binary, so `/proc/self/fd` counts its own
 //! sockets and nobody else's.
 
-#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code, helpers included: a failed unwrap is a failed test"
+)]
 
+#[path = "common/harness.rs"]
 mod common;
+#[path = "common/poll.rs"]
+mod poll;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,7 +21,7 @@ use common::{Running, chat_body, client, count, spawn_gateway_with, spawn_sim};
 use flexgate::sim::{Sim, SimConfig};
 use flexgate::state::AppState;
 use futures_util::StreamExt;
-use tokio::time::Instant;
+use poll::eventually;
 
 /// Sockets, pipes and files this process holds open.
 fn open_fds() -> usize {
@@ -25,17 +32,6 @@ fn open_fds() -> usize {
 /// anything they spawned (stable tokio metrics, no `tokio_unstable` needed).
 fn alive_tasks() -> usize {
     tokio::runtime::Handle::current().metrics().num_alive_tasks()
-}
-
-async fn eventually_within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    check()
 }
 
 /// Open `n` streams, read the first chunk of each, then drop the client and every stream.
@@ -69,7 +65,7 @@ async fn abandon_hanging(gw: &Running, sim: &Sim, n: usize) {
     let all = futures_util::future::join_all(requests);
     tokio::select! {
         _ = all => panic!("a hanging request was answered"),
-        reached = eventually_within(Duration::from_secs(5), || sim.received().len() == before + n) => {
+        reached = eventually(|| sim.received().len() == before + n) => {
             assert!(reached, "the hanging requests never reached the simulator");
         }
     }
@@ -95,30 +91,30 @@ async fn clients_leaving_cancel_the_upstream_promptly_and_leak_nothing() {
     // Warm-up: the same work once, so pools and lazily created state exist for the baseline.
     abandon_streams(&gw, 20).await;
     abandon_hanging(&gw, &sim, 20).await;
-    assert!(eventually_within(Duration::from_secs(5), || settled(&sim, &state, 40)).await);
+    assert!(eventually(|| settled(&sim, &state, 40)).await);
     let (tasks, fds) = (alive_tasks(), open_fds());
 
     let mut cancelled = 40;
+    // "Promptly": well before any timeout could end them (streams run for tens of
+    // seconds, the attempt timeout is 15 minutes), however busy the machine.
     for round in 0..3 {
-        let left = Instant::now();
         abandon_streams(&gw, 20).await;
         cancelled += 20;
         assert!(
-            eventually_within(Duration::from_secs(1), || settled(&sim, &state, cancelled)).await,
-            "round {round}: upstream streams not cancelled within 1 s: open {}\n{}",
+            eventually(|| settled(&sim, &state, cancelled)).await,
+            "round {round}: upstream streams not cancelled: open {}\n{}",
             sim.open_streams(),
             state.metrics.render()
         );
         abandon_hanging(&gw, &sim, 20).await;
         cancelled += 20;
         assert!(
-            eventually_within(Duration::from_secs(1), || settled(&sim, &state, cancelled)).await,
+            eventually(|| settled(&sim, &state, cancelled)).await,
             "round {round}: hanging attempts outlived their clients\n{}",
             state.metrics.render()
         );
-        assert!(left.elapsed() < Duration::from_secs(5));
         assert!(
-            eventually_within(Duration::from_secs(5), || alive_tasks() <= tasks && open_fds() <= fds).await,
+            eventually(|| alive_tasks() <= tasks && open_fds() <= fds).await,
             "round {round}: tasks {} (baseline {tasks}), fds {} (baseline {fds})",
             alive_tasks(),
             open_fds()

@@ -4,6 +4,7 @@
 //! directly; an `https` upstream through a proxy's `CONNECT` tunnel with TLS inside it;
 //! or an `http` upstream through a forwarding proxy, which gets absolute-form request
 //! targets. The connect timeout covers all of it, TCP, tunnel and TLS handshake.
+//! Tests built with the `test-util` feature have a fourth route, in-memory (`memory`).
 
 use std::future::Future;
 use std::io;
@@ -22,6 +23,9 @@ use tokio::net::TcpStream;
 
 use crate::config::UpstreamConfig;
 use crate::startup::StartupError;
+
+#[cfg(feature = "test-util")]
+pub mod memory;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -42,10 +46,17 @@ enum Route {
         to_proxy: HttpsConnector<HttpConnector>,
         proxy: Uri,
     },
+    /// A router registered with `memory::register`, reached over an in-memory pipe.
+    #[cfg(feature = "test-util")]
+    Memory(axum::Router),
 }
 
 impl Connector {
     pub fn new(config: &UpstreamConfig) -> Result<Self, StartupError> {
+        #[cfg(feature = "test-util")]
+        if let Some(router) = config.base_url.host_str().and_then(memory::lookup) {
+            return Ok(Self { route: Route::Memory(router), timeout: config.connect_timeout });
+        }
         let mut tcp = HttpConnector::new();
         tcp.set_nodelay(true);
         // The TLS layer hands `https` URIs down to the TCP connector.
@@ -89,6 +100,8 @@ impl tower::Service<Uri> for Connector {
         match &mut self.route {
             Route::Direct(c) | Route::Forward { to_proxy: c, .. } => c.poll_ready(cx),
             Route::Tunnel(c) => c.poll_ready(cx),
+            #[cfg(feature = "test-util")]
+            Route::Memory(_) => Poll::Ready(Ok(())),
         }
     }
 
@@ -98,6 +111,11 @@ impl tower::Service<Uri> for Connector {
             Route::Direct(c) => (c.call(dst), false),
             Route::Tunnel(c) => (c.call(dst), false),
             Route::Forward { to_proxy, proxy } => (to_proxy.call(proxy.clone()), true),
+            #[cfg(feature = "test-util")]
+            Route::Memory(router) => {
+                let pipe = TokioIo::new(memory::connect(router));
+                return Box::pin(async move { Ok(Io { inner: Inner::Memory(pipe), proxied: false }) });
+            }
         };
         let timeout = self.timeout;
         Box::pin(async move {
@@ -125,6 +143,8 @@ type Plain = TokioIo<TcpStream>;
 enum Inner {
     Plain(Plain),
     Tls(Box<MaybeHttpsStream<Plain>>),
+    #[cfg(feature = "test-util")]
+    Memory(TokioIo<tokio::io::DuplexStream>),
 }
 
 impl Io {
@@ -149,6 +169,11 @@ macro_rules! each {
                 let $s = Pin::new(&mut **tls);
                 $call
             }
+            #[cfg(feature = "test-util")]
+            Inner::Memory(pipe) => {
+                let $s = Pin::new(pipe);
+                $call
+            }
         }
     };
 }
@@ -158,6 +183,8 @@ impl Connection for Io {
         let connected = match &self.inner {
             Inner::Plain(tcp) => tcp.connected(),
             Inner::Tls(tls) => tls.connected(),
+            #[cfg(feature = "test-util")]
+            Inner::Memory(_) => Connected::new(),
         };
         connected.proxy(self.proxied)
     }
@@ -186,6 +213,8 @@ impl Write for Io {
         match &self.inner {
             Inner::Plain(tcp) => tcp.is_write_vectored(),
             Inner::Tls(tls) => tls.is_write_vectored(),
+            #[cfg(feature = "test-util")]
+            Inner::Memory(pipe) => pipe.is_write_vectored(),
         }
     }
 

@@ -6,8 +6,14 @@
 //! The modules are `#[cfg(test)]` so clippy's `allow-unwrap-in-tests` covers helpers too.
 
 #[cfg(test)]
-#[path = "../common/mod.rs"]
+#[path = "../common/harness.rs"]
 mod common;
+#[cfg(test)]
+#[path = "../common/memory.rs"]
+mod memory;
+#[cfg(test)]
+#[path = "../common/poll.rs"]
+mod poll;
 #[cfg(test)]
 #[path = "../common/process.rs"]
 mod process;

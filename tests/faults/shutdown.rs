@@ -73,9 +73,6 @@ async fn sigterm_with_100_open_streams_completes_them_all_within_the_drain_timeo
             .filter(|l| l.contains("\"message\":\"request\"") && l.contains("\"outcome\":\"success\""))
             .count()
     };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while logged() < STREAMS && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::poll::eventually(|| logged() >= STREAMS).await;
     assert_eq!(logged(), STREAMS);
 }

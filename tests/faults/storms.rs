@@ -10,7 +10,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::common::{chat_body, client, count, metric};
-use crate::support::{FAST_RETRY_ONLY, Stack, fast, h, hang, post, stack_with};
+use crate::memory::Memory;
+use crate::support::{FAST, FAST_RETRY_ONLY, HANG, Stack, h, in_memory, post, stack_with};
 
 /// Storms check exact counts per failure kind, so an attempt must never hit the attempt
 /// timeout on a busy machine: the shipped 15-minute timeout stays, backoff is fast.
@@ -27,20 +28,34 @@ async fn storm(s: &Arc<Stack>, n: usize, path: &'static str, fault: &'static str
         async move {
             let started = Instant::now();
             let r = post(&c, &s.gw, path, &chat_body("gpt-5", false), &[("x-sim-fault", fault)]).await;
-            let answer = Answer {
-                status: r.status().as_u16(),
-                attempts: h(&r, "x-flexgate-attempts"),
-                escalated: h(&r, "x-flexgate-escalated"),
-                tier: h(&r, "x-flexgate-tier"),
-                should_retry: h(&r, "x-should-retry"),
-                body: Value::Null,
-                took: Duration::ZERO,
-            };
-            let body = r.json().await.unwrap_or(Value::Null);
-            Answer { body, took: started.elapsed(), ..answer }
+            answer(r, started).await
         }
     });
     join_all(tasks).await
+}
+
+/// [`storm`] in memory, for storms whose waits are asserted on paused time.
+async fn storm_in_memory(s: &Memory, n: usize, path: &'static str, fault: &'static str) -> Vec<Answer> {
+    let tasks = (0..n).map(|_| async move {
+        let started = Instant::now();
+        let r = s.post(path, &chat_body("gpt-5", false), &[("x-sim-fault", fault)]).await;
+        answer(r, started).await
+    });
+    join_all(tasks).await
+}
+
+async fn answer(r: reqwest::Response, started: Instant) -> Answer {
+    let answer = Answer {
+        status: r.status().as_u16(),
+        attempts: h(&r, "x-flexgate-attempts"),
+        escalated: h(&r, "x-flexgate-escalated"),
+        tier: h(&r, "x-flexgate-tier"),
+        should_retry: h(&r, "x-should-retry"),
+        body: Value::Null,
+        took: Duration::ZERO,
+    };
+    let body = r.json().await.unwrap_or(Value::Null);
+    Answer { body, took: started.elapsed(), ..answer }
 }
 
 #[derive(Debug)]
@@ -100,17 +115,19 @@ async fn a_flex_capacity_storm_escalates_every_request_and_costs_nothing_on_flex
     assert!(metric(&m, "flexgate_cost_usd_total", &[("tier", "standard")]) > 0.0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn rate_limit_storms_wait_for_the_hint_then_succeed() {
-    let s = storm_stack().await;
-    // `429-rate` asks for 200 ms (`retry-after-ms`); `429-slow-down` gives no hint.
-    for (fault, min_wait) in [("429-rate,ok", Duration::from_millis(200)), ("429-slow-down,ok", Duration::ZERO)] {
-        for a in storm(&s, 30, "/v1/chat/completions", fault).await {
+    let s = in_memory(FAST_RETRY_ONLY);
+    // `429-rate` asks for 200 ms (`retry-after-ms`), waited exactly; `429-slow-down` gives
+    // no hint, so the backoff (10 to 50 ms) applies.
+    for (fault, waited) in [("429-rate,ok", 200..=200), ("429-slow-down,ok", 0..=50)] {
+        s.sim.reset();
+        for a in storm_in_memory(&s, 30, "/v1/chat/completions", fault).await {
             assert_eq!((a.status, a.attempts.as_str()), (200, "2"), "{fault}: {a:?}");
-            assert!(a.took >= min_wait, "{fault}: the hint was not honoured: {a:?}");
+            assert!(waited.contains(&a.took.as_millis()), "{fault}: the hint was not honoured: {a:?}");
         }
     }
-    assert_eq!(s.sim.received().len(), 120);
+    assert_eq!(s.sim.received().len(), 60, "the second storm's attempts");
     let m = s.metrics();
     assert_eq!(count(&m, "flexgate_retries_total", &[("tier", "standard"), ("reason", "rate_limit")]), 60);
     assert_eq!(count(&m, "flexgate_requests_total", &[("outcome", "success")]), 60);
@@ -118,15 +135,15 @@ async fn rate_limit_storms_wait_for_the_hint_then_succeed() {
 
 /// A rate-limit hint longer than the time left is not slept on: the client gets the 429
 /// at once, marked not worth retrying by the SDK.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_rate_limit_hint_past_the_deadline_returns_at_once() {
-    let s = fast().await;
+    let s = in_memory(FAST);
     let started = Instant::now();
     // The hint (30 s) is past the deadline (5 s): answering before the deadline shows the
     // gateway neither slept on the hint nor waited the deadline out.
     let headers = [("x-sim-fault", "429-rate:30s"), ("x-flexgate-deadline", "5s")];
     let r = s.post("/v1/chat/completions", &chat_body("gpt-5", false), &headers).await;
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(started.elapsed(), Duration::ZERO, "the simulator answers at once, and so must the gateway");
     assert_eq!(
         (r.status().as_u16(), h(&r, "x-should-retry"), h(&r, "x-flexgate-attempts")),
         (429, "false".into(), "1".into())
@@ -163,22 +180,29 @@ async fn billing_429_storms_are_never_retried_or_escalated() {
 
 /// Faults on some requests never slow the others: while a storm of hanging requests
 /// waits out its attempts, healthy requests on the same gateway answer at once.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn healthy_requests_are_not_held_up_by_a_storm() {
-    let s = Arc::new(hang().await);
-    let stormy = {
-        let s = s.clone();
-        tokio::spawn(async move { storm(&s, 30, "/v1/chat/completions", "hang").await })
-    };
-    assert!(crate::support::eventually(|| s.sim.received().len() >= 30).await);
+    let s = in_memory(HANG);
+    let storm_started = Instant::now();
+    let stormy: Vec<_> = (0..30)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let r = s.post("/v1/chat/completions", &chat_body("gpt-5", false), &[("x-sim-fault", "hang")]).await;
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    assert!(crate::poll::eventually(|| s.sim.received().len() >= 30).await);
     for _ in 0..10 {
         let started = Instant::now();
         let r = s.post("/v1/chat/completions", &chat_body("gpt-5", false), &[]).await;
         assert_eq!(r.status(), 200);
-        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert_eq!(started.elapsed(), Duration::ZERO, "a healthy request waits for nothing");
     }
-    for a in stormy.await.unwrap() {
-        assert_eq!(a.status, 504, "{a:?}");
-        assert_eq!(a.body["error"]["code"], "upstream_timeout", "{a:?}");
+    assert!(storm_started.elapsed() < Duration::from_millis(400), "the storm was still waiting on its first attempts");
+    for task in stormy {
+        let (status, body) = task.await.unwrap();
+        assert_eq!((status, &body["error"]["code"]), (504, &Value::from("upstream_timeout")), "{body}");
     }
 }

@@ -1,15 +1,16 @@
 //! Helpers shared by the fault tests: a gateway with short timeouts in front of the
-//! simulator, requests with headers, and polling instead of sleeping.
+//! simulator, over sockets or in memory on paused time, and requests with headers.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
+use flexgate::metrics::Metrics;
 use flexgate::sim::{Sim, SimConfig};
 use flexgate::state::AppState;
 use serde_json::Value;
-use tokio::time::Instant;
 
 use crate::common::{Running, client, spawn_gateway_with, spawn_sim};
+pub use crate::common::{envelope, h};
+use crate::memory::{Memory, memory_stack};
 
 /// Fast backoff and a short idle timeout between streamed chunks, so faults resolve in
 /// well under a second; the attempt timeout stays long enough that a busy machine never
@@ -42,9 +43,10 @@ pub async fn fast() -> Stack {
     stack_with(SimConfig::zero_latency(), FAST).await
 }
 
-/// The simulator without latency and a gateway configured with [`HANG`].
-pub async fn hang() -> Stack {
-    stack_with(SimConfig::zero_latency(), HANG).await
+/// The simulator without latency and a gateway configured with `toml`, in memory: for
+/// tests on paused time.
+pub fn in_memory(toml: &str) -> Memory {
+    memory_stack(SimConfig::zero_latency(), toml)
 }
 
 impl Stack {
@@ -52,8 +54,8 @@ impl Stack {
         post(&client(), &self.gw, path, body, headers).await
     }
 
-    pub fn metrics(&self) -> String {
-        self.state.metrics.render()
+    pub fn metrics(&self) -> &Metrics {
+        &self.state.metrics
     }
 
     /// The scripted step the simulator applied to each request it received, in order.
@@ -81,39 +83,8 @@ pub async fn post(
     request.send().await.unwrap()
 }
 
-/// A response header as text ("" when absent).
-pub fn h(r: &reqwest::Response, name: &str) -> String {
-    r.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
-}
-
 pub fn some(values: &[&str]) -> Vec<Option<String>> {
     values.iter().map(|v| Some((*v).to_owned())).collect()
-}
-
-/// Poll `check` every 10 ms until it holds, for at most `limit`.
-pub async fn eventually_within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    check()
-}
-
-pub async fn eventually(check: impl FnMut() -> bool) -> bool {
-    eventually_within(Duration::from_secs(5), check).await
-}
-
-/// The OpenAI error envelope of a response flexgate produced, with its status.
-pub async fn envelope(r: reqwest::Response) -> (u16, Value) {
-    let status = r.status().as_u16();
-    let v: Value = r.json().await.expect("an OpenAI-shaped JSON error body");
-    let e = &v["error"];
-    assert!(e["message"].as_str().is_some_and(|m| m.len() > 10), "{v}");
-    assert!(e["type"].is_string() && e.get("param").is_some() && e.get("code").is_some(), "{v}");
-    (status, v)
 }
 
 /// The last SSE event of a stream, which for a broken stream must be flexgate's error

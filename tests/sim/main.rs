@@ -4,6 +4,10 @@
 //! The modules are `#[cfg(test)]` so clippy's `allow-unwrap-in-tests` covers helpers too.
 
 #[cfg(test)]
+#[path = "../common/poll.rs"]
+mod poll;
+
+#[cfg(test)]
 mod faults;
 #[cfg(test)]
 mod limits;

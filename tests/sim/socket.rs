@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::poll::eventually;
+
 struct Running {
     sim: Sim,
     base: String,
@@ -38,17 +40,6 @@ fn chat(client: &reqwest::Client, base: &str, body: &Value, fault: Option<&str>)
         Some(fault) => request.header("x-sim-fault", fault),
         None => request,
     }
-}
-
-/// Polls `check` until it holds; real sockets need the server to notice a disconnect.
-async fn eventually(what: &str, check: impl Fn() -> bool) {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !check() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for: {what}"));
 }
 
 #[tokio::test]
@@ -105,14 +96,15 @@ async fn client_disconnect_ends_the_stream() {
     drop(stream);
     drop(client);
     let sim = running.sim.clone();
-    eventually("the sim's stream to end after the client left", move || sim.open_streams() == 0).await;
+    // Real sockets: the server needs a moment to notice the disconnect.
+    assert!(eventually(move || sim.open_streams() == 0).await, "the sim's stream did not end after the client left");
 
     // A hanging request must not hold up shutdown beyond the grace period.
     let hang_client = reqwest::Client::new();
     let hang = chat(&hang_client, &running.base, &body, Some("hang")).send();
     let hang = tokio::spawn(hang);
     let sim = running.sim.clone();
-    eventually("the hanging request to arrive", move || sim.received().len() == 2).await;
+    assert!(eventually(move || sim.received().len() == 2).await, "the hanging request never arrived");
     running.stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), running.task).await.unwrap().unwrap().unwrap();
     let ended = hang.await.unwrap();

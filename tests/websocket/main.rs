@@ -4,7 +4,7 @@
 //! The modules are `#[cfg(test)]` so clippy's `allow-unwrap-in-tests` covers helpers too.
 
 #[cfg(test)]
-#[path = "../common/mod.rs"]
+#[path = "../common/harness.rs"]
 mod common;
 #[cfg(test)]
 mod lifecycle;

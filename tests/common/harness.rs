@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use flexgate::config::Config;
+use flexgate::metrics::Metrics;
 use flexgate::server::Server;
 use flexgate::sim::{Sim, SimConfig};
 use flexgate::state::AppState;
+use serde_json::Value;
 use tokio::sync::oneshot;
 
 pub struct Running {
@@ -110,14 +112,76 @@ fn samples<'a>(text: &'a str, name: &'a str, labels: &'a [(&str, &str)]) -> impl
         .filter_map(|l| l.rsplit(' ').next())
 }
 
-/// A metric's value summed over the matching samples.
-pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    samples(text, name, labels).filter_map(|v| v.parse::<f64>().ok()).sum()
+/// Where a test reads metrics: the gateway's registry itself (`Metrics::value`, exact)
+/// or a Prometheus text exposition, as `/metrics` or a child process serves it.
+pub trait Samples {
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64;
+    fn count(&self, name: &str, labels: &[(&str, &str)]) -> u64;
 }
 
-/// The sum of an integer-valued metric's samples (counters, gauges of counts).
-pub fn count(text: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
-    samples(text, name, labels).filter_map(|v| v.parse::<u64>().ok()).sum()
+impl Samples for Metrics {
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        Metrics::value(self, name, labels)
+    }
+
+    fn count(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        Metrics::count(self, name, labels)
+    }
+}
+
+impl Samples for str {
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        samples(self, name, labels).filter_map(|v| v.parse::<f64>().ok()).sum()
+    }
+
+    fn count(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        samples(self, name, labels).filter_map(|v| v.parse::<u64>().ok()).sum()
+    }
+}
+
+impl Samples for String {
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.as_str().value(name, labels)
+    }
+
+    fn count(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        self.as_str().count(name, labels)
+    }
+}
+
+impl<T: Samples + ?Sized> Samples for &T {
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        (**self).value(name, labels)
+    }
+
+    fn count(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        (**self).count(name, labels)
+    }
+}
+
+/// A metric's value summed over the matching series.
+pub fn metric(source: &(impl Samples + ?Sized), name: &str, labels: &[(&str, &str)]) -> f64 {
+    source.value(name, labels)
+}
+
+/// The sum of an integer-valued metric's series (counters, gauges of counts).
+pub fn count(source: &(impl Samples + ?Sized), name: &str, labels: &[(&str, &str)]) -> u64 {
+    source.count(name, labels)
+}
+
+/// A response header as text ("" when absent).
+pub fn h(r: &reqwest::Response, name: &str) -> String {
+    r.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+/// The OpenAI error envelope of a response flexgate produced, with its status.
+pub async fn envelope(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.expect("an OpenAI-shaped JSON error body");
+    let e = &v["error"];
+    assert!(e["message"].as_str().is_some_and(|m| m.len() > 10), "{v}");
+    assert!(e["type"].is_string() && e.get("param").is_some() && e.get("code").is_some(), "{v}");
+    (status, v)
 }
 
 pub fn chat_body(model: &str, stream: bool) -> serde_json::Value {

@@ -1,13 +1,9 @@
 //! Real sockets: managed auth. Clients present gateway keys; flexgate sends its own
 //! upstream key; no key ever appears in a response, a log or a metric.
 
-#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
-
-mod common;
-
 use std::collections::HashMap;
 
-use common::{chat_body, client, spawn_gateway_with, spawn_sim};
+use crate::common::{chat_body, client, spawn_gateway_with, spawn_sim};
 use flexgate::sim::SimConfig;
 use serde_json::Value;
 use sha2::Digest;
@@ -16,7 +12,7 @@ const UPSTREAM_KEY: &str = "sk-upstream-very-secret-0001";
 const WEB_KEY: &str = "fg-web-key-0002";
 const BATCH_KEY: &str = "fg-batch-key-0003";
 
-async fn managed() -> (flexgate::sim::Sim, common::Running, flexgate::state::AppState, common::Running) {
+async fn managed() -> (flexgate::sim::Sim, crate::common::Running, flexgate::state::AppState, crate::common::Running) {
     let (sim, s) = spawn_sim(SimConfig::zero_latency()).await;
     let env: HashMap<String, String> = [("OPENAI_API_KEY", UPSTREAM_KEY), ("WEB_KEY", WEB_KEY)]
         .into_iter()
@@ -30,7 +26,7 @@ async fn managed() -> (flexgate::sim::Sim, common::Running, flexgate::state::App
     (sim, s, state, gw)
 }
 
-async fn post(gw: &common::Running, auth: Option<&str>) -> reqwest::Response {
+async fn post(gw: &crate::common::Running, auth: Option<&str>) -> reqwest::Response {
     let mut r = client().post(gw.url("/v1/chat/completions")).json(&chat_body("gpt-5", false));
     if let Some(a) = auth {
         r = r.header("authorization", a);

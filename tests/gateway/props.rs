@@ -4,8 +4,6 @@
 //! retry schedule are property-tested beside their code; this adds the byte-level
 //! rewrite property, the deadline and size parsers, the wait hints and the path guard.)
 
-#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
-
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 

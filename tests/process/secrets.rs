@@ -5,15 +5,9 @@
 //! The gateway runs as the real binary at `log.level = "trace"`, so its whole log
 //! output — flexgate's lines and those of its dependencies — is what gets scanned.
 
-#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
-
-mod common;
-#[path = "common/process.rs"]
-mod process;
-
 use std::fmt::Write as _;
 
-use process::Process;
+use crate::process::Process;
 use serde_json::{Value, json};
 use sha2::Digest;
 
@@ -195,8 +189,8 @@ async fn a_client_key_in_passthrough_mode_is_forwarded_but_never_logged_or_echoe
     assert!(received.to_string().contains(CLIENT_KEY));
 }
 
-async fn managed_in_process(admin: bool) -> (flexgate::sim::Sim, common::Running, flexgate::Server) {
-    let (sim, sim_run) = common::spawn_sim(flexgate::sim::SimConfig::zero_latency()).await;
+async fn managed_in_process(admin: bool) -> (flexgate::sim::Sim, crate::common::Running, flexgate::Server) {
+    let (sim, sim_run) = crate::common::spawn_sim(flexgate::sim::SimConfig::zero_latency()).await;
     let env: std::collections::HashMap<String, String> = [("OPENAI_API_KEY", UPSTREAM_KEY), ("WEB_KEY", WEB_KEY)]
         .into_iter()
         .map(|(k, v)| (k.into(), v.into()))
@@ -218,7 +212,7 @@ async fn managed_auth_cannot_be_bypassed() {
     let task = tokio::spawn(server.run(async move {
         let _ = stopped.await;
     }));
-    let c = common::client();
+    let c = crate::common::client();
     let url = |path: &str| format!("http://{addr}{path}");
     let body = json!({"model": "gpt-5", "messages": [{"role": "user", "content": "hi"}]});
     // No key, on every kind of path: all 401, none forwarded.
@@ -283,7 +277,7 @@ async fn the_admin_listener_serves_only_health_and_metrics() {
     let task = tokio::spawn(server.run(async move {
         let _ = stopped.await;
     }));
-    let c = common::client();
+    let c = crate::common::client();
     for path in ["/metrics", "/healthz", "/readyz"] {
         let r = c.get(format!("http://{admin}{path}")).send().await.unwrap();
         assert_eq!(r.status(), 200, "admin {path}");

@@ -1,19 +1,11 @@
 //! TLS on the listener, on real sockets: a client that trusts the gateway's certificate
-//! gets answers over HTTP/2 (by ALPN) and HTTP/1.1, and a rotated certificate is served
-//! to new connections after the next check.
-
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test code, helpers included: a failed unwrap is a failed test"
-)]
-
-mod common;
+//! gets answers over HTTP/2 (by ALPN) and HTTP/1.1; an untrusted one is refused. Rotation
+//! is tested on paused time beside the resolver (`src/tls/tests.rs`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use common::{spawn_gateway_with, spawn_sim};
+use crate::common::{spawn_gateway_with, spawn_sim};
 use flexgate::sim::SimConfig;
 use serde_json::json;
 

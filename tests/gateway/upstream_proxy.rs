@@ -1,17 +1,13 @@
 //! Real sockets: the upstream reached through an HTTP proxy (`upstream.proxy`), a
 //! forwarding proxy for a plain-HTTP upstream and a `CONNECT` tunnel for an https one.
 
-#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
-
-mod common;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use common::{chat_body, client, spawn_gateway_config, spawn_gateway_with, spawn_sim};
+use crate::common::{chat_body, client, spawn_gateway_config, spawn_gateway_with, spawn_sim};
 use flexgate::config::Config;
 use flexgate::sim::SimConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

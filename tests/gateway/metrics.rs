@@ -1,14 +1,10 @@
 //! Real sockets: the bill flexgate exports equals the hand-computed one to 1e-9 USD,
 //! streaming and non-streaming runs of the same work agree, and labels stay bounded.
 
-#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
-
-mod common;
-
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use common::{client, count, metric, spawn_gateway_with, spawn_sim};
+use crate::common::{client, count, metric, spawn_gateway_with, spawn_sim};
 use flexgate::sim::SimConfig;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -117,7 +113,7 @@ fn workload() -> Vec<Case> {
     ]
 }
 
-async fn send(gw: &common::Running, case: &Case, stream: bool) -> reqwest::Response {
+async fn send(gw: &crate::common::Running, case: &Case, stream: bool) -> reqwest::Response {
     let mut body = case.body.clone();
     if stream {
         body["stream"] = json!(true);

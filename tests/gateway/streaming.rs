@@ -1,27 +1,12 @@
 //! Real sockets: server-sent events are forwarded as they arrive, usage is metered, and a
 //! broken or abandoned stream ends cleanly on both sides.
 
-#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
-
-mod common;
-
 use std::time::Duration;
 
-use common::{chat_body, client, count, metric, stack};
+use crate::common::{chat_body, client, count, metric, stack};
+use crate::poll::eventually;
 use flexgate::sim::SimConfig;
 use futures_util::StreamExt;
-
-/// Poll `check` until it holds, for at most five seconds.
-async fn eventually(mut check: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while tokio::time::Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    check()
-}
 
 async fn read_all(r: reqwest::Response) -> String {
     String::from_utf8(r.bytes().await.unwrap().to_vec()).unwrap()

@@ -1,10 +1,6 @@
 //! The gateway's threads (`flexgate::runtime`): connections are handed out in turn, each
 //! served by its own thread's runtime, upstream connections included.
 
-#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
-
-mod common;
-
 use std::collections::HashMap;
 
 use flexgate::config::Config;
@@ -14,7 +10,7 @@ use flexgate::sim::SimConfig;
 
 #[tokio::test]
 async fn connections_are_spread_over_the_threads_and_served_there() {
-    let (_sim, sim_run) = common::spawn_sim(SimConfig::zero_latency()).await;
+    let (_sim, sim_run) = crate::common::spawn_sim(SimConfig::zero_latency()).await;
     let mut config = Config::from_toml("[server]\nthreads = 3\n", &HashMap::new()).unwrap();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.upstream.base_url = format!("http://{}/v1", sim_run.addr).parse().unwrap();
@@ -28,7 +24,7 @@ async fn connections_are_spread_over_the_threads_and_served_there() {
     }));
 
     // Six clients, one keep-alive connection each, two requests on each connection.
-    let clients: Vec<reqwest::Client> = (0..6).map(|_| common::client()).collect();
+    let clients: Vec<reqwest::Client> = (0..6).map(|_| crate::common::client()).collect();
     let body = serde_json::json!({"model": "gpt-5-mini", "messages": [{"role": "user", "content": "hi"}]});
     for round in 0..2 {
         for client in &clients {

@@ -1,11 +1,7 @@
 //! Real sockets: an OpenAI client's requests pass through flexgate unchanged (bodies,
 //! methods, query strings, multipart and binary), errors included.
 
-#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
-
-mod common;
-
-use common::{chat_body, client, stack};
+use crate::common::{chat_body, client, stack};
 use flexgate::sim::SimConfig;
 use serde_json::Value;
 
@@ -174,9 +170,10 @@ async fn empty_bodies_and_other_methods() {
 /// HTTP/1.1 connection (HTTP/2 would cap concurrent flex requests at the stream limit).
 #[tokio::test]
 async fn upstream_protocol_follows_upstream_http2() {
-    let (sim, sim_run) = common::spawn_sim(SimConfig::zero_latency()).await;
+    let (sim, sim_run) = crate::common::spawn_sim(SimConfig::zero_latency()).await;
     for (toml, version) in [("", "HTTP/1.1"), ("[upstream]\nhttp2 = true", "HTTP/2.0")] {
-        let (_state, gw) = common::spawn_gateway_with(sim_run.addr, toml, &std::collections::HashMap::new()).await;
+        let (_state, gw) =
+            crate::common::spawn_gateway_with(sim_run.addr, toml, &std::collections::HashMap::new()).await;
         let body = chat_body("gpt-5", true);
         for path in ["/v1/chat/completions", "/flex/v1/chat/completions"] {
             let r = client().post(gw.url(path)).bearer_auth("sk-test").json(&body).send().await.unwrap();

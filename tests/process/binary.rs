@@ -1,68 +1,16 @@
 //! The real binary: `check-config`, `serve` with SIGTERM draining an open stream, the
 //! request log lines, and `demo`.
 
-#![expect(clippy::unwrap_used, reason = "test code, helpers included: a failed unwrap is a failed test")]
-
-use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use parking_lot::Mutex;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
 
-const BIN: &str = env!("CARGO_BIN_EXE_flexgate");
+use crate::process::{BIN, Process};
 
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("flexgate-{}-{name}", std::process::id()));
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Spawn the binary, collecting stdout+stderr lines and forwarding them to a channel.
-fn spawn(args: &[&str], env: &[(&str, &str)]) -> (Child, mpsc::UnboundedReceiver<String>, Arc<Mutex<Vec<String>>>) {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let all = Arc::new(Mutex::new(Vec::new()));
-    let out = child.stdout.take().unwrap();
-    let err = child.stderr.take().unwrap();
-    for reader in [Box::new(out) as Box<dyn tokio::io::AsyncRead + Unpin + Send>, Box::new(err)] {
-        let (tx, all) = (tx.clone(), all.clone());
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(reader).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                all.lock().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-    }
-    (child, rx, all)
-}
-
-/// Wait for a line containing `needle` and return it.
-async fn line_with(rx: &mut mpsc::UnboundedReceiver<String>, needle: &str) -> String {
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = rx.recv().await {
-            if line.contains(needle) {
-                return line;
-            }
-        }
-        panic!("process ended before printing {needle:?}");
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no line with {needle:?}"))
-}
-
-fn addr_in(line: &str) -> String {
-    let at = line.find("127.0.0.1:").unwrap_or_else(|| panic!("no address in {line}"));
-    line[at..].chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect()
 }
 
 #[test]
@@ -126,17 +74,11 @@ async fn sigterm_drains_on_several_threads_too() {
 }
 
 async fn sigterm_drains_on(threads: usize) {
-    let (_sim, mut sim_rx, _) =
-        spawn(&["sim", "--listen", "127.0.0.1:0", "--chunk-interval", "40ms", "--latency-standard", "0ms"], &[]);
-    let sim_addr = addr_in(&line_with(&mut sim_rx, "listening").await);
-    let config = temp_file(
-        &format!("serve-{threads}.toml"),
-        &format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"20s\"\nthreads = {threads}\n[upstream]\nbase_url = \"http://{sim_addr}/v1\"\n[log]\nformat = \"json\"\n"
-        ),
+    let (_sim, sim_addr) = Process::sim(&["--chunk-interval", "40ms", "--latency-standard", "0ms"]).await;
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"20s\"\nthreads = {threads}\n[upstream]\nbase_url = \"http://{sim_addr}/v1\"\n[log]\nformat = \"json\"\n"
     );
-    let (mut gw, mut gw_rx, gw_lines) = spawn(&["serve", "--config", config.to_str().unwrap()], &[]);
-    let gw_addr = addr_in(&line_with(&mut gw_rx, "\"listening\"").await);
+    let (mut gw, gw_addr) = Process::serve(&format!("serve-{threads}"), &config, &[]).await;
     if threads > 1 {
         // Connections are handed out in turn, the first to the accepting thread: take
         // that turn, so the stream below is served (and drained) on another thread.
@@ -156,17 +98,16 @@ async fn sigterm_drains_on(threads: usize) {
     let mut stream = r.bytes_stream();
     let mut text = String::from_utf8(stream.next().await.unwrap().unwrap().to_vec()).unwrap();
 
-    let pid = gw.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    line_with(&mut gw_rx, "draining").await;
+    assert!(std::process::Command::new("kill").args(["-TERM", &gw.pid()]).status().unwrap().success());
+    gw.line_with("draining").await;
     while let Some(chunk) = stream.next().await {
         text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
     }
     assert!(text.ends_with("data: [DONE]\n\n"), "the stream completed during the drain: {text}");
-    let status = tokio::time::timeout(Duration::from_secs(20), gw.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), gw.child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "exit status {status:?}");
 
-    let lines = gw_lines.lock().clone();
+    let lines = gw.all.lock().clone();
     let request_line =
         lines.iter().find(|l| l.contains("\"message\":\"request\"")).unwrap_or_else(|| panic!("{lines:#?}"));
     let v: serde_json::Value = serde_json::from_str(request_line).unwrap();
@@ -176,14 +117,12 @@ async fn sigterm_drains_on(threads: usize) {
     assert_eq!(v["status"], 200);
     assert!(lines.iter().all(|l| !l.contains(secret)), "a client key reached the log");
     assert!(lines.iter().any(|l| l.contains(&format!("threads={threads} "))), "{lines:#?}");
-    let _ = std::fs::remove_file(config);
 }
 
 #[tokio::test]
 async fn demo_prints_its_urls_and_serves() {
-    let (_demo, mut rx, _) = spawn(&["demo"], &[]);
-    let line = line_with(&mut rx, "urgent lane").await;
-    let addr = addr_in(&line);
+    let mut demo = Process::spawn(&["demo"], &[]);
+    let addr = demo.addr_after("urgent lane").await;
     let body = serde_json::json!({"model": "gpt-5-mini", "messages": [{"role": "user", "content": "Hello"}]});
     let r = reqwest::Client::new()
         .post(format!("http://{addr}/flex/v1/chat/completions"))
