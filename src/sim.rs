@@ -10,6 +10,7 @@
 //! `log`. Admin routes: `GET /_sim/requests`, `POST /_sim/reset`, `GET /_sim/healthz`
 //! (no auth, not logged). All timing uses `tokio::time`, so paused-time tests work.
 
+mod answer;
 mod body;
 pub mod catalog;
 mod chat;
@@ -20,12 +21,14 @@ mod errors;
 pub mod faults;
 mod files;
 mod log;
+mod logprobs;
 mod multipart;
 mod passthrough;
 pub mod pipeline;
 pub mod ratelimit;
 mod record;
 mod responses;
+mod schema;
 mod text;
 pub mod usage;
 
