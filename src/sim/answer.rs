@@ -144,7 +144,7 @@ fn choice(base: SimUsage, limit: Option<u64>, seed: u64, spec: &Spec, ids: &Ids)
     Choice { pieces, tool_calls: Vec::new(), finish, seed }
 }
 
-fn pick_tool<'s>(spec: &'s Spec, seed: u64) -> Option<&'s request::Tool> {
+fn pick_tool(spec: &Spec, seed: u64) -> Option<&request::Tool> {
     match &spec.tool_choice {
         request::ToolChoice::Named(name) => spec.tools.iter().find(|t| &t.name == name),
         _ if spec.tools.is_empty() => None,

@@ -186,20 +186,20 @@ impl Generator<'_> {
     }
 
     fn integer(&mut self, map: &Map<String, Value>) -> i64 {
-        let mut lo = number(map, "minimum").map_or(0, |m| m.ceil() as i64);
-        let mut hi = number(map, "maximum").map_or(lo.max(0) + 100, |m| m.floor() as i64);
+        let mut lo = number(map, "minimum").map_or(0, |m| int(m.ceil()));
+        let mut hi = number(map, "maximum").map_or(lo.max(0) + 100, |m| int(m.floor()));
         if let Some(x) = number(map, "exclusiveMinimum") {
-            lo = lo.max(x.floor() as i64 + 1);
+            lo = lo.max(int(x.floor()) + 1);
         }
         if let Some(x) = number(map, "exclusiveMaximum") {
-            hi = hi.min(x.ceil() as i64 - 1);
+            hi = hi.min(int(x.ceil()) - 1);
         }
         if lo > hi {
             hi = lo;
         }
         let span = u64::try_from(hi.saturating_sub(lo)).unwrap_or(0).saturating_add(1);
         let mut value = lo.saturating_add(i64::try_from(self.next() % span).unwrap_or(0));
-        if let Some(step) = number(map, "multipleOf").map(|m| m as i64).filter(|m| *m > 0) {
+        if let Some(step) = number(map, "multipleOf").map(int).filter(|m| *m > 0) {
             value = value.div_euclid(step) * step;
             if value < lo {
                 value += step;
@@ -210,11 +210,11 @@ impl Generator<'_> {
 
     fn number(&mut self, map: &Map<String, Value>) -> Value {
         let whole = self.integer(map);
-        let half = whole as f64 + 0.5;
+        let half = float(whole) + 0.5;
         let fits = number(map, "maximum").is_none_or(|m| half <= m)
             && number(map, "exclusiveMaximum").is_none_or(|m| half < m)
             && !map.contains_key("multipleOf");
-        if fits { json!(half) } else { json!(whole as f64) }
+        if fits { json!(half) } else { json!(float(whole)) }
     }
 
     fn string(&mut self, map: &Map<String, Value>) -> String {
@@ -247,6 +247,19 @@ impl Generator<'_> {
         }
         text
     }
+}
+
+/// Largest integer bound honoured: beyond it `f64` bounds lose integer precision.
+const SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+#[expect(clippy::cast_possible_truncation, reason = "clamped to the exactly representable range")]
+fn int(x: f64) -> i64 {
+    x.clamp(-SAFE_INTEGER, SAFE_INTEGER) as i64
+}
+
+#[expect(clippy::cast_precision_loss, reason = "generated integers stay within the safe range")]
+fn float(x: i64) -> f64 {
+    x as f64
 }
 
 /// The schema a `$ref` names (`#`, `#/$defs/X`, any JSON pointer into the root).

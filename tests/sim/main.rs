@@ -4,6 +4,8 @@
 //! The modules are `#[cfg(test)]` so clippy's `allow-unwrap-in-tests` covers helpers too.
 
 #[cfg(test)]
+mod answers;
+#[cfg(test)]
 mod faults;
 #[cfg(test)]
 mod limits;

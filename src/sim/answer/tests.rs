@@ -5,8 +5,8 @@ use serde_json::json;
 use super::*;
 use crate::sim::usage::usage_for;
 
-fn spec(json: serde_json::Value) -> Spec {
-    Spec::chat(&json).unwrap()
+fn spec(json: &serde_json::Value) -> Spec {
+    Spec::chat(json).unwrap()
 }
 
 #[test]
@@ -22,7 +22,7 @@ fn stop_cuts_inside_a_token() {
 fn limits_end_with_length_and_usage_follows_the_choices() {
     let ids = Ids::new(0);
     let base = usage_for("gpt-4o", 10, None);
-    let answer = plan(base, None, 10, &spec(json!({"n": 3})), &ids);
+    let answer = plan(base, None, 10, &spec(&json!({"n": 3})), &ids);
     assert_eq!(answer.choices.len(), 3);
     assert!(answer.choices.iter().all(|c| c.finish == Finish::Stop && c.pieces.len() == 16));
     assert_eq!(answer.usage.completion_tokens, 48);
@@ -30,13 +30,13 @@ fn limits_end_with_length_and_usage_follows_the_choices() {
     assert_ne!(answer.choices[0].content(), answer.choices[1].content());
 
     let base = usage_for("gpt-4o", 10, Some(5));
-    let answer = plan(base, Some(5), 10, &spec(json!({})), &ids);
+    let answer = plan(base, Some(5), 10, &spec(&json!({})), &ids);
     assert_eq!(answer.choices[0].finish, Finish::Length);
     assert_eq!(answer.usage, base);
 
     let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]});
     let format = json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}});
-    let answer = plan(base, Some(2), 10, &spec(format), &ids);
+    let answer = plan(base, Some(2), 10, &spec(&format), &ids);
     assert_eq!((answer.choices[0].finish, answer.usage.completion_tokens), (Finish::Length, 2));
 }
 
@@ -46,7 +46,7 @@ fn tool_choice_decides_tool_calls() {
     let base = usage_for("gpt-4o", 10, None);
     let tools = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"], "additionalProperties": false}}}]);
     let user = json!({"messages": [{"role": "user", "content": "hi"}], "tools": tools});
-    let answer = plan(base, None, 1, &spec(user.clone()), &ids);
+    let answer = plan(base, None, 1, &spec(&user), &ids);
     let call = &answer.choices[0].tool_calls[0];
     assert_eq!(answer.choices[0].finish, Finish::ToolCalls);
     assert!(serde_json::from_str::<serde_json::Value>(&call.arguments()).unwrap()["x"].is_i64());
@@ -55,13 +55,13 @@ fn tool_choice_decides_tool_calls() {
     let mut after = user.clone();
     after["messages"] =
         json!([{"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "c", "content": "1"}]);
-    assert!(plan(base, None, 1, &spec(after.clone()), &ids).choices[0].tool_calls.is_empty());
+    assert!(plan(base, None, 1, &spec(&after), &ids).choices[0].tool_calls.is_empty());
     after["tool_choice"] = json!("required");
-    assert_eq!(plan(base, None, 1, &spec(after), &ids).choices[0].tool_calls.len(), 1);
+    assert_eq!(plan(base, None, 1, &spec(&after), &ids).choices[0].tool_calls.len(), 1);
 
     let mut none = user.clone();
     none["tool_choice"] = json!("none");
-    assert!(plan(base, None, 1, &spec(none), &ids).choices[0].tool_calls.is_empty());
+    assert!(plan(base, None, 1, &spec(&none), &ids).choices[0].tool_calls.is_empty());
     let mut unknown = user;
     unknown["tool_choice"] = json!({"type": "function", "function": {"name": "g"}});
     assert!(Spec::chat(&unknown).is_err());
