@@ -9,7 +9,8 @@
 //! Schema instances in `schema`, usage formula in [`usage`], scripted faults
 //! (`x-sim-fault`) in [`faults`], rate limits and `x-ratelimit-*` in [`ratelimit`],
 //! tiers and models in [`catalog`], the request log in `log`. Admin routes:
-//! `GET /_sim/requests`, `POST /_sim/reset`, `GET /_sim/healthz` (no auth, not logged). All timing uses `tokio::time`, so paused-time tests work.
+//! `GET /_sim/requests`, `POST /_sim/reset`, `GET /_sim/healthz` (no auth, not logged).
+//! All timing uses `tokio::time`, so paused-time tests work.
 
 mod answer;
 mod body;
