@@ -1,8 +1,8 @@
 //! Simulated `OpenAI` upstream (`flexgate sim`): the upstream of every test, demo and
 //! benchmark. It answers the `OpenAI` shapes (chat, responses, legacy completions,
-//! embeddings, models, files, audio speech), SSE framing, usage, headers, service tiers
-//! and errors as documented in `research/openai-api-facts.md`, and it is never reachable
-//! from the gateway's production routing path.
+//! embeddings, models, files, audio speech, a text-only Realtime WebSocket), SSE
+//! framing, usage, headers, service tiers and errors as `OpenAI` documents them, and it
+//! is never reachable from the gateway's production routing path.
 //!
 //! Behaviour in one place each: request order of checks in [`pipeline`], what an answer
 //! says (text, structured JSON, tool calls, `n`, `stop`, limits) in `answer`, JSON
@@ -28,6 +28,7 @@ mod multipart;
 mod passthrough;
 pub mod pipeline;
 pub mod ratelimit;
+mod realtime;
 mod record;
 mod responses;
 mod schema;
@@ -111,6 +112,7 @@ impl Sim {
             .route("/v1/files/{id}", get(passthrough::retrieve_file).delete(passthrough::delete_file))
             .route("/v1/files/{id}/content", get(passthrough::file_content))
             .route("/v1/audio/speech", post(passthrough::speech))
+            .route("/v1/realtime", get(realtime::handler))
             .method_not_allowed_fallback(record::unknown)
             .fallback(record::unknown)
             // `record` already buffered the body under its own limit; axum's 2 MB

@@ -12,6 +12,8 @@ mod limits;
 #[cfg(test)]
 mod passthrough;
 #[cfg(test)]
+mod realtime;
+#[cfg(test)]
 mod shapes;
 #[cfg(test)]
 mod socket;
