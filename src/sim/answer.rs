@@ -104,7 +104,8 @@ pub(crate) fn plan(base: SimUsage, limit: Option<u64>, seed: u64, spec: &Spec, i
     Answer { choices, usage, logprobs: spec.logprobs }
 }
 
-/// The single text choice of a request with no options (legacy completions).
+/// An answer with no planned choices: legacy completions and embeddings render from
+/// the usage alone.
 pub(crate) fn plain(base: SimUsage) -> Answer {
     Answer { choices: Vec::new(), usage: base, logprobs: None }
 }
