@@ -1,15 +1,18 @@
 //! Simulated `OpenAI` upstream (`flexgate sim`): the upstream of every test, demo and
 //! benchmark. It answers the `OpenAI` shapes (chat, responses, legacy completions,
-//! embeddings, models, files, audio speech), SSE framing, usage, headers, service tiers
-//! and errors as documented in `research/openai-api-facts.md`, and it is never reachable
-//! from the gateway's production routing path.
+//! embeddings, models, files, audio speech, a text-only Realtime WebSocket), SSE
+//! framing, usage, headers, service tiers and errors as `OpenAI` documents them, and it
+//! is never reachable from the gateway's production routing path.
 //!
-//! Behaviour in one place each: request order of checks in [`pipeline`], usage formula in
-//! [`usage`], scripted faults (`x-sim-fault`) in [`faults`], rate limits and
-//! `x-ratelimit-*` in [`ratelimit`], tiers and models in [`catalog`], the request log in
-//! `log`. Admin routes: `GET /_sim/requests`, `POST /_sim/reset`, `GET /_sim/healthz`
-//! (no auth, not logged). All timing uses `tokio::time`, so paused-time tests work.
+//! Behaviour in one place each: request order of checks in [`pipeline`], what an answer
+//! says (text, structured JSON, tool calls, `n`, `stop`, limits) in `answer`, JSON
+//! Schema instances in `schema`, usage formula in [`usage`], scripted faults
+//! (`x-sim-fault`) in [`faults`], rate limits and `x-ratelimit-*` in [`ratelimit`],
+//! tiers and models in [`catalog`], the request log in `log`. Admin routes:
+//! `GET /_sim/requests`, `POST /_sim/reset`, `GET /_sim/healthz` (no auth, not logged).
+//! All timing uses `tokio::time`, so paused-time tests work.
 
+mod answer;
 mod body;
 pub mod catalog;
 mod chat;
@@ -20,6 +23,7 @@ mod errors;
 pub mod faults;
 mod files;
 mod log;
+mod logprobs;
 mod multipart;
 mod passthrough;
 pub mod pipeline;
@@ -27,6 +31,7 @@ pub mod ratelimit;
 mod realtime;
 mod record;
 mod responses;
+mod schema;
 mod text;
 pub mod usage;
 

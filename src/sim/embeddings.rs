@@ -1,7 +1,10 @@
 //! `POST /v1/embeddings` answers: one deterministic unit vector per input (a function of
-//! the input text and `dimensions` only), as float arrays or, with
+//! the input text and the dimension only), as float arrays or, with
 //! `encoding_format: "base64"` (the Python SDK's default), base64 of little-endian f32s.
-//! `dimensions` defaults to 8, small on purpose so answers stay cheap.
+//! Each model answers in its real dimension (`text-embedding-3-small` and
+//! `text-embedding-ada-002` 1536, `text-embedding-3-large` 3072). `dimensions` shortens
+//! the vector as `OpenAI` does (the native vector's first components, scaled back to unit
+//! length); more than the native dimension, or any on `ada-002`, is a 400.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -14,8 +17,16 @@ use super::pipeline::Gen;
 use super::text::{fnv1a, splitmix64};
 use super::usage;
 
-pub const DEFAULT_DIMENSIONS: usize = 8;
-pub const MAX_DIMENSIONS: usize = 3072;
+/// The native dimension of an embedding model, and whether it accepts `dimensions`.
+pub fn native_dimensions(model: &str) -> (usize, bool) {
+    if model.starts_with("text-embedding-3-large") {
+        (3072, true)
+    } else if model.starts_with("text-embedding-3-small") {
+        (1536, true)
+    } else {
+        (1536, false)
+    }
+}
 
 /// The input texts: a string, or an array (strings, or token arrays as their JSON text).
 fn inputs(json: &Value) -> Result<Vec<String>, ApiError> {
@@ -47,18 +58,21 @@ pub(crate) fn prompt_tokens(json: &Value) -> Result<u64, ApiError> {
 }
 
 fn dimensions(json: &Value) -> Result<usize, ApiError> {
+    let model = json.get("model").and_then(Value::as_str).unwrap_or_default();
+    let (native, reducible) = native_dimensions(model);
     match json.get("dimensions") {
-        None | Some(Value::Null) => Ok(DEFAULT_DIMENSIONS),
-        Some(value) => value
-            .as_u64()
-            .and_then(|d| usize::try_from(d).ok())
-            .filter(|d| (1..=MAX_DIMENSIONS).contains(d))
-            .ok_or_else(|| {
+        None | Some(Value::Null) => Ok(native),
+        Some(_) if !reducible => {
+            Err(ApiError::invalid_param("dimensions", "This model does not support specifying dimensions."))
+        }
+        Some(value) => {
+            value.as_u64().and_then(|d| usize::try_from(d).ok()).filter(|d| (1..=native).contains(d)).ok_or_else(|| {
                 ApiError::invalid_param(
                     "dimensions",
-                    format!("Invalid 'dimensions': expected 1..={MAX_DIMENSIONS}, got {value}."),
+                    format!("Invalid value for 'dimensions' = {value}. Must be between 1 and {native} for {model}."),
                 )
-            }),
+            })
+        }
     }
 }
 
@@ -73,9 +87,10 @@ fn encoding(json: &Value) -> Result<bool, ApiError> {
     }
 }
 
-/// The embedding of `text`: `dims` components, unit length.
+/// The embedding of `text`: `dims` components, unit length. The raw components are one
+/// sequence per text, so a shorter vector is a longer one's prefix renormalized.
 pub fn vector(text: &str, dims: usize) -> Vec<f32> {
-    let mut state = fnv1a(text.as_bytes()) ^ dims as u64;
+    let mut state = fnv1a(text.as_bytes());
     let raw: Vec<f64> = (0..dims)
         .map(|_| {
             state = splitmix64(state);
@@ -97,7 +112,7 @@ fn narrow(x: f64) -> f32 {
 pub(crate) fn render(generation: &Gen) -> Payload {
     // Already validated in `prompt_tokens`; the fallbacks are never taken.
     let texts = inputs(&generation.json).unwrap_or_default();
-    let dims = dimensions(&generation.json).unwrap_or(DEFAULT_DIMENSIONS);
+    let dims = dimensions(&generation.json).unwrap_or(1);
     let base64 = encoding(&generation.json).unwrap_or(false);
     let data: Vec<Value> = texts
         .iter()
@@ -134,6 +149,12 @@ mod tests {
         let norm: f32 = a.iter().map(|x| x * x).sum();
         assert!((norm - 1.0).abs() < 1e-5);
         assert_eq!(vector("hello", 1536).len(), 1536);
+        // A reduced vector is the native one's prefix, renormalized.
+        let long = vector("hello", 1536);
+        let norm = long[..8].iter().map(|x| x * x).sum::<f32>().sqrt();
+        for (short, long) in a.iter().zip(&long[..8]) {
+            assert!((short - long / norm).abs() < 1e-5);
+        }
     }
 
     #[test]
@@ -144,8 +165,19 @@ mod tests {
         assert_eq!(inputs(&json!({"input": ["a", "b"]})).unwrap().len(), 2);
         assert_eq!(inputs(&json!({"input": [1, 2, 3]})).unwrap().len(), 1);
         assert_eq!(inputs(&json!({"input": [[1, 2], [3]]})).unwrap().len(), 2);
-        assert!(dimensions(&json!({"dimensions": 0})).is_err());
-        assert_eq!(dimensions(&json!({"dimensions": 3})).unwrap(), 3);
+        let small = |extra: Value| {
+            let mut body = json!({"model": "text-embedding-3-small"});
+            body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            dimensions(&body)
+        };
+        assert!(small(json!({"dimensions": 0})).is_err());
+        assert!(small(json!({"dimensions": 1537})).is_err());
+        assert_eq!(small(json!({"dimensions": 3})).unwrap(), 3);
+        assert_eq!(small(json!({})).unwrap(), 1536);
+        assert_eq!(dimensions(&json!({"model": "text-embedding-3-large"})).unwrap(), 3072);
+        assert_eq!(dimensions(&json!({"model": "text-embedding-3-large", "dimensions": 3072})).unwrap(), 3072);
+        assert!(dimensions(&json!({"model": "text-embedding-ada-002", "dimensions": 8})).is_err());
+        assert_eq!(dimensions(&json!({"model": "text-embedding-ada-002"})).unwrap(), 1536);
         assert!(encoding(&json!({"encoding_format": "hex"})).is_err());
     }
 }

@@ -18,6 +18,7 @@ use http::HeaderMap;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::answer::{self, Answer, Spec};
 use super::body::{self, Payload};
 use super::catalog::{self, Kind};
 use super::errors::ApiError;
@@ -43,6 +44,8 @@ pub(crate) struct Gen {
     pub model: String,
     pub served_tier: Option<&'static str>,
     pub usage: SimUsage,
+    /// The answer's choices (chat and Responses; empty for the other endpoints).
+    pub answer: Answer,
     pub stream: bool,
     pub include_usage: bool,
     /// Seeds the generated words; derived from the input only, so a streamed and a
@@ -69,16 +72,23 @@ impl Endpoint {
         }
     }
 
-    fn usage(self, model: &str, json: &Value) -> Result<SimUsage, ApiError> {
+    /// The answer (its usage included), or the 400 of an invalid parameter.
+    fn answer(self, sim: &Sim, model: &str, json: &Value) -> Result<Answer, ApiError> {
         let prompt = self.prompt_tokens(json)?;
         let limit_fields: &[&'static str] = match self {
             Self::Chat => &["max_completion_tokens", "max_tokens"],
             Self::Responses => &["max_output_tokens"],
             Self::Completions => &["max_tokens"],
-            Self::Embeddings => return Ok(usage::embeddings_usage(prompt)),
+            Self::Embeddings => return Ok(answer::plain(usage::embeddings_usage(prompt))),
         };
         let limit = output_limit(json, limit_fields)?;
-        Ok(usage::usage_for(model, prompt, limit))
+        let base = usage::usage_for(model, prompt, limit);
+        let spec = match self {
+            Self::Chat => Spec::chat(json)?,
+            Self::Responses => Spec::responses(json)?,
+            Self::Completions | Self::Embeddings => return Ok(answer::plain(base)),
+        };
+        Ok(answer::plan(base, limit, prompt, &spec, &sim.inner.ids))
     }
 
     fn render(self, sim: &Sim, generation: &Gen) -> Payload {
@@ -175,7 +185,8 @@ impl Run<'_> {
         let model =
             json.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()).ok_or_else(ApiError::missing_model)?;
         let info = catalog::require(model, self.endpoint.kinds())?;
-        let usage = self.endpoint.usage(model, &json)?;
+        let answer = self.endpoint.answer(self.sim, model, &json)?;
+        let usage = answer.usage;
         self.tokens = usage.total_tokens;
         let tier = match self.endpoint {
             Endpoint::Chat | Endpoint::Responses => Some(catalog::resolve_tier(json.get("service_tier"), info)?),
@@ -212,6 +223,7 @@ impl Run<'_> {
             model: model.to_owned(),
             served_tier: tier,
             usage,
+            answer,
             stream: self.out.stream,
             include_usage: self.out.include_usage == Some(true),
             seed: usage.prompt_tokens,

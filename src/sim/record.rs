@@ -8,7 +8,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use http::{HeaderMap, Method, Uri};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
@@ -72,12 +72,18 @@ fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A bearer key, or (as browsers must send it to the Realtime endpoint) a key in the
+/// `openai-insecure-api-key.` WebSocket subprotocol.
 fn has_bearer(headers: &HeaderMap) -> bool {
-    headers
+    let bearer = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
-        .is_some_and(|(scheme, key)| scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty())
+        .is_some_and(|(scheme, key)| scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty());
+    bearer
+        || headers.get_all(SEC_WEBSOCKET_PROTOCOL).iter().filter_map(|v| v.to_str().ok()).any(|list| {
+            list.split(',').any(|p| p.trim().strip_prefix("openai-insecure-api-key.").is_some_and(|k| !k.is_empty()))
+        })
 }
 
 fn stamp(mut response: Response, request_id: &str, started: Instant) -> Response {

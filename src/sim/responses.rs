@@ -1,16 +1,17 @@
 //! `POST /v1/responses` answers: the `response` object (one assistant `message` output
-//! item, usage, served `service_tier`, and the fields the SDKs require) and its typed
-//! event stream: `response.created`, `response.in_progress`,
-//! `response.output_item.added`, `response.content_part.added`, one
-//! `response.output_text.delta` per visible word, `response.output_text.done`,
-//! `response.content_part.done`, `response.output_item.done`, `response.completed`.
-//! Sequence numbers start at 0 and increase by one; usage is null until
-//! `response.completed`; there is no `[DONE]`.
+//! item, or `function_call` items when the answer calls a tool; usage, served
+//! `service_tier`, the request's `text`, `tools` and `tool_choice` echoed, and the fields
+//! the SDKs require) and its typed event stream (in [`stream`]). An answer cut by
+//! `max_output_tokens` has `status: "incomplete"` and
+//! `incomplete_details.reason: "max_output_tokens"`.
+
+mod stream;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::Sim;
+use super::answer::{Finish, ToolCall};
 use super::body::Payload;
 use super::errors::ApiError;
 use super::pipeline::{Gen, content_chars};
@@ -45,23 +46,48 @@ fn item_chars(item: &Value) -> usize {
     }
 }
 
+/// One output item of the answer.
+pub(crate) enum Item {
+    Message { id: String, text: String, pieces: Vec<String> },
+    Call { id: String, call: ToolCall },
+}
+
+impl Item {
+    /// The item as `response.output` lists it, with `status`.
+    fn value(&self, status: &str) -> Value {
+        match self {
+            Self::Message { id, text, .. } => message_item(id, status, text),
+            Self::Call { id, call } => json!({
+                "id": id, "type": "function_call", "status": status, "call_id": call.id,
+                "name": call.name, "arguments": call.arguments()
+            }),
+        }
+    }
+}
+
 pub(crate) fn render(sim: &Sim, generation: &Gen) -> Payload {
     let ids = &sim.inner.ids;
     let id = ids.object_id("resp_", 48);
-    let item_id = ids.object_id("msg_", 48);
     let created = text::unix_now();
-    let full_text = text::sentence(generation.seed, generation.usage.visible_tokens());
-    let done_item = message_item(&item_id, "completed", &full_text);
+    let Some(choice) = generation.answer.choices.first() else {
+        return Payload::Json(Bytes::new());
+    };
+    let items: Vec<Item> = if choice.tool_calls.is_empty() {
+        let text = choice.pieces.concat();
+        vec![Item::Message { id: ids.object_id("msg_", 48), text, pieces: choice.pieces.clone() }]
+    } else {
+        choice.tool_calls.iter().map(|call| Item::Call { id: ids.object_id("fc_", 48), call: call.clone() }).collect()
+    };
+    let incomplete = choice.finish == Finish::Length;
+    let (status, item_status) = if incomplete { ("incomplete", "incomplete") } else { ("completed", "completed") };
+    let done_items: Vec<Value> = items.iter().map(|item| item.value(item_status)).collect();
     let usage = serde_json::to_value(generation.usage.responses_wire()).unwrap_or_default();
-    let completed = response_object(&id, created, generation, "completed", &json!([done_item]), &usage);
+    let finished = response_object(&id, created, generation, status, &json!(done_items), &usage);
     if !generation.stream {
-        return Payload::Json(Bytes::from(completed.to_string()));
+        return Payload::Json(Bytes::from(finished.to_string()));
     }
     let pending = response_object(&id, created, generation, "in_progress", &json!([]), &Value::Null);
-    stream(
-        EventWriter { pending, completed, done_item, item_id, full_text, seed: generation.seed },
-        generation.usage.visible_tokens(),
-    )
+    stream::render(stream::EventWriter { pending, finished, done_items, items, incomplete })
 }
 
 fn message_item(id: &str, status: &str, text: &str) -> Value {
@@ -76,7 +102,11 @@ fn message_item(id: &str, status: &str, text: &str) -> Value {
 
 fn response_object(id: &str, created: u64, generation: &Gen, status: &str, output: &Value, usage: &Value) -> Value {
     let echo = |field: &str| generation.json.get(field).cloned().unwrap_or(Value::Null);
+    let echo_or =
+        |field: &str, default: Value| generation.json.get(field).filter(|v| !v.is_null()).cloned().unwrap_or(default);
     let metadata = generation.json.get("metadata").filter(|m| m.is_object()).cloned().unwrap_or_else(|| json!({}));
+    let format = generation.json.pointer("/text/format").filter(|f| f.is_object()).cloned();
+    let incomplete = (status == "incomplete").then(|| json!({"reason": "max_output_tokens"}));
     json!({
         "id": id,
         "object": "response",
@@ -84,7 +114,7 @@ fn response_object(id: &str, created: u64, generation: &Gen, status: &str, outpu
         "status": status,
         "background": false,
         "error": null,
-        "incomplete_details": null,
+        "incomplete_details": incomplete,
         "instructions": echo("instructions"),
         "max_output_tokens": echo("max_output_tokens"),
         "metadata": metadata,
@@ -95,99 +125,13 @@ fn response_object(id: &str, created: u64, generation: &Gen, status: &str, outpu
         "reasoning": {"effort": null, "summary": null},
         "service_tier": generation.served_tier,
         "store": true,
-        "temperature": generation.json.get("temperature").cloned().unwrap_or(json!(1.0)),
-        "text": {"format": {"type": "text"}, "verbosity": "medium"},
-        "tool_choice": "auto",
-        "tools": [],
-        "top_p": generation.json.get("top_p").cloned().unwrap_or(json!(1.0)),
+        "temperature": echo_or("temperature", json!(1.0)),
+        "text": {"format": format.unwrap_or_else(|| json!({"type": "text"})), "verbosity": "medium"},
+        "tool_choice": echo_or("tool_choice", json!("auto")),
+        "tools": echo_or("tools", json!([])),
+        "top_p": echo_or("top_p", json!(1.0)),
         "truncation": "disabled",
         "usage": usage,
         "user": null
     })
-}
-
-#[derive(Clone, Copy)]
-enum Event {
-    Created,
-    InProgress,
-    ItemAdded,
-    PartAdded,
-    Delta(u64),
-    TextDone,
-    PartDone,
-    ItemDone,
-    Completed,
-}
-
-struct EventWriter {
-    pending: Value,
-    completed: Value,
-    done_item: Value,
-    item_id: String,
-    full_text: String,
-    seed: u64,
-}
-
-impl EventWriter {
-    fn frame(&self, seq: usize, event: Event) -> Bytes {
-        let item_id = &self.item_id;
-        let part = |text: &str| json!({"type": "output_text", "annotations": [], "logprobs": [], "text": text});
-        let (kind, body) = match event {
-            Event::Created => ("response.created", json!({"response": &self.pending})),
-            Event::InProgress => ("response.in_progress", json!({"response": &self.pending})),
-            Event::ItemAdded => (
-                "response.output_item.added",
-                json!({"output_index": 0, "item": {
-                    "id": item_id, "type": "message", "status": "in_progress",
-                    "content": [], "role": "assistant"
-                }}),
-            ),
-            Event::PartAdded => (
-                "response.content_part.added",
-                json!({"item_id": item_id, "output_index": 0, "content_index": 0, "part": part("")}),
-            ),
-            Event::Delta(i) => {
-                // The hot path of long streams: one `format!`, no `Value` tree.
-                let delta = Value::String(text::delta(self.seed, i));
-                let data = format!(
-                    r#"{{"type":"response.output_text.delta","sequence_number":{seq},"item_id":"{item_id}","output_index":0,"content_index":0,"delta":{delta},"logprobs":[]}}"#
-                );
-                return sse_frame("response.output_text.delta", &data);
-            }
-            Event::TextDone => (
-                "response.output_text.done",
-                json!({"item_id": item_id, "output_index": 0, "content_index": 0,
-                       "text": self.full_text, "logprobs": []}),
-            ),
-            Event::PartDone => (
-                "response.content_part.done",
-                json!({"item_id": item_id, "output_index": 0, "content_index": 0,
-                       "part": part(&self.full_text)}),
-            ),
-            Event::ItemDone => ("response.output_item.done", json!({"output_index": 0, "item": &self.done_item})),
-            Event::Completed => ("response.completed", json!({"response": &self.completed})),
-        };
-        let mut body = body;
-        if let Some(fields) = body.as_object_mut() {
-            fields.insert("type".to_owned(), Value::from(kind));
-            fields.insert("sequence_number".to_owned(), Value::from(seq));
-        }
-        sse_frame(kind, &body.to_string())
-    }
-}
-
-fn sse_frame(kind: &str, data: &str) -> Bytes {
-    Bytes::from(format!("event: {kind}\ndata: {data}\n\n"))
-}
-
-fn stream(writer: EventWriter, words: u64) -> Payload {
-    let head = [Event::Created, Event::InProgress, Event::ItemAdded, Event::PartAdded];
-    let tail = [Event::TextDone, Event::PartDone, Event::ItemDone, Event::Completed];
-    let events = head
-        .into_iter()
-        .chain((0..words).map(Event::Delta))
-        .chain(tail)
-        .enumerate()
-        .map(move |(seq, event)| writer.frame(seq, event));
-    Payload::Sse { frames: Box::new(events), prefix: head.len() + usize::try_from(words.min(2)).unwrap_or(0) }
 }

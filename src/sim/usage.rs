@@ -15,6 +15,10 @@
 //!   They are part of the prompt tokens.
 //! - **Total** = prompt + output. Embeddings have no output tokens.
 //!
+//! This is the usage of a plain text answer with one choice. Answers that are JSON or
+//! tool calls, cut by `stop`, or have `n` choices count their generated tokens instead
+//! (see `answer`).
+//!
 //! Streaming and non-streaming answers to the same request report identical usage.
 
 use serde::Serialize;

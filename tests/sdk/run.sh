@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The official OpenAI SDKs (Python `openai` from PyPI, Node `openai` from npm, both
-# pinned) against a real flexgate binary with `flexgate sim` as its upstream.
+# pinned) and the frameworks built on them (LangChain's `langchain-openai`, the OpenAI
+# Agents SDK `openai-agents`, pinned) against a real flexgate binary with `flexgate sim`
+# as its upstream.
 #
 #   tests/sdk/run.sh                      # uses target/release/flexgate
 #   FLEXGATE_BIN=target/debug/flexgate tests/sdk/run.sh
 #   PYTEST_ARGS="-k deadline" tests/sdk/run.sh      # extra pytest arguments
+#   SDK_SUITES="frameworks" tests/sdk/run.sh        # some of: python frameworks node
 #
-# Installs what it needs on first use (idempotent): a virtual environment under
-# .tools/venv-sdk with the pinned Python packages, and tests/sdk/node/node_modules from
-# the committed package-lock.json. Starts the simulator and the gateway on free ports,
-# runs pytest and `node --test` against them, stops both on exit, and exits non-zero if
-# either suite failed. Both suites run even when the first one fails, so CI sees both
-# summary lines.
+# Installs what it needs on first use (idempotent): virtual environments under
+# .tools/venv-sdk and .tools/venv-frameworks with the pinned Python packages, and
+# tests/sdk/node/node_modules from the committed package-lock.json. Starts the simulator
+# and the gateway on free ports, runs the suites against them, stops both on exit, and
+# exits non-zero if any suite failed. Every suite runs even when an earlier one fails,
+# so CI sees every summary line.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,28 +27,45 @@ if [[ ! -x "$BIN" ]]; then
 fi
 cd "$ROOT"
 
+SUITES=" ${SDK_SUITES:-python frameworks node} "
+wants() { [[ "$SUITES" == *" $1 "* ]]; }
+
 # --- tools -------------------------------------------------------------------------
+# A virtual environment $1 with suite directory $2's pinned requirements, rebuilt when
+# its requirements.txt or constraints.txt change.
+python_env() {
+    local venv=$1 req="$2/requirements.txt" lock="$2/constraints.txt" stamp
+    stamp=$(cat "$req" "$lock" | sha256sum | cut -d' ' -f1)
+    if [[ ! -x "$venv/bin/python" || "$(cat "$venv/.stamp" 2>/dev/null)" != "$stamp" ]]; then
+        echo "--- installing $(grep -v '^#' "$req" | tr '\n' ' ')into $venv"
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" -c "$lock"
+        echo "$stamp" >"$venv/.stamp"
+    fi
+}
 VENV="$ROOT/.tools/venv-sdk"
-PY_REQ="$HERE/python/requirements.txt"
-PY_LOCK="$HERE/python/constraints.txt"
-py_stamp=$(cat "$PY_REQ" "$PY_LOCK" | sha256sum | cut -d' ' -f1)
-if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.stamp" 2>/dev/null)" != "$py_stamp" ]]; then
-    echo "--- installing the Python SDK into $VENV"
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$PY_REQ" -c "$PY_LOCK"
-    echo "$py_stamp" >"$VENV/.stamp"
+FW_VENV="$ROOT/.tools/venv-frameworks"
+if wants python; then
+    python_env "$VENV" "$HERE/python"
+    echo "--- python sdk $("$VENV/bin/python" -c 'import openai; print(openai.__version__)')"
+fi
+if wants frameworks; then
+    python_env "$FW_VENV" "$HERE/frameworks"
+    echo "--- frameworks: $("$FW_VENV/bin/python" -m pip freeze --disable-pip-version-check |
+        grep -E '^(openai|langchain-openai|langchain-core|openai-agents)==' | tr '\n' ' ')"
 fi
 
 NODE_DIR="$HERE/node"
-node_stamp=$(sha256sum "$NODE_DIR/package-lock.json" | cut -d' ' -f1)
-if [[ "$(cat "$NODE_DIR/node_modules/.stamp" 2>/dev/null)" != "$node_stamp" ]]; then
-    echo "--- installing the Node SDK into $NODE_DIR/node_modules"
-    (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
-    echo "$node_stamp" >"$NODE_DIR/node_modules/.stamp"
+if wants node; then
+    node_stamp=$(sha256sum "$NODE_DIR/package-lock.json" | cut -d' ' -f1)
+    if [[ "$(cat "$NODE_DIR/node_modules/.stamp" 2>/dev/null)" != "$node_stamp" ]]; then
+        echo "--- installing the Node SDK into $NODE_DIR/node_modules"
+        (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+        echo "$node_stamp" >"$NODE_DIR/node_modules/.stamp"
+    fi
+    echo "--- node $(node --version) sdk $(node -p 'require("./tests/sdk/node/node_modules/openai/package.json").version')"
 fi
-echo "--- python $("$VENV/bin/python" -c 'import openai; print(openai.__version__)') sdk," \
-    "node $(node --version) sdk $(node -p 'require("./tests/sdk/node/node_modules/openai/package.json").version')"
 
 # --- processes ---------------------------------------------------------------------
 WORK=$(mktemp -d)
@@ -114,10 +134,18 @@ export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
 unset OPENAI_API_KEY OPENAI_BASE_URL OPENAI_ORG_ID OPENAI_PROJECT_ID
 
 status=0
-echo "=== pytest tests/sdk/python"
-"$VENV/bin/python" -m pytest "$HERE/python" -q -p no:cacheprovider -rfE ${PYTEST_ARGS:-} || status=1
-echo "=== node --test tests/sdk/node"
-(cd "$NODE_DIR" && node --test --test-reporter=spec test/*.test.mjs) || status=1
+if wants python; then
+    echo "=== pytest tests/sdk/python"
+    "$VENV/bin/python" -m pytest "$HERE/python" -q -p no:cacheprovider -rfE ${PYTEST_ARGS:-} || status=1
+fi
+if wants frameworks; then
+    echo "=== pytest tests/sdk/frameworks"
+    "$FW_VENV/bin/python" -m pytest "$HERE/frameworks" -q -p no:cacheprovider -rfE ${PYTEST_ARGS:-} || status=1
+fi
+if wants node; then
+    echo "=== node --test tests/sdk/node"
+    (cd "$NODE_DIR" && node --test --test-reporter=spec test/*.test.mjs) || status=1
+fi
 
 if [[ $status -ne 0 ]]; then
     echo "--- flexgate log (last 40 lines)"

@@ -8,11 +8,15 @@
 mod poll;
 
 #[cfg(test)]
+mod answers;
+#[cfg(test)]
 mod faults;
 #[cfg(test)]
 mod limits;
 #[cfg(test)]
 mod passthrough;
+#[cfg(test)]
+mod realtime;
 #[cfg(test)]
 mod shapes;
 #[cfg(test)]

@@ -12,14 +12,14 @@ use tokio::task::JoinHandle;
 
 use crate::poll::eventually;
 
-struct Running {
-    sim: Sim,
-    base: String,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
+pub struct Running {
+    pub sim: Sim,
+    pub base: String,
+    pub stop: oneshot::Sender<()>,
+    pub task: JoinHandle<std::io::Result<()>>,
 }
 
-async fn start() -> Running {
+pub async fn start() -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let sim = Sim::new(SimConfig::zero_latency());

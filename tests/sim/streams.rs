@@ -80,9 +80,9 @@ async fn responses_stream_event_sequence() {
         "response.output_text.done",
         "response.content_part.done",
         "response.output_item.done",
-        "response.completed",
+        "response.incomplete",
     ]);
-    assert_eq!(kinds, expected);
+    assert_eq!(kinds, expected, "max_output_tokens reached: the stream ends incomplete");
     for (i, (_, data)) in events.iter().enumerate() {
         assert_eq!(data["sequence_number"], i, "sequence numbers increase by one");
     }
@@ -94,7 +94,7 @@ async fn responses_stream_event_sequence() {
     let deltas: String = events.iter().filter_map(|(_, d)| d["delta"].as_str()).collect();
     assert_eq!(events[8].1["text"], deltas.as_str());
     let completed = &events.last().unwrap().1["response"];
-    assert_eq!(completed["status"], "completed");
+    assert_eq!(completed["status"], "incomplete");
     assert_eq!(completed["usage"], whole["usage"]);
     assert_eq!(completed["output"][0]["content"][0]["text"], deltas.as_str());
     assert_eq!(whole["output"][0]["content"][0]["text"], deltas.as_str());
