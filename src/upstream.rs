@@ -3,9 +3,10 @@
 //! flexgate only ever talks to `upstream.base_url`; request paths are appended to it
 //! after the lane prefix is stripped, so a client cannot steer it to another host.
 //! hyper's connections are driven directly by flexgate's pool (`pool`): reqwest's layers
-//! (redirect policy, a second URL parse, header copies) cost ~16 µs and ~8 KiB per request
-//! on the proxy path, hyper-util's pooled client another ~10,000 instructions and a
-//! 4.1 KiB box per waiting request (docs/benchmarks.md), and flexgate needs none of it.
+//! (redirect policy, a second URL parse, header copies) and hyper-util's pooled client (a
+//! boxed future per waiting request, held for minutes on flex) cost CPU and memory per
+//! request that flexgate does not need (figures: docs/benchmarks.md, "Figures behind the
+//! code").
 
 pub mod attempt;
 pub mod backoff;

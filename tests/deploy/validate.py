@@ -84,7 +84,7 @@ def load_yaml_all(path: Path) -> list[Any]:
 
 
 # ---------------------------------------------------------------------------------
-# The product contract: metrics, label values, config shape (DESIGN.md)
+# The product contract: metrics, label values, config shape (docs/metrics.md, docs/configuration.md)
 # ---------------------------------------------------------------------------------
 
 def load_metric_contract() -> dict[str, tuple[str, set[str]]]:
@@ -100,7 +100,7 @@ def load_metric_contract() -> dict[str, tuple[str, set[str]]]:
 
 METRICS = load_metric_contract()
 
-# Closed label-value sets (DESIGN.md and the brief of tracker issue 5). A label not
+# Closed label-value sets (docs/metrics.md). A label not
 # listed here (class, model, endpoint, ...) comes from config and is not checked.
 LABEL_VALUES = {
     "tier": {"flex", "standard", "priority", "none"},
