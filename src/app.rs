@@ -47,6 +47,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
+use futures_util::FutureExt as _;
 use futures_util::future::Either;
 use http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
 use tower::util::MapResponseLayer;
@@ -56,7 +57,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::error::GatewayError;
 use crate::state::AppState;
-use crate::{health, proxy};
+use crate::{health, proxy, websocket};
 use identify::IdentifyLayer;
 
 #[expect(clippy::needless_pass_by_value, reason = "the signature CatchPanicLayer::custom requires")]
@@ -94,7 +95,7 @@ pub fn build_router(
     // The router keeps the proxy as its fallback, so a local path it does not serve
     // (`/metrics` when the admin listener has it) is forwarded exactly as before.
     let local = local_routes(serve_metrics).fallback_service(proxy.clone()).with_state(state.clone());
-    with_layers(Routes { local, proxy }, state)
+    with_layers(Routes { local, proxy, state: state.clone() }, state)
 }
 
 /// Local paths to axum's router, the rest straight to the proxy. The router would send
@@ -105,6 +106,7 @@ pub fn build_router(
 struct Routes {
     local: Router,
     proxy: proxy::Proxy,
+    state: AppState,
 }
 
 impl Service<Request> for Routes {
@@ -122,6 +124,8 @@ impl Service<Request> for Routes {
     fn call(&mut self, request: Request) -> Self::Future {
         if LOCAL_PATHS.contains(&request.uri().path()) {
             Either::Left(Box::pin(self.local.call(request)))
+        } else if websocket::is_upgrade(&request) {
+            Either::Right(Box::pin(websocket::handle(self.state.clone(), request).map(Ok)))
         } else {
             Either::Right(self.proxy.call(request))
         }

@@ -13,9 +13,7 @@ use crate::server::{Server, shutdown_signal};
 use crate::sim::{self, SimConfig};
 use crate::state::AppState;
 use crate::tools::{demo, workload};
-use crate::{logging, runtime};
-
-pub(crate) mod output;
+use crate::{logging, output, runtime};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -41,9 +41,11 @@ pub mod runtime;
 pub mod startup;
 pub mod state;
 
-// Outside the gateway, which imports none of them: the command line, the simulated
-// upstream, and the client-side tools (demo, workloads, replay).
+// Outside the gateway, which imports none of them: the command line and its output (the
+// one module allowed to print), the simulated upstream, and the client-side tools (demo,
+// workloads, replay).
 pub mod cli;
+pub mod output;
 pub mod sim;
 pub mod tools;
 

@@ -60,9 +60,6 @@ impl Service<Request> for Proxy {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        if crate::websocket::is_upgrade(&request) {
-            return Box::pin(crate::websocket::handle(self.state.clone(), request).map(Ok));
-        }
         // The request goes in boxed, so the future holds a pointer to it rather than the
         // request itself; `forward` unpacks and frees the box at once. `map`, not an async
         // block awaiting it, which would hold the captured future and the awaited one.

@@ -8,7 +8,10 @@ use crate::config::{AuthConfig, Config};
 use crate::metrics::Metrics;
 use crate::startup::StartupError;
 use crate::upstream::Upstream;
-use crate::websocket::Sessions;
+
+mod sessions;
+
+pub use sessions::Sessions;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);

@@ -10,7 +10,7 @@
 //! by turn with endpoint `realtime`, classed as the handshake was routed.
 //!
 //! Sessions outlive hyper's view of their connection (an upgraded connection is done as
-//! far as its graceful shutdown is concerned), so [`Sessions`] counts them
+//! far as its graceful shutdown is concerned), so `state::Sessions` counts them
 //! (`flexgate_websocket_sessions`) and ends them on shutdown: once `server.drain_timeout`
 //! has passed after the signal, each open session is closed with code 1001.
 
@@ -29,7 +29,6 @@ use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use http_body_util::Empty;
 use hyper_util::client::legacy::connect::Connection as _;
 use hyper_util::rt::TokioIo;
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
@@ -46,44 +45,12 @@ use crate::upstream::connect::{Connector, Io};
 
 pub use handshake::is_upgrade;
 
-/// The open sessions, and the signal that ends them on shutdown.
-pub struct Sessions {
-    draining: watch::Sender<bool>,
-    open: watch::Sender<usize>,
-}
-
-impl Default for Sessions {
-    fn default() -> Self {
-        Self { draining: watch::Sender::new(false), open: watch::Sender::new(0) }
-    }
-}
-
-impl Sessions {
-    /// Start the shutdown: sessions are closed `drain_timeout` from now.
-    pub fn drain(&self) {
-        self.draining.send_replace(true);
-    }
-
-    /// Resolves when no session is open any more.
-    pub async fn closed(&self) {
-        let _ = self.open.subscribe().wait_for(|open| *open == 0).await;
-    }
-
-    /// Resolves `drain_timeout` after the shutdown started.
-    async fn drained(&self, drain_timeout: Duration) {
-        if self.draining.subscribe().wait_for(|draining| *draining).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(drain_timeout).await;
-    }
-}
-
 /// One open session, counted while it lives.
 struct Open(AppState);
 
 impl Open {
     fn new(state: &AppState) -> Self {
-        state.websockets.open.send_modify(|open| *open += 1);
+        state.websockets.enter();
         state.metrics.websocket_sessions().inc();
         Self(state.clone())
     }
@@ -91,7 +58,7 @@ impl Open {
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.websockets.open.send_modify(|open| *open = open.saturating_sub(1));
+        self.0.websockets.leave();
         self.0.metrics.websocket_sessions().dec();
     }
 }

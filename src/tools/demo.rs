@@ -118,7 +118,7 @@ async fn run_workload(
 }
 
 fn print_banner(addr: SocketAddr, sim: SocketAddr) {
-    crate::cli::output::line(format_args!(
+    crate::output::line(format_args!(
         r#"
 flexgate demo is running (Ctrl-C to stop)
 

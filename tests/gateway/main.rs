@@ -21,6 +21,8 @@ mod bad_input;
 #[cfg(test)]
 mod errors;
 #[cfg(test)]
+mod layout;
+#[cfg(test)]
 mod metrics;
 #[cfg(test)]
 mod passthrough;

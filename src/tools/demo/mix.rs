@@ -54,7 +54,7 @@ fn print_header(workload: &DemoWorkload, items: &[Item], gateway: SocketAddr, si
     let short = items.iter().filter(|i| !i.headers.is_empty()).count();
     let rate = (workload.flex_429_rate * 100.0).round();
     let outage = workload.flex_outage.map(|o| format!(", flex down {} of every {}", fmt(o.down), fmt(o.period)));
-    crate::cli::output::line(format_args!(
+    crate::output::line(format_args!(
         "flexgate demo workload: {} requests (seed {}), {interactive} interactive on /v1, {background} background on \
          /flex/v1 ({short} with x-flexgate-deadline: {SHORT_DEADLINE}), {streamed} streamed\n  \
          gateway http://{gateway}, simulated upstream http://{sim} ({rate}% of flex requests answer 429{})\n",

@@ -85,7 +85,7 @@ impl Progress {
         let pct = done * 100 / self.total.max(1);
         let secs = self.started.elapsed().as_secs_f64();
         let total = self.total;
-        crate::cli::output::diagnostic(format_args!(
+        crate::output::diagnostic(format_args!(
             "progress: {done}/{total} requests ({pct}%), {errors} errors, {secs:.1}s"
         ));
     }

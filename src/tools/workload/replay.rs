@@ -53,7 +53,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let items = match parse_jsonl(&text) {
         Ok(items) => items,
         Err(errors) => {
-            crate::cli::output::diagnostic(format_args!("{}: {errors}", args.file.display()));
+            crate::output::diagnostic(format_args!("{}: {errors}", args.file.display()));
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -108,7 +108,7 @@ async fn scrape(http: &reqwest::Client, url: Option<&str>) -> Option<Counters> {
 }
 
 pub fn print_report(summary: &Summary, info: &RunInfo) {
-    crate::cli::output::out(report::render(summary, info));
+    crate::output::out(report::render(summary, info));
 }
 
 fn describe(target: &Target) -> String {

@@ -1,4 +1,5 @@
-//! The command line's own output, and the one place in the crate allowed to print: reports,
+//! The command line's own output (`crate::cli` and the client-side tools), and the one
+//! place in the crate allowed to print: reports,
 //! banners and `check-config`'s verdict on stdout; diagnostics and plain progress lines on
 //! stderr. The gateway itself speaks through `tracing` (`crate::logging`).
 
