@@ -13,7 +13,7 @@
 //! 3. `CatchPanicLayer` — a panic becomes a 500 in OpenAI's error shape; the process lives.
 //! 4. `SetSensitiveRequestHeadersLayer(authorization, sec-websocket-protocol)` — keeps
 //!    keys out of any trace output (a browser's WebSocket carries its key as a subprotocol).
-//! 5. [`Routes`]: `/healthz`, `/readyz`, `/metrics` (unless an admin listener serves them)
+//! 5. `Routes`: `/healthz`, `/readyz`, `/metrics` (unless an admin listener serves them)
 //!    through axum's router; every other path goes straight to the proxy for `/v1/*` and
 //!    lane prefixes, whose handler authenticates first (`auth::client`: managed-mode
 //!    gateway keys) and answers 404 for paths it does not forward. WebSocket upgrades

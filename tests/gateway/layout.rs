@@ -22,7 +22,7 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             }
             let rel = path.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
             let top = rel.split('/').next().unwrap().trim_end_matches(".rs").to_owned();
-            if !rel.ends_with(".rs") || top == "lib" || top == "main" || rel.contains("tests") {
+            if path.extension().is_none_or(|e| e != "rs") || top == "lib" || top == "main" || rel.contains("tests") {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();
