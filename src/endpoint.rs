@@ -18,6 +18,16 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Every endpoint, for series created at start-up.
+    pub const ALL: [Endpoint; 6] = [
+        Endpoint::ChatCompletions,
+        Endpoint::Responses,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+        Endpoint::Realtime,
+        Endpoint::Other,
+    ];
+
     /// The OpenAI endpoint of a request, by method and the path after `/v1`.
     pub fn of(method: &Method, rest: &str) -> Endpoint {
         if method != Method::POST {

@@ -5,6 +5,7 @@
 //! bounded enums below. A raw path, model string or message never becomes a label.
 
 #[cfg(any(test, feature = "test-util"))]
+mod prime;
 mod probe;
 mod series;
 
@@ -14,6 +15,7 @@ use prometheus::{
 };
 
 use crate::error::ErrorKind;
+pub use prime::{ESCALATION_REASONS, RETRY_REASONS};
 pub use series::{RatelimitKind, Series, SeriesKey, TokenKind};
 
 /// Whole-request latency: flex calls legitimately take minutes, so the buckets reach 900 s.
@@ -169,8 +171,8 @@ fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> promet
 }
 
 impl Metrics {
-    /// Build every handle on a fresh private registry. `classes` pre-creates the
-    /// per-class series at zero so alert expressions see them before the first event.
+    /// Build every handle on a fresh private registry for these classes; [`Metrics::prime`]
+    /// then creates the series the configuration knows, at zero.
     pub fn new(classes: &[&str]) -> prometheus::Result<Self> {
         let r = Registry::new();
         let inflight = gauge(&r, "flexgate_inflight_requests", "Requests in flight.", &["class"])?;
@@ -268,25 +270,15 @@ impl Metrics {
             fixed,
             classes: classes.len(),
         };
-        m.prime(classes);
         Ok(m)
     }
 
-    /// Create the series alerts and dashboards read before the first event, at zero.
-    fn prime(&self, classes: &[&str]) {
-        self.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        for class in classes {
-            self.inflight.with_label_values(&[class]).set(0);
-            self.deadline_exceeded.with_label_values(&[class]);
-        }
-    }
-
-    /// The Prometheus text exposition of every metric.
     /// The open WebSocket sessions gauge (`crate::websocket` counts them in and out).
     pub fn websocket_sessions(&self) -> &IntGauge {
         &self.websocket_sessions
     }
 
+    /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
         // Encoding into a Vec only fails on invalid metric families, which `new` rules out.
@@ -304,6 +296,7 @@ mod tests {
     #[test]
     fn renders_every_metric_family_with_prefix() {
         let m = Metrics::new(&["interactive", "background"]).unwrap();
+        m.prime(&["interactive", "background"], &crate::pricing::PriceTable::embedded());
         let text = m.render();
         assert!(text.contains("flexgate_build_info{version=\""));
         assert!(text.contains("flexgate_inflight_requests{class=\"background\"} 0"));

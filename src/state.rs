@@ -31,6 +31,7 @@ impl AppState {
         let upstream = Upstream::new(&config.upstream, managed, config.server.threads)?;
         let classes: Vec<&str> = config.classes.iter().map(|c| c.name.as_str()).collect();
         let metrics = Metrics::new(&classes).map_err(StartupError::Metrics)?;
+        metrics.prime(&classes, &config.pricing);
         Ok(Self(Arc::new(Inner {
             config,
             upstream,

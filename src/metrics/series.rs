@@ -59,7 +59,7 @@ impl RatelimitKind {
     }
 }
 
-const OUTCOMES: [Outcome; 6] = [
+pub(super) const OUTCOMES: [Outcome; 6] = [
     Outcome::Success,
     Outcome::UpstreamError,
     Outcome::GatewayError,
@@ -251,7 +251,7 @@ pub(super) struct Fixed {
     ratelimit_remaining: [OnceLock<IntGauge>; RatelimitKind::ALL.len()],
 }
 
-const ATTEMPT_RESULTS: [AttemptResult; 8] = [
+pub(super) const ATTEMPT_RESULTS: [AttemptResult; 8] = [
     AttemptResult::Success,
     AttemptResult::FlexCapacity,
     AttemptResult::RateLimit,

@@ -120,7 +120,11 @@ async fn a_peeked_first_chunk_is_continued_not_parsed_again() {
         let text = state.metrics.render();
         // Counted once: a chunk parsed twice would double nothing (usage merges by max),
         // but a lost parser state would miss the terminal event and end in an error.
-        assert!(text.contains("outcome=\"success\""), "split at {cut}: {text}");
+        assert_eq!(
+            state.metrics.count("flexgate_requests_total", &[("outcome", "success")]),
+            1,
+            "split at {cut}: {text}"
+        );
         assert!(text.contains("flexgate_tokens_total{kind=\"input\",model=\"gpt-5\",tier=\"flex\"} 10"), "{text}");
         let (out, _) = collect_peeked(split_at(CHAT, &[cut]), false).await;
         assert_eq!(out, CHAT, "split at {cut}, not stripped");
@@ -135,7 +139,7 @@ async fn a_cut_stream_ends_with_an_error_event() {
     let last = out.trim_end().rsplit("\n\n").next().unwrap();
     assert!(last.starts_with("data: {\"error\":"), "{last}");
     let text = state.metrics.render();
-    assert!(text.contains("outcome=\"upstream_error\""), "{text}");
+    assert_eq!(state.metrics.count("flexgate_requests_total", &[("outcome", "upstream_error")]), 1, "{text}");
     assert!(text.contains("flexgate_usage_missing_total{endpoint=\"chat_completions\"} 1"), "{text}");
 }
 
@@ -177,9 +181,9 @@ async fn a_dropped_body_settles_as_cancelled() {
     };
     let b = body(None, rest, options, ledger(&state));
     drop(b);
-    let text = state.metrics.render();
-    assert!(text.contains("outcome=\"cancelled\""), "{text}");
-    assert!(text.contains("flexgate_inflight_requests{class=\"interactive\"} 0"), "{text}");
+    let m = &state.metrics;
+    assert_eq!(m.count("flexgate_requests_total", &[("outcome", "cancelled")]), 1, "{}", m.render());
+    assert_eq!(m.count("flexgate_inflight_requests", &[("class", "interactive")]), 0, "{}", m.render());
 }
 
 #[tokio::test]
@@ -198,11 +202,11 @@ async fn a_client_hanging_up_after_the_terminal_event_is_a_success() {
     let first = b.next().await.unwrap().unwrap();
     assert_eq!(first, CHAT.as_bytes());
     drop(b);
-    let text = state.metrics.render();
-    assert!(text.contains("outcome=\"success\""), "{text}");
-    assert!(!text.contains("outcome=\"cancelled\""), "{text}");
-    assert!(text.contains("flexgate_cost_usd_total"), "{text}");
-    assert!(text.contains("flexgate_time_to_first_byte_seconds_count"), "{text}");
+    let m = &state.metrics;
+    assert_eq!(m.count("flexgate_requests_total", &[("outcome", "success")]), 1, "{}", m.render());
+    assert_eq!(m.count("flexgate_requests_total", &[("outcome", "cancelled")]), 0, "{}", m.render());
+    assert!(m.value("flexgate_cost_usd_total", &[]) > 0.0, "{}", m.render());
+    assert_eq!(m.count("flexgate_time_to_first_byte_seconds", &[]), 1, "{}", m.render());
 }
 
 #[tokio::test(start_paused = true)]

@@ -155,6 +155,16 @@ mod tests {
     }
 
     #[test]
+    fn reasons_are_the_labels_the_metrics_prime() {
+        use crate::metrics::{ESCALATION_REASONS, RETRY_REASONS};
+        let all = [Reason::FlexCapacity, Reason::RateLimit, Reason::ServerError, Reason::ConnectError, Reason::Timeout];
+        for reason in all.map(Reason::as_str) {
+            assert!(RETRY_REASONS.contains(&reason) && ESCALATION_REASONS.contains(&reason), "{reason}");
+        }
+        assert_eq!(RETRY_REASONS.len(), all.len());
+    }
+
+    #[test]
     fn the_429_table() {
         let flex = Some(Tier::Flex);
         let std = Some(Tier::Standard);

@@ -207,3 +207,52 @@ fn rand_u64(i: u32) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
+
+/// Metric names the shipped dashboard, alert rules and rule tests read.
+fn names_the_deploy_files_use() -> std::collections::BTreeSet<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let files = ["grafana/dashboards", "prometheus/rules", "prometheus/tests"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(root.join(dir)).unwrap())
+        .map(|entry| entry.unwrap().path());
+    let mut names = std::collections::BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (i, _) in text.match_indices("flexgate_") {
+            let name: String =
+                text[i..].chars().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_').collect();
+            let name = ["_bucket", "_sum", "_count"]
+                .iter()
+                .fold(name, |n, s| n.strip_suffix(s).map_or(n.clone(), str::to_owned));
+            names.insert(name);
+        }
+    }
+    names
+}
+
+#[tokio::test]
+async fn a_fresh_gateway_exports_every_series_the_dashboard_and_alerts_read() {
+    let (_sim, sim_run) = spawn_sim(SimConfig::default()).await;
+    let (_state, gw) = spawn_gateway_with(sim_run.addr, "", &HashMap::new()).await;
+    let text = client().get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let used = names_the_deploy_files_use();
+    assert!(used.len() > 10, "read too few names from deploy/: {used:?}");
+    // Unknown until the upstream answers: a 0 would read as an exhausted limit.
+    let unknown_until_answered = ["flexgate_upstream_ratelimit_remaining"];
+    let missing: Vec<_> = used
+        .iter()
+        .filter(|name| !unknown_until_answered.contains(&name.as_str()))
+        .filter(|name| !text.lines().any(|l| !l.starts_with('#') && l.starts_with(name.as_str())))
+        .collect();
+    assert!(missing.is_empty(), "absent from a fresh gateway's /metrics: {missing:?}");
+    // Ratio alerts divide by these: they exist, at zero.
+    assert_eq!(count(&text, "flexgate_escalations_total", &[("class", "background"), ("reason", "deadline")]), 0);
+    assert!(
+        text.contains("flexgate_escalations_total{class=\"background\",model=\"gpt-5-mini\",reason=\"deadline\"} 0")
+    );
+    assert!(text.contains("flexgate_usage_missing_total{endpoint=\"chat_completions\"} 0"));
+    assert!(text.contains("flexgate_flex_ineligible_total{model=\"other\"} 0"));
+    // Bounded: the per-request families are primed with `model="other"` only.
+    let series = text.lines().filter(|l| !l.starts_with('#')).count();
+    assert!(series < 5_000, "{series} series on a gateway that served nothing");
+}

@@ -174,7 +174,7 @@ async fn persistent_flex_capacity_escalates_to_default_before_the_deadline() {
     assert!(count(&m, "flexgate_requests_total", &[("tier", "standard"), ("outcome", "success")]) == 1, "{m}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn escalate_never_returns_a_429_naming_flex_capacity() {
     let classes = "[classes.interactive]\ntier = \"standard\"\n[classes.cheap]\ntier = \"flex\"\nescalate = \"never\"\ndeadline = \"1s\"\nmax_attempts = 50\npath_prefix = \"/cheap/v1\"\n[routing]\nflex_class = \"cheap\"\n";
     let s = in_memory(classes);
