@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod admission;
 pub mod app;
 pub mod auth;
 pub mod cli;
