@@ -4,6 +4,7 @@
 //! which reports every problem at once. The environment is injected through [`Env`] so
 //! tests never mutate the process environment.
 
+mod admission;
 mod proxy;
 pub mod raw;
 mod size;
@@ -78,6 +79,7 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub classes: Vec<Class>,
     pub retry: RetryConfig,
+    pub admission: crate::admission::Settings,
     pub pricing: Arc<PriceTable>,
     pub log: LogConfig,
 }
@@ -255,13 +257,24 @@ impl Config {
             AuthConfig::Passthrough => "passthrough".to_owned(),
             AuthConfig::Managed { keys } => format!("managed ({} gateway keys)", keys.len()),
         };
+        let a = &self.admission;
         format!(
-            "listen={} threads={} upstream={} auth={auth} upstream_key={} classes=[{}]",
+            "listen={} threads={} upstream={} auth={auth} upstream_key={} classes=[{}] admission=(headroom={}, \
+             flex_limit={}..{} from {}, close_after={}, probe={}..{}, retry_budget={}+{}/s)",
             self.server.listen,
             self.server.threads,
             self.upstream.base_url,
             if self.upstream.api_key.is_some() { "<set>" } else { "<unset>" },
-            classes.join(", ")
+            classes.join(", "),
+            a.headroom,
+            a.flex.min_limit,
+            a.flex.max_limit,
+            a.flex.initial_limit,
+            a.flex.close_after,
+            humantime::format_duration(a.flex.probe_base),
+            humantime::format_duration(a.flex.probe_max),
+            a.budget.ratio,
+            a.budget.floor_per_sec,
         )
     }
 }

@@ -117,6 +117,17 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
         );
     }
 
+    // Durations are parsed into a list of their own: both callbacks need to record.
+    let mut problems = Vec::new();
+    let admission =
+        super::admission::validate(&raw.admission, &mut |key, message| p.add(key, message), &mut |key, text| {
+            let mut inner = Problems(Vec::new());
+            let d = inner.positive_duration(key, text);
+            problems.extend(inner.0);
+            d
+        });
+    p.0.append(&mut problems);
+
     let pricing = pricing(&mut p, raw);
     let log = LogConfig {
         format: match raw.log.format.as_str() {
@@ -136,7 +147,7 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
     let (Some(upstream), true) = (upstream, p.0.is_empty()) else {
         return Err(ConfigErrors(p.0));
     };
-    Ok(Config { server, upstream, auth, routing, classes, retry, pricing, log })
+    Ok(Config { server, upstream, auth, routing, classes, retry, admission, pricing, log })
 }
 
 /// The upstream section; `None` when `upstream.base_url` is invalid (already reported).
