@@ -222,14 +222,18 @@ impl Model {
     /// the future (the client went away) leaves the queue at once.
     pub async fn admit(&self, ask: Ask) -> Admitted<'_> {
         let began = Instant::now();
-        // Fast path: nothing to wait for, no queue entry, no waker.
-        let first = self.decide(&ask, None, began);
-        let why = match first {
-            Step::Wait { why, .. } => why,
-            other => {
-                return Admitted { admit: self.finish(other, &ask, None, began), waited: Duration::ZERO, why: None };
+        // Fast path: nothing to wait for, no queue entry, no waker, no allocation.
+        match self.decide(&ask, None, began) {
+            Step::Wait { why, .. } => {
+                // Boxed: every held request's future would otherwise carry the waiting
+                // state (a timer and a waker slot) for all of its life.
+                Box::pin(self.wait(ask, why, began)).await
             }
-        };
+            step => Admitted { admit: self.finish(step, &ask, None, began), waited: Duration::ZERO, why: None },
+        }
+    }
+
+    async fn wait(&self, ask: Ask, why: WaitReason, began: Instant) -> Admitted<'_> {
         let mut waiting = Waiting::enter(self, &ask, began);
         loop {
             let notified = self.notify.notified();
@@ -295,10 +299,11 @@ impl Model {
                 Step::Wait { until: None, why: WaitReason::Headroom }
             };
         }
-        // A probe goes to the waiter with the most slack, which can best afford a refused
-        // attempt; everything else in deadline order.
+        // A probe goes to the waiter that has waited longest; a refused prober queues again
+        // behind the others, so probes rotate and no one request spends its attempts on
+        // them. Everything else goes in deadline order.
         let closed = state.flex.is_closed();
-        let eligible = if closed { queue.is_last(ticket) } else { queue.is_first(ticket) };
+        let eligible = if closed { queue.is_oldest(ticket) } else { queue.is_first(ticket) };
         match state.flex.gate(now, self.coin, eligible) {
             FlexGate::Go { probe } if eligible => Step::Go { probe },
             FlexGate::Go { .. } => Step::Wait { until: None, why: WaitReason::FlexLimit },
@@ -324,7 +329,7 @@ impl Model {
                 if ask.first {
                     state.budget.first_attempt(now);
                 }
-                Admit::Go(Permit { model: self, flex, probe, tier: ask.tier, sent: now, done: false })
+                Admit::Go(Permit { model: self, tier: ask.tier, probe, done: false })
             }
             Step::Escalate => Admit::Escalate,
             Step::Expired | Step::Wait { .. } => Admit::Expired,
@@ -423,10 +428,8 @@ impl Drop for Waiting<'_> {
 #[derive(Debug)]
 pub struct Permit<'a> {
     model: &'a Model,
-    flex: bool,
-    probe: bool,
     tier: Option<Tier>,
-    sent: Instant,
+    probe: bool,
     done: bool,
 }
 
@@ -441,8 +444,8 @@ impl Permit<'_> {
         self.probe
     }
 
-    /// The attempt's answer: its verdict and, when it had one, its headers.
-    pub fn report(mut self, verdict: Verdict, headers: Option<&HeaderMap>) -> Reported {
+    /// The attempt's answer: its verdict, its headers when it had any, and how long it took.
+    pub fn report(mut self, verdict: Verdict, headers: Option<&HeaderMap>, took: Duration) -> Reported {
         self.done = true;
         let now = Instant::now();
         let mut state = self.model.state.lock();
@@ -454,7 +457,7 @@ impl Permit<'_> {
         if let Verdict::Retry { reason: Reason::RateLimit, hint } = verdict {
             state.rate.rate_limited(hint, now);
         }
-        if self.flex {
+        if self.tier == Some(Tier::Flex) {
             let result = match verdict {
                 Verdict::Success => FlexResult::Accepted,
                 Verdict::Retry { reason: Reason::FlexCapacity, hint } => FlexResult::Capacity { hint },
@@ -462,7 +465,7 @@ impl Permit<'_> {
             };
             state.flex.answered(self.probe, result, now);
         } else if verdict == Verdict::Success && self.tier == Some(Tier::Standard) {
-            let sample = (now - self.sent).as_secs_f64();
+            let sample = took.as_secs_f64();
             let average = state.standard_latency.as_secs_f64();
             let next =
                 if state.standard_latency.is_zero() { sample } else { average + LATENCY_WEIGHT * (sample - average) };
@@ -479,7 +482,7 @@ impl Permit<'_> {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        if self.done || !self.flex {
+        if self.done || self.tier != Some(Tier::Flex) {
             return;
         }
         let mut state = self.model.state.lock();

@@ -53,6 +53,8 @@ pub struct Ledger {
     pub upstream_request_id: Option<http::HeaderValue>,
     /// Time spent in flexgate's own code, excluding upstream waits.
     pub overhead: Option<Duration>,
+    /// Time spent waiting for admission, and why it first had to (logged).
+    pub queued: (Duration, Option<&'static str>),
     settled: bool,
 }
 
@@ -78,6 +80,7 @@ impl Ledger {
             status: 0,
             upstream_request_id: None,
             overhead: None,
+            queued: (Duration::ZERO, None),
             settled: false,
         }
     }
@@ -173,6 +176,8 @@ impl Ledger {
             outcome = outcome.as_str(),
             attempts = this.attempts,
             escalated = this.escalated,
+            queued_ms = u64::try_from(this.queued.0.as_millis()).unwrap_or(u64::MAX),
+            queued_reason = this.queued.1.unwrap_or(""),
             duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             "request"
         );

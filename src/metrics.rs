@@ -4,6 +4,7 @@
 //! (anything else is `other`), `tier` ∈ {flex, standard, priority, none}, and the
 //! bounded enums below. A raw path, model string or message never becomes a label.
 
+mod admission;
 mod series;
 
 use parking_lot::RwLock;
@@ -110,6 +111,8 @@ pub struct Metrics {
     pub ratelimit_remaining: IntGaugeVec,
     /// version
     pub build_info: IntGaugeVec,
+    /// The admission controller's decisions and state.
+    pub admission: admission::AdmissionMetrics,
     /// Cached handles of the per-request series, by model label (see [`Metrics::series`]).
     series: RwLock<series::SeriesMap>,
     /// Cached handles of the per-class, per-endpoint and per-attempt series.
@@ -238,6 +241,7 @@ impl Metrics {
                 &["kind"],
             )?,
             build_info: gauge(&r, "flexgate_build_info", "Build information.", &["version"])?,
+            admission: admission::AdmissionMetrics::new(&r)?,
             registry: r,
             series: RwLock::new(series::SeriesMap::new()),
             fixed,

@@ -131,12 +131,14 @@ async fn forward(state: AppState, request: Box<Request>) -> Result<Response, Gat
         max_delay: config.retry.max_delay,
         attempt_timeout: config.upstream.timeout,
     };
-    let finished = retry::run(&plan, start, schedule, &state.metrics, labels, &mut attempt).await;
+    let gate = state.admission.model(labels.model);
+    let finished = retry::run(&plan, start, schedule, &state.metrics, labels, gate, &mut attempt).await;
     drop(attempt);
 
     ledger.attempts = finished.attempts;
     ledger.escalated = finished.escalated;
     ledger.attempt_tier = finished.tier;
+    ledger.queued = (finished.queued, finished.queued_why.map(crate::admission::WaitReason::as_str));
     let context = respond::Context { state: &state, plan: &plan, endpoint, strip_usage_chunk, start };
     Ok(respond::respond(&context, finished, ledger))
 }

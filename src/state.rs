@@ -1,9 +1,11 @@
-//! Shared state for every request: configuration, the upstream client, metrics, drain flag.
+//! Shared state for every request: configuration, the upstream client, the admission
+//! controllers, metrics, drain flag.
 
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::admission::Admission;
 use crate::config::{AuthConfig, Config};
 use crate::metrics::Metrics;
 use crate::upstream::Upstream;
@@ -14,6 +16,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub upstream: Upstream,
+    /// One admission controller per model, seen by every request.
+    pub admission: Admission,
     pub metrics: Metrics,
     draining: AtomicBool,
 }
@@ -24,12 +28,17 @@ impl AppState {
         let upstream = Upstream::new(&config.upstream, managed, config.server.threads)?;
         let classes: Vec<&str> = config.classes.iter().map(|c| c.name.as_str()).collect();
         let metrics = Metrics::new(&classes).map_err(|e| format!("cannot register metrics: {e}"))?;
-        Ok(Self(Arc::new(Inner { config, upstream, metrics, draining: AtomicBool::new(false) })))
+        let admission = Admission::new(config.admission, config.pricing.models());
+        Ok(Self(Arc::new(Inner { config, upstream, admission, metrics, draining: AtomicBool::new(false) })))
     }
 
-    /// Mark the gateway as draining: `/readyz` answers 503 from now on.
+    /// Mark the gateway as draining: `/readyz` answers 503 from now on, and requests
+    /// waiting for admission move to standard (if their class may) or give up within the
+    /// drain timeout, before the server stops waiting for them.
     pub fn start_draining(&self) {
         self.0.draining.store(true, Ordering::SeqCst);
+        let drain = self.config.server.drain_timeout.mul_f64(0.9);
+        self.0.admission.drain(tokio::time::Instant::now() + drain);
     }
 
     pub fn is_draining(&self) -> bool {

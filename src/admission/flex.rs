@@ -155,8 +155,10 @@ impl Flex {
                 self.bucket(now).1 += 1;
                 self.consecutive = 0;
                 if self.closed.take().is_some() {
-                    // Reopened: start small and grow as flex accepts.
+                    // Reopened: start small and grow as fast as flex accepts (slow start up
+                    // to the initial limit).
                     self.limit = f64::from(self.s.min_limit);
+                    self.threshold = f64::from(self.s.initial_limit);
                 } else if reached {
                     let step = if self.limit < self.threshold { 1.0 } else { 1.0 / self.limit };
                     self.limit = (self.limit + step).min(f64::from(self.s.max_limit));

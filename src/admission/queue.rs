@@ -38,10 +38,11 @@ impl Queue {
         }
     }
 
-    /// Whether `ticket` is last in line (the most slack); without one, only if none waits.
-    pub fn is_last(&self, ticket: Option<Ticket>) -> bool {
+    /// Whether `ticket` has waited longest; without one, only if none waits. A scan, made
+    /// only once per probe step.
+    pub fn is_oldest(&self, ticket: Option<Ticket>) -> bool {
         match ticket {
-            Some(t) => self.waiting.last() == Some(&t),
+            Some(t) => self.waiting.iter().map(|w| w.seq).min() == Some(t.seq),
             None => self.waiting.is_empty(),
         }
     }

@@ -95,15 +95,15 @@ async fn capacity_429s_cut_the_limit_and_accepted_attempts_raise_it() {
     let waiter = tokio::spawn(m.admit(flex(600.0, 120.0)));
     assert!(pending(&waiter).await);
     // One burst of refusals is one cut.
-    permits.pop().unwrap().report(capacity(None), None);
-    permits.pop().unwrap().report(capacity(None), None);
+    permits.pop().unwrap().report(capacity(None), None, Duration::ZERO);
+    permits.pop().unwrap().report(capacity(None), None, Duration::ZERO);
     assert_eq!(m.snapshot().flex_limit, 4);
     tokio::time::advance(secs(1.0)).await;
-    permits.pop().unwrap().report(capacity(None), None);
+    permits.pop().unwrap().report(capacity(None), None, Duration::ZERO);
     assert_eq!(m.snapshot().flex_limit, 2);
     // Five still in flight, limit 2: accepted answers at the limit raise it additively.
     for p in permits.drain(..) {
-        p.report(Verdict::Success, None);
+        p.report(Verdict::Success, None, Duration::ZERO);
     }
     let limit = m.snapshot().flex_limit;
     assert!((3..=4).contains(&limit), "additive increase from 2, got {limit}");
@@ -115,7 +115,7 @@ async fn capacity_429s_cut_the_limit_and_accepted_attempts_raise_it() {
 async fn the_limit_is_not_raised_when_it_was_not_reached() {
     let m = model(settings());
     for _ in 0..20 {
-        go(m, flex(600.0, 120.0)).await.report(Verdict::Success, None);
+        go(m, flex(600.0, 120.0)).await.report(Verdict::Success, None, Duration::ZERO);
     }
     assert_eq!(m.snapshot().flex_limit, 8);
 }
@@ -128,14 +128,14 @@ async fn refusals_throttle_new_flex_attempts_locally() {
     let m = model(s);
     // 10 requests, 0 accepts: reject probability 10/11, above the coin's 0.5.
     for _ in 0..10 {
-        go(m, flex(600.0, 120.0)).await.report(capacity(None), None);
+        go(m, flex(600.0, 120.0)).await.report(capacity(None), None, Duration::ZERO);
     }
     let waiter = tokio::spawn(m.admit(flex(600.0, 120.0)));
     assert!(pending(&waiter).await);
     // Accepts bring the probability down: (12 - 2·5)/13 < 0.5 lets it through.
     let lucky = leak(Model::with_coin("m", s, || 0.999));
     for _ in 0..10 {
-        go(lucky, flex(600.0, 120.0)).await.report(capacity(None), None);
+        go(lucky, flex(600.0, 120.0)).await.report(capacity(None), None, Duration::ZERO);
     }
     assert!(matches!(lucky.admit(flex(600.0, 120.0)).await.admit, Admit::Go(_)));
     // The history window forgets old refusals.
@@ -165,14 +165,15 @@ async fn a_run_of_capacity_429s_closes_flex_and_one_probe_goes_per_step() {
     s.flex.close_after = 3;
     let m = model(s);
     for _ in 0..3 {
-        go(m, flex(600.0, 120.0)).await.report(capacity(None), None);
+        go(m, flex(600.0, 120.0)).await.report(capacity(None), None, Duration::ZERO);
     }
     assert!(m.snapshot().flex_closed);
     let start = Instant::now();
-    let near = tokio::spawn(m.admit(flex(300.0, 60.0)));
     let far = tokio::spawn(m.admit(flex(600.0, 60.0)));
-    assert!(pending(&near).await && pending(&far).await);
-    // One probe after the first step, taken by the waiter with the most slack.
+    assert!(pending(&far).await);
+    let near = tokio::spawn(m.admit(flex(300.0, 60.0)));
+    assert!(pending(&near).await);
+    // One probe after the first step, taken by the waiter that waited longest.
     let probe = match far.await.unwrap().admit {
         Admit::Go(p) => p,
         other => panic!("{other:?}"),
@@ -181,7 +182,7 @@ async fn a_run_of_capacity_429s_closes_flex_and_one_probe_goes_per_step() {
     assert_eq!(Instant::now() - start, secs(1.0));
     assert!(pending(&near).await);
     // Refused with a retry-after longer than the step: honoured.
-    probe.report(capacity(Some(7.0)), None);
+    probe.report(capacity(Some(7.0)), None, Duration::ZERO);
     let at = Instant::now();
     let probe = match near.await.unwrap().admit {
         Admit::Go(p) => p,
@@ -190,7 +191,7 @@ async fn a_run_of_capacity_429s_closes_flex_and_one_probe_goes_per_step() {
     assert_eq!(Instant::now() - at, secs(7.0));
     assert!(probe.is_probe());
     // Success reopens flex, starting small.
-    probe.report(Verdict::Success, None);
+    probe.report(Verdict::Success, None, Duration::ZERO);
     let snap = m.snapshot();
     assert!(!snap.flex_closed);
     assert_eq!(snap.flex_limit, s.flex.min_limit);
@@ -215,7 +216,7 @@ async fn waiters_go_in_latest_safe_start_order_and_escalate_at_it() {
     assert!(matches!(soon.await.unwrap().admit, Admit::Escalate));
     assert_eq!(Instant::now() - start, secs(10.0));
     // A free slot goes to the earliest latest-safe-start, not the first to arrive.
-    held.report(Verdict::Success, None);
+    held.report(Verdict::Success, None, Duration::ZERO);
     let got = early.await.unwrap();
     assert!(matches!(got.admit, Admit::Go(_)));
     assert_eq!(got.why, Some(WaitReason::FlexLimit));
@@ -231,7 +232,7 @@ async fn a_flex_request_that_may_not_escalate_waits_until_its_deadline() {
     s.flex.probe_base = secs(100.0);
     s.flex.probe_max = secs(100.0);
     let m = model(s);
-    go(m, flex(600.0, 120.0)).await.report(capacity(None), None);
+    go(m, flex(600.0, 120.0)).await.report(capacity(None), None, Duration::ZERO);
     let mut ask = flex(30.0, 0.0);
     ask.may_escalate = false;
     ask.escalate_at = ask.deadline;
@@ -268,7 +269,7 @@ async fn a_rate_limit_429_makes_every_request_wait_once_and_releases_them_in_tur
     let p = go(m, standard(true)).await;
     let mut answer = limits("10", "0", "10s");
     answer.insert("retry-after", "1".parse().unwrap());
-    p.report(Verdict::Retry { reason: Reason::RateLimit, hint: Some(secs(1.0)) }, Some(&answer));
+    p.report(Verdict::Retry { reason: Reason::RateLimit, hint: Some(secs(1.0)) }, Some(&answer), Duration::ZERO);
     let start = Instant::now();
     let tasks: Vec<_> = (0..3)
         .map(|_| {
@@ -294,7 +295,7 @@ async fn a_rate_limit_429_makes_every_request_wait_once_and_releases_them_in_tur
 async fn background_work_leaves_the_headroom_to_urgent_requests() {
     let m = model(settings());
     // 3 of 10 free, refilling one a second: background needs 20 % (2) plus its own.
-    go(m, standard(true)).await.report(Verdict::Success, Some(&limits("10", "3", "7s")));
+    go(m, standard(true)).await.report(Verdict::Success, Some(&limits("10", "3", "7s")), Duration::ZERO);
     let start = Instant::now();
     let mut background = standard(false);
     background.tier = Some(Tier::Flex);
@@ -323,10 +324,10 @@ async fn nonsense_rate_limit_headers_are_counted_and_never_stall() {
         headers(&[("x-ratelimit-remaining-tokens", "NaN")]),
     ];
     for h in &bad {
-        let got = go(m, standard(false)).await.report(Verdict::Success, Some(h));
+        let got = go(m, standard(false)).await.report(Verdict::Success, Some(h), Duration::ZERO);
         assert_eq!(got.bad_headers, 1, "{h:?}");
     }
-    let none = go(m, standard(false)).await.report(Verdict::Success, Some(&HeaderMap::new()));
+    let none = go(m, standard(false)).await.report(Verdict::Success, Some(&HeaderMap::new()), Duration::ZERO);
     assert_eq!(none.bad_headers, 0);
     assert_eq!(m.snapshot().bad_headers, bad.len() as u64);
     // Nothing usable was learned: background still goes at once.
@@ -339,7 +340,7 @@ async fn retries_are_capped_by_the_budget() {
     s.budget = BudgetSettings { ratio: 0.2, floor_per_sec: 0.1, window: secs(10.0) };
     let m = model(s);
     for _ in 0..10 {
-        go(m, standard(true)).await.report(Verdict::Success, None);
+        go(m, standard(true)).await.report(Verdict::Success, None, Duration::ZERO);
     }
     // 0.2 × 10 first attempts + 0.1/s × 10 s = 3 retries.
     for _ in 0..3 {

@@ -258,6 +258,17 @@ async fn read_capped(body: PoolBody, cap: usize) -> Option<Bytes> {
 impl Attempter for HttpAttempt<'_> {
     type Output = Answer;
 
+    fn headers(output: &Answer) -> Option<&HeaderMap> {
+        match output {
+            Answer::Response(r) => Some(&r.headers),
+            Answer::Failed(_) => None,
+        }
+    }
+
+    fn unsent(&mut self, why: &'static str) -> Answer {
+        Answer::Failed(why.into())
+    }
+
     async fn attempt(&mut self, tier: Option<Tier>, cutoff: Instant) -> (Verdict, Answer) {
         match tokio::time::timeout_at(cutoff, self.send(tier)).await {
             Ok(answer) => answer,
