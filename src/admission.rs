@@ -69,7 +69,7 @@ impl Default for Settings {
                 probe_base: Duration::from_secs(1),
                 probe_max: Duration::from_secs(30),
             },
-            budget: BudgetSettings { ratio: 0.2, floor_per_sec: 1.0, window: Duration::from_secs(10) },
+            budget: BudgetSettings { ratio: 0.2, floor_per_sec: 10.0, window: Duration::from_secs(10) },
         }
     }
 }
