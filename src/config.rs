@@ -4,6 +4,7 @@
 //! which reports every problem at once. The environment is injected through [`Env`] so
 //! tests never mutate the process environment.
 
+mod admission;
 mod forward_proxy;
 pub mod raw;
 mod size;
@@ -79,6 +80,7 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub classes: Vec<Class>,
     pub retry: RetryConfig,
+    pub admission: crate::admission::Settings,
     pub pricing: Arc<PriceTable>,
     pub log: LogConfig,
     pub websocket: WebsocketConfig,
@@ -269,8 +271,10 @@ impl Config {
             AuthConfig::Passthrough => "passthrough".to_owned(),
             AuthConfig::Managed { keys } => format!("managed ({} gateway keys)", keys.len()),
         };
+        let a = &self.admission;
         format!(
-            "listen={} threads={} upstream={} auth={auth} upstream_key={} classes=[{}] websocket(idle={}, lifetime={})",
+            "listen={} threads={} upstream={} auth={auth} upstream_key={} classes=[{}] websocket(idle={}, lifetime={}) \
+             admission=(headroom={}, flex_limit={}..{} from {}, close_after={}, probe={}..{}, retry_budget={}+{}/s)",
             self.server.listen,
             self.server.threads,
             self.upstream.base_url,
@@ -278,6 +282,15 @@ impl Config {
             classes.join(", "),
             humantime::format_duration(self.websocket.idle_timeout),
             humantime::format_duration(self.websocket.max_lifetime),
+            a.headroom,
+            a.flex.min_limit,
+            a.flex.max_limit,
+            a.flex.initial_limit,
+            a.flex.close_after,
+            humantime::format_duration(a.flex.probe_base),
+            humantime::format_duration(a.flex.probe_max),
+            a.budget.ratio,
+            a.budget.floor_per_sec,
         )
     }
 }

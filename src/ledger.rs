@@ -60,6 +60,8 @@ pub struct Ledger {
     upstream_request_id: Option<http::HeaderValue>,
     /// Time spent in flexgate's own code, excluding upstream waits.
     overhead: Option<Duration>,
+    /// Time spent waiting for admission, and why it first had to (logged).
+    queued: (Duration, Option<&'static str>),
     settled: bool,
 }
 
@@ -85,6 +87,7 @@ impl Ledger {
             status: 0,
             upstream_request_id: None,
             overhead: None,
+            queued: (Duration::ZERO, None),
             settled: false,
         }
     }
@@ -133,6 +136,7 @@ impl Ledger {
         self.attempts = finished.attempts;
         self.escalated = finished.escalated;
         self.attempt_tier = finished.tier;
+        self.queued = (finished.queued, finished.queued_why.map(crate::admission::WaitReason::as_str));
     }
 
     /// The upstream's answer being passed on: its status and its own request id.
@@ -223,6 +227,8 @@ impl Ledger {
             outcome = outcome.as_str(),
             attempts = this.attempts,
             escalated = this.escalated,
+            queued_ms = u64::try_from(this.queued.0.as_millis()).unwrap_or(u64::MAX),
+            queued_reason = this.queued.1.unwrap_or(""),
             duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             "request"
         );

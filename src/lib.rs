@@ -9,6 +9,7 @@
 // The request path: listeners, the layer stack and local routes, the proxy handler and
 // what it calls (authentication, routing, the upstream client and its retry loop, the
 // streamed answer, usage and its accounting), and the one error enum.
+pub mod admission;
 pub mod app;
 pub mod auth;
 pub mod error;

@@ -4,8 +4,9 @@
 //! (anything else is `other`), `tier` ∈ {flex, standard, priority, none}, and the
 //! bounded enums below. A raw path, model string or message never becomes a label.
 
-#[cfg(any(test, feature = "test-util"))]
+mod admission;
 mod prime;
+#[cfg(any(test, feature = "test-util"))]
 mod probe;
 mod series;
 
@@ -132,6 +133,8 @@ pub struct Metrics {
     build_info: IntGaugeVec,
     /// WebSocket sessions open now (`crate::websocket`).
     websocket_sessions: IntGauge,
+    /// The admission controller's decisions and state.
+    pub admission: admission::AdmissionMetrics,
     /// Cached handles of the per-request series, by model label (see [`Metrics::series`]).
     series: RwLock<series::SeriesMap>,
     /// Cached handles of the per-class, per-endpoint and per-attempt series.
@@ -265,6 +268,7 @@ impl Metrics {
                 r.register(Box::new(g.clone()))?;
                 g
             },
+            admission: admission::AdmissionMetrics::new(&r)?,
             registry: r,
             series: RwLock::new(series::SeriesMap::new()),
             fixed,

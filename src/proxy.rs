@@ -126,7 +126,8 @@ async fn forward(state: AppState, request: Box<Request>) -> Result<Response, Gat
         max_delay: config.retry.max_delay,
         attempt_timeout: config.upstream.timeout,
     };
-    let finished = retry::run(&plan, start, schedule, &state.metrics, labels, &mut attempt).await;
+    let gate = state.admission.model(labels.model);
+    let finished = retry::run(&plan, start, schedule, &state.metrics, labels, gate, &mut attempt).await;
     drop(attempt);
 
     ledger.record_attempts(&finished);

@@ -49,7 +49,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-pub use config::{FlexOutage, SimConfig};
+pub use config::{FlexOutage, FlexTrace, SimConfig};
 pub use log::{LOG_CAPACITY, ReceivedRequest};
 pub use usage::{SimUsage, usage_for};
 
@@ -84,7 +84,7 @@ impl Sim {
             started: Instant::now(),
             log: log::RequestLog::default(),
             faults: faults::FaultScripts::default(),
-            limiter: ratelimit::RateLimiter::new(config.rpm_limit),
+            limiter: ratelimit::RateLimiter::with_window(config.request_limit()),
             rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
             ids: text::Ids::new(config.seed),
             files: files::FileStore::default(),
@@ -159,7 +159,10 @@ impl Sim {
         {
             return true;
         }
-        let p = config.flex_429_rate;
+        let p = config
+            .flex_trace
+            .as_ref()
+            .map_or(config.flex_429_rate, |t| t.rate_at(now.duration_since(self.inner.started)));
         if p.is_nan() || p <= 0.0 {
             false
         } else if p >= 1.0 {

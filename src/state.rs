@@ -1,9 +1,11 @@
-//! Shared state for every request: configuration, the upstream client, metrics, drain flag.
+//! Shared state for every request: configuration, the upstream client, the admission
+//! controllers, metrics, drain flag.
 
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::admission::Admission;
 use crate::config::{AuthConfig, Config};
 use crate::metrics::Metrics;
 use crate::startup::StartupError;
@@ -19,6 +21,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub upstream: Upstream,
+    /// One admission controller per model, seen by every request.
+    pub admission: Admission,
     pub metrics: Metrics,
     /// Open WebSocket sessions, ended on shutdown (`crate::websocket`).
     pub websockets: Sessions,
@@ -32,19 +36,25 @@ impl AppState {
         let classes: Vec<&str> = config.classes.iter().map(|c| c.name.as_str()).collect();
         let metrics = Metrics::new(&classes).map_err(StartupError::Metrics)?;
         metrics.prime(&classes, &config.pricing);
+        let admission = Admission::new(config.admission, config.pricing.models());
         Ok(Self(Arc::new(Inner {
             config,
             upstream,
+            admission,
             metrics,
             websockets: Sessions::default(),
             draining: AtomicBool::new(false),
         })))
     }
 
-    /// Mark the gateway as draining: `/readyz` answers 503 from now on, and WebSocket
-    /// sessions are closed once the drain time is over.
+    /// Mark the gateway as draining: `/readyz` answers 503 from now on; requests waiting
+    /// for admission move to standard (if their class may) or give up within the drain
+    /// timeout, before the server stops waiting for them; WebSocket sessions are closed
+    /// once the drain time is over.
     pub fn start_draining(&self) {
         self.0.draining.store(true, Ordering::SeqCst);
+        let drain = self.config.server.drain_timeout.mul_f64(0.9);
+        self.0.admission.drain(tokio::time::Instant::now() + drain);
         self.0.websockets.drain();
     }
 

@@ -18,6 +18,7 @@ pub struct RawConfig {
     /// `None` means "use the shipped classes"; a table replaces them entirely.
     pub classes: Option<BTreeMap<String, RawClass>>,
     pub retry: RawRetry,
+    pub admission: super::admission::RawAdmission,
     pub pricing: RawPricing,
     pub log: RawLog,
     pub websocket: RawWebsocket,

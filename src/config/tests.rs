@@ -261,3 +261,35 @@ fn the_upstream_url_must_be_an_http_uri() {
         assert!(e.len() == 1 && e[0].starts_with("`upstream.base_url`"), "{proxy}: {e:?}");
     }
 }
+
+#[test]
+fn admission_defaults_and_every_problem() {
+    let config = Config::from_toml("", &HashMap::new()).unwrap();
+    assert!((config.admission.headroom - 0.2).abs() < 1e-12);
+    assert_eq!(config.admission.flex.close_after, 5);
+    assert!(config.summary().contains("admission=(headroom=0.2"), "{}", config.summary());
+    let e = errors(
+        "[admission]\nheadroom = 1.5\nflex_min_limit = 10\nflex_max_limit = 2\nflex_initial_limit = -1\n\
+         flex_backoff_ratio = 1.0\nflex_cut_interval = \"soon\"\nflex_close_after = 0\nflex_probe_base = \"1m\"\n\
+         flex_probe_max = \"1s\"\nthrottle_k = 0.5\nthrottle_window = \"0s\"\nretry_budget_ratio = -1.0\n\
+         retry_budget_floor = nan\nretry_budget_window = \"x\"\n",
+    );
+    for key in [
+        "headroom",
+        "flex_min_limit",
+        "flex_initial_limit",
+        "flex_backoff_ratio",
+        "flex_cut_interval",
+        "flex_close_after",
+        "flex_probe_base",
+        "throttle_k",
+        "throttle_window",
+        "retry_budget_ratio",
+        "retry_budget_floor",
+        "retry_budget_window",
+    ] {
+        let key = format!("`admission.{key}`");
+        assert!(e.iter().any(|p| p.starts_with(&key)), "missing {key} in {e:#?}");
+    }
+    assert!(errors("[admission]\nflex_limit = 3\n").iter().any(|p| p.contains("flex_limit")));
+}

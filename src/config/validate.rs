@@ -142,6 +142,17 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
         );
     }
 
+    // Durations are parsed into a list of their own: both callbacks need to record.
+    let mut problems = Vec::new();
+    let admission =
+        super::admission::validate(&raw.admission, &mut |key, message| p.add(key, message), &mut |key, text| {
+            let mut inner = Problems(Vec::new());
+            let d = inner.positive_duration(key, text);
+            problems.extend(inner.0);
+            d
+        });
+    p.0.append(&mut problems);
+
     let pricing = pricing(&mut p, raw);
     let log = LogConfig {
         format: match raw.log.format.as_str() {
@@ -166,7 +177,7 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
     let (Some(upstream), true) = (upstream, p.0.is_empty()) else {
         return Err(ConfigErrors(p.0));
     };
-    Ok(Config { server, upstream, auth, routing, classes, retry, pricing, log, websocket })
+    Ok(Config { server, upstream, auth, routing, classes, retry, admission, pricing, log, websocket })
 }
 
 /// Whether listening on both would fail: the same port (not 0, which picks a free one)

@@ -82,6 +82,8 @@ fn the_attempt_tier_prices_an_answer_that_reports_none() {
         tier: Some(crate::tier::Tier::Standard),
         gave_up: None,
         upstream_time: std::time::Duration::ZERO,
+        queued: std::time::Duration::ZERO,
+        queued_why: None,
     };
     ledger.record_attempts(&finished);
     assert_eq!((ledger.attempts(), ledger.escalated()), (2, true));

@@ -20,10 +20,11 @@ use crate::tier::{self, Tier};
 /// The `reason` label values of `flexgate_retries_total`: why an attempt is repeated
 /// (`crate::upstream::classify::Reason`, whose tests hold it to this list).
 pub const RETRY_REASONS: [&str; 5] = ["flex_capacity", "rate_limit", "server_error", "connect_error", "timeout"];
-/// The `reason` label values of `flexgate_escalations_total`: a retry reason, or the
-/// deadline's escalation point reached.
-pub const ESCALATION_REASONS: [&str; 6] =
-    ["flex_capacity", "rate_limit", "server_error", "connect_error", "timeout", "deadline"];
+/// The `reason` label values of `flexgate_escalations_total`: a retry reason, the
+/// deadline's escalation point reached (waiting for admission included), or the retry
+/// budget spent.
+pub const ESCALATION_REASONS: [&str; 7] =
+    ["flex_capacity", "rate_limit", "server_error", "connect_error", "timeout", "deadline", "retry_budget"];
 
 impl Metrics {
     /// Create, at zero, the series of every label combination the configuration knows.

@@ -28,9 +28,18 @@ pub struct SimConfig {
     /// first 10s of every 60s since the sim started.
     #[arg(long, value_parser = FlexOutage::parse)]
     pub flex_outage: Option<FlexOutage>,
-    /// Standard/priority rate limit in requests per minute (absent = unlimited).
+    /// Flex capacity over time, as windows of refusal rates `DURATION:RATE,...`
+    /// (`10s:0.0,20s:0.95,30s:0.5`): each window's rate replaces `--flex-429-rate` while it
+    /// lasts; the trace repeats.
+    #[arg(long, value_parser = FlexTrace::parse)]
+    pub flex_trace: Option<FlexTrace>,
+    /// Organisation rate limit in requests per minute (absent = unlimited). Like OpenAI's,
+    /// it counts every attempt of every tier, refused flex attempts included.
     #[arg(long)]
     pub rpm_limit: Option<u32>,
+    /// The same limit per second (short tests); used instead of `--rpm-limit` when given.
+    #[arg(long)]
+    pub rps_limit: Option<u32>,
     /// Every generation request answers 429 `insufficient_quota`.
     #[arg(long)]
     pub quota_exhausted: bool,
@@ -48,7 +57,9 @@ impl Default for SimConfig {
             chunk_interval: Duration::from_millis(5),
             flex_429_rate: 0.0,
             flex_outage: None,
+            flex_trace: None,
             rpm_limit: None,
+            rps_limit: None,
             quota_exhausted: false,
             seed: 42,
         }
@@ -64,6 +75,16 @@ impl SimConfig {
             latency_priority: Duration::ZERO,
             chunk_interval: Duration::ZERO,
             ..Self::default()
+        }
+    }
+
+    /// The request limit and its window: `--rps-limit` over a second, else `--rpm-limit`
+    /// over a minute.
+    pub fn request_limit(&self) -> Option<(u32, Duration)> {
+        match (self.rps_limit, self.rpm_limit) {
+            (Some(n), _) => Some((n, Duration::from_secs(1))),
+            (None, Some(n)) => Some((n, Duration::from_secs(60))),
+            (None, None) => None,
         }
     }
 
@@ -104,6 +125,50 @@ impl FlexOutage {
     /// Whether flex is down at `since_start` after the sim started.
     pub fn is_down(&self, since_start: Duration) -> bool {
         since_start.as_nanos() % self.period.as_nanos() < self.down.as_nanos()
+    }
+}
+
+/// Flex refusal rates over time: consecutive windows, repeating.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlexTrace {
+    pub windows: Vec<(Duration, f64)>,
+}
+
+impl FlexTrace {
+    /// Parses `DURATION:RATE,...`, e.g. `10s:0.0,20s:0.95`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let windows = s
+            .split(',')
+            .map(|part| {
+                let (d, p) = part.split_once(':').ok_or_else(|| format!("`{part}` is not DURATION:RATE"))?;
+                let d = humantime::parse_duration(d.trim()).map_err(|e| format!("`{d}` in `{s}`: {e}"))?;
+                Ok((d, parse_probability(p.trim())?))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        if windows.iter().any(|(d, _)| d.is_zero()) {
+            return Err(format!("`{s}`: every window needs a duration above zero"));
+        }
+        Ok(Self { windows })
+    }
+
+    /// The refusal rate at `since_start` after the sim started.
+    pub fn rate_at(&self, since_start: Duration) -> f64 {
+        let period: u128 = self.windows.iter().map(|(d, _)| d.as_nanos()).sum();
+        let mut at = since_start.as_nanos() % period.max(1);
+        for (d, p) in &self.windows {
+            if at < d.as_nanos() {
+                return *p;
+            }
+            at -= d.as_nanos();
+        }
+        0.0
+    }
+}
+
+impl FromStr for FlexTrace {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::parse(s)
     }
 }
 
@@ -162,6 +227,21 @@ mod tests {
         assert_eq!(outage.to_string(), "10s/1m");
         assert!(Cli::try_parse_from(["sim", "--flex-429-rate", "1.5"]).is_err());
         assert!(Cli::try_parse_from(["sim", "--flex-outage", "70s/60s"]).is_err());
+    }
+
+    #[test]
+    fn flex_traces_and_per_second_limits() {
+        let cli = Cli::try_parse_from(["sim", "--flex-trace", "10s:0.0,20s:0.95", "--rps-limit", "5"]).unwrap();
+        let trace = cli.sim.flex_trace.clone().unwrap();
+        assert!(trace.rate_at(Duration::from_secs(9)).abs() < f64::EPSILON);
+        assert!((trace.rate_at(Duration::from_secs(10)) - 0.95).abs() < f64::EPSILON);
+        assert!((trace.rate_at(Duration::from_secs(29)) - 0.95).abs() < f64::EPSILON);
+        assert!(trace.rate_at(Duration::from_secs(30)).abs() < f64::EPSILON, "the trace repeats");
+        assert_eq!(cli.sim.request_limit(), Some((5, Duration::from_secs(1))));
+        assert_eq!(SimConfig::default().request_limit(), None);
+        for bad in ["10s", "10s:2", "0s:0.5", "soon:0.5"] {
+            assert!(Cli::try_parse_from(["sim", "--flex-trace", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

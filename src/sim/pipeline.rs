@@ -5,8 +5,8 @@
 //!    endpoint-specific input checks (400), `service_tier` valid for the model (400);
 //! 2. the scripted fault step (error steps answer here, `slow:` sleeps here);
 //! 3. `quota_exhausted` → 429 `insufficient_quota`;
-//! 4. flex: outage window or `flex_429_rate` draw → 429 capacity (not counted against
-//!    the RPM limit); standard/priority: RPM limit → 429 `rate_limit_exceeded`;
+//! 4. the request limit, counting every tier → 429 `rate_limit_exceeded`; then flex:
+//!    outage window, trace or `flex_429_rate` draw → 429 capacity (counted, as at OpenAI);
 //! 5. tier latency, then the answer (streamed or not), shaped by the fault step.
 //!
 //! Every answer carries the `x-ratelimit-*` headers.
@@ -203,17 +203,14 @@ impl Run<'_> {
             return Err(ApiError::insufficient_quota());
         }
         let now = Instant::now();
-        if flex {
-            if sim.flex_unavailable(now) {
-                return Err(ApiError::flex_capacity());
-            }
-        } else {
-            let admitted = sim.inner.limiter.admit(now);
-            let snap = admitted.unwrap_or_else(|snap| snap);
-            self.rate = Some(snap);
-            if admitted.is_err() {
-                return Err(ApiError::rate_limited(model, &snap));
-            }
+        let admitted = sim.inner.limiter.admit(now);
+        let snap = admitted.unwrap_or_else(|snap| snap);
+        self.rate = Some(snap);
+        if admitted.is_err() {
+            return Err(ApiError::rate_limited(model, &snap));
+        }
+        if flex && sim.flex_unavailable(now) {
+            return Err(ApiError::flex_capacity());
         }
         let latency = sim.inner.config.latency_for(tier);
         if !latency.is_zero() {

@@ -1,8 +1,9 @@
 //! The simulated organisation's rate limits and the `x-ratelimit-*` headers.
 //!
-//! Requests: with `rpm_limit` a fixed 60 s window that opens at the first standard or
-//! priority request after the previous window ended (flex requests are not counted; a
-//! refused request does not count either, so "Used" equals the limit). Without a limit the
+//! Requests: with `rpm_limit` a fixed 60 s window (1 s with `rps_limit`) that opens at the
+//! first request after the previous window ended. As at OpenAI, every attempt of every
+//! tier counts, refused flex attempts included (a request refused by the limit itself does
+//! not, so "Used" equals the limit). Without a limit the
 //! headers report a nominal 30 000 RPM that never depletes, so a gateway reading them is
 //! never told to slow down. Tokens are never enforced: the headers report a nominal
 //! 30 M TPM minus this request's estimate (prompt + output budget), as `OpenAI` does per
@@ -92,9 +93,10 @@ pub fn go_duration(d: Duration) -> String {
     }
 }
 
-/// Fixed-window RPM limiter shared by standard and priority requests.
+/// Fixed-window request limiter shared by every tier.
 pub(crate) struct RateLimiter {
     rpm: Option<u32>,
+    length: Duration,
     window: Mutex<Window>,
 }
 
@@ -106,7 +108,15 @@ struct Window {
 
 impl RateLimiter {
     pub fn new(rpm: Option<u32>) -> Self {
-        Self { rpm, window: Mutex::new(Window::default()) }
+        Self { rpm, length: WINDOW, window: Mutex::new(Window::default()) }
+    }
+
+    /// `limit` requests per `length` (a minute for `--rpm-limit`, a second for `--rps-limit`).
+    pub fn with_window(limit: Option<(u32, Duration)>) -> Self {
+        match limit {
+            Some((n, length)) => Self { rpm: Some(n), length, window: Mutex::new(Window::default()) },
+            None => Self::new(None),
+        }
     }
 
     /// Counts one request; `Err` carries the snapshot that refused it.
@@ -129,7 +139,7 @@ impl RateLimiter {
         };
         let mut window = self.window.lock();
         let start = match window.start {
-            Some(start) if now.duration_since(start) < WINDOW => start,
+            Some(start) if now.duration_since(start) < self.length => start,
             _ if !count => {
                 return Ok(RateSnapshot { limit, remaining: limit, reset: Duration::ZERO });
             }
@@ -138,7 +148,7 @@ impl RateLimiter {
                 now
             }
         };
-        let reset = WINDOW.saturating_sub(now.duration_since(start));
+        let reset = self.length.saturating_sub(now.duration_since(start));
         if count && window.used >= limit {
             return Err(RateSnapshot { limit, remaining: 0, reset });
         }
@@ -177,6 +187,16 @@ mod tests {
         assert_eq!(limiter.peek(t0).remaining, 0);
         let next = limiter.admit(t0 + Duration::from_secs(60)).unwrap();
         assert_eq!((next.remaining, next.reset), (1, WINDOW));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn per_second_window() {
+        let limiter = RateLimiter::with_window(Some((1, Duration::from_secs(1))));
+        let t0 = Instant::now();
+        assert_eq!(limiter.admit(t0).unwrap().reset, Duration::from_secs(1));
+        let refused = limiter.admit(t0 + Duration::from_millis(300)).unwrap_err();
+        assert_eq!(go_duration(refused.reset), "700ms");
+        assert!(limiter.admit(t0 + Duration::from_secs(1)).is_ok());
     }
 
     #[test]

@@ -110,6 +110,9 @@ pub enum AttemptError {
     EmptyStream,
     #[error("the upstream stream opened with an error event")]
     StreamOpenedWithError,
+    /// No attempt was sent: admission control held the request until its deadline.
+    #[error("{0}")]
+    NotAdmitted(&'static str),
 }
 
 /// The request to replay on each attempt, with its per-tier body variants.
@@ -311,6 +314,17 @@ async fn read_capped(body: PoolBody, cap: usize) -> Option<Bytes> {
 
 impl Attempter for HttpAttempt<'_> {
     type Output = Answer;
+
+    fn headers(output: &Answer) -> Option<&HeaderMap> {
+        match output {
+            Answer::Response(r) => Some(&r.headers),
+            Answer::Failed(_) => None,
+        }
+    }
+
+    fn unsent(&mut self, why: &'static str) -> Answer {
+        Answer::Failed(AttemptError::NotAdmitted(why))
+    }
 
     async fn attempt(&mut self, tier: Option<Tier>, cutoff: Instant) -> (Verdict, Answer) {
         match tokio::time::timeout_at(cutoff, self.send(tier)).await {

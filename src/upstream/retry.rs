@@ -9,25 +9,42 @@
 //! - the standard attempt, and every attempt of a non-escalating plan, runs until `D`.
 //!
 //! A wait that would end past the deadline is never started: the loop gives up instead.
-//! `max_attempts` caps attempts across both tiers. Billing 429s and other final answers
-//! end the loop at once.
+//! `max_attempts` caps attempts across both tiers (attempts actually sent). Billing 429s
+//! and other final answers end the loop at once.
+//!
+//! Every attempt first asks the model's admission controller (shared by all requests):
+//! it may wait (a rate-limit reset, the headroom kept for urgent requests, flex closed or
+//! at its learned limit), move a flex request to standard at its latest safe start, or
+//! give up at the deadline; each answer is reported back to it. Retries other than flex
+//! capacity ones (which flex control paces) are drawn from the model's retry budget: past
+//! it, a flex request escalates and any other fails fast without `x-should-retry`.
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use http::HeaderMap;
+
 use super::backoff::delay;
 use super::classify::{Reason, Verdict};
+use crate::admission::{Model, WaitReason};
 use crate::metrics::Metrics;
 use crate::routing::Plan;
 use crate::tier::{self, Tier};
+use admit::{Asking, Next, Queued};
 
 /// One way of making an attempt; the gateway's is HTTP, tests script theirs.
 pub trait Attempter {
     type Output;
     /// Make one attempt on `tier`, giving up at `cutoff`.
     fn attempt(&mut self, tier: Option<Tier>, cutoff: Instant) -> impl Future<Output = (Verdict, Self::Output)> + Send;
+    /// The answer's headers, for the admission controller (`x-ratelimit-*`).
+    fn headers(_output: &Self::Output) -> Option<&HeaderMap> {
+        None
+    }
+    /// The output when no attempt could be sent (`why` is safe to show a client).
+    fn unsent(&mut self, why: &'static str) -> Self::Output;
 }
 
 /// Backoff settings and the per-attempt ceiling.
@@ -48,6 +65,8 @@ pub enum GiveUp {
     FlexUnavailable,
     /// `max_attempts` were spent.
     Attempts,
+    /// The model's retry budget is spent and the class may not escalate.
+    RetryBudget,
 }
 
 #[derive(Debug)]
@@ -59,8 +78,35 @@ pub struct Finished<O> {
     /// The tier of the last attempt.
     pub tier: Option<Tier>,
     pub gave_up: Option<GiveUp>,
-    /// Time spent waiting on the upstream (attempts and backoff), for the overhead metric.
+    /// Time spent waiting on the upstream (attempts, backoff and admission), for the
+    /// overhead metric.
     pub upstream_time: Duration,
+    /// Time spent waiting for admission, and why it first had to.
+    pub queued: Duration,
+    pub queued_why: Option<WaitReason>,
+}
+
+impl<O> Finished<O> {
+    /// No attempt could be admitted in time: `progress` is (attempts, escalated, tier).
+    fn unsent(
+        output: O,
+        progress: (u32, bool, Option<Tier>),
+        why: GiveUp,
+        upstream_time: Duration,
+        queued: Queued,
+    ) -> Self {
+        Self {
+            output,
+            verdict: Verdict::Retry { reason: Reason::Timeout, hint: None },
+            attempts: progress.0,
+            escalated: progress.1,
+            tier: progress.2,
+            gave_up: Some(why),
+            upstream_time,
+            queued: queued.total(),
+            queued_why: queued.why,
+        }
+    }
 }
 
 /// Labels the loop's metrics carry.
@@ -77,6 +123,7 @@ pub async fn run<A: Attempter>(
     schedule: Schedule,
     metrics: &Metrics,
     labels: Labels<'_>,
+    gate: &Model,
     attempter: &mut A,
 ) -> Finished<A::Output> {
     let deadline = start + plan.deadline;
@@ -88,9 +135,28 @@ pub async fn run<A: Attempter>(
     // Whether flex answered "no capacity" at least once: a non-escalating flex request that
     // then runs out of time or attempts failed for want of flex, whatever its last attempt saw.
     let mut saw_capacity = false;
+    let mut queued = Queued::default();
     loop {
-        attempts += 1;
         let flexing = tier == Some(Tier::Flex) && plan.escalate;
+        // In a block: a local's storage stays in the future until its scope ends, and this
+        // one must not stay for the attempt.
+        let next = async {
+            let asking = Asking { plan, tier, attempts, escalate_at, deadline, saw_capacity };
+            admit::next(gate, &asking, metrics, labels, &mut queued, &mut upstream_time).await
+        };
+        let permit = match next.await {
+            Next::Go(permit) => permit,
+            Next::Escalate => {
+                escalated = true;
+                tier = Some(Tier::Standard);
+                continue;
+            }
+            Next::GiveUp(why) => {
+                let output = attempter.unsent("no upstream attempt could be admitted before the deadline");
+                return Finished::unsent(output, (attempts, escalated, tier), why, upstream_time, queued);
+            }
+        };
+        attempts += 1;
         let began = Instant::now();
         let cutoff = if flexing { escalate_at } else { deadline }.min(began + schedule.attempt_timeout);
         // The answer lives in a block that ends before the backoff sleep: rustc keeps a
@@ -99,6 +165,10 @@ pub async fn run<A: Attempter>(
         let wait = {
             let (verdict, output) = attempter.attempt(tier, cutoff).await;
             let now = Instant::now();
+            let reported = permit.report(verdict, A::headers(&output), now - began);
+            if reported.bad_headers > 0 {
+                metrics.admission.bad_headers(labels.model, reported.bad_headers);
+            }
             upstream_time += now - began;
             metrics.upstream_attempt(tier, verdict.result()).inc();
             let finish = |gave_up, upstream_time| Finished {
@@ -109,6 +179,8 @@ pub async fn run<A: Attempter>(
                 tier,
                 gave_up,
                 upstream_time,
+                queued: queued.total(),
+                queued_why: queued.why,
             };
             let Verdict::Retry { reason, hint } = verdict else {
                 return finish(None, upstream_time);
@@ -133,6 +205,15 @@ pub async fn run<A: Attempter>(
                     return finish(Some(starved(GiveUp::Attempts)), upstream_time);
                 } else if !flexing && now + wait >= deadline {
                     return finish(Some(starved(GiveUp::Deadline)), upstream_time);
+                }
+                if admit::over_budget(gate, reason, now, metrics, labels) {
+                    if !flexing {
+                        return finish(Some(GiveUp::RetryBudget), upstream_time);
+                    }
+                    metrics.escalation(labels.class, labels.model, "retry_budget").inc();
+                    escalated = true;
+                    tier = Some(Tier::Standard);
+                    continue;
                 }
                 metrics.retry(tier, reason.as_str()).inc();
                 tracing::debug!(
@@ -166,6 +247,10 @@ async fn sleep(wait: Duration, upstream_time: &mut Duration) {
         *upstream_time += wait;
     }
 }
+
+mod admit;
+#[cfg(test)]
+mod shared_tests;
 
 #[cfg(test)]
 mod tests;

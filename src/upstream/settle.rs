@@ -55,6 +55,7 @@ fn settle(output: Answer, verdict: Verdict, gave_up: Option<GiveUp>, deadline: D
         (Answer::Failed(error), _, _) => Settled::Own(match error {
             AttemptError::Timeout => GatewayError::UpstreamTimeout(deadline()),
             AttemptError::Connect(why) => GatewayError::UpstreamUnreachable(why),
+            AttemptError::NotAdmitted(_) => GatewayError::DeadlineExceeded { deadline: deadline() },
             AttemptError::CutBody
             | AttemptError::MalformedJson
             | AttemptError::EmptyStream

@@ -126,6 +126,9 @@ CONFIG_SHAPE = {
     "auth": {"mode", "keys"},
     "routing": {"honor_client_tier", "default_class", "flex_class", "standard_class", "rules"},
     "retry": {"base_delay", "max_delay", "client_timeout_margin"},
+    "admission": {"headroom", "flex_min_limit", "flex_max_limit", "flex_initial_limit", "flex_backoff_ratio",
+                  "flex_cut_interval", "flex_close_after", "flex_probe_base", "flex_probe_max", "throttle_k",
+                  "throttle_window", "retry_budget_ratio", "retry_budget_floor", "retry_budget_window"},
     "pricing": {"file"},
     "log": {"format", "level"},
     "websocket": {"idle_timeout", "max_lifetime"},
@@ -135,7 +138,10 @@ AUTH_KEY_KEYS = {"client", "sha256", "env"}
 DURATION_KEYS = {("server", "drain_timeout"), ("server", "header_timeout"), ("server", "body_timeout"),
                  ("upstream", "timeout"),
                  ("upstream", "connect_timeout"), ("upstream", "idle_timeout"),
-                 ("websocket", "idle_timeout"), ("websocket", "max_lifetime")}
+                 ("websocket", "idle_timeout"), ("websocket", "max_lifetime"),
+                 ("admission", "flex_cut_interval"), ("admission", "flex_probe_base"),
+                 ("admission", "flex_probe_max"), ("admission", "throttle_window"),
+                 ("admission", "retry_budget_window")}
 
 _DURATION_RE = re.compile(r"^\s*(\d+(\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}

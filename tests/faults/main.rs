@@ -6,6 +6,8 @@
 //! The modules are `#[cfg(test)]` so clippy's `allow-unwrap-in-tests` covers helpers too.
 
 #[cfg(test)]
+mod admission;
+#[cfg(test)]
 #[path = "../common/harness.rs"]
 mod common;
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use flexgate::sim::{FlexOutage, SimConfig};
+use flexgate::sim::{FlexOutage, FlexTrace, SimConfig};
 use http::StatusCode;
 use serde_json::json;
 
@@ -96,16 +96,36 @@ async fn flex_outage_windows() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn flex_capacity_follows_the_trace_and_refusals_count_against_the_limit() {
+    let trace = FlexTrace::parse("10s:1.0,10s:0.0").unwrap();
+    let (_sim, app) = sim(SimConfig { flex_trace: Some(trace), rps_limit: Some(2), ..SimConfig::zero_latency() });
+    let flex = || post("/v1/chat/completions", &with_tier("gpt-5", "flex"));
+    let refused = send(&app, flex()).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.header("x-ratelimit-limit-requests"), Some("2"));
+    assert_eq!(refused.header("x-ratelimit-remaining-requests"), Some("1"));
+    assert_eq!(send(&app, flex()).await.status, StatusCode::TOO_MANY_REQUESTS);
+    // Two refused flex attempts used the second's whole limit: standard waits too.
+    let standard = send(&app, post("/v1/chat/completions", &with_tier("gpt-5", "default"))).await;
+    assert_eq!(standard.code(), "rate_limit_exceeded");
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(send(&app, flex()).await.status, StatusCode::OK);
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(send(&app, flex()).await.status, StatusCode::TOO_MANY_REQUESTS, "the trace repeats");
+}
+
+#[tokio::test(start_paused = true)]
 async fn rpm_limit_answers_rate_limit_429() {
-    let (_sim, app) = sim(SimConfig { rpm_limit: Some(2), ..SimConfig::zero_latency() });
+    let (_sim, app) = sim(SimConfig { rpm_limit: Some(3), ..SimConfig::zero_latency() });
     let chat = || post("/v1/chat/completions", &chat_body("gpt-4.1-mini", "hi"));
     let first = send(&app, chat()).await;
-    assert_eq!(first.header("x-ratelimit-limit-requests"), Some("2"));
-    assert_eq!(first.header("x-ratelimit-remaining-requests"), Some("1"));
+    assert_eq!(first.header("x-ratelimit-limit-requests"), Some("3"));
+    assert_eq!(first.header("x-ratelimit-remaining-requests"), Some("2"));
     assert_eq!(first.header("x-ratelimit-reset-requests"), Some("1m0s"));
-    // Flex requests are not counted against the standard limit.
+    // Flex attempts count against the same limit, as at OpenAI.
     let flex = send(&app, post("/v1/chat/completions", &with_tier("gpt-5", "flex"))).await;
     assert_eq!(flex.status, StatusCode::OK);
+    assert_eq!(flex.header("x-ratelimit-remaining-requests"), Some("1"));
     assert_eq!(send(&app, chat()).await.status, StatusCode::OK);
     tokio::time::advance(Duration::from_millis(58_800)).await;
     let limited = send(&app, chat()).await;
@@ -113,7 +133,7 @@ async fn rpm_limit_answers_rate_limit_429() {
     assert_eq!(limited.code(), "rate_limit_exceeded");
     assert_eq!(limited.json()["error"]["type"], "requests");
     let message = limited.json()["error"]["message"].as_str().unwrap().to_owned();
-    assert!(message.contains("gpt-4.1-mini") && message.contains("Limit 2"), "{message}");
+    assert!(message.contains("gpt-4.1-mini") && message.contains("Limit 3"), "{message}");
     assert!(message.contains("Please try again in 1.2s."), "{message}");
     assert_eq!(limited.header("retry-after-ms"), Some("1200"));
     assert_eq!(limited.header("retry-after"), Some("2"));

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use tokio::time::Instant;
 
 use super::{Attempter, Finished, GiveUp, Labels, Schedule, run};
+use crate::admission::{Model, Settings};
 use crate::metrics::{AttemptResult, Metrics};
 use crate::routing::Plan;
 use crate::tier::Tier;
@@ -46,6 +47,8 @@ impl Attempter for Script {
         self.returned.push(step.verdict);
         (step.verdict, ())
     }
+
+    fn unsent(&mut self, _why: &'static str) {}
 }
 
 fn flex_plan(deadline: u64, reserve: u64, max_attempts: u32, escalate: bool) -> Plan {
@@ -81,9 +84,11 @@ async fn drive(plan: &Plan, steps: Vec<Step>) -> (Finished<()>, Script, Duration
 
 async fn drive_with(plan: &Plan, mut script: Script) -> (Finished<()>, Script, Duration, Metrics) {
     let metrics = Metrics::new(&["background"]).unwrap();
+    // A controller of its own per request: these tests are about one request's schedule.
+    let gate = Model::new("gpt-5", Settings::default());
     let start = Instant::now();
-    let finished =
-        run(plan, start, SCHEDULE, &metrics, Labels { class: "background", model: "gpt-5" }, &mut script).await;
+    let labels = Labels { class: "background", model: "gpt-5" };
+    let finished = run(plan, start, SCHEDULE, &metrics, labels, &gate, &mut script).await;
     let took = start.elapsed();
     (finished, script, took, metrics)
 }

@@ -1,0 +1,87 @@
+//! Admission control over real sockets: one controller per model shared by every request,
+//! against a simulator whose rate limit counts every attempt of every tier.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flexgate::sim::{FlexOutage, SimConfig};
+use futures_util::future::join_all;
+use tokio::time::Instant;
+
+use crate::common::{chat_body, client, count};
+use crate::support::{FAST_RETRY_ONLY, Stack, h, post, stack_with};
+
+/// What one request's client saw.
+#[derive(Debug)]
+struct Seen {
+    status: u16,
+    tier: String,
+    escalated: String,
+    attempts: u32,
+    took: Duration,
+}
+
+async fn request(s: &Stack, path: &str, deadline: &str, after: Duration) -> Seen {
+    tokio::time::sleep(after).await;
+    let started = Instant::now();
+    let r = post(&client(), &s.gw, path, &chat_body("gpt-5", false), &[("x-flexgate-deadline", deadline)]).await;
+    Seen {
+        status: r.status().as_u16(),
+        tier: h(&r, "x-flexgate-tier"),
+        escalated: h(&r, "x-flexgate-escalated"),
+        attempts: h(&r, "x-flexgate-attempts").parse().unwrap_or(0),
+        took: started.elapsed(),
+    }
+}
+
+/// A flex storm (95 % refused) and an organisation limit shared by every tier: flex closes
+/// for the model instead of every background request retrying on its own, so the limit
+/// stays free for urgent requests, which all succeed at once; background requests wait
+/// for flex until their latest safe start and then move to standard, all within deadline.
+#[tokio::test]
+async fn in_a_storm_sharing_a_rate_limit_urgent_requests_keep_succeeding() {
+    let sim = SimConfig { flex_429_rate: 0.95, rps_limit: Some(50), ..SimConfig::zero_latency() };
+    let s = Arc::new(stack_with(sim, FAST_RETRY_ONLY).await);
+    let background = (0..30).map(|_| {
+        let s = s.clone();
+        async move { request(&s, "/flex/v1/chat/completions", "6s", Duration::ZERO).await }
+    });
+    let urgent = (0..10_u32).map(|i| {
+        let s = s.clone();
+        async move { request(&s, "/v1/chat/completions", "5s", Duration::from_millis(100) * i).await }
+    });
+    let (background, urgent) = tokio::join!(join_all(background), join_all(urgent));
+    for seen in &urgent {
+        assert_eq!((seen.status, seen.tier.as_str()), (200, "standard"), "{seen:?}");
+        assert!(seen.took < Duration::from_secs(2), "urgent requests are not queued: {seen:?}");
+    }
+    for seen in &background {
+        assert_eq!(seen.status, 200, "no background request failed or missed its deadline: {seen:?}");
+    }
+    // Each background request: its flex attempt (or none, once flex closed), a probe now
+    // and then, one standard attempt. Retrying on their own they sent 8 each.
+    let sent = s.sim.received().len();
+    assert!(sent <= 30 * 2 + 10 + 10, "{sent} upstream attempts for 40 requests");
+    let m = s.metrics();
+    assert!(count(&m, "flexgate_admission_throttled_total", &[]) > 0, "background work was held back");
+}
+
+/// Flex away for 2 s, deadlines of 20 s: the requests wait for flex instead of spending
+/// their attempts, and are served on flex once it returns; only probes reach flex meanwhile.
+#[tokio::test]
+async fn a_flex_outage_shorter_than_the_deadline_is_waited_out_on_flex() {
+    let outage = FlexOutage::parse("2s/1h").unwrap();
+    let s = Arc::new(
+        stack_with(SimConfig { flex_outage: Some(outage), ..SimConfig::zero_latency() }, FAST_RETRY_ONLY).await,
+    );
+    let requests = (0..10).map(|_| {
+        let s = s.clone();
+        async move { request(&s, "/flex/v1/chat/completions", "20s", Duration::ZERO).await }
+    });
+    for seen in join_all(requests).await {
+        assert_eq!((seen.status, seen.tier.as_str(), seen.escalated.as_str()), (200, "flex", "false"), "{seen:?}");
+        assert!(seen.attempts <= 3, "waiting is not paid for in attempts: {seen:?}");
+    }
+    let flex = s.tiers_sent().iter().filter(|t| t.as_deref() == Some("flex")).count();
+    assert!(flex <= 10 + 10 + 5, "{flex} flex attempts: first tries, probes and the served ones");
+}
