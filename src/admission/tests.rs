@@ -373,3 +373,13 @@ fn models_outside_the_price_table_share_other() {
     assert_eq!(a.model("made-up").name(), "other");
     assert_eq!(a.all().count(), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn attempts_still_in_flight_are_not_refusals() {
+    let m = model(settings());
+    // Flex attempts last minutes: a burst of them, unanswered, must not throttle the next.
+    let _held: Vec<_> = futures_util::future::join_all((0..7).map(|_| go(m, flex(600.0, 120.0)))).await;
+    let next = m.admit(flex(600.0, 120.0)).await;
+    assert!(matches!(next.admit, Admit::Go(_)));
+    assert_eq!(next.waited, Duration::ZERO);
+}
