@@ -154,11 +154,17 @@ impl Flex {
         self.in_flight = self.in_flight.saturating_sub(1);
         match result {
             FlexResult::Accepted => {
+                self.consecutive = 0;
+                let reopened = self.closed.take().is_some();
+                if reopened {
+                    // The refusals that closed flex say nothing about it now: the limit,
+                    // not the throttle, paces the release of the waiters.
+                    self.history = [(0, 0); BUCKETS];
+                }
                 let bucket = self.bucket(now);
                 bucket.0 += 1;
                 bucket.1 += 1;
-                self.consecutive = 0;
-                if self.closed.take().is_some() {
+                if reopened {
                     // Reopened: start small and grow as fast as flex accepts (slow start up
                     // to the initial limit).
                     self.limit = f64::from(self.s.min_limit);

@@ -190,11 +190,12 @@ async fn a_run_of_capacity_429s_closes_flex_and_one_probe_goes_per_step() {
     };
     assert_eq!(Instant::now() - at, secs(7.0));
     assert!(probe.is_probe());
-    // Success reopens flex, starting small.
+    // Success reopens flex, starting small, and forgets the refusals that closed it.
     probe.report(Verdict::Success, None, Duration::ZERO);
     let snap = m.snapshot();
     assert!(!snap.flex_closed);
     assert_eq!(snap.flex_limit, s.flex.min_limit);
+    assert!(m.state.lock().flex.reject_probability(Instant::now()) < 1e-12);
 }
 
 #[tokio::test(start_paused = true)]
