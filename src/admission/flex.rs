@@ -10,7 +10,9 @@
 //!   level of the last cut (slow start, so waiters are released at the rate flex accepts
 //!   them after reopening), else by `1/limit`, about one per window of accepted attempts;
 //! - new attempts are refused locally with probability
-//!   `max(0, (requests - K·accepts) / (requests + 1))` over a sliding history;
+//!   `max(0, (requests - K·accepts) / (requests + 1))` over a sliding history, where
+//!   requests are attempts flex answered (accepted or refused): an attempt still in flight
+//!   (flex ones last minutes) is not yet a refusal;
 //! - after `close_after` capacity 429s in a row flex is closed: one probe per backoff
 //!   step (or the upstream's `retry-after`, if longer), and a success reopens it.
 
@@ -140,7 +142,7 @@ impl Flex {
     /// An attempt admitted by [`Self::gate`] is being sent.
     pub fn sent(&mut self, probe: bool, now: Instant) {
         self.in_flight += 1;
-        self.bucket(now).0 += 1;
+        self.roll(now);
         if let (true, Some(closed)) = (probe, &mut self.closed) {
             closed.probing = true;
         }
@@ -152,9 +154,17 @@ impl Flex {
         self.in_flight = self.in_flight.saturating_sub(1);
         match result {
             FlexResult::Accepted => {
-                self.bucket(now).1 += 1;
                 self.consecutive = 0;
-                if self.closed.take().is_some() {
+                let reopened = self.closed.take().is_some();
+                if reopened {
+                    // The refusals that closed flex say nothing about it now: the limit,
+                    // not the throttle, paces the release of the waiters.
+                    self.history = [(0, 0); BUCKETS];
+                }
+                let bucket = self.bucket(now);
+                bucket.0 += 1;
+                bucket.1 += 1;
+                if reopened {
                     // Reopened: start small and grow as fast as flex accepts (slow start up
                     // to the initial limit).
                     self.limit = f64::from(self.s.min_limit);
@@ -165,6 +175,7 @@ impl Flex {
                 }
             }
             FlexResult::Capacity { hint } => {
+                self.bucket(now).0 += 1;
                 self.consecutive += 1;
                 if self.last_cut.is_none_or(|at| now >= at + self.s.cut_interval) {
                     self.last_cut = Some(now);

@@ -190,11 +190,12 @@ async fn a_run_of_capacity_429s_closes_flex_and_one_probe_goes_per_step() {
     };
     assert_eq!(Instant::now() - at, secs(7.0));
     assert!(probe.is_probe());
-    // Success reopens flex, starting small.
+    // Success reopens flex, starting small, and forgets the refusals that closed it.
     probe.report(Verdict::Success, None, Duration::ZERO);
     let snap = m.snapshot();
     assert!(!snap.flex_closed);
     assert_eq!(snap.flex_limit, s.flex.min_limit);
+    assert!(m.state.lock().flex.reject_probability(Instant::now()) < 1e-12);
 }
 
 #[tokio::test(start_paused = true)]
@@ -372,4 +373,14 @@ fn models_outside_the_price_table_share_other() {
     assert_eq!(a.model("gpt-5").name(), "gpt-5");
     assert_eq!(a.model("made-up").name(), "other");
     assert_eq!(a.all().count(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempts_still_in_flight_are_not_refusals() {
+    let m = model(settings());
+    // Flex attempts last minutes: a burst of them, unanswered, must not throttle the next.
+    let _held: Vec<_> = futures_util::future::join_all((0..7).map(|_| go(m, flex(600.0, 120.0)))).await;
+    let next = m.admit(flex(600.0, 120.0)).await;
+    assert!(matches!(next.admit, Admit::Go(_)));
+    assert_eq!(next.waited, Duration::ZERO);
 }
