@@ -34,12 +34,12 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::tier::Tier;
-use crate::upstream::classify::{Reason, Verdict};
 pub use budget::BudgetSettings;
 pub use flex::FlexSettings;
 use flex::{Flex, FlexGate, FlexResult};
 use queue::{Queue, Ticket};
 use rate::{Gate, Rate};
+pub use rate::{MAX_HINT, hint_seconds, parse_go_duration};
 
 /// Weight of the newest sample in the standard-latency average.
 const LATENCY_WEIGHT: f64 = 0.2;
@@ -439,13 +439,30 @@ pub struct Reported {
     pub bad_headers: u32,
 }
 
+/// What an attempt's answer means to admission (the retry loop's verdict, translated in
+/// `crate::upstream::retry`): the controller needs no more than this.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Answered {
+    Success,
+    /// A rate-limit 429, with the wait the upstream asked for.
+    RateLimited {
+        hint: Option<Duration>,
+    },
+    /// A flex capacity 429, with the wait the upstream asked for.
+    FlexCapacity {
+        hint: Option<Duration>,
+    },
+    /// Anything else: a server error, a timeout, a refusal of the request itself.
+    Other,
+}
+
 impl Permit<'_> {
     pub fn is_probe(&self) -> bool {
         self.probe
     }
 
     /// The attempt's answer: its verdict, its headers when it had any, and how long it took.
-    pub fn report(mut self, verdict: Verdict, headers: Option<&HeaderMap>, took: Duration) -> Reported {
+    pub fn report(mut self, verdict: Answered, headers: Option<&HeaderMap>, took: Duration) -> Reported {
         self.done = true;
         let now = Instant::now();
         let mut state = self.model.state.lock();
@@ -454,17 +471,17 @@ impl Permit<'_> {
             reported.bad_headers = state.rate.observe(h, now).bad;
             state.bad_headers += u64::from(reported.bad_headers);
         }
-        if let Verdict::Retry { reason: Reason::RateLimit, hint } = verdict {
+        if let Answered::RateLimited { hint } = verdict {
             state.rate.rate_limited(hint, now);
         }
         if self.tier == Some(Tier::Flex) {
             let result = match verdict {
-                Verdict::Success => FlexResult::Accepted,
-                Verdict::Retry { reason: Reason::FlexCapacity, hint } => FlexResult::Capacity { hint },
+                Answered::Success => FlexResult::Accepted,
+                Answered::FlexCapacity { hint } => FlexResult::Capacity { hint },
                 _ => FlexResult::Other,
             };
             state.flex.answered(self.probe, result, now);
-        } else if verdict == Verdict::Success && self.tier == Some(Tier::Standard) {
+        } else if verdict == Answered::Success && self.tier == Some(Tier::Standard) {
             let sample = took.as_secs_f64();
             let average = state.standard_latency.as_secs_f64();
             let next =

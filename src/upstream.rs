@@ -25,7 +25,7 @@ use http_body_util::Full;
 use crate::config::UpstreamConfig;
 use crate::startup::StartupError;
 use connect::Connector;
-use pool::{Pool, PoolBody, SendError, Settings};
+use pool::{Pool, PoolBody, PoolSettings, SendError};
 
 /// Idle upstream connections older than this are closed rather than reused; servers
 /// commonly drop idle keep-alive connections after a minute or two.
@@ -64,7 +64,7 @@ impl Upstream {
         // #3623). Over https the connector offers h2 by ALPN only when asked; over http
         // it is prior knowledge.
         let settings =
-            Settings { http2: config.http2, idle_timeout: POOL_IDLE_TIMEOUT, max_idle: POOL_MAX_IDLE, threads };
+            PoolSettings { http2: config.http2, idle_timeout: POOL_IDLE_TIMEOUT, max_idle: POOL_MAX_IDLE, threads };
         let base: Uri = config.base_url.as_str().parse().map_err(|_| StartupError::UpstreamUri)?;
         let proxied = plain_http && config.proxy.is_some();
         let pool = Pool::new(Connector::new(config)?, &base, proxied, settings)?;

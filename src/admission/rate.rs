@@ -12,8 +12,6 @@ use std::time::Duration;
 use http::HeaderMap;
 use tokio::time::Instant;
 
-use crate::upstream::backoff::parse_go_duration;
-
 /// Limits above this are nonsense (no upstream grants a billion per window).
 const MAX_LIMIT: f64 = 1e9;
 /// Without a usable `reset`, the window is taken to be a minute (OpenAI's RPM/TPM).
@@ -53,7 +51,7 @@ impl Bucket {
 
 /// What one answer's headers said, for the bad-header counter.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Observed {
+pub struct RateReading {
     /// Header groups present but unusable (unparsable, negative, huge, inconsistent).
     pub bad: u32,
 }
@@ -75,8 +73,8 @@ pub enum Gate {
 
 impl Rate {
     /// Read the headers of one answer; bad groups are ignored and counted.
-    pub fn observe(&mut self, headers: &HeaderMap, now: Instant) -> Observed {
-        let mut observed = Observed::default();
+    pub fn observe(&mut self, headers: &HeaderMap, now: Instant) -> RateReading {
+        let mut observed = RateReading::default();
         for (kind, slot) in [("requests", &mut self.requests), ("tokens", &mut self.tokens)] {
             match read_bucket(headers, kind, now) {
                 Reading::Missing => {}
@@ -187,4 +185,45 @@ fn format_name<'a>(buf: &'a mut [u8; 40], what: &str, kind: &str) -> &'a str {
         n += p.len();
     }
     std::str::from_utf8(&buf[..n]).unwrap_or_default()
+}
+
+/// Upper bound on any wait the upstream asks for; a longer ask is "not within a deadline".
+pub const MAX_HINT: Duration = Duration::from_secs(24 * 3600);
+
+/// A wait in seconds, when finite and not negative, capped at [`MAX_HINT`].
+pub fn hint_seconds(value: f64) -> Option<Duration> {
+    (value.is_finite() && value >= 0.0).then(|| Duration::from_secs_f64(value.min(MAX_HINT.as_secs_f64())))
+}
+
+/// Parse a Go `time.Duration` string such as `6m0s`, `1h2m3.5s`, `12ms`, `150us`.
+pub fn parse_go_duration(value: &str) -> Option<Duration> {
+    let mut rest = value.trim();
+    if rest.is_empty() || rest.len() > 64 {
+        return None;
+    }
+    if rest == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut total = 0.0_f64;
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if number_len == 0 {
+            return None;
+        }
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += number * scale;
+    }
+    hint_seconds(total)
 }

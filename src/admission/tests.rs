@@ -57,8 +57,8 @@ async fn go(m: &'static Model, ask: Ask) -> Permit<'static> {
     }
 }
 
-fn capacity(hint: Option<f64>) -> Verdict {
-    Verdict::Retry { reason: Reason::FlexCapacity, hint: hint.map(secs) }
+fn capacity(hint: Option<f64>) -> Answered {
+    Answered::FlexCapacity { hint: hint.map(secs) }
 }
 
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -103,7 +103,7 @@ async fn capacity_429s_cut_the_limit_and_accepted_attempts_raise_it() {
     assert_eq!(m.snapshot().flex_limit, 2);
     // Five still in flight, limit 2: accepted answers at the limit raise it additively.
     for p in permits.drain(..) {
-        p.report(Verdict::Success, None, Duration::ZERO);
+        p.report(Answered::Success, None, Duration::ZERO);
     }
     let limit = m.snapshot().flex_limit;
     assert!((3..=4).contains(&limit), "additive increase from 2, got {limit}");
@@ -115,7 +115,7 @@ async fn capacity_429s_cut_the_limit_and_accepted_attempts_raise_it() {
 async fn the_limit_is_not_raised_when_it_was_not_reached() {
     let m = model(settings());
     for _ in 0..20 {
-        go(m, flex(600.0, 120.0)).await.report(Verdict::Success, None, Duration::ZERO);
+        go(m, flex(600.0, 120.0)).await.report(Answered::Success, None, Duration::ZERO);
     }
     assert_eq!(m.snapshot().flex_limit, 8);
 }
@@ -191,7 +191,7 @@ async fn a_run_of_capacity_429s_closes_flex_and_one_probe_goes_per_step() {
     assert_eq!(Instant::now() - at, secs(7.0));
     assert!(probe.is_probe());
     // Success reopens flex, starting small, and forgets the refusals that closed it.
-    probe.report(Verdict::Success, None, Duration::ZERO);
+    probe.report(Answered::Success, None, Duration::ZERO);
     let snap = m.snapshot();
     assert!(!snap.flex_closed);
     assert_eq!(snap.flex_limit, s.flex.min_limit);
@@ -217,7 +217,7 @@ async fn waiters_go_in_latest_safe_start_order_and_escalate_at_it() {
     assert!(matches!(soon.await.unwrap().admit, Admit::Escalate));
     assert_eq!(Instant::now() - start, secs(10.0));
     // A free slot goes to the earliest latest-safe-start, not the first to arrive.
-    held.report(Verdict::Success, None, Duration::ZERO);
+    held.report(Answered::Success, None, Duration::ZERO);
     let got = early.await.unwrap();
     assert!(matches!(got.admit, Admit::Go(_)));
     assert_eq!(got.why, Some(WaitReason::FlexLimit));
@@ -270,7 +270,7 @@ async fn a_rate_limit_429_makes_every_request_wait_once_and_releases_them_in_tur
     let p = go(m, standard(true)).await;
     let mut answer = limits("10", "0", "10s");
     answer.insert("retry-after", "1".parse().unwrap());
-    p.report(Verdict::Retry { reason: Reason::RateLimit, hint: Some(secs(1.0)) }, Some(&answer), Duration::ZERO);
+    p.report(Answered::RateLimited { hint: Some(secs(1.0)) }, Some(&answer), Duration::ZERO);
     let start = Instant::now();
     let tasks: Vec<_> = (0..3)
         .map(|_| {
@@ -296,7 +296,7 @@ async fn a_rate_limit_429_makes_every_request_wait_once_and_releases_them_in_tur
 async fn background_work_leaves_the_headroom_to_urgent_requests() {
     let m = model(settings());
     // 3 of 10 free, refilling one a second: background needs 20 % (2) plus its own.
-    go(m, standard(true)).await.report(Verdict::Success, Some(&limits("10", "3", "7s")), Duration::ZERO);
+    go(m, standard(true)).await.report(Answered::Success, Some(&limits("10", "3", "7s")), Duration::ZERO);
     let start = Instant::now();
     let mut background = standard(false);
     background.tier = Some(Tier::Flex);
@@ -325,10 +325,10 @@ async fn nonsense_rate_limit_headers_are_counted_and_never_stall() {
         headers(&[("x-ratelimit-remaining-tokens", "NaN")]),
     ];
     for h in &bad {
-        let got = go(m, standard(false)).await.report(Verdict::Success, Some(h), Duration::ZERO);
+        let got = go(m, standard(false)).await.report(Answered::Success, Some(h), Duration::ZERO);
         assert_eq!(got.bad_headers, 1, "{h:?}");
     }
-    let none = go(m, standard(false)).await.report(Verdict::Success, Some(&HeaderMap::new()), Duration::ZERO);
+    let none = go(m, standard(false)).await.report(Answered::Success, Some(&HeaderMap::new()), Duration::ZERO);
     assert_eq!(none.bad_headers, 0);
     assert_eq!(m.snapshot().bad_headers, bad.len() as u64);
     // Nothing usable was learned: background still goes at once.
@@ -341,7 +341,7 @@ async fn retries_are_capped_by_the_budget() {
     s.budget = BudgetSettings { ratio: 0.2, floor_per_sec: 0.1, window: secs(10.0) };
     let m = model(s);
     for _ in 0..10 {
-        go(m, standard(true)).await.report(Verdict::Success, None, Duration::ZERO);
+        go(m, standard(true)).await.report(Answered::Success, None, Duration::ZERO);
     }
     // 0.2 × 10 first attempts + 0.1/s × 10 s = 3 retries.
     for _ in 0..3 {

@@ -8,13 +8,13 @@ use crate::error::GatewayError;
 
 /// Where a request goes: the class of its lane and the path after `/v1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target<'a> {
+pub struct LaneTarget<'a> {
     pub lane: Option<ClassId>,
     /// Starts with `/`, e.g. `/chat/completions`.
     pub rest: &'a str,
 }
 
-pub fn target<'a>(config: &Config, method: &Method, path: &'a str) -> Result<Target<'a>, GatewayError> {
+pub fn target<'a>(config: &Config, method: &Method, path: &'a str) -> Result<LaneTarget<'a>, GatewayError> {
     let not_found = || GatewayError::NotFound { method: method.to_string(), path: path.chars().take(256).collect() };
     if !is_safe(path) {
         return Err(GatewayError::InvalidParam {
@@ -24,14 +24,14 @@ pub fn target<'a>(config: &Config, method: &Method, path: &'a str) -> Result<Tar
         });
     }
     if let Some(rest) = path.strip_prefix("/v1").filter(|r| r.starts_with('/')) {
-        return Ok(Target { lane: None, rest });
+        return Ok(LaneTarget { lane: None, rest });
     }
     for (id, class) in config.classes.iter().enumerate() {
         let Some(prefix) = class.path_prefix.as_deref() else {
             continue;
         };
         if let Some(rest) = path.strip_prefix(prefix).filter(|r| r.starts_with('/')) {
-            return Ok(Target { lane: Some(id), rest });
+            return Ok(LaneTarget { lane: Some(id), rest });
         }
     }
     Err(not_found())

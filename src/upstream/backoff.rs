@@ -8,15 +8,11 @@ use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 
-/// Upper bound on any hint we accept; longer asks are treated as "not within a deadline".
-const MAX_HINT: Duration = Duration::from_secs(24 * 3600);
+pub use crate::admission::parse_go_duration;
+use crate::admission::{MAX_HINT, hint_seconds as seconds};
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name)?.to_str().ok().map(str::trim)
-}
-
-fn seconds(value: f64) -> Option<Duration> {
-    (value.is_finite() && value >= 0.0).then(|| Duration::from_secs_f64(value.min(MAX_HINT.as_secs_f64())))
 }
 
 /// Parse `retry-after`: delta-seconds (fractions tolerated) or an HTTP date.
@@ -26,39 +22,6 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(MAX_HINT))
-}
-
-/// Parse a Go `time.Duration` string such as `6m0s`, `1h2m3.5s`, `12ms`, `150us`.
-pub fn parse_go_duration(value: &str) -> Option<Duration> {
-    let mut rest = value.trim();
-    if rest.is_empty() || rest.len() > 64 {
-        return None;
-    }
-    if rest == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut total = 0.0_f64;
-    while !rest.is_empty() {
-        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        if number_len == 0 {
-            return None;
-        }
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += number * scale;
-    }
-    seconds(total)
 }
 
 /// The wait the upstream asked for, if it said.

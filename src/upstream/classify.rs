@@ -142,6 +142,19 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8], tier: Opti
     }
 }
 
+impl Verdict {
+    /// What the answer means to admission control, which needs only this much of it.
+    pub fn answered(self) -> crate::admission::Answered {
+        use crate::admission::Answered;
+        match self {
+            Verdict::Success => Answered::Success,
+            Verdict::Retry { reason: Reason::RateLimit, hint } => Answered::RateLimited { hint },
+            Verdict::Retry { reason: Reason::FlexCapacity, hint } => Answered::FlexCapacity { hint },
+            _ => Answered::Other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,7 +67,7 @@ impl SendError {
 }
 
 /// How the pool behaves; `Upstream::new` fills it from the configuration.
-pub struct Settings {
+pub struct PoolSettings {
     /// Speak HTTP/2: by prior knowledge over `http`, offered by ALPN over `https`.
     pub http2: bool,
     /// An idle connection older than this is closed instead of reused.
@@ -100,7 +100,7 @@ struct Shared {
     /// registered with the thread that opened it, and a request on another thread would
     /// have that thread's I/O driver wake it, a cross-thread hop per event.
     idle: Box<[Mutex<Vec<Idle>>]>,
-    settings: Settings,
+    settings: PoolSettings,
     reaper_started: AtomicBool,
 }
 
@@ -120,7 +120,7 @@ enum Opened {
 }
 
 impl Pool {
-    pub fn new(connector: Connector, base: &Uri, proxied: bool, settings: Settings) -> Result<Self, StartupError> {
+    pub fn new(connector: Connector, base: &Uri, proxied: bool, settings: PoolSettings) -> Result<Self, StartupError> {
         let host = base.host().ok_or(StartupError::UpstreamHost)?;
         let default_port = if base.scheme() == Some(&Scheme::HTTPS) { 443 } else { 80 };
         let host = match base.port_u16() {

@@ -165,7 +165,7 @@ pub async fn run<A: Attempter>(
         let wait = {
             let (verdict, output) = attempter.attempt(tier, cutoff).await;
             let now = Instant::now();
-            let reported = permit.report(verdict, A::headers(&output), now - began);
+            let reported = permit.report(verdict.answered(), A::headers(&output), now - began);
             if reported.bad_headers > 0 {
                 metrics.admission.bad_headers(labels.model, reported.bad_headers);
             }

@@ -89,3 +89,33 @@ fn the_gateway_imports_neither_the_tools_nor_the_simulator() {
     }
     assert!(imports()["sim"].is_empty(), "the simulator imports nothing of the gateway");
 }
+
+#[test]
+fn no_two_public_types_share_a_name() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for line in text.lines().map(str::trim_start) {
+                let Some(rest) =
+                    ["pub struct ", "pub enum ", "pub trait ", "pub type "].iter().find_map(|p| line.strip_prefix(p))
+                else {
+                    continue;
+                };
+                let name: String = rest.chars().take_while(char::is_ascii_alphanumeric).collect();
+                let here = path.strip_prefix(&src).unwrap().display().to_string();
+                if let Some(there) = seen.insert(name.clone(), here.clone()) {
+                    panic!("`{name}` is public in both {there} and {here}");
+                }
+            }
+        }
+    }
+    assert!(seen.len() > 50, "read too few types: {}", seen.len());
+}

@@ -13,7 +13,7 @@ use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::{Pool, Settings};
+use super::{Pool, PoolSettings};
 use crate::config::Config;
 use crate::upstream::connect::Connector;
 
@@ -63,10 +63,10 @@ async fn serve(h2: bool) -> (String, Arc<AtomicUsize>) {
 }
 
 fn pool(base: &str, idle_timeout: Duration, max_idle: usize) -> Pool {
-    pool_with(base, Settings { http2: false, idle_timeout, max_idle, threads: 1 })
+    pool_with(base, PoolSettings { http2: false, idle_timeout, max_idle, threads: 1 })
 }
 
-fn pool_with(base: &str, settings: Settings) -> Pool {
+fn pool_with(base: &str, settings: PoolSettings) -> Pool {
     let config = Config::for_upstream(base).unwrap();
     let connector = Connector::new(&config.upstream).unwrap();
     Pool::new(connector, &base.parse().unwrap(), false, settings).unwrap()
@@ -172,7 +172,7 @@ async fn a_waiting_exchange_holds_little() {
 async fn http2_requests_share_one_connection_even_when_they_start_together() {
     let (base, accepted) = serve(true).await;
     let pool =
-        pool_with(&base, Settings { http2: true, idle_timeout: Duration::from_secs(90), max_idle: 8, threads: 1 });
+        pool_with(&base, PoolSettings { http2: true, idle_timeout: Duration::from_secs(90), max_idle: 8, threads: 1 });
     let answers = futures_util::future::join_all((0..8).map(|_| text(&pool, &base, "/ok"))).await;
     assert_eq!(answers.len(), 8);
     // HTTP/2 carries no `Host`; the authority travels in the request's URI.
