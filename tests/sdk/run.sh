@@ -128,6 +128,20 @@ PIDS+=($!)
 GW_ADDR=$(wait_for_address "$WORK/flexgate.log" '"listening"' "${PIDS[-1]}")
 echo "--- sim http://$SIM_ADDR, flexgate http://$GW_ADDR ($BIN)"
 
+# The Node SDK's Realtime client always dials wss://: a second gateway serves TLS on its
+# listener, with a certificate made for this run and trusted by the Node suite only.
+if wants node; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=127.0.0.1" \
+        -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+    sed -e "s|^listen = .*|listen = \"127.0.0.1:0\"\ntls_cert = \"$WORK/tls.crt\"\ntls_key = \"$WORK/tls.key\"|" \
+        "$WORK/flexgate.toml" >"$WORK/flexgate-tls.toml"
+    "$BIN" serve --config "$WORK/flexgate-tls.toml" 2>"$WORK/flexgate-tls.log" &
+    PIDS+=($!)
+    TLS_ADDR=$(wait_for_address "$WORK/flexgate-tls.log" '"listening"' "${PIDS[-1]}")
+    export FLEXGATE_TLS_URL="https://$TLS_ADDR"
+    echo "--- flexgate with TLS $FLEXGATE_TLS_URL"
+fi
+
 export FLEXGATE_URL="http://$GW_ADDR" SIM_URL="http://$SIM_ADDR" PYTHONDONTWRITEBYTECODE=1
 # The SDKs must talk to the loopback gateway directly, whatever proxy the shell has.
 export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
@@ -144,7 +158,7 @@ if wants frameworks; then
 fi
 if wants node; then
     echo "=== node --test tests/sdk/node"
-    (cd "$NODE_DIR" && node --test --test-reporter=spec test/*.test.mjs) || status=1
+    (cd "$NODE_DIR" && NODE_EXTRA_CA_CERTS="$WORK/tls.crt" node --test --test-reporter=spec test/*.test.mjs) || status=1
 fi
 
 if [[ $status -ne 0 ]]; then
