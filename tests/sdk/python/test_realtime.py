@@ -13,9 +13,6 @@ import websockets
 from helpers import gateway_url, make_client, metric, metrics_text
 
 REQUESTS = "flexgate_requests_total"
-REPLY = "Hello from the simulator."
-# The simulator's text input tokens per response; audio adds characters / 1,000.
-TEXT_INPUT_TOKENS = 12
 
 
 def run_turn(connection, **response) -> tuple[str, int, object]:
@@ -61,10 +58,10 @@ def test_a_realtime_session_through_the_gateway_is_counted_per_turn(lane, expect
             if event.type == "session.updated":
                 assert event.session.instructions == "Be brief."
                 break
-        text, _, usage = run_turn(connection)
-        assert text == REPLY
-        assert usage.input_tokens == TEXT_INPUT_TOKENS
-        run_turn(connection)
+        text, _, first = run_turn(connection)
+        assert text.strip(), "the answer has text"
+        assert first.input_tokens > 0 and first.output_tokens > 0
+        _, _, second = run_turn(connection)
     after = settled(before, klass, 2)
     grew = metric(after, REQUESTS, endpoint="realtime", outcome="success", **{"class": klass}) - metric(
         before, REQUESTS, endpoint="realtime", outcome="success", **{"class": klass}
@@ -73,7 +70,7 @@ def test_a_realtime_session_through_the_gateway_is_counted_per_turn(lane, expect
     tokens = metric(after, "flexgate_tokens_total", model="other", kind="input") - metric(
         before, "flexgate_tokens_total", model="other", kind="input"
     )
-    assert tokens == 2 * TEXT_INPUT_TOKENS
+    assert tokens == first.input_tokens + second.input_tokens
 
 
 def test_frames_of_two_mebibytes_cross_both_ways():
