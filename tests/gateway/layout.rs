@@ -8,34 +8,41 @@ use std::path::Path;
 /// Modules outside the gateway: nothing on the request path may import them.
 const OUTSIDE: [&str; 4] = ["cli", "output", "sim", "tools"];
 
-/// Top-level module → the top-level modules its non-test code names as `crate::…`.
-fn imports() -> BTreeMap<String, BTreeSet<String>> {
+/// Every Rust file under `src/`: its path relative to `src/` and its text.
+fn sources() -> Vec<(String, String)> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut files = Vec::new();
     let mut stack = vec![src.clone()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-                continue;
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let rel = path.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+                files.push((rel, std::fs::read_to_string(&path).unwrap()));
             }
-            let rel = path.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
-            let top = rel.split('/').next().unwrap().trim_end_matches(".rs").to_owned();
-            if path.extension().is_none_or(|e| e != "rs") || top == "lib" || top == "main" || rel.contains("tests") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            // Test modules at the end of a file may import anything.
-            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-            let names = graph.entry(top.clone()).or_default();
-            for line in code.lines().map(str::trim).filter(|l| !l.starts_with("//")) {
-                for (i, _) in line.match_indices("crate::") {
-                    let name: String =
-                        line[i + 7..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
-                    if !name.is_empty() && name != top {
-                        names.insert(name);
-                    }
+        }
+    }
+    files
+}
+
+/// Top-level module → the top-level modules its non-test code names as `crate::…`.
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (rel, text) in sources() {
+        let top = rel.split('/').next().unwrap().trim_end_matches(".rs").to_owned();
+        if top == "lib" || top == "main" || rel.contains("tests") {
+            continue;
+        }
+        // Test modules at the end of a file may import anything.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let names = graph.entry(top.clone()).or_default();
+        for line in code.lines().map(str::trim).filter(|l| !l.starts_with("//")) {
+            for (i, _) in line.match_indices("crate::") {
+                let name: String = line[i + 7..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+                if !name.is_empty() && name != top {
+                    names.insert(name);
                 }
             }
         }
@@ -43,7 +50,7 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
     graph
 }
 
-/// A cycle through `from`, if the graph has one.
+/// A cycle in the graph, if it has one.
 fn cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     fn visit(
         node: &str,
@@ -92,28 +99,17 @@ fn the_gateway_imports_neither_the_tools_nor_the_simulator() {
 
 #[test]
 fn no_two_public_types_share_a_name() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    let mut stack = vec![src.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
+    for (here, text) in sources() {
+        for line in text.lines().map(str::trim_start) {
+            let Some(rest) =
+                ["pub struct ", "pub enum ", "pub trait ", "pub type "].iter().find_map(|p| line.strip_prefix(p))
+            else {
                 continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            for line in text.lines().map(str::trim_start) {
-                let Some(rest) =
-                    ["pub struct ", "pub enum ", "pub trait ", "pub type "].iter().find_map(|p| line.strip_prefix(p))
-                else {
-                    continue;
-                };
-                let name: String = rest.chars().take_while(char::is_ascii_alphanumeric).collect();
-                let here = path.strip_prefix(&src).unwrap().display().to_string();
-                if let Some(there) = seen.insert(name.clone(), here.clone()) {
-                    panic!("`{name}` is public in both {there} and {here}");
-                }
+            };
+            let name: String = rest.chars().take_while(char::is_ascii_alphanumeric).collect();
+            if let Some(there) = seen.insert(name.clone(), here.clone()) {
+                panic!("`{name}` is public in both {there} and {here}");
             }
         }
     }
