@@ -196,10 +196,9 @@ async fn escalate_never_returns_a_429_naming_flex_capacity() {
 async fn rate_limits_wait_for_the_hint_then_retry() {
     let s = in_memory("");
     // `retry-after-ms: 200` is waited exactly. Without a hint the model is held for
-    // admission's default second, and a retry counts as background work: it goes once the
-    // estimated limit, emptied by the 429, has refilled to the headroom kept for urgent
-    // first attempts (20 % of the simulator's 30,000 a minute at its 500 a second: 12 s).
-    for (fault, waited) in [("429-rate,ok", 200..=200), ("429-slow-down,ok", 1_000..=12_100)] {
+    // admission's default second, the reset of a limit the reported count does not
+    // explain, and the retry goes then.
+    for (fault, waited) in [("429-rate,ok", 200..=200), ("429-slow-down,ok", 1_000..=1_000)] {
         s.sim.reset();
         let started = Instant::now();
         let r = s.post("/v1/chat/completions", &chat_body("gpt-5", false), &[("x-sim-fault", fault)]).await;
