@@ -87,23 +87,22 @@ impl Rate {
 
     /// A rate-limit 429: every request waits for the reset, once. A later 429 from an
     /// attempt sent before the block does not push the wait further than its own hint.
+    ///
+    /// Only a 429 that the reported request count explains (none left) holds the whole
+    /// model. One it does not explain (a `slow_down`, a token limit, a single request's
+    /// refusal, with plenty of requests left) is the refused request's own to wait out
+    /// with its backoff: holding every request of the model on each such answer starved
+    /// the model under a steady trickle of them (the soak: p50 1.2 s, requests lost).
     pub fn rate_limited(&mut self, hint: Option<Duration>, now: Instant) {
-        let wait = hint.unwrap_or(DEFAULT_BLOCK).min(MAX_RECHECK);
-        let until = now + wait;
+        let explained = self.requests.as_ref().is_none_or(|b| b.free(now) < 1.0);
+        if !explained {
+            return;
+        }
+        let until = now + hint.unwrap_or(DEFAULT_BLOCK).min(MAX_RECHECK);
         self.blocked_until = Some(self.blocked_until.map_or(until, |b| b.max(until)));
         if let Some(b) = &mut self.requests {
-            // When the request count the upstream reported does not explain the 429 (a
-            // `slow_down`, a token limit: plenty of requests left), the wait is the reset:
-            // the estimate is whole again when it is over. Refilling at the pace of that
-            // count instead (one request per 2 ms on a 30,000 RPM limit) held every retry of
-            // the model until the urgent headroom was back, 12 s and more. A count that
-            // does explain it keeps the upstream's own pace.
-            let explained = b.free(now) < 1.0;
             b.remaining = 0.0;
             b.at = now;
-            if !explained && !wait.is_zero() {
-                b.refill = b.refill.max(b.limit / wait.as_secs_f64());
-            }
         }
     }
 

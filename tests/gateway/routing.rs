@@ -195,10 +195,9 @@ async fn escalate_never_returns_a_429_naming_flex_capacity() {
 #[tokio::test(start_paused = true)]
 async fn rate_limits_wait_for_the_hint_then_retry() {
     let s = in_memory("");
-    // `retry-after-ms: 200` is waited exactly. Without a hint the model is held for
-    // admission's default second, the reset of a limit the reported count does not
-    // explain, and the retry goes then.
-    for (fault, waited) in [("429-rate,ok", 200..=200), ("429-slow-down,ok", 1_000..=1_000)] {
+    // `retry-after-ms: 200` is waited exactly; without a hint, and with requests left in the
+    // reported count, the refused request backs off on its own (20 to 100 ms).
+    for (fault, waited) in [("429-rate,ok", 200..=200), ("429-slow-down,ok", 0..=100)] {
         s.sim.reset();
         let started = Instant::now();
         let r = s.post("/v1/chat/completions", &chat_body("gpt-5", false), &[("x-sim-fault", fault)]).await;
