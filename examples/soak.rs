@@ -54,6 +54,8 @@ struct Args {
     rate: u32,
     fault_share: f64,
     out: String,
+    /// Report the RSS and fd drift checks without failing on them.
+    drift_warn: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -63,6 +65,7 @@ fn args() -> Result<Args, String> {
         rate: 100,
         fault_share: 0.2,
         out: "target/soak-summary.json".into(),
+        drift_warn: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,6 +76,7 @@ fn args() -> Result<Args, String> {
             "--rate" => args.rate = value.parse().map_err(|_| "--rate takes requests per second")?,
             "--fault-share" => args.fault_share = value.parse().map_err(|_| "--fault-share takes 0..1")?,
             "--out" => args.out = value,
+            "--drift-warn" => args.drift_warn = value == "yes",
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -360,12 +364,17 @@ async fn run() -> Result<bool, String> {
     let pretty = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
     std::fs::write(&args.out, &pretty).map_err(|e| format!("cannot write {}: {e}", args.out))?;
     println!("{pretty}");
-    let mut passed = 0;
+    let (mut passed, mut failed) = (0, 0);
     for (name, ok) in checks {
+        let drift = name.contains("flat within");
+        if !ok && drift && args.drift_warn {
+            println!("warn - {name} (reported, not failed: --drift-warn yes)");
+            continue;
+        }
         println!("{} - {name}", if ok { "ok" } else { "not ok" });
         passed += usize::from(ok);
+        failed += usize::from(!ok);
     }
-    let failed = checks.len() - passed;
     println!("soak: {passed} passed, {failed} failed");
     Ok(failed == 0)
 }

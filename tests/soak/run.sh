@@ -28,4 +28,5 @@ exec "$TARGET/debug/examples/soak" \
     --duration "$DURATION" \
     --rate "$RATE" \
     --fault-share 0.2 \
+    --drift-warn "${3:-no}" \
     --out "$TARGET/soak-summary.json"
