@@ -172,7 +172,17 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
         client_tier: info.as_ref().and_then(|i| i.service_tier.as_deref()),
         tier_routed,
     };
-    let plan = routing::plan(config, &input)?;
+    let mut plan = routing::plan(config, &input)?;
+    let budget = match state.budgets.admit(client) {
+        Ok(budget) => budget,
+        Err(refusal) => {
+            state.metrics.budgets.refused(client.unwrap_or_default());
+            return Err(refusal);
+        }
+    };
+    if budget.as_ref().is_some_and(|b| b.flex_only) {
+        routing::flex_only(&mut plan, config, &input);
+    }
     // Labels borrow the configuration, which outlives the request: no copies.
     let class_name = config.class(plan.class).name.as_str();
     let model_label = model.and_then(|m| config.pricing.resolve(m)).unwrap_or("other");
@@ -196,7 +206,10 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
         requested_model: info.as_mut().and_then(|i| i.model.take()),
         metered,
     };
-    let ledger = Ledger::open(state.clone(), facts, start);
+    let mut ledger = Ledger::open(state.clone(), facts, start);
+    if let Some(budget) = budget {
+        ledger.hold_budget(budget.reservation);
+    }
     let strip_usage_chunk = info.as_ref().is_some_and(|i| i.stream && !i.include_usage);
     let (body, info) = match info {
         // Only a flex request may wait for minutes; others keep the original for the

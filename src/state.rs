@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::admission::Admission;
+use crate::budgets::Budgets;
 use crate::config::{AuthConfig, Config};
 use crate::metrics::Metrics;
 use crate::startup::StartupError;
@@ -24,6 +25,8 @@ pub struct Inner {
     /// One admission controller per model, seen by every request.
     pub admission: Admission,
     pub metrics: Metrics,
+    /// Spending limits per client (`[budgets.CLIENT]`); empty without any.
+    pub budgets: Budgets,
     /// Open WebSocket sessions, ended on shutdown (`crate::websocket`).
     pub websockets: Sessions,
     draining: AtomicBool,
@@ -37,11 +40,14 @@ impl AppState {
         let metrics = Metrics::new(&classes).map_err(StartupError::Metrics)?;
         metrics.prime(&classes, &config.pricing);
         let admission = Admission::new(config.admission, config.pricing.models());
+        let budgets = Budgets::new(&config.budgets, None);
+        metrics.budgets.prime(&budgets);
         Ok(Self(Arc::new(Inner {
             config,
             upstream,
             admission,
             metrics,
+            budgets,
             websockets: Sessions::default(),
             draining: AtomicBool::new(false),
         })))

@@ -174,10 +174,12 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
         max_lifetime: p.positive_duration("websocket.max_lifetime", &raw.websocket.max_lifetime),
     };
 
+    let budgets = super::budgets::validate(&raw.budgets, &auth, &mut |key, message| p.add(key, message));
+
     let (Some(upstream), true) = (upstream, p.0.is_empty()) else {
         return Err(ConfigErrors(p.0));
     };
-    Ok(Config { server, upstream, auth, routing, classes, retry, admission, pricing, log, websocket })
+    Ok(Config { server, upstream, auth, routing, classes, retry, admission, pricing, log, websocket, budgets })
 }
 
 /// Whether listening on both would fail: the same port (not 0, which picks a free one)
