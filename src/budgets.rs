@@ -53,7 +53,7 @@ pub enum FailMode {
 
 /// One client's validated `[budgets.CLIENT]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
+pub struct BudgetLimits {
     pub client: String,
     pub limit: u64,
     pub period: Period,
@@ -105,7 +105,7 @@ struct Account {
 
 /// One client's budget and its running account.
 pub struct ClientBudget {
-    limits: Limits,
+    limits: BudgetLimits,
     account: Mutex<Account>,
     store: Option<Arc<dyn SpendStore>>,
 }
@@ -128,13 +128,13 @@ impl Balance {
 }
 
 impl ClientBudget {
-    fn new(limits: Limits, store: Option<Arc<dyn SpendStore>>, now: u64) -> Self {
+    fn new(limits: BudgetLimits, store: Option<Arc<dyn SpendStore>>, now: u64) -> Self {
         let window = limits.period.window(now);
         let spent = store.as_ref().and_then(|s| s.load(&limits.client, window.0)).unwrap_or(0);
         Self { limits, account: Mutex::new(Account { window, spent, reserved: 0 }), store }
     }
 
-    pub fn limits(&self) -> &Limits {
+    pub fn limits(&self) -> &BudgetLimits {
         &self.limits
     }
 
@@ -228,7 +228,7 @@ impl Drop for Reservation {
 }
 
 /// A request admitted under its client's budget.
-pub struct Admitted {
+pub struct BudgetAdmission {
     pub reservation: Reservation,
     /// Past the soft limit with `on_soft = "flex_only"`: send to flex, never escalate.
     pub flex_only: bool,
@@ -241,7 +241,7 @@ pub struct Budgets {
 }
 
 impl Budgets {
-    pub fn new(limits: &[Limits], store: Option<&Arc<dyn SpendStore>>) -> Self {
+    pub fn new(limits: &[BudgetLimits], store: Option<&Arc<dyn SpendStore>>) -> Self {
         let now = now_secs();
         let clients = limits
             .iter()
@@ -260,23 +260,23 @@ impl Budgets {
 
     /// Admit a request of `client`: `Ok(None)` when the client has no budget, a
     /// reservation when it is under its limit, the refusal when it is not.
-    pub fn admit(&self, client: Option<&str>) -> Result<Option<Admitted>, GatewayError> {
+    pub fn admit(&self, client: Option<&str>) -> Result<Option<BudgetAdmission>, GatewayError> {
         self.admit_at(client, now_secs())
     }
 
-    fn admit_at(&self, client: Option<&str>, now: u64) -> Result<Option<Admitted>, GatewayError> {
+    fn admit_at(&self, client: Option<&str>, now: u64) -> Result<Option<BudgetAdmission>, GatewayError> {
         let Some(budget) = client.and_then(|c| self.clients.get(c)) else {
             return Ok(None);
         };
         match budget.reserve(now) {
-            Ok((reservation, flex_only)) => Ok(Some(Admitted { reservation, flex_only })),
+            Ok((reservation, flex_only)) => Ok(Some(BudgetAdmission { reservation, flex_only })),
             Err(balance) => Err(refusal(&budget.limits, &balance, now)),
         }
     }
 }
 
 /// The 429 a client past its limit gets: who, how much, and when it resets.
-fn refusal(limits: &Limits, b: &Balance, now: u64) -> GatewayError {
+fn refusal(limits: &BudgetLimits, b: &Balance, now: u64) -> GatewayError {
     // RFC 3339 has four-digit years; the period's parser keeps windows far inside them.
     let reset = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(b.resets_at.min(LAST_RFC3339_SECOND));
     let message = format!(

@@ -86,7 +86,7 @@ pub struct Config {
     pub log: LogConfig,
     pub websocket: WebsocketConfig,
     /// `[budgets.CLIENT]`, one per budgeted client.
-    pub budgets: Vec<crate::budgets::Limits>,
+    pub budgets: Vec<crate::budgets::BudgetLimits>,
 }
 
 #[derive(Debug, Clone)]

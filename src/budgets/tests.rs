@@ -7,8 +7,8 @@ use super::*;
 const NOW: u64 = 1_796_658_600;
 const CENT: u64 = NANOS_PER_USD / 100;
 
-fn limits(usd_cents: u64) -> Limits {
-    Limits {
+fn limits(usd_cents: u64) -> BudgetLimits {
+    BudgetLimits {
         client: "team-a".into(),
         limit: usd_cents * CENT,
         period: Period::Day,
@@ -19,11 +19,11 @@ fn limits(usd_cents: u64) -> Limits {
     }
 }
 
-fn budgets(l: Limits) -> Budgets {
+fn budgets(l: BudgetLimits) -> Budgets {
     Budgets::new(&[l], None)
 }
 
-fn admit(b: &Budgets, now: u64) -> Result<Admitted, GatewayError> {
+fn admit(b: &Budgets, now: u64) -> Result<BudgetAdmission, GatewayError> {
     b.admit_at(Some("team-a"), now).map(|a| a.expect("team-a is budgeted"))
 }
 

@@ -1,5 +1,5 @@
 //! `[budgets.CLIENT]`: a spending limit per client of managed auth, as written and its
-//! validation into [`crate::budgets::Limits`]. Every problem is reported with its key.
+//! validation into [`crate::budgets::BudgetLimits`]. Every problem is reported with its key.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::{AuthConfig, GatewayKey};
-use crate::budgets::{FailMode, Limits, OnSoft, Period, nanos};
+use crate::budgets::{BudgetLimits, FailMode, OnSoft, Period, nanos};
 
 /// What a request holds while in flight when the table does not say.
 const DEFAULT_RESERVE_USD: &str = "0.05";
@@ -53,7 +53,7 @@ pub fn validate(
     raw: &BTreeMap<String, RawBudget>,
     auth: &AuthConfig,
     add: &mut dyn FnMut(&str, String),
-) -> Vec<Limits> {
+) -> Vec<BudgetLimits> {
     let keys: &[GatewayKey] = match auth {
         AuthConfig::Managed { keys } => keys,
         AuthConfig::Passthrough => &[],
@@ -106,7 +106,7 @@ pub fn validate(
             if limit == 0 {
                 add(&format!("{key}.usd"), "must be greater than zero (remove the key for no budget)".into());
             }
-            out.push(Limits { client: client.clone(), limit, period, soft, on_soft, fail, reserve });
+            out.push(BudgetLimits { client: client.clone(), limit, period, soft, on_soft, fail, reserve });
         }
     }
     out
