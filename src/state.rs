@@ -26,6 +26,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// Open WebSocket sessions, ended on shutdown (`crate::websocket`).
     pub websockets: Sessions,
+    /// The embedded store (`store.dir`), opened once (`crate::store::Opened`).
+    pub store: crate::store::Opened,
     draining: AtomicBool,
 }
 
@@ -37,12 +39,14 @@ impl AppState {
         let metrics = Metrics::new(&classes).map_err(StartupError::Metrics)?;
         metrics.prime(&classes, &config.pricing);
         let admission = Admission::new(config.admission, config.pricing.models());
+        let store = crate::store::Opened::new(config.store.dir.clone());
         Ok(Self(Arc::new(Inner {
             config,
             upstream,
             admission,
             metrics,
             websockets: Sessions::default(),
+            store,
             draining: AtomicBool::new(false),
         })))
     }
