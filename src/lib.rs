@@ -34,7 +34,8 @@ pub mod json_scan;
 pub mod sse;
 pub mod tier;
 
-// Support: configuration, startup, shared state, threads, metrics, prices, logs.
+// Support: configuration, startup, shared state, the embedded store, threads, metrics,
+// prices, logs.
 pub mod config;
 pub mod logging;
 pub mod metrics;
@@ -42,6 +43,7 @@ pub mod pricing;
 pub mod runtime;
 pub mod startup;
 pub mod state;
+pub mod store;
 
 // Outside the gateway, which imports none of them: the command line and its output (the
 // one module allowed to print), the simulated upstream, and the client-side tools (demo,

@@ -48,6 +48,8 @@ impl Server {
             None => None,
         };
         let state = AppState::new(config)?;
+        // A store left by an earlier run is opened now, so a broken one stops the start.
+        state.store.open_if_present().await.map_err(StartupError::Store)?;
         let main = listen_on("server.listen", listen).await?;
         let admin = match admin_listen {
             Some(addr) => Some(listen_on("server.admin_listen", addr).await?),

@@ -29,6 +29,8 @@ pub struct Inner {
     pub budgets: Budgets,
     /// Open WebSocket sessions, ended on shutdown (`crate::websocket`).
     pub websockets: Sessions,
+    /// The embedded store (`store.dir`), opened once (`crate::store::Opened`).
+    pub store: crate::store::Opened,
     draining: AtomicBool,
 }
 
@@ -40,6 +42,7 @@ impl AppState {
         let metrics = Metrics::new(&classes).map_err(StartupError::Metrics)?;
         metrics.prime(&classes, &config.pricing);
         let admission = Admission::new(config.admission, config.pricing.models());
+        let store = crate::store::Opened::new(config.store.dir.clone());
         let budgets = Budgets::new(&config.budgets, None);
         metrics.budgets.prime(&budgets);
         Ok(Self(Arc::new(Inner {
@@ -49,6 +52,7 @@ impl AppState {
             metrics,
             budgets,
             websockets: Sessions::default(),
+            store,
             draining: AtomicBool::new(false),
         })))
     }

@@ -24,6 +24,7 @@ pub struct RawConfig {
     pub websocket: RawWebsocket,
     /// `[budgets.CLIENT]`: spending limits per client of managed auth.
     pub budgets: BTreeMap<String, super::budgets::RawBudget>,
+    pub store: RawStore,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -199,6 +200,19 @@ pub struct RawWebsocket {
 impl Default for RawWebsocket {
     fn default() -> Self {
         Self { idle_timeout: "10m".into(), max_lifetime: "65m".into() }
+    }
+}
+
+/// `[store]`: where the embedded store keeps its database and file contents.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStore {
+    pub dir: String,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self { dir: "flexgate-data".into() }
     }
 }
 

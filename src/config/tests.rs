@@ -56,6 +56,23 @@ fn environment_overrides() {
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:9999");
     assert_eq!(c.upstream.base_url.as_str(), "http://sim:8081/v1");
     assert_eq!(c.upstream.api_key.as_ref().map(super::Secret::expose), Some("sk-secret"));
+    assert_eq!(c.store.dir, std::path::Path::new("flexgate-data"));
+    let c = Config::from_toml("[store]\ndir = \"/a\"\n", &env(&[("FLEXGATE_DATA_DIR", "/var/lib/flexgate")])).unwrap();
+    assert_eq!(c.store.dir, std::path::Path::new("/var/lib/flexgate"));
+}
+
+#[test]
+fn the_store_dir_must_name_a_folder() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let text = format!("[store]\ndir = \"{}\"\n", file.path().display());
+    let problems = errors(&text);
+    assert!(
+        problems.len() == 1 && problems[0].starts_with("`store.dir`: ") && problems[0].contains("not a folder"),
+        "{problems:?}"
+    );
+    assert_eq!(errors("[store]\ndir = \" \"\n").len(), 1);
+    // A folder that does not exist yet is fine: it is created when first needed.
+    assert!(errors("[store]\ndir = \"/nonexistent/flexgate\"\n").is_empty());
 }
 
 #[test]

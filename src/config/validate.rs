@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::raw::{RawClass, RawConfig, default_classes};
 use super::{
     AuthConfig, Class, ClassId, Config, ConfigErrors, Env, Escalate, GatewayKey, LogConfig, LogFormat, RetryConfig,
-    RoutingConfig, Rule, Secret, ServerConfig, UpstreamConfig, WebsocketConfig, parse_size,
+    RoutingConfig, Rule, Secret, ServerConfig, StoreConfig, UpstreamConfig, WebsocketConfig, parse_size,
 };
 use crate::pricing::PriceTable;
 use crate::tier::Tier;
@@ -175,11 +175,12 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
     };
 
     let budgets = super::budgets::validate(&raw.budgets, &auth, &mut |key, message| p.add(key, message));
+    let store = store(&mut p, raw);
 
     let (Some(upstream), true) = (upstream, p.0.is_empty()) else {
         return Err(ConfigErrors(p.0));
     };
-    Ok(Config { server, upstream, auth, routing, classes, retry, admission, pricing, log, websocket, budgets })
+    Ok(Config { server, upstream, auth, routing, classes, retry, admission, pricing, log, websocket, store, budgets })
 }
 
 /// Whether listening on both would fail: the same port (not 0, which picks a free one)
@@ -449,4 +450,17 @@ fn pricing(p: &mut Problems, raw: &RawConfig) -> Arc<PriceTable> {
             Arc::new(PriceTable::embedded())
         }
     }
+}
+
+/// `store.dir` must name a folder (or a path one can be created at). It is created when
+/// first needed, not here: `check-config` leaves no folder behind.
+fn store(p: &mut Problems, raw: &RawConfig) -> StoreConfig {
+    let text = raw.store.dir.trim();
+    let dir = std::path::PathBuf::from(text);
+    if text.is_empty() {
+        p.add("store.dir", "must name a folder such as `/var/lib/flexgate`");
+    } else if dir.exists() && !dir.is_dir() {
+        p.add("store.dir", format_args!("`{text}` exists and is not a folder"));
+    }
+    StoreConfig { dir }
 }
