@@ -12,18 +12,22 @@
 //! cost more than what was left, and requests in flight that cost more than their
 //! reservation add the difference.
 //!
-//! Spend survives a restart through a [`SpendStore`]; without one it is kept in memory.
+//! Spend survives a restart in the embedded store (`persist`): restored at start-up,
+//! and written behind the request path whenever it changes.
 
 mod period;
+pub mod persist;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use rust_decimal::Decimal;
+use tokio::sync::Notify;
 
 use crate::error::GatewayError;
 
@@ -64,15 +68,6 @@ pub struct BudgetLimits {
     pub reserve: u64,
 }
 
-/// Where spend is kept between restarts: the period's start and the amount spent in it.
-pub trait SpendStore: Send + Sync {
-    /// The spend recorded for `client` in the period starting at `start`.
-    fn load(&self, client: &str, start: u64) -> Option<u64>;
-    /// Record the client's spend in the period starting at `start` (the whole amount,
-    /// so a write repeated or reordered never counts twice).
-    fn save(&self, client: &str, start: u64, spent: u64);
-}
-
 /// Nano-dollars of a USD amount, rounded up (a fraction of a nano-dollar is never free);
 /// `None` for a negative or unrepresentable amount.
 pub fn nanos(usd: Decimal) -> Option<u64> {
@@ -107,7 +102,10 @@ struct Account {
 pub struct ClientBudget {
     limits: BudgetLimits,
     account: Mutex<Account>,
-    store: Option<Arc<dyn SpendStore>>,
+    /// Spend changed since it was last written to the store.
+    dirty: AtomicBool,
+    /// Wakes the store's writer (shared by every client).
+    changed: Arc<Notify>,
 }
 
 /// A snapshot of one client's account, for headers, metrics and refusals.
@@ -128,10 +126,10 @@ impl Balance {
 }
 
 impl ClientBudget {
-    fn new(limits: BudgetLimits, store: Option<Arc<dyn SpendStore>>, now: u64) -> Self {
+    fn new(limits: BudgetLimits, changed: Arc<Notify>, now: u64) -> Self {
         let window = limits.period.window(now);
-        let spent = store.as_ref().and_then(|s| s.load(&limits.client, window.0)).unwrap_or(0);
-        Self { limits, account: Mutex::new(Account { window, spent, reserved: 0 }), store }
+        let account = Mutex::new(Account { window, spent: 0, reserved: 0 });
+        Self { limits, account, dirty: AtomicBool::new(false), changed }
     }
 
     pub fn limits(&self) -> &BudgetLimits {
@@ -142,8 +140,7 @@ impl ClientBudget {
     fn current(&self, account: &mut Account, now: u64) {
         if now >= account.window.1 || now < account.window.0 {
             account.window = self.limits.period.window(now);
-            account.spent =
-                self.store.as_ref().and_then(|s| s.load(&self.limits.client, account.window.0)).unwrap_or(0);
+            account.spent = 0;
         }
     }
 
@@ -184,10 +181,33 @@ impl ClientBudget {
         a.reserved = a.reserved.saturating_sub(self.limits.reserve);
         if cost > 0 {
             a.spent = a.spent.saturating_add(cost);
-            if let Some(store) = &self.store {
-                store.save(&self.limits.client, a.window.0, a.spent);
-            }
+            drop(a);
+            self.dirty.store(true, Ordering::Release);
+            self.changed.notify_one();
         }
+    }
+
+    /// Spend restored from the store for the period starting at `start`; ignored when
+    /// that is no longer the current period. The larger amount wins, so spend booked
+    /// before the restore is not lost.
+    fn restore(&self, start: u64, spent: u64) {
+        let mut a = self.account.lock();
+        if a.window.0 == start {
+            a.spent = a.spent.max(spent);
+        }
+    }
+
+    fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// The current period's start and spend, when it changed since the last call.
+    fn take_dirty(&self) -> Option<(u64, u64)> {
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        let a = self.account.lock();
+        Some((a.window.0, a.spent))
     }
 }
 
@@ -238,16 +258,19 @@ pub struct BudgetAdmission {
 #[derive(Default)]
 pub struct Budgets {
     clients: HashMap<String, Arc<ClientBudget>>,
+    /// Notified whenever a client's spend changes.
+    changed: Arc<Notify>,
 }
 
 impl Budgets {
-    pub fn new(limits: &[BudgetLimits], store: Option<&Arc<dyn SpendStore>>) -> Self {
+    pub fn new(limits: &[BudgetLimits]) -> Self {
         let now = now_secs();
+        let changed = Arc::new(Notify::new());
         let clients = limits
             .iter()
-            .map(|l| (l.client.clone(), Arc::new(ClientBudget::new(l.clone(), store.cloned(), now))))
+            .map(|l| (l.client.clone(), Arc::new(ClientBudget::new(l.clone(), Arc::clone(&changed), now))))
             .collect();
-        Self { clients }
+        Self { clients, changed }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -26,7 +26,7 @@ pub struct Inner {
     pub admission: Admission,
     pub metrics: Metrics,
     /// Spending limits per client (`[budgets.CLIENT]`); empty without any.
-    pub budgets: Budgets,
+    pub budgets: Arc<Budgets>,
     /// Open WebSocket sessions, ended on shutdown (`crate::websocket`).
     pub websockets: Sessions,
     /// The embedded store (`store.dir`), opened once (`crate::store::Opened`).
@@ -43,7 +43,7 @@ impl AppState {
         metrics.prime(&classes, &config.pricing);
         let admission = Admission::new(config.admission, config.pricing.models());
         let store = crate::store::Opened::new(config.store.dir.clone());
-        let budgets = Budgets::new(&config.budgets, None);
+        let budgets = Arc::new(Budgets::new(&config.budgets));
         metrics.budgets.prime(&budgets);
         Ok(Self(Arc::new(Inner {
             config,

@@ -1,6 +1,3 @@
-use std::collections::HashMap;
-use std::time::Duration;
-
 use super::*;
 
 /// 2026-12-07T15:50:00Z.
@@ -20,7 +17,7 @@ fn limits(usd_cents: u64) -> BudgetLimits {
 }
 
 fn budgets(l: BudgetLimits) -> Budgets {
-    Budgets::new(&[l], None)
+    Budgets::new(&[l])
 }
 
 fn admit(b: &Budgets, now: u64) -> Result<BudgetAdmission, GatewayError> {
@@ -125,31 +122,30 @@ fn concurrent_requests_overshoot_by_at_most_one_reservation() {
     assert!((50 * CENT..=51 * CENT).contains(&spent), "spent {spent}");
 }
 
-#[derive(Default)]
-struct MemoryStore(parking_lot::Mutex<HashMap<(String, u64), u64>>);
+/// Spend written by one gateway is what the next one starts from; a repeated write of
+/// the same amount counts once, and an older, smaller amount never lowers it.
+#[tokio::test]
+async fn spend_is_written_behind_and_restored_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open_async(dir.path().to_path_buf()).await.unwrap();
+    let first = Budgets::new(&[limits(10)]);
+    first.admit(Some("team-a")).unwrap().unwrap().reservation.settle(4 * CENT);
+    persist::flush(&first, &store).await.unwrap();
+    persist::flush(&first, &store).await.unwrap();
 
-impl SpendStore for MemoryStore {
-    fn load(&self, client: &str, start: u64) -> Option<u64> {
-        self.0.lock().get(&(client.to_owned(), start)).copied()
-    }
-    fn save(&self, client: &str, start: u64, spent: u64) {
-        self.0.lock().insert((client.to_owned(), start), spent);
-    }
-}
-
-#[test]
-fn spend_is_loaded_from_the_store_for_the_current_period() {
-    let store = std::sync::Arc::new(MemoryStore::default());
-    let mut l = limits(10);
-    l.period = Period::Every(Duration::from_secs(3_652 * 86_400));
-    let (start, _) = l.period.window(now_secs());
-    store.save("team-a", start, 10 * CENT);
-    let shared: std::sync::Arc<dyn SpendStore> = store.clone();
-    let b = Budgets::new(&[l], Some(&shared));
-    let refused = b.admit(Some("team-a")).err().expect("the spend of the last run counts");
+    let second = Budgets::new(&[limits(10)]);
+    persist::restore(&second, &store).await.unwrap();
+    let client = second.iter().next().unwrap();
+    assert_eq!(client.balance(now_secs()).spent, 4 * CENT);
+    second.admit(Some("team-a")).unwrap().unwrap().reservation.settle(6 * CENT);
+    persist::flush(&second, &store).await.unwrap();
+    let refused = second.admit(Some("team-a")).err().expect("ten cents of ten spent");
     assert!(refused.to_string().contains("$0.1 spent"), "{refused}");
-    let fresh = Budgets::new(&[limits(10)], Some(&shared));
-    fresh.admit(Some("team-a")).unwrap().unwrap().reservation.settle(4);
-    let (today, _) = Period::Day.window(now_secs());
-    assert_eq!(store.load("team-a", today), Some(4));
+
+    // A stale writer with less spend does not lower the stored amount.
+    first.admit(Some("team-a")).unwrap().unwrap().reservation.settle(1);
+    persist::flush(&first, &store).await.unwrap();
+    let third = Budgets::new(&[limits(10)]);
+    persist::restore(&third, &store).await.unwrap();
+    assert_eq!(third.iter().next().unwrap().balance(now_secs()).spent, 10 * CENT);
 }

@@ -180,7 +180,7 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
     let (Some(upstream), true) = (upstream, p.0.is_empty()) else {
         return Err(ConfigErrors(p.0));
     };
-    Ok(Config { server, upstream, auth, routing, classes, retry, admission, pricing, log, websocket, store, budgets })
+    Ok(Config { server, upstream, auth, routing, classes, retry, admission, pricing, log, websocket, budgets, store })
 }
 
 /// Whether listening on both would fail: the same port (not 0, which picks a free one)

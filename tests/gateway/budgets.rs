@@ -23,8 +23,10 @@ fn env() -> HashMap<String, String> {
     env
 }
 
+/// The gateway keys, and a store of the test's own (budget spend is kept there).
 fn keys() -> String {
-    let mut text = String::from("[auth]\nmode = \"managed\"\n");
+    let dir = tempfile::tempdir().unwrap().keep();
+    let mut text = format!("[store]\ndir = \"{}\"\n[auth]\nmode = \"managed\"\n", dir.display());
     for c in CLIENTS {
         let _ = write!(text, "[[auth.keys]]\nclient = \"{c}\"\nenv = \"KEY_{}\"\n", c.to_uppercase());
     }
@@ -179,4 +181,21 @@ async fn concurrent_requests_overshoot_by_at_most_the_reservations_in_flight() {
     let spent = metric(&scrape, "flexgate_budget_spend_usd", &[("client", "std")]);
     let bound: f64 = (limit + cost).to_string().parse().unwrap();
     assert!(spent <= bound + 1e-12, "spent {spent} beyond the limit and one reservation");
+}
+
+#[tokio::test]
+async fn spend_survives_a_restart() {
+    let (_sim, s) = spawn_sim(SimConfig::zero_latency()).await;
+    let cost = standard_cost(s.addr).await;
+    let toml = format!("{}[budgets.std]\nusd = \"{}\"\nperiod = \"month\"\n", keys(), cost * Decimal::from(3));
+    let (_state, gw) = spawn_gateway_with(s.addr, &toml, &env()).await;
+    for _ in 0..2 {
+        assert_eq!(post(&gw.url("/v1/chat/completions"), "fg-std", &chat_body("gpt-5", false)).await.status(), 200);
+    }
+    gw.shutdown().await;
+
+    let (_state, gw) = spawn_gateway_with(s.addr, &toml, &env()).await;
+    let (served, refusal) = until_refused(&gw.url("/v1/chat/completions"), "fg-std").await;
+    assert_eq!(served, 1, "two of three were spent before the restart");
+    assert_eq!(refusal.status(), 429);
 }
