@@ -147,7 +147,10 @@ impl Ledger {
         let balance = self.budget.balance()?;
         let held = self.budget.held();
         Some(match cost.and_then(budgets::nanos) {
-            Some(cost) => balance.remaining().saturating_add(held).saturating_sub(cost),
+            Some(cost) => {
+                let others = balance.spent.saturating_add(balance.reserved.saturating_sub(held));
+                balance.limit.saturating_sub(others.saturating_add(cost))
+            }
             None => balance.remaining(),
         })
     }

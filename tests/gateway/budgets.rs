@@ -104,7 +104,11 @@ async fn a_budget_refuses_at_the_right_count_and_flex_fits_twice_as_many() {
 async fn the_remaining_header_counts_each_answer_at_its_cost() {
     let (_sim, s) = spawn_sim(SimConfig::zero_latency()).await;
     let cost = standard_cost(s.addr).await;
-    let toml = format!("{}[budgets.std]\nusd = \"1\"\nperiod = \"month\"\n", keys());
+    let toml = format!(
+        "{}[budgets.std]\nusd = \"1\"\nperiod = \"month\"\n[budgets.flexy]\nusd = \"{}\"\nperiod = \"day\"\n",
+        keys(),
+        cost / Decimal::from(2)
+    );
     let (_state, gw) = spawn_gateway_with(s.addr, &toml, &env()).await;
     let url = gw.url("/v1/chat/completions");
     for n in 1..=3 {
@@ -112,6 +116,9 @@ async fn the_remaining_header_counts_each_answer_at_its_cost() {
         let left: Decimal = h(&r, "x-flexgate-budget-remaining-usd").parse().unwrap();
         assert_eq!(left, Decimal::ONE - cost * Decimal::from(n));
     }
+    // An answer that spends past the limit leaves nothing, not its reservation's worth.
+    let r = post(&url, "fg-flexy", &chat_body("gpt-5", false)).await;
+    assert_eq!(h(&r, "x-flexgate-budget-remaining-usd"), "0");
     // An unbudgeted client's answers carry no budget header.
     let r = post(&url, "fg-soft", &chat_body("gpt-5", false)).await;
     assert_eq!(r.status(), 200);
