@@ -174,6 +174,15 @@ impl ClientBudget {
         Ok((Reservation { budget: Some(Arc::clone(self)) }, flex_only))
     }
 
+    /// A reservation taken whatever the balance: for usage that has already happened
+    /// (a WebSocket turn), which is charged even past the limit.
+    fn tab(self: &Arc<Self>) -> Reservation {
+        let mut a = self.account.lock();
+        self.current(&mut a, now_secs());
+        a.reserved = a.reserved.saturating_add(self.limits.reserve);
+        Reservation { budget: Some(Arc::clone(self)) }
+    }
+
     /// Give back a reservation and book what the request cost.
     fn settle(&self, cost: u64, now: u64) {
         let mut a = self.account.lock();
@@ -247,6 +256,13 @@ impl Drop for Reservation {
     }
 }
 
+impl ClientBudget {
+    /// A hold for usage that already happened, settled by the ledger at its cost.
+    pub fn charge(self: &Arc<Self>) -> Reservation {
+        self.tab()
+    }
+}
+
 /// A request admitted under its client's budget.
 pub struct BudgetAdmission {
     pub reservation: Reservation,
@@ -285,6 +301,11 @@ impl Budgets {
     /// reservation when it is under its limit, the refusal when it is not.
     pub fn admit(&self, client: Option<&str>) -> Result<Option<BudgetAdmission>, GatewayError> {
         self.admit_at(client, now_secs())
+    }
+
+    /// A client's budget, for a WebSocket session to charge each turn to.
+    pub fn client(&self, client: Option<&str>) -> Option<Arc<ClientBudget>> {
+        client.and_then(|c| self.clients.get(c)).cloned()
     }
 
     fn admit_at(&self, client: Option<&str>, now: u64) -> Result<Option<BudgetAdmission>, GatewayError> {

@@ -12,6 +12,7 @@
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::budgets::Reservation;
 use crate::ledger::{Ledger, Report, RequestFacts};
 use crate::metrics::Outcome;
 use crate::state::AppState;
@@ -72,8 +73,12 @@ pub fn read_turn(message: &[u8]) -> Option<Turn> {
 
 /// Count one turn in the request, token and cost metrics, with its log line. `since`:
 /// when the turn began (the previous turn's end, or the handshake), for its duration.
-pub fn record(state: &AppState, facts: &RequestFacts, since: Instant, turn: Turn) {
+/// `budget`: the client's hold, charged the turn's cost.
+pub fn record(state: &AppState, facts: &RequestFacts, since: Instant, turn: Turn, budget: Option<Reservation>) {
     let mut ledger = Ledger::open(state.clone(), facts.clone(), since);
+    if let Some(budget) = budget {
+        ledger.hold_budget(budget);
+    }
     // A turn has no answer head of its own: the session's 101 stands for it.
     ledger.record_handshake(http::StatusCode::SWITCHING_PROTOCOLS, &http::HeaderMap::new());
     let report = Report { usage: Some(turn.usage), service_tier: turn.service_tier, model: turn.model };
