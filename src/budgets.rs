@@ -115,6 +115,8 @@ pub struct Balance {
     pub spent: u64,
     pub reserved: u64,
     pub soft: Option<u64>,
+    /// When the current period started (seconds since the epoch).
+    pub period_start: u64,
     /// When the current period ends (seconds since the epoch).
     pub resets_at: u64,
 }
@@ -156,6 +158,7 @@ impl ClientBudget {
             spent: a.spent,
             reserved: a.reserved,
             soft: self.limits.soft,
+            period_start: a.window.0,
             resets_at: a.window.1,
         }
     }

@@ -16,13 +16,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Load each client's spend for its current period.
 pub async fn restore(budgets: &Budgets, store: &Store) -> Result<(), StoreError> {
     let now = super::now_secs();
-    let wanted: Vec<(Arc<ClientBudget>, u64)> = budgets
-        .iter()
-        .map(|b| {
-            let start = b.balance(now).resets_at;
-            (Arc::clone(b), b.limits.period.window(start.saturating_sub(1)).0)
-        })
-        .collect();
+    let wanted: Vec<(Arc<ClientBudget>, u64)> =
+        budgets.iter().map(|b| (Arc::clone(b), b.balance(now).period_start)).collect();
     let keys: Vec<(String, i64)> =
         wanted.iter().map(|(b, start)| (b.limits.client.clone(), i64::try_from(*start).unwrap_or(i64::MAX))).collect();
     let found: Vec<Option<i64>> = store

@@ -68,6 +68,13 @@ async fn a_budget_refuses_at_the_right_count_and_flex_fits_twice_as_many() {
         keys()
     );
     let (_state, gw) = spawn_gateway_with(s.addr, &toml, &env()).await;
+    // Every budget family the dashboard and the alerts read exists from the first scrape.
+    let fresh = client().get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for family in ["spend", "reserved", "remaining", "limit", "soft_limit"] {
+        let line = format!("flexgate_budget_{family}_usd{{client=\"std\"}} ");
+        assert!(fresh.lines().any(|l| l.starts_with(&line)), "{line} missing from {fresh}");
+    }
+    assert!(fresh.contains("flexgate_budget_refused_total{client=\"flexy\"} 0"));
 
     let (served, refusal) = until_refused(&gw.url("/v1/chat/completions"), "fg-std").await;
     assert_eq!(served, 4, "four standard requests spend the limit exactly");
