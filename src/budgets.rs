@@ -238,6 +238,11 @@ impl Reservation {
         self.budget.as_ref().map(|b| b.balance(now_secs()))
     }
 
+    /// Whether the request has a budget to settle against.
+    pub fn is_budgeted(&self) -> bool {
+        self.budget.is_some()
+    }
+
     /// What this reservation holds (nano-dollars).
     pub fn held(&self) -> u64 {
         self.budget.as_ref().map_or(0, |b| b.limits.reserve)

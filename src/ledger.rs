@@ -258,7 +258,10 @@ impl Ledger {
         );
         // The client's budget is charged what the metrics were: the served tier's price of
         // the reported usage, and nothing for an answer without usage (a flex 429).
-        std::mem::take(&mut self.budget).settle(cost.and_then(budgets::nanos).unwrap_or(0));
+        // Unbudgeted requests (most) skip the conversion.
+        if self.budget.is_budgeted() {
+            std::mem::take(&mut self.budget).settle(cost.and_then(budgets::nanos).unwrap_or(0));
+        }
     }
 
     /// Count the tokens and the cost of the report; the cost, when it could be priced.
