@@ -213,3 +213,31 @@ async fn spend_survives_a_restart() {
     assert_eq!(served, 1, "two of three were spent before the restart");
     assert_eq!(refusal.status(), 429);
 }
+
+/// A client that leaves mid-stream: the request dies unsettled, so its reservation is
+/// released and nothing is charged (the usage never arrived), instead of holding part of
+/// the budget for ever.
+#[tokio::test]
+async fn a_request_that_dies_releases_its_reservation() {
+    use futures_util::StreamExt as _;
+    let sim_config = SimConfig { chunk_interval: Duration::from_millis(20), ..SimConfig::zero_latency() };
+    let (_sim, s) = spawn_sim(sim_config).await;
+    let toml = format!("{}[budgets.std]\nusd = \"1\"\nreserve_usd = \"0.25\"\nperiod = \"day\"\n", keys());
+    let (state, gw) = spawn_gateway_with(s.addr, &toml, &env()).await;
+    let mut body = chat_body("gpt-5", true);
+    body["max_tokens"] = serde_json::json!(500);
+    let r = post(&gw.url("/v1/chat/completions"), "fg-std", &body).await;
+    assert_eq!(h(&r, "x-flexgate-budget-remaining-usd"), "0.75", "the stream holds its reservation");
+    let mut stream = r.bytes_stream();
+    stream.next().await.unwrap().unwrap();
+    drop(stream);
+    let account = || {
+        state.metrics.budgets.export(&state.budgets);
+        let m = state.metrics.render();
+        (
+            metric(&m, "flexgate_budget_reserved_usd", &[("client", "std")]),
+            metric(&m, "flexgate_budget_spend_usd", &[("client", "std")]),
+        )
+    };
+    assert!(crate::poll::eventually(|| account() == (0.0, 0.0)).await, "{:?}", account());
+}
