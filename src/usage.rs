@@ -3,7 +3,7 @@
 //! ([`StreamUsage`]). Pure and panic-free on any input; it neither prices nor records
 //! metrics, and it never guesses usage that was not reported.
 
-mod raw;
+pub(crate) mod raw;
 #[cfg(test)]
 mod tests;
 

@@ -1,7 +1,8 @@
 //! Wire shapes of OpenAI response bodies, stream chunks and Responses events, reduced to
 //! the few fields usage accounting reads. Unknown fields are skipped without building a
 //! value tree; every read field is lenient, so one wrongly typed field yields `None` for
-//! that field instead of failing the whole body.
+//! that field instead of failing the whole body. The lenient readers also serve the
+//! WebSocket sessions' events (`crate::websocket`).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -127,7 +128,7 @@ pub(super) fn read_usage(raw: &[u8]) -> serde_json::Result<Option<RawUsage>> {
 // field as a raw slice and parsing it again cost about a third of an answer's scan.
 
 /// A non-negative integer, else `None`.
-fn lenient_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn lenient_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
     deserializer.deserialize_any(Shape(|v| match v {
         Value::U64(n) => Some(n),
         _ => None,
@@ -135,7 +136,7 @@ fn lenient_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>
 }
 
 /// A JSON string (borrowed unless it has escapes), else `None`.
-fn lenient_str<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+pub(crate) fn lenient_str<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error> {
     deserializer.deserialize_any(Shape(|v| match v {
         Value::Str(s) => Some(s),
         _ => None,
@@ -143,7 +144,7 @@ fn lenient_str<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<
 }
 
 /// An object read as `T` (whose own fields are lenient), else `None`.
-fn lenient_struct<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+pub(crate) fn lenient_struct<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
