@@ -10,7 +10,8 @@
 //! only metered events are ever parsed. Binary frames, messages over the cap and
 //! compressed (RSV1) messages are passed over without buffering.
 //!
-//! Every event crosses this reader, so it is built to be cheap per message: the buffer is
+//! Every event crosses this reader, so it is built to be cheap per message: a message that
+//! arrives in one piece (most do) is read where it is, the buffer for the others is
 //! reused, strings are skipped with `memchr`, and each byte is scanned at most twice.
 
 /// The largest text message reassembled for reading. Events that carry usage hold a
@@ -94,10 +95,18 @@ impl FrameReader {
                 Some(left) => {
                     let take = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
                     let (payload, rest) = bytes.split_at(take);
-                    self.payload(payload);
                     bytes = rest;
                     let left = left - take as u64;
                     self.remaining = Some(left);
+                    if left == 0 && self.whole_message() && payload.len() <= MESSAGE_CAP {
+                        // A whole message in one piece, as most arrive: read where it is.
+                        if top_level_type(payload).is_some_and(is_metered) {
+                            on_message(payload);
+                        }
+                        self.release();
+                    } else {
+                        self.payload(payload);
+                    }
                     if left == 0 {
                         self.end_frame(on_message);
                     }
@@ -159,6 +168,11 @@ impl FrameReader {
             }
             _ => {}
         }
+    }
+
+    /// The current frame is a whole text message to read, nothing of it held yet.
+    fn whole_message(&self) -> bool {
+        self.opcode == OP_TEXT && self.fin && self.held == Held::Untyped(0) && self.message.is_empty()
     }
 
     /// Add text payload to the message, or give the message up.
@@ -322,6 +336,16 @@ mod tests {
             assert!(reader.at_boundary());
             assert_eq!(reader.close_code, Some(1001));
         }
+    }
+
+    #[test]
+    fn a_message_in_one_piece_is_read_where_it_is() {
+        let done = br#"{"type":"response.done","response":{"usage":{"input_tokens":3}}}"#;
+        let mut stream = frame(true, OP_TEXT, b"{\"type\":\"session.created\"}");
+        stream.extend(frame(true, OP_TEXT, done));
+        let (seen, reader) = read_all(&stream, stream.len());
+        assert_eq!(seen, [String::from_utf8_lossy(done).into_owned()]);
+        assert_eq!(reader.message.capacity(), 0, "nothing was copied");
     }
 
     #[test]
