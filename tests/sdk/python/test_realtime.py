@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
 
 import openai
@@ -137,10 +138,16 @@ def test_sigterm_closes_an_open_sdk_session_with_1001_after_the_drain_time(tmp_p
             # Draining: the open session still works …
             text, _, _ = run_turn(connection)
             assert text.strip()
-            # … until the drain time is over; then flexgate closes it as going away.
-            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
-                while True:
-                    connection.recv()
+            # … until the drain time is over; then flexgate closes it as going away. (A
+            # gateway that never closes it is killed, which fails the test, not hangs it.)
+            watchdog = threading.Timer(30, gw.process.kill)
+            watchdog.start()
+            try:
+                with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                    while True:
+                        connection.recv()
+            finally:
+                watchdog.cancel()
             assert closed.value.rcvd is not None, "flexgate sent no close frame"
             assert closed.value.rcvd.code == 1001
         assert gw.process.wait(timeout=10) == 0
