@@ -31,6 +31,10 @@ use tokio::time::Instant;
 
 /// Faults for the injected share: upstream errors, all 429 kinds, broken bodies and
 /// streams, silence before headers, and the client walking away mid-stream.
+/// Descriptors the idle gateway may hold beyond its idle count after the load: the
+/// driver's metrics scrape and a few pooled connections not yet timed out.
+const FD_SLACK: u64 = 8;
+
 const FAULTS: [&str; 14] = [
     "500,ok",
     "502",
@@ -260,9 +264,20 @@ async fn run() -> Result<bool, String> {
     let (mut gateway, gw) = spawn(&args.bin, &["serve", "--config", &path.to_string_lossy()], "\"listening\"").await?;
     let pid = gateway.child.id().ok_or("gateway has no pid")?;
     let gw = Arc::new(gw);
-    let client =
-        reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().map_err(|e| e.to_string())?;
+    // Idle keep-alive connections close after a second: reqwest keeps every connection it
+    // ever opened for 90 s, so the gateway's fd count would ratchet up to the driver's peak
+    // concurrency (admission queues bursts of flex requests) and hide what the gateway
+    // itself holds open.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_idle_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
 
+    // What the idle gateway holds open (listener, logs, runtime): after the load and once
+    // idle connections have timed out on both sides it must be back to about this.
+    let idle_fds = sample(pid).map_or(0, |s| s.1);
     let samples: Arc<Mutex<Vec<(f64, u64, u64)>>> = Arc::default();
     let started = Instant::now();
     let sampling = {
@@ -302,6 +317,14 @@ async fn run() -> Result<bool, String> {
     // Let abandoned streams settle before the last samples and the metrics.
     tokio::time::sleep(Duration::from_secs(2)).await;
     sampling.abort();
+    // Idle connections close within a second on both sides (the driver's pool and the
+    // gateway's upstream pool); a descriptor still open well after that is a leak.
+    let settle_by = Instant::now() + Duration::from_secs(10);
+    let mut fds_after = sample(pid).map_or(u64::MAX, |s| s.1);
+    while fds_after > idle_fds + FD_SLACK && Instant::now() < settle_by {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        fds_after = sample(pid).map_or(u64::MAX, |s| s.1);
+    }
     let metrics = client
         .get(format!("http://{gw}/metrics"))
         .send()
@@ -338,6 +361,7 @@ async fn run() -> Result<bool, String> {
         ("in-flight back to zero", inflight == 0.0),
         ("RSS flat within 10% after warm-up", rss.len() >= 5 && rss_drift.abs() <= 0.10),
         ("open fds flat within 10% after warm-up", fds.len() >= 5 && fds_drift.abs() <= 0.10),
+        ("open fds back to the idle level after the load", fds_after <= idle_fds + FD_SLACK),
         ("SIGTERM exit 0", matches!(exit, Ok(Ok(s)) if s.success())),
     ];
     let summary = json!({
@@ -355,7 +379,7 @@ async fn run() -> Result<bool, String> {
         }).fold(BTreeMap::<String, f64>::new(), |mut m, (k, v)| { *m.entry(k).or_default() += v; m }),
         "panics": panics,
         "rss_kib": {"first_fifth": rss_first, "last_fifth": rss_last, "drift": rss_drift, "min": rss.iter().min(), "max": rss.iter().max()},
-        "fds": {"first_fifth": fds_first, "last_fifth": fds_last, "drift": fds_drift, "min": fds.iter().min(), "max": fds.iter().max()},
+        "fds": {"idle": idle_fds, "after_load": fds_after, "first_fifth": fds_first, "last_fifth": fds_last, "drift": fds_drift, "min": fds.iter().min(), "max": fds.iter().max()},
         "samples": samples.len(),
         // Every 30th sample, to see a trend rather than two averages.
         "series_t_rss_kib_fds": samples.iter().step_by(30).map(|(t, rss, fds)| json!([t.round(), rss, fds])).collect::<Vec<Value>>(),
