@@ -245,6 +245,7 @@ impl Ledger {
         let kinds = [
             (TokenKind::Input, usage.input),
             (TokenKind::CachedInput, usage.cached_input),
+            (TokenKind::CacheWrite, usage.cache_write),
             (TokenKind::Output, usage.output),
             (TokenKind::Reasoning, usage.reasoning),
         ];

@@ -13,7 +13,7 @@ fn dec(text: &str) -> Decimal {
 }
 
 const fn usage(input: u64, cached_input: u64, output: u64, reasoning: u64) -> Usage {
-    Usage { input, cached_input, output, reasoning }
+    Usage { input, cached_input, cache_write: 0, output, reasoning }
 }
 
 /// 1M input tokens of which 400K cached, 500K output of which 300K reasoning.
@@ -101,7 +101,7 @@ const COSTS: &[(&str, Tier, Usage, Option<&str>)] = &[
     ("text-embedding-3-large", Tier::Batch, usage(2_000_000, 0, 0, 0), Some("0.13")),
     ("gpt-6-astra", Tier::Standard, usage(1, 0, 0, 0), Some("0.00001")),
     ("gpt-5", Tier::Standard, usage(1, 1, 1, 1), Some("0.000010125")),
-    ("gpt-5", Tier::Standard, Usage { input: 0, cached_input: 0, output: 0, reasoning: 0 }, Some("0")),
+    ("gpt-5", Tier::Standard, usage(0, 0, 0, 0), Some("0")),
     // Snapshot names resolve to their base model.
     ("gpt-5-2025-08-07", Tier::Flex, MIXED, Some("2.9")),
     ("gpt-4o-mini-2024-07-18", Tier::Batch, MIXED, Some("0.225")),

@@ -7,8 +7,9 @@ use crate::usage::Usage;
 use proptest::prelude::*;
 
 fn any_usage() -> impl Strategy<Value = Usage> {
-    (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>())
-        .prop_map(|(input, cached_input, output, reasoning)| Usage { input, cached_input, output, reasoning })
+    (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(input, cached_input, output, reasoning)| {
+        Usage { input, cached_input, cache_write: 0, output, reasoning }
+    })
 }
 
 proptest! {
@@ -41,8 +42,9 @@ fn overflow_gives_none() {
         "prices_as_of = \"2026-01-01\"\n[models.m]\nstandard = { input = \"79228162514264337593543950335\", output = \"1\" }",
     )
     .unwrap();
-    let huge = Usage { input: u64::MAX, cached_input: 0, output: 0, reasoning: 0 };
+    let huge = Usage { input: u64::MAX, ..Usage::default() };
     assert_eq!(table.cost("m", Tier::Standard, &huge), None);
-    let max = Usage { input: u64::MAX, cached_input: u64::MAX / 2, output: u64::MAX, reasoning: u64::MAX };
+    let max =
+        Usage { input: u64::MAX, cached_input: u64::MAX / 2, cache_write: 0, output: u64::MAX, reasoning: u64::MAX };
     assert!(PriceTable::embedded().cost("gpt-6-astra", Tier::Priority, &max).is_some());
 }
