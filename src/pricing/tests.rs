@@ -1,10 +1,12 @@
 //! Tests for the price table: the embedded catalog, exact decimal costs per tier,
-//! snapshot names, savings signs, and that loading reports every problem at once.
+//! snapshot names, savings signs, and that loading reports every problem at once. The
+//! dated, long-context and cache-write dimensions are in `tests/dimensions.rs`.
 
 use super::{PriceTable, Tier};
 use crate::usage::Usage;
 use rust_decimal::Decimal;
 
+mod dimensions;
 mod load;
 mod prop;
 
@@ -88,9 +90,11 @@ const COSTS: &[(&str, Tier, Usage, Option<&str>)] = &[
     ("gpt-5", Tier::Batch, MIXED, Some("2.9")),
     ("gpt-5-mini", Tier::Priority, MIXED, Some("2.088")),
     ("gpt-5-nano", Tier::Priority, MIXED, None),
-    ("gpt-5.5", Tier::Priority, MIXED, Some("45.5")),
+    // MIXED's 1M input tokens are long context on gpt-5.5 and gpt-5.4 (over 272K):
+    // 600K × 25 + 400K × 2.50 + 500K × 112.50 (priority ×2 in, ×1.5 out), per 1M.
+    ("gpt-5.5", Tier::Priority, MIXED, Some("72.25")),
     ("gpt-5.5", Tier::Batch, MIXED, None),
-    ("gpt-5.4", Tier::Flex, MIXED, Some("4.552")),
+    ("gpt-5.4", Tier::Flex, MIXED, Some("7.229")),
     // Batch has no cached price for o3: cached tokens bill at Batch input (1.00).
     ("o3", Tier::Batch, MIXED, Some("3")),
     ("o3", Tier::Flex, MIXED, Some("2.7")),
