@@ -19,6 +19,8 @@ mod auth;
 #[cfg(test)]
 mod bad_input;
 #[cfg(test)]
+mod bill;
+#[cfg(test)]
 mod errors;
 #[cfg(test)]
 mod layout;
