@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::config::ClassId;
 use crate::endpoint::Endpoint;
 use crate::metrics::{Outcome, Series, SeriesKey, TokenKind};
+use crate::pricing::Day;
 use crate::request_id::X_REQUEST_ID;
 use crate::state::AppState;
 use crate::tier::{self, Tier};
@@ -62,6 +63,9 @@ pub struct Ledger {
     overhead: Option<Duration>,
     /// Time spent waiting for admission, and why it first had to (logged).
     queued: (Duration, Option<&'static str>),
+    /// The UTC day the request arrived: it is priced at the prices in force that day,
+    /// even when its answer ends after midnight.
+    served_on: Day,
     settled: bool,
 }
 
@@ -88,6 +92,7 @@ impl Ledger {
             upstream_request_id: None,
             overhead: None,
             queued: (Duration::ZERO, None),
+            served_on: Day::today(),
             settled: false,
         }
     }
@@ -125,7 +130,9 @@ impl Ledger {
         let pricing = &self.state.config.pricing;
         let model = report.model.as_deref().or(self.facts.requested_model.as_deref());
         let cost = match (report.usage, model) {
-            (Some(usage), Some(model)) => pricing.cost(model, tier.unwrap_or(Tier::Standard), &usage),
+            (Some(usage), Some(model)) => {
+                pricing.cost_on(model, tier.unwrap_or(Tier::Standard), &usage, self.served_on)
+            }
             _ => None,
         };
         Priced { tier, cost }
@@ -245,6 +252,7 @@ impl Ledger {
         let kinds = [
             (TokenKind::Input, usage.input),
             (TokenKind::CachedInput, usage.cached_input),
+            (TokenKind::CacheWrite, usage.cache_write),
             (TokenKind::Output, usage.output),
             (TokenKind::Reasoning, usage.reasoning),
         ];
@@ -255,11 +263,13 @@ impl Ledger {
         }
         let pricing = &self.state.config.pricing;
         let priced_model = report.model.as_deref().or(self.facts.requested_model.as_deref()).unwrap_or_default();
-        match pricing.cost(priced_model, tier, &usage) {
+        match pricing.cost_on(priced_model, tier, &usage, self.served_on) {
             Some(cost) => {
                 series.cost_usd().inc_by(cost.to_f64().unwrap_or(0.0));
                 // Counters only go up: priority's negative "savings" are not recorded.
-                if let Some(saved) = pricing.savings(priced_model, tier, &usage).filter(Decimal::is_sign_positive) {
+                if let Some(saved) =
+                    pricing.savings_on(priced_model, tier, &usage, self.served_on).filter(Decimal::is_sign_positive)
+                {
                     series.savings_usd().inc_by(saved.to_f64().unwrap_or(0.0));
                 }
             }

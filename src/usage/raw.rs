@@ -81,6 +81,8 @@ struct RawDetails {
     #[serde(default, deserialize_with = "lenient_u64")]
     cached_tokens: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]
+    cache_write_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
     reasoning_tokens: Option<u64>,
 }
 
@@ -101,11 +103,13 @@ impl RawUsage {
             return None;
         }
         let cached = detail(&self.prompt_tokens_details, &self.input_tokens_details, |d| d.cached_tokens);
+        let written = detail(&self.prompt_tokens_details, &self.input_tokens_details, |d| d.cache_write_tokens);
         let reasoning = detail(&self.completion_tokens_details, &self.output_tokens_details, |d| d.reasoning_tokens);
         let embeddings = endpoint == Endpoint::Embeddings; // no generated tokens
         Some(Usage {
             input: input.unwrap_or(0),
             cached_input: cached.unwrap_or(0),
+            cache_write: written.unwrap_or(0),
             output: if embeddings { 0 } else { output.unwrap_or(0) },
             reasoning: if embeddings { 0 } else { reasoning.unwrap_or(0) },
         })

@@ -79,6 +79,8 @@ struct RawDetails {
     #[serde(default, deserialize_with = "lenient_u64")]
     cached_tokens: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]
+    cache_write_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
     reasoning_tokens: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]
     audio_tokens: Option<u64>,
@@ -111,6 +113,7 @@ pub fn read_turn(message: &[u8]) -> Option<Turn> {
         usage: Usage {
             input: usage.input_tokens.unwrap_or(0),
             cached_input: input_details.cached_tokens.unwrap_or(0),
+            cache_write: input_details.cache_write_tokens.unwrap_or(0),
             output: usage.output_tokens.unwrap_or(0),
             reasoning: output_details.reasoning_tokens.unwrap_or(0),
         },
@@ -142,19 +145,19 @@ mod tests {
                 "cached_tokens_details":{"text_tokens":64,"audio_tokens":0}},
             "output_token_details":{"text_tokens":30,"audio_tokens":91}}}}"#;
         let turn = read_turn(event).unwrap();
-        assert_eq!(turn.usage, Usage { input: 132, cached_input: 64, output: 121, reasoning: 0 });
+        assert_eq!(turn.usage, Usage { input: 132, cached_input: 64, cache_write: 0, output: 121, reasoning: 0 });
         assert_eq!(turn.audio, (13, 91));
         assert_eq!(turn.model, None);
     }
 
     #[test]
     fn responses_websocket_completed() {
-        let event = br#"{"type":"response.completed","response":{"model":"gpt-5-mini","service_tier":"flex",
-            "usage":{"input_tokens":10,"input_tokens_details":{"cached_tokens":4},"output_tokens":7,
-            "output_tokens_details":{"reasoning_tokens":5}}}}"#;
+        let event = br#"{"type":"response.completed","response":{"model":"gpt-5.6-luna","service_tier":"flex",
+            "usage":{"input_tokens":10,"input_tokens_details":{"cached_tokens":4,"cache_write_tokens":3},
+            "output_tokens":7,"output_tokens_details":{"reasoning_tokens":5}}}}"#;
         let turn = read_turn(event).unwrap();
-        assert_eq!(turn.usage, Usage { input: 10, cached_input: 4, output: 7, reasoning: 5 });
-        assert_eq!((turn.model.as_deref(), turn.service_tier.as_deref()), (Some("gpt-5-mini"), Some("flex")));
+        assert_eq!(turn.usage, Usage { input: 10, cached_input: 4, cache_write: 3, output: 7, reasoning: 5 });
+        assert_eq!((turn.model.as_deref(), turn.service_tier.as_deref()), (Some("gpt-5.6-luna"), Some("flex")));
     }
 
     #[test]
