@@ -15,6 +15,7 @@ use crate::budgets::{self, Reservation};
 use crate::config::ClassId;
 use crate::endpoint::Endpoint;
 use crate::metrics::{Outcome, Series, SeriesKey, TokenKind};
+use crate::pricing::Day;
 use crate::request_id::X_REQUEST_ID;
 use crate::state::AppState;
 use crate::tier::{self, Tier};
@@ -66,6 +67,9 @@ pub struct Ledger {
     /// What the request holds against its client's budget (none when unbudgeted),
     /// settled at the priced cost with the rest of the account.
     budget: Reservation,
+    /// The UTC day the request arrived: it is priced at the prices in force that day,
+    /// even when its answer ends after midnight.
+    served_on: Day,
     settled: bool,
 }
 
@@ -93,6 +97,7 @@ impl Ledger {
             overhead: None,
             queued: (Duration::ZERO, None),
             budget: Reservation::default(),
+            served_on: Day::today(),
             settled: false,
         }
     }
@@ -130,7 +135,9 @@ impl Ledger {
         let pricing = &self.state.config.pricing;
         let model = report.model.as_deref().or(self.facts.requested_model.as_deref());
         let cost = match (report.usage, model) {
-            (Some(usage), Some(model)) => pricing.cost(model, tier.unwrap_or(Tier::Standard), &usage),
+            (Some(usage), Some(model)) => {
+                pricing.cost_on(model, tier.unwrap_or(Tier::Standard), &usage, self.served_on)
+            }
             _ => None,
         };
         Priced { tier, cost }
@@ -276,6 +283,7 @@ impl Ledger {
         let kinds = [
             (TokenKind::Input, usage.input),
             (TokenKind::CachedInput, usage.cached_input),
+            (TokenKind::CacheWrite, usage.cache_write),
             (TokenKind::Output, usage.output),
             (TokenKind::Reasoning, usage.reasoning),
         ];
@@ -286,12 +294,14 @@ impl Ledger {
         }
         let pricing = &self.state.config.pricing;
         let priced_model = report.model.as_deref().or(self.facts.requested_model.as_deref()).unwrap_or_default();
-        let cost = pricing.cost(priced_model, tier, &usage);
+        let cost = pricing.cost_on(priced_model, tier, &usage, self.served_on);
         match cost {
             Some(cost) => {
                 series.cost_usd().inc_by(cost.to_f64().unwrap_or(0.0));
                 // Counters only go up: priority's negative "savings" are not recorded.
-                if let Some(saved) = pricing.savings(priced_model, tier, &usage).filter(Decimal::is_sign_positive) {
+                if let Some(saved) =
+                    pricing.savings_on(priced_model, tier, &usage, self.served_on).filter(Decimal::is_sign_positive)
+                {
                     series.savings_usd().inc_by(saved.to_f64().unwrap_or(0.0));
                 }
             }

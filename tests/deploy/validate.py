@@ -113,7 +113,7 @@ LABEL_VALUES = {
 RESULT_VALUES = {"success", "flex_capacity", "rate_limit", "billing", "server_error",
                  "connect_error", "timeout", "client_error"}
 KIND_VALUES = {
-    "flexgate_tokens_total": {"input", "cached_input", "output", "reasoning"},
+    "flexgate_tokens_total": {"input", "cached_input", "cache_write", "output", "reasoning"},
     "flexgate_upstream_ratelimit_remaining": {"requests", "tokens"},
 }
 

@@ -168,7 +168,8 @@ if wants node; then
     echo "--- flexgate with TLS $FLEXGATE_TLS_URL"
 fi
 
-export FLEXGATE_URL="http://$GW_ADDR" SIM_URL="http://$SIM_ADDR" PYTHONDONTWRITEBYTECODE=1
+# FLEXGATE_BIN: for cases that start a gateway of their own (another auth mode, SIGTERM).
+export FLEXGATE_URL="http://$GW_ADDR" SIM_URL="http://$SIM_ADDR" FLEXGATE_BIN="$BIN" PYTHONDONTWRITEBYTECODE=1
 # The SDKs must talk to the loopback gateway directly, whatever proxy the shell has.
 export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
 unset OPENAI_API_KEY OPENAI_BASE_URL OPENAI_ORG_ID OPENAI_PROJECT_ID
