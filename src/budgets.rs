@@ -13,10 +13,13 @@
 //! reservation add the difference.
 //!
 //! Spend survives a restart in the embedded store (`persist`): restored at start-up,
-//! and written behind the request path whenever it changes.
+//! and written behind the request path whenever it changes. With `[shared] redis_url`,
+//! replicas share one limit per client (`shared`): each admits from a slice of the
+//! allowance leased from Redis in the background.
 
 mod period;
 pub mod persist;
+pub mod shared;
 #[cfg(test)]
 mod tests;
 
@@ -96,6 +99,9 @@ struct Account {
     spent: u64,
     /// Held by requests in flight (whatever period they started in).
     reserved: u64,
+    /// Shared budgets: what this replica counts in Redis for the current period (its
+    /// leased slices, and its spend past them).
+    granted: u64,
 }
 
 /// One client's budget and its running account.
@@ -106,6 +112,22 @@ pub struct ClientBudget {
     dirty: AtomicBool,
     /// Wakes the store's writer (shared by every client).
     changed: Arc<Notify>,
+    /// The shared count in Redis, when configured.
+    link: Option<Arc<shared::Link>>,
+    /// The slice leased from Redis at a time.
+    lease: u64,
+}
+
+/// What the shared-state task needs of one account (`shared`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseView {
+    pub start: u64,
+    pub end: u64,
+    /// What this replica must count in Redis: its slices, or its spend when larger.
+    pub counted: u64,
+    /// What is left of the slices after spend and reservations.
+    pub headroom: u64,
+    pub lease: u64,
 }
 
 /// A snapshot of one client's account, for headers, metrics and refusals.
@@ -128,10 +150,42 @@ impl Balance {
 }
 
 impl ClientBudget {
-    fn new(limits: BudgetLimits, changed: Arc<Notify>, now: u64) -> Self {
+    fn new(limits: BudgetLimits, changed: Arc<Notify>, link: Option<Arc<shared::Link>>, now: u64) -> Self {
         let window = limits.period.window(now);
-        let account = Mutex::new(Account { window, spent: 0, reserved: 0 });
-        Self { limits, account, dirty: AtomicBool::new(false), changed }
+        let account = Mutex::new(Account { window, spent: 0, reserved: 0, granted: 0 });
+        let lease = shared::lease_size(limits.limit, limits.reserve);
+        Self { limits, account, dirty: AtomicBool::new(false), changed, link, lease }
+    }
+
+    /// What this replica may hold in spend and reservations: the limit, or with shared
+    /// state the slices leased from Redis (and, while Redis is unreachable with
+    /// `fail = "open"`, the limit again).
+    fn ceiling(&self, a: &Account) -> u64 {
+        match &self.link {
+            Some(link) if link.is_up() || self.limits.fail == FailMode::Closed => a.granted.min(self.limits.limit),
+            _ => self.limits.limit,
+        }
+    }
+
+    /// The account as the shared-state task sees it.
+    pub fn lease_view(&self, now: u64) -> LeaseView {
+        let mut a = self.account.lock();
+        self.current(&mut a, now);
+        LeaseView {
+            start: a.window.0,
+            end: a.window.1,
+            counted: a.granted.max(a.spent),
+            headroom: a.granted.saturating_sub(a.spent.saturating_add(a.reserved)),
+            lease: self.lease,
+        }
+    }
+
+    /// Redis counts `field` for this replica in the period starting at `start`.
+    pub fn granted(&self, start: u64, field: u64) {
+        let mut a = self.account.lock();
+        if a.window.0 == start {
+            a.granted = a.granted.max(field);
+        }
     }
 
     pub fn limits(&self) -> &BudgetLimits {
@@ -143,6 +197,7 @@ impl ClientBudget {
         if now >= account.window.1 || now < account.window.0 {
             account.window = self.limits.period.window(now);
             account.spent = 0;
+            account.granted = 0;
         }
     }
 
@@ -169,10 +224,20 @@ impl ClientBudget {
         let mut a = self.account.lock();
         self.current(&mut a, now);
         let held = a.spent.saturating_add(a.reserved);
-        if held >= self.limits.limit {
+        let ceiling = self.ceiling(&a);
+        if held >= ceiling {
+            if let Some(link) = &self.link {
+                // Out of slice: more may be left in Redis for the next request.
+                link.wake();
+            }
             return Err(self.snapshot(&a));
         }
         a.reserved = a.reserved.saturating_add(self.limits.reserve);
+        if let Some(link) = &self.link {
+            if ceiling.saturating_sub(a.spent.saturating_add(a.reserved)) < self.lease / 2 {
+                link.wake();
+            }
+        }
         let flex_only = self.limits.on_soft == OnSoft::FlexOnly && self.limits.soft.is_some_and(|s| held >= s);
         Ok((Reservation { budget: Some(Arc::clone(self)) }, flex_only))
     }
@@ -284,17 +349,31 @@ pub struct Budgets {
     clients: HashMap<String, Arc<ClientBudget>>,
     /// Notified whenever a client's spend changes.
     changed: Arc<Notify>,
+    link: Option<Arc<shared::Link>>,
 }
 
 impl Budgets {
     pub fn new(limits: &[BudgetLimits]) -> Self {
+        Self::with_link(limits, None)
+    }
+
+    /// Budgets whose limits are shared through `link` (`None`: each replica alone).
+    pub fn with_link(limits: &[BudgetLimits], link: Option<Arc<shared::Link>>) -> Self {
         let now = now_secs();
         let changed = Arc::new(Notify::new());
         let clients = limits
             .iter()
-            .map(|l| (l.client.clone(), Arc::new(ClientBudget::new(l.clone(), Arc::clone(&changed), now))))
+            .map(|l| {
+                let budget = ClientBudget::new(l.clone(), Arc::clone(&changed), link.clone(), now);
+                (l.client.clone(), Arc::new(budget))
+            })
             .collect();
-        Self { clients, changed }
+        Self { clients, changed, link }
+    }
+
+    /// The shared count's link, when `[shared] redis_url` is set and a budget exists.
+    pub fn link(&self) -> Option<&Arc<shared::Link>> {
+        self.link.as_ref()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -8,6 +8,7 @@ mod admission;
 mod budgets;
 mod forward_proxy;
 pub mod raw;
+mod shared;
 mod size;
 mod validate;
 
@@ -22,6 +23,7 @@ use crate::pricing::PriceTable;
 use crate::tier::Tier;
 
 pub use forward_proxy::ForwardProxy;
+pub use shared::SharedConfig;
 pub use size::parse_size;
 pub use validate::validate;
 
@@ -88,6 +90,8 @@ pub struct Config {
     /// `[budgets.CLIENT]`, one per budgeted client.
     pub budgets: Vec<crate::budgets::BudgetLimits>,
     pub store: StoreConfig,
+    /// `[shared]`: the Redis budgets are shared through; `None` keeps every count local.
+    pub shared: Option<SharedConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -284,12 +288,13 @@ impl Config {
         };
         let a = &self.admission;
         format!(
-            "listen={} threads={} upstream={} auth={auth} store={} upstream_key={} classes=[{}] websocket(idle={}, lifetime={}) \
+            "listen={} threads={} upstream={} auth={auth} store={} shared={} upstream_key={} classes=[{}] websocket(idle={}, lifetime={}) \
              admission=(headroom={}, flex_limit={}..{} from {}, close_after={}, probe={}..{}, retry_budget={}+{}/s)",
             self.server.listen,
             self.server.threads,
             self.upstream.base_url,
             self.store.dir.display(),
+            self.shared.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string),
             if self.upstream.api_key.is_some() { "<set>" } else { "<unset>" },
             classes.join(", "),
             humantime::format_duration(self.websocket.idle_timeout),
@@ -307,7 +312,8 @@ impl Config {
     }
 }
 
-/// `FLEXGATE_LISTEN`, `FLEXGATE_UPSTREAM_URL` and `FLEXGATE_DATA_DIR` override the file.
+/// `FLEXGATE_LISTEN`, `FLEXGATE_UPSTREAM_URL`, `FLEXGATE_DATA_DIR` and `FLEXGATE_REDIS_URL`
+/// override the file.
 fn apply_env(raw: &mut raw::RawConfig, env: &dyn Env) {
     if let Some(listen) = env.get("FLEXGATE_LISTEN") {
         raw.server.listen = listen;
@@ -317,6 +323,9 @@ fn apply_env(raw: &mut raw::RawConfig, env: &dyn Env) {
     }
     if let Some(dir) = env.get("FLEXGATE_DATA_DIR") {
         raw.store.dir = dir;
+    }
+    if let Some(url) = env.get("FLEXGATE_REDIS_URL") {
+        raw.shared.redis_url = Some(url);
     }
 }
 

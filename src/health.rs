@@ -13,10 +13,14 @@ pub async fn live() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-/// `/readyz`: configuration loaded and not draining.
+/// `/readyz`: configuration loaded and not draining. With shared budgets, the detail
+/// says whether Redis answers; a replica serving on local state is still ready.
 pub async fn ready(State(state): State<AppState>) -> Response {
     if state.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "draining"}))).into_response()
+    } else if let Some(link) = state.budgets.link() {
+        let shared = if link.is_up() { "redis: up" } else { "redis: unreachable, budgets enforced on local state" };
+        Json(json!({"status": "ready", "shared_state": shared})).into_response()
     } else {
         Json(json!({"status": "ready"})).into_response()
     }

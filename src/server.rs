@@ -22,6 +22,9 @@ async fn listen_on(key: &'static str, addr: SocketAddr) -> Result<TcpListener, S
     TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { key, addr, source })
 }
 
+/// How long the start waits for Redis to lease the first budget slices.
+const SHARED_START_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Time beyond the drain timeout for WebSocket sessions to send their close frames.
 const SESSION_CLOSE_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -33,6 +36,8 @@ pub struct Server {
     tls: Option<(Arc<Resolver>, TlsAcceptor)>,
     /// Other threads' runtimes that serve a share of the main listener's connections.
     threads: Vec<tokio::runtime::Handle>,
+    /// The connection to the Redis shared budgets live in, when it answered at start.
+    redis: Option<redis::aio::ConnectionManager>,
 }
 
 impl Server {
@@ -56,12 +61,20 @@ impl Server {
             let store = state.store.get().await.map_err(StartupError::Store)?;
             crate::budgets::persist::restore(&state.budgets, store).await.map_err(StartupError::Store)?;
         }
+        // Shared budgets: the first slices are leased before the first request, when
+        // Redis answers in time; otherwise the gateway starts on local state.
+        let redis = match (state.budgets.link(), &state.config.shared) {
+            (Some(link), Some(shared)) => {
+                crate::budgets::shared::start(shared.redis_url(), link, &state.budgets, SHARED_START_WAIT).await
+            }
+            _ => None,
+        };
         let main = listen_on("server.listen", listen).await?;
         let admin = match admin_listen {
             Some(addr) => Some(listen_on("server.admin_listen", addr).await?),
             None => None,
         };
-        Ok(Server { state, main, admin, tls, threads: Vec::new() })
+        Ok(Server { state, main, admin, tls, threads: Vec::new(), redis })
     }
 
     /// Serve a share of the connections on each of these runtimes too (`crate::runtime`).
@@ -86,7 +99,7 @@ impl Server {
     /// Serve until `shutdown` resolves; then stop accepting, mark not-ready, and let
     /// in-flight requests finish for up to the drain timeout.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-        let Server { state, main, admin, tls, threads } = self;
+        let Server { state, main, admin, tls, threads, redis } = self;
         // Rotated certificate files are picked up while the server runs.
         let (watcher, tls) = tls.map(|(resolver, acceptor)| (resolver.watch(), acceptor)).unzip();
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -100,6 +113,18 @@ impl Server {
         let spend_writer = state.store.if_open().filter(|_| !state.budgets.is_empty()).map(|store| {
             tokio::spawn(crate::budgets::persist::write_behind(Arc::clone(&state.budgets), store.clone()))
         });
+        let shared = match (state.budgets.link(), &state.config.shared) {
+            (Some(link), Some(config)) => {
+                let task = crate::budgets::shared::run(
+                    config.redis_url().to_owned(),
+                    Arc::clone(link),
+                    Arc::clone(&state.budgets),
+                    redis.clone(),
+                );
+                Some((tokio::spawn(task), Arc::clone(link), config.redis_url().to_owned()))
+            }
+            _ => None,
+        };
         let server = &state.config.server;
         let (header_timeout, drain_timeout) = (server.header_timeout, server.drain_timeout);
         let main = accept::Listener {
@@ -137,6 +162,10 @@ impl Server {
         }
         if let Some(watcher) = watcher {
             watcher.abort();
+        }
+        if let Some((task, link, url)) = shared {
+            task.abort();
+            crate::budgets::shared::release(&url, &link, &state.budgets, redis).await;
         }
         if let (Some(writer), Some(store)) = (spend_writer, state.store.if_open()) {
             writer.abort();

@@ -43,7 +43,13 @@ impl AppState {
         metrics.prime(&classes, &config.pricing);
         let admission = Admission::new(config.admission, config.pricing.models());
         let store = crate::store::Opened::new(config.store.dir.clone());
-        let budgets = Arc::new(Budgets::new(&config.budgets));
+        // Shared only when there is something to share.
+        let link = config
+            .shared
+            .as_ref()
+            .filter(|_| !config.budgets.is_empty())
+            .map(|_| Arc::new(crate::budgets::shared::Link::new()));
+        let budgets = Arc::new(Budgets::with_link(&config.budgets, link));
         metrics.budgets.prime(&budgets);
         Ok(Self(Arc::new(Inner {
             config,

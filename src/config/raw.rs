@@ -25,6 +25,8 @@ pub struct RawConfig {
     /// `[budgets.CLIENT]`: spending limits per client of managed auth.
     pub budgets: BTreeMap<String, super::budgets::RawBudget>,
     pub store: RawStore,
+    /// `[shared]`: state shared by replicas (a Redis URL).
+    pub shared: super::shared::RawShared,
 }
 
 #[derive(Debug, Clone, Deserialize)]

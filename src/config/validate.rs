@@ -176,11 +176,26 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
 
     let budgets = super::budgets::validate(&raw.budgets, &auth, &mut |key, message| p.add(key, message));
     let store = store(&mut p, raw);
+    let shared = super::shared::validate(&raw.shared, &mut |key, message| p.add(key, message));
 
     let (Some(upstream), true) = (upstream, p.0.is_empty()) else {
         return Err(ConfigErrors(p.0));
     };
-    Ok(Config { server, upstream, auth, routing, classes, retry, admission, pricing, log, websocket, budgets, store })
+    Ok(Config {
+        server,
+        upstream,
+        auth,
+        routing,
+        classes,
+        retry,
+        admission,
+        pricing,
+        log,
+        websocket,
+        budgets,
+        store,
+        shared,
+    })
 }
 
 /// Whether listening on both would fail: the same port (not 0, which picks a free one)

@@ -1,0 +1,230 @@
+//! One budget per client across replicas, through Redis (`[shared] redis_url`).
+//!
+//! Each replica leases slices of a client's allowance from one Redis hash per client and
+//! period (`flexgate:budget:CLIENT:PERIOD_START`, a field per replica, expiring after the
+//! period ends) and admits from its local slice, so no request waits on Redis. One task
+//! per process keeps the slices topped up in the background: an atomic Lua script adds
+//! the replica's overshoot, sums every replica's field and grants at most what is left
+//! of the limit. After Redis lost its data, each replica's next call writes its own
+//! field back, so the shared count reconciles itself. A clean shutdown returns the
+//! unused part of the slice.
+//!
+//! While Redis cannot be reached, `fail = "open"` budgets are enforced locally (each
+//! replica against the whole limit) and `fail = "closed"` ones are served only from the
+//! slice already leased; `/readyz` and `flexgate_shared_state_up` say so.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::Notify;
+
+use super::{Budgets, ClientBudget};
+
+/// How long one Redis call may take before Redis counts as unreachable.
+const CALL_TIMEOUT: Duration = Duration::from_secs(1);
+/// Slices are checked at least this often, so a Redis that returns is noticed.
+const TICK: Duration = Duration::from_millis(500);
+/// Wait between attempts to connect.
+const RECONNECT: Duration = Duration::from_secs(1);
+/// The hash outlives its period by this much, so a late report still lands in it.
+const EXPIRE_MARGIN_SECS: u64 = 3600;
+
+/// Grant a slice: KEYS[1] the hash; ARGV replica, what the replica has counted in this
+/// period, the slice it asks for, the limit, when the hash expires. The replica's field
+/// is raised to what it has counted (its overshoot, or its whole count after Redis lost
+/// its data), then the grant is what is left of the limit, at most the slice asked for.
+/// Returns the replica's field and the hash's total. Amounts are nano-dollars: Lua's
+/// numbers are doubles, exact below 2^53 (9 million USD).
+const LEASE: &str = r"
+local mine = tonumber(ARGV[2])
+local field = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if field < mine then
+  field = mine
+  redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', field))
+end
+local total = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
+local grant = math.min(tonumber(ARGV[3]), math.max(tonumber(ARGV[4]) - total, 0))
+if grant > 0 then
+  field = field + grant
+  total = total + grant
+  redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', field))
+end
+redis.call('EXPIREAT', KEYS[1], ARGV[5])
+return {field, total}
+";
+
+/// Return the unused slice: lower the replica's field to what it has counted.
+const RELEASE: &str = r"
+local field = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if field > tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 1
+";
+
+/// What the budgets and the sync task share: whether Redis answers, and a wake-up for
+/// a slice running low.
+pub struct Link {
+    up: AtomicBool,
+    wake: Notify,
+    /// This process's field in each hash.
+    replica: String,
+}
+
+impl Link {
+    pub fn new() -> Self {
+        Self { up: AtomicBool::new(false), wake: Notify::new(), replica: format!("{:016x}", rand::random::<u64>()) }
+    }
+
+    /// Whether the last call to Redis succeeded.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    /// A slice runs low: top it up now rather than at the next tick.
+    pub(super) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn set_up(&self, up: bool, why: &dyn std::fmt::Display) {
+        if self.up.swap(up, Ordering::AcqRel) != up {
+            if up {
+                tracing::info!("shared state: Redis reachable; budgets shared across replicas");
+            } else {
+                tracing::warn!(error = %why, "shared state: Redis unreachable; budgets enforced on local state");
+            }
+        }
+    }
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The slice a replica leases at a time: four reservations or 1% of the limit,
+/// whichever is larger, and never more than the limit.
+pub fn lease_size(limit: u64, reserve: u64) -> u64 {
+    reserve.saturating_mul(4).max(limit / 100).clamp(1, limit.max(1))
+}
+
+fn key(budget: &ClientBudget, start: u64) -> String {
+    format!("flexgate:budget:{}:{start}", budget.limits.client)
+}
+
+async fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(CALL_TIMEOUT)
+        .set_response_timeout(CALL_TIMEOUT)
+        .set_number_of_retries(1);
+    ConnectionManager::new_with_config(client, config).await
+}
+
+/// Top up one client's slice and report its overshoot.
+async fn lease(con: &mut ConnectionManager, link: &Link, budget: &ClientBudget) -> redis::RedisResult<()> {
+    let now = super::now_secs();
+    let view = budget.lease_view(now);
+    let ask = if view.headroom < view.lease / 2 { view.lease } else { 0 };
+    let script = redis::Script::new(LEASE);
+    let (field, total): (u64, u64) = script
+        .key(key(budget, view.start))
+        .arg(&link.replica)
+        .arg(view.counted)
+        .arg(ask)
+        .arg(budget.limits.limit)
+        .arg(view.end.saturating_add(EXPIRE_MARGIN_SECS))
+        .invoke_async(con)
+        .await?;
+    budget.granted(view.start, field);
+    tracing::trace!(client = %budget.limits.client, field, total, "shared budget slice");
+    Ok(())
+}
+
+async fn lease_all(con: &mut ConnectionManager, link: &Link, budgets: &Budgets) -> redis::RedisResult<()> {
+    for budget in budgets.iter() {
+        match tokio::time::timeout(CALL_TIMEOUT, lease(con, link, budget)).await {
+            Ok(result) => result?,
+            Err(_) => return Err(redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))),
+        }
+    }
+    Ok(())
+}
+
+/// Connect and lease every client's first slice, for at most `wait`: called before the
+/// gateway serves, so a reachable Redis is in use from the first request. Whatever
+/// happens the gateway starts; [`run`] keeps trying.
+pub async fn start(url: &str, link: &Link, budgets: &Budgets, wait: Duration) -> Option<ConnectionManager> {
+    let attempt = async {
+        let mut con = connect(url).await?;
+        lease_all(&mut con, link, budgets).await?;
+        Ok::<_, redis::RedisError>(con)
+    };
+    match tokio::time::timeout(wait, attempt).await {
+        Ok(Ok(con)) => {
+            link.set_up(true, &"");
+            Some(con)
+        }
+        Ok(Err(error)) => {
+            link.set_up(false, &"");
+            tracing::warn!(error = %error, "shared state: Redis unreachable at start; budgets enforced on local state");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("shared state: Redis did not answer at start; budgets enforced on local state");
+            None
+        }
+    }
+}
+
+/// Keep every slice topped up for as long as the gateway runs.
+pub async fn run(url: String, link: Arc<Link>, budgets: Arc<Budgets>, mut con: Option<ConnectionManager>) {
+    loop {
+        let Some(c) = con.as_mut() else {
+            match tokio::time::timeout(CALL_TIMEOUT * 2, connect(&url)).await {
+                Ok(Ok(c)) => con = Some(c),
+                Ok(Err(error)) => link.set_up(false, &error),
+                Err(_) => link.set_up(false, &"connect timed out"),
+            }
+            if con.is_none() {
+                tokio::time::sleep(RECONNECT).await;
+            }
+            continue;
+        };
+        match lease_all(c, &link, &budgets).await {
+            Ok(()) => link.set_up(true, &""),
+            // The connection manager reconnects by itself on the next call.
+            Err(error) => link.set_up(false, &error),
+        }
+        let _ = tokio::time::timeout(TICK, link.wake.notified()).await;
+    }
+}
+
+/// Give back the unused part of every slice (at shutdown).
+pub async fn release(url: &str, link: &Link, budgets: &Budgets, con: Option<ConnectionManager>) {
+    let call = async {
+        let mut con = match con {
+            Some(c) => c,
+            None => connect(url).await?,
+        };
+        let script = redis::Script::new(RELEASE);
+        for budget in budgets.iter() {
+            let view = budget.lease_view(super::now_secs());
+            let () = script
+                .key(key(budget, view.start))
+                .arg(&link.replica)
+                .arg(view.counted.saturating_sub(view.headroom))
+                .invoke_async::<i64>(&mut con)
+                .await
+                .map(drop)?;
+        }
+        Ok::<_, redis::RedisError>(())
+    };
+    match tokio::time::timeout(CALL_TIMEOUT * 2, call).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(error = %error, "shared state: could not return unused budget slices"),
+        Err(_) => tracing::warn!("shared state: Redis did not answer; unused budget slices not returned"),
+    }
+}
