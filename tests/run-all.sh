@@ -6,7 +6,8 @@
 # Works on a fresh clone: every tool the suites need that is not part of the Rust
 # toolchain is installed by the suite that needs it (Debian's prometheus for promtool
 # and the live-scrape test, a Python venv under .tools/ for the SDK and manifest
-# checks, Node's openai package under tests/sdk/node).
+# checks, Node's openai package under tests/sdk/node, Debian's redis-server for the
+# shared-budget tests).
 #
 # Order: format → lints → docs → unit, in-process and real-socket tests → the release build
 # (the same command the Dockerfile runs) → suites that drive the release binary.
@@ -25,6 +26,9 @@ cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo doc --no-deps (RUSTDOCFLAGS=-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
+
+step "tests/redis/install.sh (redis-server for the shared-budget tests)"
+bash tests/redis/install.sh
 
 step "cargo test"
 cargo test --locked

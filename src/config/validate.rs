@@ -154,26 +154,9 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
     p.0.append(&mut problems);
 
     let pricing = pricing(&mut p, raw);
-    let log = LogConfig {
-        format: match raw.log.format.as_str() {
-            "json" => LogFormat::Json,
-            "pretty" => LogFormat::Pretty,
-            other => {
-                p.add("log.format", format_args!("`{other}` is not one of `json`, `pretty`"));
-                LogFormat::Json
-            }
-        },
-        level: raw.log.level.clone(),
-    };
-    if tracing_subscriber::EnvFilter::try_new(&log.level).is_err() {
-        p.add("log.level", format_args!("`{}` is not a level or filter such as `info` or `flexgate=debug`", log.level));
-    }
+    let log = log(&mut p, raw);
 
-    let websocket = WebsocketConfig {
-        idle_timeout: p.positive_duration("websocket.idle_timeout", &raw.websocket.idle_timeout),
-        max_lifetime: p.positive_duration("websocket.max_lifetime", &raw.websocket.max_lifetime),
-    };
-
+    let websocket = websocket(&mut p, raw);
     let budgets = super::budgets::validate(&raw.budgets, &auth, &mut |key, message| p.add(key, message));
     let store = store(&mut p, raw);
     let shared = super::shared::validate(&raw.shared, &mut |key, message| p.add(key, message));
@@ -464,6 +447,31 @@ fn pricing(p: &mut Problems, raw: &RawConfig) -> Arc<PriceTable> {
             }
             Arc::new(PriceTable::embedded())
         }
+    }
+}
+
+fn log(p: &mut Problems, raw: &RawConfig) -> LogConfig {
+    let log = LogConfig {
+        format: match raw.log.format.as_str() {
+            "json" => LogFormat::Json,
+            "pretty" => LogFormat::Pretty,
+            other => {
+                p.add("log.format", format_args!("`{other}` is not one of `json`, `pretty`"));
+                LogFormat::Json
+            }
+        },
+        level: raw.log.level.clone(),
+    };
+    if tracing_subscriber::EnvFilter::try_new(&log.level).is_err() {
+        p.add("log.level", format_args!("`{}` is not a level or filter such as `info` or `flexgate=debug`", log.level));
+    }
+    log
+}
+
+fn websocket(p: &mut Problems, raw: &RawConfig) -> WebsocketConfig {
+    WebsocketConfig {
+        idle_timeout: p.positive_duration("websocket.idle_timeout", &raw.websocket.idle_timeout),
+        max_lifetime: p.positive_duration("websocket.max_lifetime", &raw.websocket.max_lifetime),
     }
 }
 

@@ -7,6 +7,9 @@
 #[path = "../common/harness.rs"]
 mod common;
 #[cfg(test)]
+#[path = "../common/poll.rs"]
+mod poll;
+#[cfg(test)]
 #[path = "../common/process.rs"]
 mod process;
 
@@ -14,3 +17,5 @@ mod process;
 mod binary;
 #[cfg(test)]
 mod secrets;
+#[cfg(test)]
+mod shared;

@@ -1,0 +1,228 @@
+//! Budgets shared across replicas through a real `redis-server` (Debian's package,
+//! installed by `tests/redis/install.sh` when missing, started here on a free port and
+//! stopped by pid): two gateway processes on one Redis enforce one limit, and a gateway
+//! whose Redis is killed mid-run keeps serving (`fail = "open"`), says so, and writes its
+//! count back when an empty Redis returns on the same port.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+
+use crate::common::{chat_body, client};
+use crate::poll;
+use crate::process::Process;
+
+/// A `redis-server` of the test's own, killed by pid when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    /// Start on `port` (0: a free one), with no persistence: a restart loses the data.
+    async fn start(port: u16) -> Self {
+        if Command::new("redis-server").arg("--version").output().is_err() {
+            let root = env!("CARGO_MANIFEST_DIR");
+            let installed = Command::new("bash").arg(format!("{root}/tests/redis/install.sh")).status();
+            assert!(installed.is_ok_and(|s| s.success()), "redis-server is missing and tests/redis/install.sh failed");
+        }
+        // redis-server cannot bind port 0: take a free port from the kernel and let go of it.
+        let port = if port == 0 {
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        } else {
+            port
+        };
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let redis = Self { child, port };
+        let up = poll::eventually(|| redis.cli(&["PING"]) == "PONG").await;
+        assert!(up, "redis-server did not answer on port {port}");
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default()
+    }
+
+    /// The sum of every replica's field in the client's hashes (nano-dollars).
+    fn counted(&self, client: &str) -> u64 {
+        let keys = self.cli(&["--raw", "KEYS", &format!("flexgate:budget:{client}:*")]);
+        keys.lines()
+            .filter(|k| !k.is_empty())
+            .flat_map(|k| self.cli(&["--raw", "HVALS", k]).lines().map(str::to_owned).collect::<Vec<_>>())
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum()
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A gateway with managed auth and one budgeted client `team` (key `fg-team`).
+fn config(sim: &str, budget: &str) -> String {
+    let dir = tempfile::tempdir().unwrap().keep();
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nbase_url = \"http://{sim}/v1\"\n[store]\ndir = \"{}\"\n\
+         [auth]\nmode = \"managed\"\n[[auth.keys]]\nclient = \"team\"\nenv = \"KEY_TEAM\"\n[budgets.team]\n{budget}",
+        dir.display()
+    )
+}
+
+async fn serve(name: &str, toml: &str, redis: &str) -> (Process, String) {
+    let env = [("OPENAI_API_KEY", "sk-up"), ("KEY_TEAM", "fg-team"), ("FLEXGATE_REDIS_URL", redis)];
+    Process::serve(name, toml, &env).await
+}
+
+/// One chat request: its status and what it cost (0 when refused).
+async fn chat(addr: &str) -> (u16, Decimal) {
+    let r = client()
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .bearer_auth("fg-team")
+        .json(&chat_body("gpt-5", false))
+        .send()
+        .await
+        .unwrap();
+    let cost = r.headers().get("x-flexgate-cost-usd").and_then(|v| v.to_str().ok()?.parse().ok());
+    (r.status().as_u16(), cost.unwrap_or_default())
+}
+
+async fn get(addr: &str, path: &str) -> String {
+    client().get(format!("http://{addr}{path}")).send().await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_redis_share_one_budget() {
+    let redis = Redis::start(0).await;
+    let (_sim, sim) = Process::sim(&["--latency-standard", "0ms", "--latency-flex", "0ms"]).await;
+    let limit = Decimal::new(2, 2);
+    let toml = config(&sim, &format!("usd = \"{limit}\"\nperiod = \"day\"\nreserve_usd = \"0.0005\"\n"));
+    let (_a, a) = serve("shared-a", &toml, &redis.url()).await;
+    let (_b, b) = serve("shared-b", &toml, &redis.url()).await;
+
+    // One request at a time, alternating, until both replicas have refused for a while
+    // (a replica out of slice asks Redis for more in the background).
+    let (mut spent, mut served, mut largest) = (Decimal::ZERO, 0_u32, Decimal::ZERO);
+    let mut refusing = 0;
+    while refusing < 20 {
+        let mut refused = 0;
+        for addr in [&a, &b] {
+            let (status, cost) = chat(addr).await;
+            match status {
+                200 => {
+                    spent += cost;
+                    served += 1;
+                    largest = largest.max(cost);
+                }
+                429 => refused += 1,
+                other => panic!("unexpected status {other}"),
+            }
+        }
+        refusing = if refused == 2 { refusing + 1 } else { 0 };
+        assert!(served < 1000, "never refused");
+    }
+    assert!(limit >= largest * Decimal::from(10), "a request costs {largest}: too much for this limit");
+    // Alone, each replica would have spent the whole limit: twice it in all.
+    assert!(spent < limit + largest * Decimal::from(2), "{served} served for ${spent} past the ${limit} limit");
+    assert!(spent >= limit, "only ${spent} of ${limit} served");
+    let counted = Decimal::from(redis.counted("team")) / Decimal::from(1_000_000_000_u64);
+    assert!(counted >= limit && counted <= spent, "Redis counts ${counted}, the replicas spent ${spent}");
+}
+
+#[tokio::test]
+async fn redis_killed_mid_run_fails_no_request_and_the_count_comes_back() {
+    let redis = Redis::start(0).await;
+    let port = redis.port;
+    let (_sim, sim) = Process::sim(&["--latency-standard", "0ms", "--latency-flex", "0ms"]).await;
+    // Slices of $0.0005, a few requests each: the 50 requests served while Redis is down
+    // are many slices' worth, served on the local count of the whole limit.
+    let toml = config(&sim, "usd = \"0.05\"\nperiod = \"day\"\nreserve_usd = \"0.0001\"\nfail = \"open\"\n");
+    let (_gw, gw) = serve("shared-faults", &toml, &redis.url()).await;
+    let readyz = get(&gw, "/readyz").await;
+    assert!(readyz.contains("redis: up"), "{readyz}");
+    assert!(get(&gw, "/metrics").await.contains("flexgate_shared_state_up{backend=\"redis\"} 1"));
+
+    let mut spent = Decimal::ZERO;
+    for _ in 0..20 {
+        let (status, cost) = chat(&gw).await;
+        assert_eq!(status, 200);
+        spent += cost;
+    }
+    redis.kill();
+    for _ in 0..50 {
+        let (status, cost) = chat(&gw).await;
+        assert_eq!(status, 200, "a request failed while Redis was down");
+        spent += cost;
+    }
+    let down = ready_until(&gw, "unreachable").await;
+    assert!(down.contains("unreachable"), "/readyz never said Redis is unreachable: {down}");
+    assert!(get(&gw, "/metrics").await.contains("flexgate_shared_state_up{backend=\"redis\"} 0"));
+    let (status, cost) = chat(&gw).await;
+    assert_eq!(status, 200);
+    spent += cost;
+
+    // Redis returns on the same port with its data lost: the replica writes its count back.
+    let redis = Redis::start(port).await;
+    let spent_nanos = u64::try_from((spent * Decimal::from(1_000_000_000_u64)).ceil()).unwrap();
+    let back = poll::eventually(|| redis.counted("team") >= spent_nanos).await;
+    assert!(back, "Redis counts {} nano-dollars, the replica spent {spent_nanos}", redis.counted("team"));
+    let up = ready_until(&gw, "redis: up").await;
+    assert!(up.contains("redis: up"), "{up}");
+}
+
+#[tokio::test]
+async fn fail_closed_refuses_once_the_leased_slice_is_spent_while_redis_is_down() {
+    let redis = Redis::start(0).await;
+    let (_sim, sim) = Process::sim(&["--latency-standard", "0ms", "--latency-flex", "0ms"]).await;
+    let toml = config(&sim, "usd = \"0.05\"\nperiod = \"day\"\nreserve_usd = \"0.0001\"\nfail = \"closed\"\n");
+    let (_gw, gw) = serve("shared-closed", &toml, &redis.url()).await;
+    assert_eq!(chat(&gw).await.0, 200);
+    redis.kill();
+    let down = ready_until(&gw, "unreachable").await;
+    assert!(down.contains("unreachable"), "{down}");
+    // What is left of the $0.0005 slice is a few requests; then refusals in the quota shape.
+    let mut served = 0;
+    while chat(&gw).await.0 == 200 {
+        served += 1;
+        assert!(served < 10, "still served past the leased slice");
+    }
+    let r = client()
+        .post(format!("http://{gw}/v1/chat/completions"))
+        .bearer_auth("fg-team")
+        .json(&chat_body("gpt-5", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.text().await.unwrap().contains("flexgate_budget_exceeded"));
+}
+
+/// `/readyz` once it contains `needle`, polled for at most [`poll::PATIENCE`].
+async fn ready_until(addr: &str, needle: &str) -> String {
+    let deadline = tokio::time::Instant::now() + poll::PATIENCE;
+    loop {
+        let text = get(addr, "/readyz").await;
+        if text.contains(needle) || tokio::time::Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
