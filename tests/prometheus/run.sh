@@ -72,7 +72,11 @@ sha256 = "$(printf %s sk-test | sha256sum | cut -d' ' -f1)"
 usd = "1000"
 period = "month"
 TOML
-OPENAI_API_KEY=sk-sim "$BIN" serve --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 &
+# A Redis URL nobody answers on: the budget is shared-but-unreachable, so the
+# shared-state family (and its alert's metric) is exported, and the gateway serves on
+# local state (fail = "open").
+NO_REDIS=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+FLEXGATE_REDIS_URL="redis://127.0.0.1:$NO_REDIS/0" OPENAI_API_KEY=sk-sim "$BIN" serve --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 &
 PIDS+=($!)
 GW=$(address_in "$WORK/gateway.log" '"listening"')
 
