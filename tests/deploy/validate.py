@@ -133,6 +133,7 @@ CONFIG_SHAPE = {
     "log": {"format", "level"},
     "websocket": {"idle_timeout", "max_lifetime"},
     "store": {"dir"},
+    "shared": {"redis_url"},
 }
 BUDGET_KEYS = {"usd", "period", "soft_usd", "on_soft", "fail", "reserve_usd"}
 CLASS_KEYS = {"tier", "deadline", "escalate", "escalate_reserve", "max_attempts", "path_prefix"}

@@ -13,6 +13,9 @@ use crate::common::{chat_body, client};
 use crate::poll;
 use crate::process::Process;
 
+/// Redis's password in the tests: it is in the URL the gateways get, and never in their logs.
+const PASSWORD: &str = "redis-secret-4e1d7c";
+
 /// A `redis-server` of the test's own, killed by pid when dropped.
 struct Redis {
     child: Child,
@@ -35,6 +38,7 @@ impl Redis {
         };
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--requirepass", PASSWORD])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -46,11 +50,14 @@ impl Redis {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        format!("redis://:{PASSWORD}@127.0.0.1:{}/0", self.port)
     }
 
     fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output();
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "-a", PASSWORD, "--no-auth-warning"])
+            .args(args)
+            .output();
         out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default()
     }
 
@@ -155,7 +162,7 @@ async fn redis_killed_mid_run_fails_no_request_and_the_count_comes_back() {
     // Slices of $0.0005, a few requests each: the 50 requests served while Redis is down
     // are many slices' worth, served on the local count of the whole limit.
     let toml = config(&sim, "usd = \"0.05\"\nperiod = \"day\"\nreserve_usd = \"0.0001\"\nfail = \"open\"\n");
-    let (_gw, gw) = serve("shared-faults", &toml, &redis.url()).await;
+    let (gw_process, gw) = serve("shared-faults", &toml, &redis.url()).await;
     let readyz = get(&gw, "/readyz").await;
     assert!(readyz.contains("redis: up"), "{readyz}");
     assert!(get(&gw, "/metrics").await.contains("flexgate_shared_state_up{backend=\"redis\"} 1"));
@@ -186,6 +193,9 @@ async fn redis_killed_mid_run_fails_no_request_and_the_count_comes_back() {
     assert!(back, "Redis counts {} nano-dollars, the replica spent {spent_nanos}", redis.counted("team"));
     let up = ready_until(&gw, "redis: up").await;
     assert!(up.contains("redis: up"), "{up}");
+    let log = gw_process.all.lock().join("\n");
+    assert!(log.contains("Redis unreachable") && log.contains("Redis reachable"), "{log}");
+    assert!(!log.contains(PASSWORD), "Redis's password in the log:\n{log}");
 }
 
 #[tokio::test]
