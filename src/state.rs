@@ -44,11 +44,10 @@ impl AppState {
         let admission = Admission::new(config.admission, config.pricing.models());
         let store = crate::store::Opened::new(config.store.dir.clone());
         // Shared only when there is something to share.
-        let link = config
-            .shared
-            .as_ref()
-            .filter(|_| !config.budgets.is_empty())
-            .map(|_| Arc::new(crate::budgets::shared::Link::new()));
+        let link =
+            config.shared.as_ref().filter(|_| !config.budgets.is_empty()).map(|_| {
+                Arc::new(crate::budgets::shared::Link::new(&crate::budgets::shared::identity(&config.store.dir)))
+            });
         let budgets = Arc::new(Budgets::with_link(&config.budgets, link));
         metrics.budgets.prime(&budgets);
         Ok(Self(Arc::new(Inner {

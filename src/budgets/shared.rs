@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sha2::Digest as _;
 use tokio::sync::Notify;
 
 use super::{Budgets, ClientBudget};
@@ -73,8 +74,12 @@ pub struct Link {
 }
 
 impl Link {
-    pub fn new() -> Self {
-        Self { up: AtomicBool::new(false), wake: Notify::new(), replica: format!("{:016x}", rand::random::<u64>()) }
+    /// A link for the replica known as `identity`: its field in each hash is derived
+    /// from it, so a replica that restarts with its store finds its own field again and
+    /// its restored spend is not counted twice.
+    pub fn new(identity: &str) -> Self {
+        let digest = sha2::Sha256::digest(identity.as_bytes());
+        Self { up: AtomicBool::new(false), wake: Notify::new(), replica: hex::encode(&digest[..8]) }
     }
 
     /// Whether the last call to Redis succeeded.
@@ -98,10 +103,16 @@ impl Link {
     }
 }
 
-impl Default for Link {
-    fn default() -> Self {
-        Self::new()
-    }
+/// This replica's identity: the host name and the store's folder, which together
+/// outlive a restart exactly when the spend restored from the store does.
+pub fn identity(store_dir: &std::path::Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    // Absolute, not canonical: the folder may not exist yet on the first start.
+    let dir = std::path::absolute(store_dir).unwrap_or_else(|_| store_dir.to_path_buf());
+    format!("{}:{}", host.trim(), dir.display())
 }
 
 /// The slice a replica leases at a time: four reservations or 1% of the limit,

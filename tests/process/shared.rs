@@ -121,9 +121,10 @@ async fn two_replicas_on_one_redis_share_one_budget() {
     let redis = Redis::start(0).await;
     let (_sim, sim) = Process::sim(&["--latency-standard", "0ms", "--latency-flex", "0ms"]).await;
     let limit = Decimal::new(2, 2);
-    let toml = config(&sim, &format!("usd = \"{limit}\"\nperiod = \"day\"\nreserve_usd = \"0.0005\"\n"));
-    let (_a, a) = serve("shared-a", &toml, &redis.url()).await;
-    let (_b, b) = serve("shared-b", &toml, &redis.url()).await;
+    // Each replica has a store of its own, as on separate hosts.
+    let budget = format!("usd = \"{limit}\"\nperiod = \"day\"\nreserve_usd = \"0.0005\"\n");
+    let (_a, a) = serve("shared-a", &config(&sim, &budget), &redis.url()).await;
+    let (_b, b) = serve("shared-b", &config(&sim, &budget), &redis.url()).await;
 
     // One request at a time, alternating, until both replicas have refused for a while
     // (a replica out of slice asks Redis for more in the background).
@@ -223,6 +224,25 @@ async fn fail_closed_refuses_once_the_leased_slice_is_spent_while_redis_is_down(
         .unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.text().await.unwrap().contains("flexgate_budget_exceeded"));
+}
+
+#[tokio::test]
+async fn a_replica_restarted_with_its_store_keeps_its_one_field() {
+    let redis = Redis::start(0).await;
+    let (_sim, sim) = Process::sim(&["--latency-standard", "0ms", "--latency-flex", "0ms"]).await;
+    let toml = config(&sim, "usd = \"1\"\nperiod = \"day\"\n");
+    let fields = || {
+        let keys = redis.cli(&["--raw", "KEYS", "flexgate:budget:team:*"]);
+        keys.lines().map(|k| redis.cli(&["HLEN", k]).parse::<u64>().unwrap_or(0)).sum::<u64>()
+    };
+    for run in ["first", "second"] {
+        let (mut gw, addr) = serve(&format!("shared-restart-{run}"), &toml, &redis.url()).await;
+        assert_eq!(chat(&addr).await.0, 200);
+        let _ = gw.child.kill().await;
+    }
+    // Spend restored from the store is counted under the replica's own field again, not
+    // a second time under a new one.
+    assert_eq!(fields(), 1);
 }
 
 /// `/readyz` once it contains `needle`, polled for at most [`poll::PATIENCE`].
