@@ -155,6 +155,48 @@ async fn two_replicas_on_one_redis_share_one_budget() {
     assert!(counted >= limit && counted <= spent, "Redis counts ${counted}, the replicas spent ${spent}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_concurrent_requests_on_two_replicas_overshoot_by_at_most_the_reservations() {
+    let redis = Redis::start(0).await;
+    // Requests take 20 ms upstream, so many are in flight on each replica at once.
+    let (_sim, sim) = Process::sim(&["--latency-standard", "20ms", "--latency-flex", "0ms"]).await;
+    let (limit, reserve) = (Decimal::new(2, 2), Decimal::new(5, 4));
+    let budget = format!("usd = \"{limit}\"\nperiod = \"day\"\nreserve_usd = \"{reserve}\"\n");
+    let (_a, a) = serve("shared-many-a", &config(&sim, &budget), &redis.url()).await;
+    let (_b, b) = serve("shared-many-b", &config(&sim, &budget), &redis.url()).await;
+    let workers: Vec<_> = (0..64)
+        .map(|i| {
+            let addr = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                let (mut spent, mut largest, mut refused_in_a_row) = (Decimal::ZERO, Decimal::ZERO, 0);
+                // Each worker stops once its replica has refused it 20 times in a row.
+                while refused_in_a_row < 20 {
+                    match chat(&addr).await {
+                        (200, cost) => {
+                            spent += cost;
+                            largest = largest.max(cost);
+                            refused_in_a_row = 0;
+                        }
+                        (429, _) => refused_in_a_row += 1,
+                        (other, _) => panic!("unexpected status {other}"),
+                    }
+                }
+                (spent, largest)
+            })
+        })
+        .collect();
+    let (mut spent, mut largest) = (Decimal::ZERO, Decimal::ZERO);
+    for w in workers {
+        let (s, l) = w.await.unwrap();
+        spent += s;
+        largest = largest.max(l);
+    }
+    assert!(largest <= reserve, "a request cost {largest}, more than its reservation");
+    // Each replica stays within its slices plus one reservation; the slices within the limit.
+    assert!(spent <= limit + reserve * Decimal::from(2), "${spent} spent against a ${limit} limit");
+    assert!(spent >= limit - reserve * Decimal::from(8), "only ${spent} of ${limit} served");
+}
+
 #[tokio::test]
 async fn redis_killed_mid_run_fails_no_request_and_the_count_comes_back() {
     let redis = Redis::start(0).await;
