@@ -118,18 +118,6 @@ pub struct ClientBudget {
     lease: u64,
 }
 
-/// What the shared-state task needs of one account (`shared`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LeaseView {
-    pub start: u64,
-    pub end: u64,
-    /// What this replica must count in Redis: its slices, or its spend when larger.
-    pub counted: u64,
-    /// What is left of the slices after spend and reservations.
-    pub headroom: u64,
-    pub lease: u64,
-}
-
 /// A snapshot of one client's account, for headers, metrics and refusals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Balance {
@@ -155,37 +143,6 @@ impl ClientBudget {
         let account = Mutex::new(Account { window, spent: 0, reserved: 0, granted: 0 });
         let lease = shared::lease_size(limits.limit, limits.reserve);
         Self { limits, account, dirty: AtomicBool::new(false), changed, link, lease }
-    }
-
-    /// What this replica may hold in spend and reservations: the limit, or with shared
-    /// state the slices leased from Redis (and, while Redis is unreachable with
-    /// `fail = "open"`, the limit again).
-    fn ceiling(&self, a: &Account) -> u64 {
-        match &self.link {
-            Some(link) if link.is_up() || self.limits.fail == FailMode::Closed => a.granted.min(self.limits.limit),
-            _ => self.limits.limit,
-        }
-    }
-
-    /// The account as the shared-state task sees it.
-    pub fn lease_view(&self, now: u64) -> LeaseView {
-        let mut a = self.account.lock();
-        self.current(&mut a, now);
-        LeaseView {
-            start: a.window.0,
-            end: a.window.1,
-            counted: a.granted.max(a.spent),
-            headroom: a.granted.saturating_sub(a.spent.saturating_add(a.reserved)),
-            lease: self.lease,
-        }
-    }
-
-    /// Redis counts `field` for this replica in the period starting at `start`.
-    pub fn granted(&self, start: u64, field: u64) {
-        let mut a = self.account.lock();
-        if a.window.0 == start {
-            a.granted = a.granted.max(field);
-        }
     }
 
     pub fn limits(&self) -> &BudgetLimits {

@@ -13,15 +13,15 @@
 //! replica against the whole limit) and `fail = "closed"` ones are served only from the
 //! slice already leased; `/readyz` and `flexgate_shared_state_up` say so.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::Digest as _;
 use tokio::sync::Notify;
 
-use super::{Budgets, ClientBudget};
+use super::{Budgets, ClientBudget, FailMode};
 
 /// How long one Redis call may take before Redis counts as unreachable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -63,6 +63,56 @@ local field = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if field > tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 return 1
 ";
+
+/// What the shared-state task needs of one account (`shared`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseView {
+    pub start: u64,
+    pub end: u64,
+    /// What this replica must count in Redis: its slices, or its spend when larger.
+    pub counted: u64,
+    /// What is left of the slices after spend and reservations.
+    pub headroom: u64,
+    pub lease: u64,
+}
+
+impl ClientBudget {
+    /// What this replica may hold in spend and reservations: the limit, or with shared
+    /// state the slices leased from Redis (and, while Redis is unreachable with
+    /// `fail = "open"`, the limit again).
+    pub(super) fn ceiling(&self, a: &super::Account) -> u64 {
+        match &self.link {
+            Some(link) if link.is_up() || self.limits.fail == FailMode::Closed => a.granted.min(self.limits.limit),
+            _ => self.limits.limit,
+        }
+    }
+
+    /// The account as the shared-state task sees it.
+    pub fn lease_view(&self, now: u64) -> LeaseView {
+        let mut a = self.account.lock();
+        self.current(&mut a, now);
+        LeaseView {
+            start: a.window.0,
+            end: a.window.1,
+            counted: a.granted.max(a.spent),
+            headroom: a.granted.saturating_sub(a.spent.saturating_add(a.reserved)),
+            lease: self.lease,
+        }
+    }
+
+    /// Redis counts `field` for this replica in the period starting at `start`.
+    pub fn granted(&self, start: u64, field: u64) {
+        let mut a = self.account.lock();
+        if a.window.0 == start {
+            a.granted = a.granted.max(field);
+        }
+    }
+}
+
+/// The scripts, hashed once: each call sends the SHA1 (EVALSHA), the text only when
+/// Redis does not have it yet (after a restart).
+static LEASE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(LEASE));
+static RELEASE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RELEASE));
 
 /// What the budgets and the sync task share: whether Redis answers, and a wake-up for
 /// a slice running low.
@@ -139,8 +189,7 @@ async fn lease(con: &mut ConnectionManager, link: &Link, budget: &ClientBudget) 
     let now = super::now_secs();
     let view = budget.lease_view(now);
     let ask = if view.headroom < view.lease / 2 { view.lease } else { 0 };
-    let script = redis::Script::new(LEASE);
-    let (field, total): (u64, u64) = script
+    let (field, total): (u64, u64) = LEASE_SCRIPT
         .key(key(budget, view.start))
         .arg(&link.replica)
         .arg(view.counted)
@@ -220,10 +269,9 @@ pub async fn release(url: &str, link: &Link, budgets: &Budgets, con: Option<Conn
             Some(c) => c,
             None => connect(url).await?,
         };
-        let script = redis::Script::new(RELEASE);
         for budget in budgets.iter() {
             let view = budget.lease_view(super::now_secs());
-            let () = script
+            let () = RELEASE_SCRIPT
                 .key(key(budget, view.start))
                 .arg(&link.replica)
                 .arg(view.counted.saturating_sub(view.headroom))
@@ -237,5 +285,80 @@ pub async fn release(url: &str, link: &Link, budgets: &Budgets, con: Option<Conn
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::warn!(error = %error, "shared state: could not return unused budget slices"),
         Err(_) => tracing::warn!("shared state: Redis did not answer; unused budget slices not returned"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budgets::{BudgetLimits, NANOS_PER_USD, OnSoft, Period};
+
+    const CENT: u64 = NANOS_PER_USD / 100;
+
+    fn budgets(fail: FailMode) -> (Budgets, Arc<Link>) {
+        let limits = BudgetLimits {
+            client: "team-a".into(),
+            limit: 10 * CENT,
+            period: Period::Day,
+            soft: None,
+            on_soft: OnSoft::Nothing,
+            fail,
+            reserve: CENT,
+        };
+        let link = Arc::new(Link::new("host:/data"));
+        (Budgets::with_link(&[limits], Some(Arc::clone(&link))), link)
+    }
+
+    /// How many requests in a row are admitted (their reservations held).
+    fn admitted(b: &Budgets) -> (usize, Vec<crate::budgets::BudgetAdmission>) {
+        let mut held = Vec::new();
+        while let Ok(Some(a)) = b.admit(Some("team-a")) {
+            held.push(a);
+            assert!(held.len() <= 100);
+        }
+        (held.len(), held)
+    }
+
+    #[test]
+    fn a_slice_is_four_reservations_or_a_hundredth_of_the_limit_within_the_limit() {
+        assert_eq!(lease_size(10 * NANOS_PER_USD, CENT), 10 * CENT);
+        assert_eq!(lease_size(NANOS_PER_USD, CENT), 4 * CENT);
+        assert_eq!(lease_size(2 * CENT, CENT), 2 * CENT);
+        assert_eq!(lease_size(0, 0), 1);
+    }
+
+    #[test]
+    fn with_redis_up_a_replica_admits_only_from_its_slices() {
+        let (b, link) = budgets(FailMode::Open);
+        link.set_up(true, &"");
+        assert_eq!(admitted(&b).0, 0, "nothing leased yet");
+        let budget = b.client(Some("team-a")).unwrap();
+        let view = budget.lease_view(super::super::now_secs());
+        assert_eq!((view.counted, view.headroom, view.lease), (0, 0, 4 * CENT));
+        budget.granted(view.start, 3 * CENT);
+        let (n, held) = admitted(&b);
+        assert_eq!(n, 3);
+        drop(held);
+        // A slice granted for another period is not this one's.
+        budget.granted(view.start + 1, 9 * CENT);
+        assert_eq!(admitted(&b).0, 3);
+    }
+
+    #[test]
+    fn with_redis_down_fail_open_serves_the_whole_limit_and_fail_closed_only_its_slice() {
+        let (open, _) = budgets(FailMode::Open);
+        assert_eq!(admitted(&open).0, 10);
+        let (closed, link) = budgets(FailMode::Closed);
+        assert_eq!(admitted(&closed).0, 0);
+        let budget = closed.client(Some("team-a")).unwrap();
+        budget.granted(budget.lease_view(super::super::now_secs()).start, 2 * CENT);
+        link.set_up(false, &"");
+        assert_eq!(admitted(&closed).0, 2);
+    }
+
+    #[test]
+    fn the_replica_field_is_stable_for_one_identity_and_differs_between_two() {
+        assert_eq!(Link::new("a:/data").replica, Link::new("a:/data").replica);
+        assert_ne!(Link::new("a:/data").replica, Link::new("b:/data").replica);
     }
 }
