@@ -102,6 +102,9 @@ struct Account {
     /// Shared budgets: what this replica counts in Redis for the current period (its
     /// leased slices, and its spend past them).
     granted: u64,
+    /// Shared budgets: the other replicas' spend in the current period, as of the last
+    /// call to Redis. Shown in balances (headers, metrics, refusals), never enforced.
+    others: u64,
 }
 
 /// One client's budget and its running account.
@@ -140,7 +143,7 @@ impl Balance {
 impl ClientBudget {
     fn new(limits: BudgetLimits, changed: Arc<Notify>, link: Option<Arc<shared::Link>>, now: u64) -> Self {
         let window = limits.period.window(now);
-        let account = Mutex::new(Account { window, spent: 0, reserved: 0, granted: 0 });
+        let account = Mutex::new(Account { window, spent: 0, reserved: 0, granted: 0, others: 0 });
         let lease = shared::lease_size(limits.limit, limits.reserve);
         Self { limits, account, dirty: AtomicBool::new(false), changed, link, lease }
     }
@@ -155,6 +158,7 @@ impl ClientBudget {
             account.window = self.limits.period.window(now);
             account.spent = 0;
             account.granted = 0;
+            account.others = 0;
         }
     }
 
@@ -167,7 +171,7 @@ impl ClientBudget {
     fn snapshot(&self, a: &Account) -> Balance {
         Balance {
             limit: self.limits.limit,
-            spent: a.spent,
+            spent: a.spent.saturating_add(a.others),
             reserved: a.reserved,
             soft: self.limits.soft,
             period_start: a.window.0,

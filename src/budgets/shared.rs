@@ -33,11 +33,13 @@ const RECONNECT: Duration = Duration::from_secs(1);
 const EXPIRE_MARGIN_SECS: u64 = 3600;
 
 /// Grant a slice: KEYS[1] the hash; ARGV replica, what the replica has counted in this
-/// period, the slice it asks for, the limit, when the hash expires. The replica's field
-/// is raised to what it has counted (its overshoot, or its whole count after Redis lost
-/// its data), then the grant is what is left of the limit, at most the slice asked for.
-/// Returns the replica's field and the hash's total. Amounts are nano-dollars: Lua's
-/// numbers are doubles, exact below 2^53 (9 million USD).
+/// period, the slice it asks for, the limit, when the hash expires, the replica's spend.
+/// The replica's field is raised to what it has counted (its overshoot, or its whole
+/// count after Redis lost its data), and its spend field (`s:REPLICA`, shown to the
+/// other replicas, never enforced) to its spend; then the grant is what is left of the
+/// limit, at most the slice asked for. Returns the replica's field, the total of the
+/// counted fields and of the spend fields. Amounts are nano-dollars: Lua's numbers are
+/// doubles, exact below 2^53 (9 million USD).
 const LEASE: &str = r"
 local mine = tonumber(ARGV[2])
 local field = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
@@ -45,8 +47,19 @@ if field < mine then
   field = mine
   redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', field))
 end
-local total = 0
-for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
+local spent_field = 's:' .. ARGV[1]
+if tonumber(redis.call('HGET', KEYS[1], spent_field) or '0') < tonumber(ARGV[6]) then
+  redis.call('HSET', KEYS[1], spent_field, ARGV[6])
+end
+local total, spent = 0, 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 2) == 's:' then
+    spent = spent + tonumber(all[i + 1])
+  else
+    total = total + tonumber(all[i + 1])
+  end
+end
 local grant = math.min(tonumber(ARGV[3]), math.max(tonumber(ARGV[4]) - total, 0))
 if grant > 0 then
   field = field + grant
@@ -54,7 +67,7 @@ if grant > 0 then
   redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', field))
 end
 redis.call('EXPIREAT', KEYS[1], ARGV[5])
-return {field, total}
+return {field, total, spent}
 ";
 
 /// Return the unused slice: lower the replica's field to what it has counted.
@@ -71,6 +84,8 @@ pub struct LeaseView {
     pub end: u64,
     /// What this replica must count in Redis: its slices, or its spend when larger.
     pub counted: u64,
+    /// This replica's spend.
+    pub spent: u64,
     /// What is left of the slices after spend and reservations.
     pub headroom: u64,
     pub lease: u64,
@@ -95,16 +110,19 @@ impl ClientBudget {
             start: a.window.0,
             end: a.window.1,
             counted: a.granted.max(a.spent),
+            spent: a.spent,
             headroom: a.granted.saturating_sub(a.spent.saturating_add(a.reserved)),
             lease: self.lease,
         }
     }
 
-    /// Redis counts `field` for this replica in the period starting at `start`.
-    pub fn granted(&self, start: u64, field: u64) {
+    /// Redis counts `field` for this replica in the period starting at `start`, and
+    /// `others` spent by the other replicas.
+    pub fn granted(&self, start: u64, field: u64, others: u64) {
         let mut a = self.account.lock();
         if a.window.0 == start {
             a.granted = a.granted.max(field);
+            a.others = others;
         }
     }
 }
@@ -189,17 +207,18 @@ async fn lease(con: &mut ConnectionManager, link: &Link, budget: &ClientBudget) 
     let now = super::now_secs();
     let view = budget.lease_view(now);
     let ask = if view.headroom < view.lease / 2 { view.lease } else { 0 };
-    let (field, total): (u64, u64) = LEASE_SCRIPT
+    let (field, total, spent): (u64, u64, u64) = LEASE_SCRIPT
         .key(key(budget, view.start))
         .arg(&link.replica)
         .arg(view.counted)
         .arg(ask)
         .arg(budget.limits.limit)
         .arg(view.end.saturating_add(EXPIRE_MARGIN_SECS))
+        .arg(view.spent)
         .invoke_async(con)
         .await?;
-    budget.granted(view.start, field);
-    tracing::trace!(client = %budget.limits.client, field, total, "shared budget slice");
+    budget.granted(view.start, field, spent.saturating_sub(view.spent));
+    tracing::trace!(client = %budget.limits.client, field, total, spent, "shared budget slice");
     Ok(())
 }
 
@@ -335,12 +354,12 @@ mod tests {
         let budget = b.client(Some("team-a")).unwrap();
         let view = budget.lease_view(super::super::now_secs());
         assert_eq!((view.counted, view.headroom, view.lease), (0, 0, 4 * CENT));
-        budget.granted(view.start, 3 * CENT);
+        budget.granted(view.start, 3 * CENT, 0);
         let (n, held) = admitted(&b);
         assert_eq!(n, 3);
         drop(held);
         // A slice granted for another period is not this one's.
-        budget.granted(view.start + 1, 9 * CENT);
+        budget.granted(view.start + 1, 9 * CENT, 0);
         assert_eq!(admitted(&b).0, 3);
     }
 
@@ -351,9 +370,19 @@ mod tests {
         let (closed, link) = budgets(FailMode::Closed);
         assert_eq!(admitted(&closed).0, 0);
         let budget = closed.client(Some("team-a")).unwrap();
-        budget.granted(budget.lease_view(super::super::now_secs()).start, 2 * CENT);
+        budget.granted(budget.lease_view(super::super::now_secs()).start, 2 * CENT, 0);
         link.set_up(false, &"");
         assert_eq!(admitted(&closed).0, 2);
+    }
+
+    #[test]
+    fn balances_show_the_other_replicas_spend() {
+        let (b, _) = budgets(FailMode::Open);
+        let budget = b.client(Some("team-a")).unwrap();
+        let now = super::super::now_secs();
+        budget.granted(budget.lease_view(now).start, 5 * CENT, 4 * CENT);
+        let balance = budget.balance(now);
+        assert_eq!((balance.spent, balance.remaining()), (4 * CENT, 6 * CENT));
     }
 
     #[test]

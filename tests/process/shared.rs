@@ -61,14 +61,26 @@ impl Redis {
         out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default()
     }
 
-    /// The sum of every replica's field in the client's hashes (nano-dollars).
-    fn counted(&self, client: &str) -> u64 {
+    /// The client's hashes as (field, value) pairs.
+    fn fields(&self, client: &str) -> Vec<(String, u64)> {
         let keys = self.cli(&["--raw", "KEYS", &format!("flexgate:budget:{client}:*")]);
-        keys.lines()
-            .filter(|k| !k.is_empty())
-            .flat_map(|k| self.cli(&["--raw", "HVALS", k]).lines().map(str::to_owned).collect::<Vec<_>>())
-            .filter_map(|v| v.parse::<u64>().ok())
-            .sum()
+        let mut fields = Vec::new();
+        for key in keys.lines().filter(|k| !k.is_empty()) {
+            let all = self.cli(&["--raw", "HGETALL", key]);
+            let lines: Vec<&str> = all.lines().collect();
+            for pair in lines.chunks(2) {
+                if let [field, value] = pair {
+                    fields.push(((*field).to_owned(), value.parse().unwrap_or(0)));
+                }
+            }
+        }
+        fields
+    }
+
+    /// What the replicas count against the client's limit (nano-dollars): every field
+    /// but the spend fields (`s:REPLICA`).
+    fn counted(&self, client: &str) -> u64 {
+        self.fields(client).iter().filter(|(f, _)| !f.starts_with("s:")).map(|(_, v)| v).sum()
     }
 
     fn kill(mut self) {
@@ -162,6 +174,28 @@ async fn two_replicas_on_one_redis_share_one_budget() {
     assert!(spent >= limit, "only ${spent} of ${limit} served");
     let counted = Decimal::from(redis.counted("team")) / Decimal::from(1_000_000_000_u64);
     assert!(counted >= limit && counted <= spent, "Redis counts ${counted}, the replicas spent ${spent}");
+    // Each replica's metrics show the client's spend on both: its own and the other's.
+    for addr in [&a, &b] {
+        let shown = metric_until(addr, "flexgate_budget_spend_usd{client=\"team\"}", spent).await;
+        assert!((shown - spent).abs() < Decimal::new(1, 9), "{addr} shows ${shown} of ${spent} spent");
+    }
+}
+
+/// A metric's value once it equals `want` (within 1e-9), polled for at most [`poll::PATIENCE`].
+async fn metric_until(addr: &str, series: &str, want: Decimal) -> Decimal {
+    let deadline = tokio::time::Instant::now() + poll::PATIENCE;
+    loop {
+        let text = get(addr, "/metrics").await;
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+            .and_then(|v| Decimal::try_from(v).ok())
+            .unwrap_or_default();
+        if (value - want).abs() < Decimal::new(1, 9) || tokio::time::Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -283,18 +317,15 @@ async fn a_replica_restarted_with_its_store_keeps_its_one_field() {
     let redis = Redis::start(0).await;
     let (_sim, sim) = Process::sim(&["--latency-standard", "0ms", "--latency-flex", "0ms"]).await;
     let toml = config(&sim, "usd = \"1\"\nperiod = \"day\"\n");
-    let fields = || {
-        let keys = redis.cli(&["--raw", "KEYS", "flexgate:budget:team:*"]);
-        keys.lines().map(|k| redis.cli(&["HLEN", k]).parse::<u64>().unwrap_or(0)).sum::<u64>()
-    };
+    let replicas = |spend: bool| redis.fields("team").iter().filter(|(f, _)| f.starts_with("s:") == spend).count();
     for run in ["first", "second"] {
         let (mut gw, addr) = serve(&format!("shared-restart-{run}"), &toml, &redis.url()).await;
         assert_eq!(chat(&addr).await.0, 200);
         let _ = gw.child.kill().await;
     }
-    // Spend restored from the store is counted under the replica's own field again, not
-    // a second time under a new one.
-    assert_eq!(fields(), 1);
+    // Spend restored from the store is counted under the replica's own fields again (its
+    // count and its spend), not a second time under new ones.
+    assert_eq!((replicas(false), replicas(true) <= 1), (1, true), "{:?}", redis.fields("team"));
 }
 
 /// `/readyz` once it contains `needle`, polled for at most [`poll::PATIENCE`].
