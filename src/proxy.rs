@@ -132,8 +132,9 @@ async fn forward(state: AppState, request: Box<Request>) -> Result<Response, Gat
 
     ledger.record_attempts(&finished);
     let upstream_time = finished.upstream_time;
+    let retry_after = finished.retry_after;
     let settled = finished.settle(plan.deadline);
-    let context = respond::Context { state: &state, endpoint, strip_usage_chunk, start };
+    let context = respond::Context { state: &state, endpoint, strip_usage_chunk, start, retry_after };
     Ok(respond::respond(&context, settled, ledger, upstream_time))
 }
 

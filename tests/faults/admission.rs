@@ -85,3 +85,19 @@ async fn a_flex_outage_shorter_than_the_deadline_is_waited_out_on_flex() {
     let flex = s.tiers_sent().iter().filter(|t| t.as_deref() == Some("flex")).count();
     assert!(flex <= 10 + 10 + 5, "{flex} flex attempts: first tries, probes and the served ones");
 }
+
+/// Past the model's retry budget a request that may not escalate fails fast: one attempt,
+/// the upstream's error passed on with `x-should-retry: false`, so the SDK does not retry
+/// on its own, and `retry-after`, when a retry is likely to fit again.
+#[tokio::test]
+async fn past_the_retry_budget_a_request_fails_fast_saying_when_to_retry() {
+    let toml = format!("{FAST_RETRY_ONLY}[admission]\nretry_budget_ratio = 0.0\nretry_budget_floor = 0.0\n");
+    let s = stack_with(SimConfig::zero_latency(), &toml).await;
+    let r = s.post("/v1/chat/completions", &chat_body("gpt-5", false), &[("x-sim-fault", "500,ok")]).await;
+    assert_eq!(r.status(), 500, "the upstream's answer, not retried");
+    assert_eq!(h(&r, "x-should-retry"), "false");
+    let seconds: u64 = h(&r, "retry-after").parse().expect("retry-after in whole seconds");
+    let millis: u64 = h(&r, "retry-after-ms").parse().expect("retry-after-ms");
+    assert!(seconds >= 1 && millis > 0 && millis <= seconds * 1000, "{seconds} s, {millis} ms");
+    assert_eq!(s.sim.received().len(), 1, "no retry past the budget");
+}
