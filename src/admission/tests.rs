@@ -5,6 +5,7 @@ use std::time::Duration;
 use http::HeaderMap;
 use tokio::time::Instant;
 
+use super::flex::{Flex, FlexResult};
 use super::*;
 
 fn secs(s: f64) -> Duration {
