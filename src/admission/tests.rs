@@ -5,7 +5,7 @@ use std::time::Duration;
 use http::HeaderMap;
 use tokio::time::Instant;
 
-use super::flex::{Flex, FlexResult};
+use super::flex::{Flex, FlexGate, FlexResult};
 use super::*;
 
 fn secs(s: f64) -> Duration {
@@ -384,4 +384,19 @@ async fn attempts_still_in_flight_are_not_refusals() {
     let next = m.admit(flex(600.0, 120.0)).await;
     assert!(matches!(next.admit, Admit::Go(_)));
     assert_eq!(next.waited, Duration::ZERO);
+}
+
+#[test]
+fn a_due_probe_goes_to_the_first_in_line_and_the_others_wait_for_it_without_spinning() {
+    let now = Instant::now();
+    let mut f = Flex::new(settings().flex, now);
+    for _ in 0..settings().flex.close_after {
+        f.sent(false, now);
+        f.answered(false, FlexResult::Capacity { hint: None }, now);
+    }
+    assert!(f.is_closed());
+    let due = now + secs(3600.0);
+    // Not "look again now": a waiter that did would spin until the first in line went.
+    assert_eq!(f.gate(due, || 0.0, false), FlexGate::WaitUntil(None));
+    assert_eq!(f.gate(due, || 0.0, true), FlexGate::Go { probe: true });
 }
