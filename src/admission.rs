@@ -63,7 +63,7 @@ impl Default for Settings {
                 min_limit: 1,
                 max_limit: 512,
                 initial_limit: 32,
-                backoff_ratio: 0.5,
+                backoff_ratio: 0.8,
                 cut_interval: Duration::from_secs(1),
                 throttle_k: 2.0,
                 throttle_window: Duration::from_secs(120),

@@ -86,7 +86,9 @@ async fn pending<T>(task: &tokio::task::JoinHandle<T>) -> bool {
 
 #[tokio::test(start_paused = true)]
 async fn capacity_429s_cut_the_limit_and_accepted_attempts_raise_it() {
-    let m = model(settings());
+    let mut s = settings();
+    s.flex.backoff_ratio = 0.5;
+    let m = model(s);
     let mut permits = Vec::new();
     for _ in 0..8 {
         permits.push(go(m, flex(600.0, 120.0)).await);
