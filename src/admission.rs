@@ -69,7 +69,7 @@ impl Default for Settings {
                 throttle_window: Duration::from_secs(120),
                 close_after: 5,
                 probe_base: Duration::from_secs(1),
-                probe_max: Duration::from_secs(4),
+                probe_max: Duration::from_secs(30),
             },
             budget: BudgetSettings { ratio: 0.2, floor_per_sec: 10.0, window: Duration::from_secs(10) },
         }
