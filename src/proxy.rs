@@ -147,7 +147,12 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
     };
     let (mut parts, body) = request.into_parts();
     let config = &state.config;
-    let client = auth::client(&config.auth, &parts.headers)?;
+    // A batch line (`crate::batch`) was authenticated when its batch was created.
+    let in_process = parts.extensions.remove::<auth::InProcess>().map(|line| (line.deadline, line.client));
+    let client = match &in_process {
+        Some((_, client)) => auth::known_client(&config.auth, client.as_deref()),
+        None => auth::client(&config.auth, &parts.headers)?,
+    };
     let target = path::target(config, &parts.method, parts.uri.path())?;
     let uri = state.upstream.uri(target.rest, parts.uri.query()).map_err(|_| GatewayError::InvalidParam {
         param: "path",
@@ -172,7 +177,11 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
         client_tier: info.as_ref().and_then(|i| i.service_tier.as_deref()),
         tier_routed,
     };
-    let plan = routing::plan(config, &input)?;
+    let mut plan = routing::plan(config, &input)?;
+    if let Some((deadline, _)) = in_process {
+        plan.deadline = deadline;
+        plan.escalate_reserve = config.class(plan.class).escalate_reserve.min(deadline / 2);
+    }
     // Labels borrow the configuration, which outlives the request: no copies.
     let class_name = config.class(plan.class).name.as_str();
     let model_label = model.and_then(|m| config.pricing.resolve(m)).unwrap_or("other");

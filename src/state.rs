@@ -11,8 +11,10 @@ use crate::metrics::Metrics;
 use crate::startup::StartupError;
 use crate::upstream::Upstream;
 
+mod batches;
 mod sessions;
 
+pub use batches::{Batches, Control};
 pub use sessions::Sessions;
 
 #[derive(Clone)]
@@ -28,6 +30,8 @@ pub struct Inner {
     pub websockets: Sessions,
     /// The embedded store (`store.dir`), opened once (`crate::store::Opened`).
     pub store: crate::store::Opened,
+    /// The batches running in this process (`crate::batch`).
+    pub batches: Batches,
     draining: AtomicBool,
 }
 
@@ -47,6 +51,7 @@ impl AppState {
             metrics,
             websockets: Sessions::default(),
             store,
+            batches: Batches::default(),
             draining: AtomicBool::new(false),
         })))
     }

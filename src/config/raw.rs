@@ -23,6 +23,7 @@ pub struct RawConfig {
     pub log: RawLog,
     pub websocket: RawWebsocket,
     pub store: RawStore,
+    pub batch: RawBatch,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +212,22 @@ pub struct RawStore {
 impl Default for RawStore {
     fn default() -> Self {
         Self { dir: "flexgate-data".into() }
+    }
+}
+
+/// `[batch]`: how the batches served under the background lane run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBatch {
+    /// The class each line runs as; empty means `routing.flex_class`.
+    pub class: String,
+    /// Lines of one batch in flight at once.
+    pub max_in_flight: i64,
+}
+
+impl Default for RawBatch {
+    fn default() -> Self {
+        Self { class: String::new(), max_in_flight: 64 }
     }
 }
 

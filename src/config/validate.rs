@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 
 use super::raw::{RawClass, RawConfig, default_classes};
 use super::{
-    AuthConfig, Class, ClassId, Config, ConfigErrors, Env, Escalate, GatewayKey, LogConfig, LogFormat, RetryConfig,
-    RoutingConfig, Rule, Secret, ServerConfig, StoreConfig, UpstreamConfig, WebsocketConfig, parse_size,
+    AuthConfig, BatchConfig, Class, ClassId, Config, ConfigErrors, Env, Escalate, GatewayKey, LogConfig, LogFormat,
+    RetryConfig, RoutingConfig, Rule, Secret, ServerConfig, StoreConfig, UpstreamConfig, WebsocketConfig, parse_size,
 };
 use crate::pricing::PriceTable;
 use crate::tier::Tier;
@@ -175,11 +175,12 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
     };
 
     let store = store(&mut p, raw);
+    let batch = batch(&mut p, raw, &classes, routing.flex_class);
 
     let (Some(upstream), true) = (upstream, p.0.is_empty()) else {
         return Err(ConfigErrors(p.0));
     };
-    Ok(Config { server, upstream, auth, routing, classes, retry, admission, pricing, log, websocket, store })
+    Ok(Config { server, upstream, auth, routing, classes, retry, admission, pricing, log, websocket, store, batch })
 }
 
 /// Whether listening on both would fail: the same port (not 0, which picks a free one)
@@ -462,4 +463,15 @@ fn store(p: &mut Problems, raw: &RawConfig) -> StoreConfig {
         p.add("store.dir", format_args!("`{text}` exists and is not a folder"));
     }
     StoreConfig { dir }
+}
+
+/// `[batch]`: the class lines run as (default `routing.flex_class`) and the in-flight cap.
+fn batch(p: &mut Problems, raw: &RawConfig, classes: &[Class], flex_class: ClassId) -> BatchConfig {
+    let class = raw.batch.class.trim();
+    let class = if class.is_empty() { flex_class } else { class_ref(p, "batch.class", class, classes) };
+    let max_in_flight = usize::try_from(raw.batch.max_in_flight).ok().filter(|n| (1..=10_000).contains(n));
+    if max_in_flight.is_none() {
+        p.add("batch.max_in_flight", "must be a whole number from 1 to 10000");
+    }
+    BatchConfig { class, max_in_flight: max_in_flight.unwrap_or(1) }
 }
