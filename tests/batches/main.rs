@@ -11,4 +11,6 @@ mod common;
 #[cfg(test)]
 mod flow;
 #[cfg(test)]
+mod storm;
+#[cfg(test)]
 mod support;

@@ -13,4 +13,6 @@ mod process;
 #[cfg(test)]
 mod binary;
 #[cfg(test)]
+mod crash;
+#[cfg(test)]
 mod secrets;
