@@ -11,6 +11,8 @@ mod common;
 mod process;
 
 #[cfg(test)]
+mod batch_cli;
+#[cfg(test)]
 mod binary;
 #[cfg(test)]
 mod crash;
