@@ -5,6 +5,7 @@
 //! bounded enums below. A raw path, model string or message never becomes a label.
 
 mod admission;
+mod batch;
 mod prime;
 #[cfg(any(test, feature = "test-util"))]
 mod probe;
@@ -135,6 +136,8 @@ pub struct Metrics {
     websocket_sessions: IntGauge,
     /// The admission controller's decisions and state.
     pub admission: admission::AdmissionMetrics,
+    /// The batches' runners, ends, lines, cost and savings.
+    pub batch: batch::BatchMetrics,
     /// Cached handles of the per-request series, by model label (see [`Metrics::series`]).
     series: RwLock<series::SeriesMap>,
     /// Cached handles of the per-class, per-endpoint and per-attempt series.
@@ -269,6 +272,7 @@ impl Metrics {
                 g
             },
             admission: admission::AdmissionMetrics::new(&r)?,
+            batch: batch::BatchMetrics::new(&r)?,
             registry: r,
             series: RwLock::new(series::SeriesMap::new()),
             fixed,

@@ -21,6 +21,7 @@ use crate::proxy::Proxy;
 use crate::request_id::X_REQUEST_ID;
 use crate::routing::X_CLASS;
 use crate::state::AppState;
+use crate::tier::Tier;
 use crate::usage::Usage;
 
 /// The largest answer kept for one line.
@@ -45,6 +46,8 @@ pub struct LineResult {
     pub result: String,
     pub usage: Usage,
     pub cost: Decimal,
+    /// Against the same usage on standard, for the batch metrics.
+    pub savings: Decimal,
 }
 
 #[derive(Deserialize)]
@@ -67,7 +70,7 @@ pub async fn run(setup: &Setup, text: &[u8]) -> LineResult {
     let Ok(input) = serde_json::from_slice::<Input<'_>>(text) else {
         // Validation parsed it; a file changed on disk since is the only way here.
         let result = unrun("", "invalid_json_line", "This line is not parseable as valid JSON.");
-        return LineResult { ok: false, result, usage: Usage::default(), cost: Decimal::ZERO };
+        return LineResult { ok: false, result, usage: Usage::default(), cost: Decimal::ZERO, savings: Decimal::ZERO };
     };
     let id = line_id();
     let remaining = setup.window_end.saturating_duration_since(tokio::time::Instant::now());
@@ -102,13 +105,20 @@ pub async fn run(setup: &Setup, text: &[u8]) -> LineResult {
         Ok(body) => body.to_bytes(),
         Err(_) => Bytes::from_static(br#"{"error":{"message":"The answer could not be read.","type":"server_error"}}"#),
     };
-    let usage = if status.is_success() {
+    let report = if status.is_success() {
         crate::usage::from_body(Endpoint::of(&Method::POST, setup.endpoint.trim_start_matches("/v1")), &body)
-            .usage
-            .unwrap_or_default()
     } else {
-        Usage::default()
+        crate::usage::BodyReport::default()
     };
+    let usage = report.usage.unwrap_or_default();
+    let prices = &state.config.pricing;
+    let savings = report
+        .model
+        .as_deref()
+        .and_then(|m| prices.resolve(m))
+        .zip(report.service_tier.as_deref().and_then(Tier::from_reported))
+        .and_then(|(model, tier)| prices.savings(model, tier, &usage))
+        .unwrap_or_default();
     let body_json: Box<RawValue> = serde_json::from_slice(&body).unwrap_or_else(|_| {
         let text = String::from_utf8_lossy(&body).into_owned();
         RawValue::from_string(serde_json::Value::String(text).to_string()).unwrap_or_default()
@@ -119,5 +129,5 @@ pub async fn run(setup: &Setup, text: &[u8]) -> LineResult {
         "error": null,
     })
     .to_string();
-    LineResult { ok: status.is_success(), result, usage, cost }
+    LineResult { ok: status.is_success(), result, usage, cost, savings }
 }

@@ -29,9 +29,11 @@ use crate::store::{Store, StoreError, unix_now};
 pub fn spawn(state: AppState, id: String) {
     let Some(control) = state.batches.register(&id) else { return };
     tokio::spawn(async move {
+        state.metrics.batch.started();
         if let Err(error) = drive(&state, &id, &control).await {
             tracing::error!(batch = %id, error = %error, "batch runner stopped; it resumes on restart");
         }
+        state.metrics.batch.stopped();
         state.batches.finished(&id);
     });
 }
@@ -44,9 +46,17 @@ async fn load(store: &Store, id: &str) -> Result<BatchRow, StoreError> {
 
 async fn drive(state: &AppState, id: &str, control: &Control) -> Result<(), StoreError> {
     let store = state.store.get().await?.clone();
+    // Whether this runner moved the batch, so that its end is counted once.
+    let mut moved = false;
     loop {
         let batch = load(&store, id).await?;
-        match batch.status.as_str() {
+        let status = batch.status.as_str();
+        if moved && is_end(status) {
+            state.metrics.batch.ended(status);
+            tracing::info!(batch = %id, status, completed = batch.counts[1], failed = batch.counts[2], "batch ended");
+        }
+        moved = true;
+        match status {
             "validating" => check(&store, &batch).await?,
             "in_progress" | "cancelling" => {
                 if !execute(state, &store, &batch, control).await? {
@@ -60,6 +70,10 @@ async fn drive(state: &AppState, id: &str, control: &Control) -> Result<(), Stor
             _ => return Ok(()),
         }
     }
+}
+
+fn is_end(status: &str) -> bool {
+    super::api::TERMINAL.contains(&status)
 }
 
 /// `validating` → `in_progress` with every line indexed, or → `failed` with the problems,
@@ -140,7 +154,9 @@ async fn execute(state: &AppState, store: &Store, batch: &BatchRow, control: &Co
         Some(Stop::Cancelled) => ("batch_cancelled", "This request was not executed because the batch was cancelled."),
         _ => ("batch_expired", "This request could not be executed before the completion window expired."),
     };
-    mark_unrun(store, &batch.id, code, message).await?;
+    for _ in 0..mark_unrun(store, &batch.id, code, message).await? {
+        state.metrics.batch.line(false, rust_decimal::Decimal::ZERO, rust_decimal::Decimal::ZERO);
+    }
     if stop == Some(Stop::Cancelled) {
         finalize::finish(store, &batch.id, Ending::Cancelled).await?;
         return Ok(true);
@@ -237,6 +253,7 @@ async fn run_lines(
         tokio::select! {
             joined = in_flight.join_next() => {
                 if let Some(Ok((line, outcome))) = joined {
+                    state.metrics.batch.line(outcome.ok, outcome.cost, outcome.savings);
                     record(store, &batch.id, line, outcome).await?;
                 }
             }
@@ -285,8 +302,9 @@ async fn record(store: &Store, id: &str, line: i64, outcome: LineResult) -> Resu
         .await
 }
 
-/// Every line that never ran goes to the error file with `code`, counted as failed.
-async fn mark_unrun(store: &Store, id: &str, code: &'static str, message: &'static str) -> Result<(), StoreError> {
+/// Every line that never ran goes to the error file with `code`, counted as failed; how
+/// many did.
+async fn mark_unrun(store: &Store, id: &str, code: &'static str, message: &'static str) -> Result<usize, StoreError> {
     let key = id.to_owned();
     store
         .call(move |c| {
@@ -303,7 +321,7 @@ async fn mark_unrun(store: &Store, id: &str, code: &'static str, message: &'stat
                 )?;
             }
             tx.execute("UPDATE batches SET failed = failed + ?2 WHERE id = ?1", rusqlite::params![key, rows.len()])?;
-            tx.commit()
+            tx.commit().map(|()| rows.len())
         })
         .await
 }

@@ -32,4 +32,8 @@ async fn a_storm_forces_escalation_and_the_batch_still_finishes_in_its_window() 
     assert!(seen.len() == 24 && seen.values().all(|n| *n == 1), "{seen:?}");
     let escalated = count(&state.metrics, "flexgate_escalations_total", &[("class", "background")]);
     assert_eq!(escalated, 24, "each line escalated once, counted like any request of the class");
+    let m = &state.metrics;
+    assert_eq!(count(m, "flexgate_batch_lines_total", &[("result", "completed")]), 24);
+    assert_eq!(count(m, "flexgate_batches_total", &[("status", "completed")]), 1);
+    assert!(crate::common::metric(m, "flexgate_batch_cost_usd_total", &[]) > 0.0, "standard lines cost money");
 }

@@ -132,6 +132,8 @@ CONFIG_SHAPE = {
     "pricing": {"file"},
     "log": {"format", "level"},
     "websocket": {"idle_timeout", "max_lifetime"},
+    "store": {"dir"},
+    "batch": {"class", "max_in_flight"},
 }
 CLASS_KEYS = {"tier", "deadline", "escalate", "escalate_reserve", "max_attempts", "path_prefix"}
 AUTH_KEY_KEYS = {"client", "sha256", "env"}
