@@ -167,3 +167,34 @@ async fn a_client_sees_only_its_own_files_and_batches() {
     let listed: Value = get(&format!("{base}/batches?limit=1"), KEY).await.json().await.unwrap();
     assert_eq!(listed["data"][0]["id"], batch["id"]);
 }
+
+#[tokio::test]
+async fn managed_mode_runs_lines_with_the_upstream_key_and_keeps_clients_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, sim_run) = spawn_sim(SimConfig::zero_latency()).await;
+    let env: HashMap<String, String> = [("OPENAI_API_KEY", "sk-upstream"), ("KEY_A", "gk-a"), ("KEY_B", "gk-b")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let text = format!(
+        "[store]\ndir = \"{}\"\n[auth]\nmode = \"managed\"\n[[auth.keys]]\nclient = \"a\"\nenv = \"KEY_A\"\n\
+         [[auth.keys]]\nclient = \"b\"\nenv = \"KEY_B\"\n",
+        dir.path().display()
+    );
+    let (_state, gw) = spawn_gateway_with(sim_run.addr, &text, &env).await;
+    let base = gw.url("/flex/v1");
+    // No gateway key, no files.
+    assert_eq!(get(&format!("{base}/files"), "gk-wrong").await.status(), 401);
+    let file: Value = upload(&base, "gk-a", "in.jsonl", "batch", input(5, "gpt-5-mini")).await.json().await.unwrap();
+    let batch = create(&base, "gk-a", file["id"].as_str().unwrap(), "10m").await;
+    let id = batch["id"].as_str().unwrap();
+    // Lines authenticate upstream with flexgate's own key: they succeed.
+    let done = until(&base, "gk-a", id, &["completed", "failed"], Duration::from_secs(20)).await;
+    assert_eq!(done["request_counts"]["completed"], 5, "{done}");
+    // Client b sees none of it, and cannot cancel it.
+    assert_eq!(get(&format!("{base}/batches/{id}"), "gk-b").await.status(), 404);
+    let r = client().post(format!("{base}/batches/{id}/cancel")).bearer_auth("gk-b").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let file_id = file["id"].as_str().unwrap();
+    assert_eq!(get(&format!("{base}/files/{file_id}/content"), "gk-b").await.status(), 404);
+}
