@@ -319,6 +319,39 @@ mod tests {
         }
     }
 
+    /// The sweeper's first pass runs at once: a file past its `expires_at` is gone (row
+    /// and content), one without expiry stays.
+    #[tokio::test]
+    async fn the_sweeper_deletes_expired_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("[store]\ndir = \"{}\"\n", dir.path().display());
+        let env = std::collections::HashMap::new();
+        let state = AppState::new(crate::config::Config::from_toml(&text, &env).unwrap()).unwrap();
+        let store = state.store.get().await.unwrap().clone();
+        for id in ["file-old", "file-kept"] {
+            std::fs::write(path_of(&store, id), b"{}").unwrap();
+        }
+        store
+            .call(|c| {
+                c.execute_batch(
+                    "INSERT INTO files VALUES ('file-old', 'o', 'batch', 'a.jsonl', 2, 0, 1);
+                     INSERT INTO files VALUES ('file-kept', 'o', 'user_data', 'b', 2, 0, NULL);",
+                )
+            })
+            .await
+            .unwrap();
+        let sweeping = tokio::spawn(sweeper(state.clone()));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while path_of(&store, "file-old").exists() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        sweeping.abort();
+        assert!(!path_of(&store, "file-old").exists());
+        assert!(path_of(&store, "file-kept").exists());
+        let left: i64 = store.call(|c| c.query_row("SELECT count(*) FROM files", [], |r| r.get(0))).await.unwrap();
+        assert_eq!(left, 1);
+    }
+
     #[test]
     fn uploads_are_checked_as_openai_checks_them() {
         let (purpose, _, _, expires) = check(form("batch", "in.jsonl", b'{'), 100).unwrap();
