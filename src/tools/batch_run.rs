@@ -63,7 +63,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let file = upload(&http, &base, &args, &auth).await?;
     let body = json!({"input_file_id": file, "endpoint": endpoint, "completion_window": args.completion_window});
-    let batch = answer(auth(http.post(format!("{base}/batches")).json(&body)).send().await?).await?;
+    // JSON by hand: reqwest's `json` feature is not part of the shipped build.
+    let create = http
+        .post(format!("{base}/batches"))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string());
+    let batch = answer(auth(create).send().await?).await?;
     let id = batch["id"].as_str().context("the batch has no id")?.to_owned();
     output::diagnostic(format_args!("batch {id}: uploaded {file}, {endpoint}, window {}", args.completion_window));
     let batch = poll(&http, &base, &id, args.poll, &auth).await?;
@@ -102,7 +107,8 @@ fn first_url(path: &Path) -> anyhow::Result<String> {
 /// A JSON answer, or the API's error message.
 async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
     let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let bytes = response.bytes().await.unwrap_or_default();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     if !status.is_success() {
         bail!("{status}: {}", body["error"]["message"].as_str().unwrap_or("no error message"));
     }
