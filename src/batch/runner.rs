@@ -8,10 +8,12 @@
 //! a batch resumed after a restart waits (still `in_progress`) until its owner's key
 //! arrives with a request (the client's next poll).
 
+use std::collections::VecDeque;
 use std::os::unix::fs::FileExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::HeaderValue;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -196,7 +198,9 @@ async fn pending(store: &Store, id: &str) -> Result<Vec<(i64, u64, usize)>, Stor
     let key = id.to_owned();
     store
         .call(move |c| {
-            let mut q = c.prepare("SELECT line, start, len FROM batch_lines WHERE batch_id = ?1 AND outcome = 0")?;
+            let mut q = c.prepare(
+                "SELECT line, start, len FROM batch_lines WHERE batch_id = ?1 AND outcome = 0 ORDER BY line",
+            )?;
             let rows = q.query_map([key], |r| {
                 let (line, start, len): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
                 Ok((line, u64::try_from(start).unwrap_or(0), usize::try_from(len).unwrap_or(0)))
@@ -217,7 +221,7 @@ async fn run_lines(
     let input = tokio::task::spawn_blocking(move || std::fs::File::open(path)).await.map_err(|_| StoreError::Worker)?;
     let input =
         Arc::new(input.map_err(|source| StoreError::Create { path: batch.input_file_id.clone().into(), source })?);
-    let mut queue = pending(store, &batch.id).await?.into_iter();
+    let mut lines = Lines { queue: pending(store, &batch.id).await?.into(), read: VecDeque::new(), input };
     let mut in_flight: JoinSet<(i64, LineResult)> = JoinSet::new();
     let max = state.config.batch.max_in_flight;
     let mut stop = None;
@@ -228,17 +232,9 @@ async fn run_lines(
                 stop = Some(Stop::Cancelled);
             } else if Instant::now() >= setup.window_end {
                 stop = Some(Stop::Expired);
-            } else if let Some((line, start, len)) = queue.next() {
-                let (input, setup) = (Arc::clone(&input), setup.clone());
-                in_flight.spawn(async move {
-                    let text = tokio::task::spawn_blocking(move || {
-                        let mut buffer = vec![0; len];
-                        input.read_exact_at(&mut buffer, start).map(|()| buffer)
-                    })
-                    .await;
-                    let text = text.ok().and_then(Result::ok).unwrap_or_default();
-                    (line, line::run(&setup, &text).await)
-                });
+            } else if let Some((line, text)) = lines.next().await? {
+                let setup = setup.clone();
+                in_flight.spawn(async move { (line, line::run(&setup, &text).await) });
                 continue;
             }
             break;
@@ -252,10 +248,16 @@ async fn run_lines(
         let drain = drain_until.unwrap_or(setup.window_end + Duration::from_secs(86_400));
         tokio::select! {
             joined = in_flight.join_next() => {
-                if let Some(Ok((line, outcome))) = joined {
-                    state.metrics.batch.line(outcome.ok, outcome.cost, outcome.savings);
-                    record(store, &batch.id, line, outcome).await?;
+                // The lines that finished meanwhile are committed with it, in one
+                // transaction: one commit per wake-up, not per line.
+                let mut done: Vec<(i64, LineResult)> = joined.into_iter().filter_map(Result::ok).collect();
+                while let Some(joined) = in_flight.try_join_next() {
+                    done.extend(joined.ok());
                 }
+                for (_, outcome) in &done {
+                    state.metrics.batch.line(outcome.ok, outcome.cost, outcome.savings);
+                }
+                record(store, &batch.id, done).await?;
             }
             () = control.cancelled(), if stop.is_none() => stop = Some(Stop::Cancelled),
             () = tokio::time::sleep_until(setup.window_end), if stop.is_none() => stop = Some(Stop::Expired),
@@ -265,38 +267,102 @@ async fn run_lines(
     }
 }
 
-/// Commit one line's result with the batch's counters, usage and cost, once.
-async fn record(store: &Store, id: &str, line: i64, outcome: LineResult) -> Result<(), StoreError> {
+/// The pending lines' text, read from the input file a block at a time (one trip to the
+/// blocking pool for up to [`READ_BLOCK`] bytes of lines, not one per line).
+struct Lines {
+    queue: VecDeque<(i64, u64, usize)>,
+    read: VecDeque<(i64, Bytes)>,
+    input: Arc<std::fs::File>,
+}
+
+/// Bytes of input read at once (a single longer line is read whole).
+const READ_BLOCK: u64 = 1 << 20;
+
+impl Lines {
+    async fn next(&mut self) -> Result<Option<(i64, Bytes)>, StoreError> {
+        if self.read.is_empty() {
+            self.fill().await?;
+        }
+        Ok(self.read.pop_front())
+    }
+
+    async fn fill(&mut self) -> Result<(), StoreError> {
+        let Some(&(_, first, _)) = self.queue.front() else { return Ok(()) };
+        let mut block = Vec::new();
+        while let Some(&(line, start, len)) = self.queue.front() {
+            let end = start + len as u64;
+            if !block.is_empty() && (end - first > READ_BLOCK || start < first) {
+                break;
+            }
+            block.push((line, start, len));
+            self.queue.pop_front();
+        }
+        let end = block.iter().map(|&(_, start, len)| start + len as u64).max().unwrap_or(first);
+        let input = Arc::clone(&self.input);
+        let span = usize::try_from(end - first).unwrap_or(0);
+        let text = tokio::task::spawn_blocking(move || {
+            let mut buffer = vec![0; span];
+            input.read_exact_at(&mut buffer, first).map(|()| Bytes::from(buffer))
+        })
+        .await
+        .map_err(|_| StoreError::Worker)?
+        .unwrap_or_default();
+        for (line, start, len) in block {
+            let at = usize::try_from(start - first).unwrap_or(0);
+            // A file cut short since validation gives an empty line, which fails as such.
+            self.read.push_back((line, text.get(at..at + len).map(|_| text.slice(at..at + len)).unwrap_or_default()));
+        }
+        Ok(())
+    }
+}
+
+/// Commit finished lines' results with the batch's counters, usage and cost, in one
+/// transaction; each line once (a line already recorded is left as it is).
+async fn record(store: &Store, id: &str, done: Vec<(i64, LineResult)>) -> Result<(), StoreError> {
+    if done.is_empty() {
+        return Ok(());
+    }
     let key = id.to_owned();
     store
         .call(move |c| {
             let tx = c.transaction()?;
-            let changed = tx.execute(
-                "UPDATE batch_lines SET outcome = ?3, result = ?4 WHERE batch_id = ?1 AND line = ?2 AND outcome = 0",
-                rusqlite::params![key, line, if outcome.ok { 1 } else { 2 }, outcome.result],
-            )?;
-            if changed == 1 {
-                let cost: String = tx.query_row("SELECT cost_usd FROM batches WHERE id = ?1", [&key], |r| r.get(0))?;
-                let cost = cost.parse::<rust_decimal::Decimal>().unwrap_or_default() + outcome.cost;
-                let u = outcome.usage;
-                let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-                tx.execute(
-                    "UPDATE batches SET completed = completed + ?2, failed = failed + ?3, \
-                     input_tokens = input_tokens + ?4, cached_tokens = cached_tokens + ?5, \
-                     output_tokens = output_tokens + ?6, reasoning_tokens = reasoning_tokens + ?7, cost_usd = ?8 \
-                     WHERE id = ?1",
-                    rusqlite::params![
-                        key,
-                        i64::from(outcome.ok),
-                        i64::from(!outcome.ok),
-                        n(u.input),
-                        n(u.cached_input),
-                        n(u.output),
-                        n(u.reasoning),
-                        cost.normalize().to_string()
-                    ],
+            let cost: String = tx.query_row("SELECT cost_usd FROM batches WHERE id = ?1", [&key], |r| r.get(0))?;
+            let mut cost = cost.parse::<rust_decimal::Decimal>().unwrap_or_default();
+            let (mut ok, mut failed, mut tokens) = (0i64, 0i64, [0u64; 4]);
+            {
+                let mut update = tx.prepare(
+                    "UPDATE batch_lines SET outcome = ?3, result = ?4 WHERE batch_id = ?1 AND line = ?2 AND outcome = 0",
                 )?;
+                for (line, outcome) in &done {
+                    let changed =
+                        update.execute(rusqlite::params![key, line, if outcome.ok { 1 } else { 2 }, outcome.result])?;
+                    if changed == 1 {
+                        let u = outcome.usage;
+                        cost += outcome.cost;
+                        if outcome.ok { ok += 1 } else { failed += 1 }
+                        for (sum, v) in tokens.iter_mut().zip([u.input, u.cached_input, u.output, u.reasoning]) {
+                            *sum += v;
+                        }
+                    }
+                }
             }
+            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            tx.execute(
+                "UPDATE batches SET completed = completed + ?2, failed = failed + ?3, \
+                 input_tokens = input_tokens + ?4, cached_tokens = cached_tokens + ?5, \
+                 output_tokens = output_tokens + ?6, reasoning_tokens = reasoning_tokens + ?7, cost_usd = ?8 \
+                 WHERE id = ?1",
+                rusqlite::params![
+                    key,
+                    ok,
+                    failed,
+                    n(tokens[0]),
+                    n(tokens[1]),
+                    n(tokens[2]),
+                    n(tokens[3]),
+                    cost.normalize().to_string()
+                ],
+            )?;
             tx.commit()
         })
         .await
