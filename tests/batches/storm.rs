@@ -16,7 +16,7 @@ async fn a_storm_forces_escalation_and_the_batch_still_finishes_in_its_window() 
     let dir = tempfile::tempdir().unwrap();
     let sim = SimConfig { flex_429_rate: 1.0, ..SimConfig::zero_latency() };
     let (_sim, sim_run) = spawn_sim(sim).await;
-    let text = format!("[store]\ndir = \"{}\"\n[batch]\nmax_in_flight = 8\n", dir.path().display());
+    let text = format!("[store]\ndir = \"{}\"\n[batch]\nmax_in_flight = 24\n", dir.path().display());
     let (state, gw) = spawn_gateway_with(sim_run.addr, &text, &HashMap::new()).await;
     let (base, key) = (gw.url("/flex/v1"), "sk-storm");
     let file: Value = upload(&base, key, "in.jsonl", "batch", input(24, "gpt-5-mini")).await.json().await.unwrap();
