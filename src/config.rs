@@ -5,6 +5,7 @@
 //! tests never mutate the process environment.
 
 mod admission;
+mod budgets;
 mod forward_proxy;
 pub mod raw;
 mod size;
@@ -84,6 +85,8 @@ pub struct Config {
     pub pricing: Arc<PriceTable>,
     pub log: LogConfig,
     pub websocket: WebsocketConfig,
+    /// `[budgets.CLIENT]`, one per budgeted client.
+    pub budgets: Vec<crate::budgets::BudgetLimits>,
     pub store: StoreConfig,
     pub batch: BatchConfig,
 }

@@ -13,6 +13,9 @@ use serde_json::json;
 /// upstream errors it passes through after retrying them itself.
 pub const X_SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
 
+/// What is left of a budgeted client's limit, on every answer to it (`crate::budgets`).
+pub const X_BUDGET_REMAINING: HeaderName = HeaderName::from_static("x-flexgate-budget-remaining-usd");
+
 /// Who caused a failure; becomes the request's `outcome` label (`metrics::Outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -61,6 +64,11 @@ pub enum GatewayError {
     FlexUnavailable { deadline: String },
     #[error("The request's deadline ({deadline}) passed before the upstream answered.")]
     DeadlineExceeded { deadline: String },
+    // --- the client's spending limit ---
+    /// The message names the client, its spend, its limit and the reset time
+    /// (`crate::budgets`); `retry_after` is the seconds until that reset.
+    #[error("{message}")]
+    BudgetExceeded { message: String, retry_after: u64 },
     // --- flexgate's own fault ---
     #[error("flexgate hit an internal error while handling this request. It has been logged; please retry.")]
     Internal(String),
@@ -79,7 +87,7 @@ impl GatewayError {
             Self::NotFound { .. } | Self::NoSuchObject { .. } => StatusCode::NOT_FOUND,
             Self::UpstreamUnreachable(_) | Self::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) | Self::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::FlexUnavailable { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::FlexUnavailable { .. } | Self::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,7 +102,8 @@ impl GatewayError {
             | Self::BadDeadline { .. }
             | Self::Unauthorized(_)
             | Self::NotFound { .. }
-            | Self::NoSuchObject { .. } => ErrorKind::Client,
+            | Self::NoSuchObject { .. }
+            | Self::BudgetExceeded { .. } => ErrorKind::Client,
             Self::UpstreamUnreachable(_) | Self::UpstreamTimeout(_) | Self::UpstreamProtocol(_) => ErrorKind::Upstream,
             Self::FlexUnavailable { .. } | Self::DeadlineExceeded { .. } => ErrorKind::Deadline,
             Self::Internal(_) => ErrorKind::Internal,
@@ -120,6 +129,7 @@ impl GatewayError {
             Self::UpstreamProtocol(_) => ("server_error", "upstream_protocol_error"),
             Self::FlexUnavailable { .. } => ("flex_capacity_unavailable", "flex_capacity_unavailable"),
             Self::DeadlineExceeded { .. } => ("timeout", "deadline_exceeded"),
+            Self::BudgetExceeded { .. } => ("insufficient_quota", "flexgate_budget_exceeded"),
             Self::Internal(_) => ("server_error", "internal_error"),
         }
     }
@@ -153,6 +163,11 @@ impl IntoResponse for GatewayError {
         let mut response = (self.status(), Json(self.body())).into_response();
         let retry = if self.should_retry() { "true" } else { "false" };
         response.headers_mut().insert(X_SHOULD_RETRY, HeaderValue::from_static(retry));
+        if let Self::BudgetExceeded { retry_after, .. } = &self {
+            // Until the period resets; `x-should-retry: false` keeps the SDKs from waiting it out.
+            response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            response.headers_mut().insert(X_BUDGET_REMAINING, HeaderValue::from_static("0"));
+        }
         // The identify layer (`app::identify`) reads this to label a refusal no ledger
         // settled, and logs it once.
         response.extensions_mut().insert(self.kind());
@@ -183,6 +198,7 @@ mod tests {
             GatewayError::FlexUnavailable { deadline: "20s".into() },
             GatewayError::DeadlineExceeded { deadline: "20s".into() },
             GatewayError::Internal("boom".into()),
+            budget_exceeded(),
         ];
         for e in errors {
             let body = e.body();
@@ -192,6 +208,24 @@ mod tests {
             assert!(err.get("param").is_some(), "{e:?}");
             assert!(e.status().is_client_error() || e.status().is_server_error());
         }
+    }
+
+    fn budget_exceeded() -> GatewayError {
+        GatewayError::BudgetExceeded { message: "Client `team-a` has used its budget.".into(), retry_after: 29_400 }
+    }
+
+    /// OpenAI's own quota refusal: 429 `insufficient_quota`, which the SDKs must not retry.
+    #[test]
+    fn a_budget_refusal_reads_as_openais_quota_error() {
+        let e = budget_exceeded();
+        let body = e.body();
+        assert_eq!(body["error"]["type"], "insufficient_quota");
+        assert_eq!(body["error"]["code"], "flexgate_budget_exceeded");
+        let response = e.into_response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[X_SHOULD_RETRY], "false");
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "29400");
+        assert_eq!(response.headers()[X_BUDGET_REMAINING], "0");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod admission;
 pub mod app;
 pub mod auth;
 pub mod batch;
+pub mod budgets;
 pub mod error;
 pub mod health;
 pub mod ledger;

@@ -6,6 +6,7 @@
 
 mod admission;
 mod batch;
+mod budgets;
 mod prime;
 #[cfg(any(test, feature = "test-util"))]
 mod probe;
@@ -138,6 +139,8 @@ pub struct Metrics {
     pub admission: admission::AdmissionMetrics,
     /// The batches' runners, ends, lines, cost and savings.
     pub batch: batch::BatchMetrics,
+    /// Spend, limits and refusals per budgeted client.
+    pub budgets: budgets::BudgetMetrics,
     /// Cached handles of the per-request series, by model label (see [`Metrics::series`]).
     series: RwLock<series::SeriesMap>,
     /// Cached handles of the per-class, per-endpoint and per-attempt series.
@@ -273,6 +276,7 @@ impl Metrics {
             },
             admission: admission::AdmissionMetrics::new(&r)?,
             batch: batch::BatchMetrics::new(&r)?,
+            budgets: budgets::BudgetMetrics::new(&r)?,
             registry: r,
             series: RwLock::new(series::SeriesMap::new()),
             fixed,

@@ -137,6 +137,22 @@ async fn forward(state: AppState, request: Box<Request>) -> Result<Response, Gat
     Ok(respond::respond(&context, settled, ledger, upstream_time))
 }
 
+/// The client's budget: refused past its limit, sent to flex only past a soft limit
+/// with `on_soft = "flex_only"`; what it holds is settled by the ledger.
+fn admit_budget(
+    state: &AppState,
+    plan: &mut Plan,
+    input: &RouteInput<'_>,
+) -> Result<Option<crate::budgets::BudgetAdmission>, GatewayError> {
+    let budget = state.budgets.admit(input.client).inspect_err(|_| {
+        state.metrics.budgets.refused(input.client.unwrap_or_default());
+    })?;
+    if budget.as_ref().is_some_and(|b| b.flex_only) {
+        routing::flex_only(plan, &state.config, input);
+    }
+    Ok(budget)
+}
+
 /// Authenticate, read the body and route: everything up to the first attempt.
 async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Result<Received<'_>, GatewayError> {
     // Moved out in a block of its own: a box moved out of is freed only when its binding
@@ -178,6 +194,7 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
         tier_routed,
     };
     let mut plan = routing::plan(config, &input)?;
+    let budget = admit_budget(state, &mut plan, &input)?;
     if let Some((deadline, _)) = in_process {
         plan.deadline = deadline;
         plan.escalate_reserve = config.class(plan.class).escalate_reserve.min(deadline / 2);
@@ -205,7 +222,10 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
         requested_model: info.as_mut().and_then(|i| i.model.take()),
         metered,
     };
-    let ledger = Ledger::open(state.clone(), facts, start);
+    let mut ledger = Ledger::open(state.clone(), facts, start);
+    if let Some(budget) = budget {
+        ledger.hold_budget(budget.reservation);
+    }
     let strip_usage_chunk = info.as_ref().is_some_and(|i| i.stream && !i.include_usage);
     let (body, info) = match info {
         // Only a flex request may wait for minutes; others keep the original for the

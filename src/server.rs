@@ -50,6 +50,12 @@ impl Server {
         let state = AppState::new(config)?;
         // A store left by an earlier run is opened now, so a broken one stops the start.
         state.store.open_if_present().await.map_err(StartupError::Store)?;
+        // Budget spend lives in the store: opened (created) now, and this period's spend
+        // restored before the first request is admitted.
+        if !state.budgets.is_empty() {
+            let store = state.store.get().await.map_err(StartupError::Store)?;
+            crate::budgets::persist::restore(&state.budgets, store).await.map_err(StartupError::Store)?;
+        }
         let main = listen_on("server.listen", listen).await?;
         let admin = match admin_listen {
             Some(addr) => Some(listen_on("server.admin_listen", addr).await?),
@@ -93,6 +99,9 @@ impl Server {
             tracing::info!("shutdown requested; draining in-flight requests");
             let _ = tx.send(true);
         });
+        let spend_writer = state.store.if_open().filter(|_| !state.budgets.is_empty()).map(|store| {
+            tokio::spawn(crate::budgets::persist::write_behind(Arc::clone(&state.budgets), store.clone()))
+        });
         let server = &state.config.server;
         let (header_timeout, drain_timeout) = (server.header_timeout, server.drain_timeout);
         let main = accept::Listener {
@@ -130,6 +139,12 @@ impl Server {
         }
         if let Some(watcher) = watcher {
             watcher.abort();
+        }
+        if let (Some(writer), Some(store)) = (spend_writer, state.store.if_open()) {
+            writer.abort();
+            if let Err(error) = crate::budgets::persist::flush(&state.budgets, store).await {
+                tracing::error!(error = %error, "could not write budget spend to the store at shutdown");
+            }
         }
         Ok(())
     }

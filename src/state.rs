@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::admission::Admission;
+use crate::budgets::Budgets;
 use crate::config::{AuthConfig, Config};
 use crate::metrics::Metrics;
 use crate::startup::StartupError;
@@ -26,6 +27,8 @@ pub struct Inner {
     /// One admission controller per model, seen by every request.
     pub admission: Admission,
     pub metrics: Metrics,
+    /// Spending limits per client (`[budgets.CLIENT]`); empty without any.
+    pub budgets: Arc<Budgets>,
     /// Open WebSocket sessions, ended on shutdown (`crate::websocket`).
     pub websockets: Sessions,
     /// The embedded store (`store.dir`), opened once (`crate::store::Opened`).
@@ -44,11 +47,14 @@ impl AppState {
         metrics.prime(&classes, &config.pricing);
         let admission = Admission::new(config.admission, config.pricing.models());
         let store = crate::store::Opened::new(config.store.dir.clone());
+        let budgets = Arc::new(Budgets::new(&config.budgets));
+        metrics.budgets.prime(&budgets);
         Ok(Self(Arc::new(Inner {
             config,
             upstream,
             admission,
             metrics,
+            budgets,
             websockets: Sessions::default(),
             store,
             batches: Batches::default(),

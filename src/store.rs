@@ -31,8 +31,10 @@ pub struct Migration {
 }
 
 /// Every migration, in the order they run. Append; never edit or reorder one that shipped.
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { name: "files_and_batches", sql: include_str!("store/files_and_batches.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { name: "files_and_batches", sql: include_str!("store/files_and_batches.sql") },
+    Migration { name: "budget_spend", sql: include_str!("store/budget_spend.sql") },
+];
 
 /// Why the store could not be opened or a call on it failed.
 #[derive(Debug, thiserror::Error)]

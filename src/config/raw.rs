@@ -22,6 +22,8 @@ pub struct RawConfig {
     pub pricing: RawPricing,
     pub log: RawLog,
     pub websocket: RawWebsocket,
+    /// `[budgets.CLIENT]`: spending limits per client of managed auth.
+    pub budgets: BTreeMap<String, super::budgets::RawBudget>,
     pub store: RawStore,
     pub batch: RawBatch,
 }

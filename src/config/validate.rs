@@ -80,9 +80,8 @@ fn tls(p: &mut Problems, raw: &RawConfig) -> Option<crate::tls::TlsFiles> {
     }
 }
 
-pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> {
-    let mut p = Problems(Vec::new());
-
+/// `[server]`: listeners, limits, timeouts, threads and TLS.
+fn server(p: &mut Problems, raw: &RawConfig) -> ServerConfig {
     let server = ServerConfig {
         listen: p.addr("server.listen", &raw.server.listen),
         admin_listen: raw
@@ -107,7 +106,7 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
                 1
             }
         },
-        tls: tls(&mut p, raw),
+        tls: tls(p, raw),
     };
     if let Some(admin) = server.admin_listen.filter(|a| same_port(*a, server.listen)) {
         p.add("server.admin_listen", format_args!("`{admin}` is taken by `server.listen` ({})", server.listen));
@@ -115,7 +114,13 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
     if server.max_body == 0 && parse_size(&raw.server.max_body).is_ok() {
         p.add("server.max_body", "must be greater than zero");
     }
+    server
+}
 
+pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    let mut p = Problems(Vec::new());
+
+    let server = server(&mut p, raw);
     let upstream = upstream(&mut p, raw, env);
     let auth = auth(&mut p, raw, env);
     if matches!(auth, AuthConfig::Managed { .. }) {
@@ -174,13 +179,28 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
         max_lifetime: p.positive_duration("websocket.max_lifetime", &raw.websocket.max_lifetime),
     };
 
+    let budgets = super::budgets::validate(&raw.budgets, &auth, &mut |key, message| p.add(key, message));
     let store = store(&mut p, raw);
     let batch = batch(&mut p, raw, &classes, routing.flex_class);
 
     let (Some(upstream), true) = (upstream, p.0.is_empty()) else {
         return Err(ConfigErrors(p.0));
     };
-    Ok(Config { server, upstream, auth, routing, classes, retry, admission, pricing, log, websocket, store, batch })
+    Ok(Config {
+        server,
+        upstream,
+        auth,
+        routing,
+        classes,
+        retry,
+        admission,
+        pricing,
+        log,
+        websocket,
+        budgets,
+        store,
+        batch,
+    })
 }
 
 /// Whether listening on both would fail: the same port (not 0, which picks a free one)
