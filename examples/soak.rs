@@ -31,6 +31,24 @@ use tokio::time::Instant;
 
 /// Faults for the injected share: upstream errors, all 429 kinds, broken bodies and
 /// streams, silence before headers, and the client walking away mid-stream.
+/// Memory one more request held at once may keep in the allocator (connection and stream
+/// buffers on both sides, the queued request): measured at 30-40 KiB.
+const PEAK_KIB: f64 = 48.0;
+
+/// One sample of the gateway: seconds since the load began, RSS (KiB), open
+/// descriptors, requests in flight.
+#[derive(Clone, Copy)]
+struct Sample {
+    t: f64,
+    rss: u64,
+    fds: u64,
+    in_flight: f64,
+}
+
+/// Descriptors the idle gateway may hold beyond its idle count after the load: the
+/// driver's metrics scrape and a few pooled connections not yet timed out.
+const FD_SLACK: u64 = 8;
+
 const FAULTS: [&str; 14] = [
     "500,ok",
     "502",
@@ -260,19 +278,32 @@ async fn run() -> Result<bool, String> {
     let (mut gateway, gw) = spawn(&args.bin, &["serve", "--config", &path.to_string_lossy()], "\"listening\"").await?;
     let pid = gateway.child.id().ok_or("gateway has no pid")?;
     let gw = Arc::new(gw);
-    let client =
-        reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().map_err(|e| e.to_string())?;
+    // Idle keep-alive connections close after a second: reqwest keeps every connection it
+    // ever opened for 90 s, so the gateway's fd count would ratchet up to the driver's peak
+    // concurrency (admission queues bursts of flex requests) and hide what the gateway
+    // itself holds open.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_idle_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
 
-    let samples: Arc<Mutex<Vec<(f64, u64, u64)>>> = Arc::default();
+    // What the idle gateway holds open (listener, logs, runtime): after the load and once
+    // idle connections have timed out on both sides it must be back to about this.
+    let idle_fds = sample(pid).map_or(0, |s| s.1);
+    let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
     let started = Instant::now();
     let sampling = {
-        let samples = samples.clone();
+        let (samples, client, gw) = (samples.clone(), client.clone(), gw.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
+                let scrape = async { client.get(format!("http://{gw}/metrics")).send().await?.text().await };
+                let in_flight = scrape.await.map_or(0.0, |m| metric_sum(&m, "flexgate_inflight_requests", ""));
                 if let Some((rss, fds)) = sample(pid) {
-                    samples.lock().push((started.elapsed().as_secs_f64(), rss, fds));
+                    samples.lock().push(Sample { t: started.elapsed().as_secs_f64(), rss, fds, in_flight });
                 }
             }
         })
@@ -302,6 +333,14 @@ async fn run() -> Result<bool, String> {
     // Let abandoned streams settle before the last samples and the metrics.
     tokio::time::sleep(Duration::from_secs(2)).await;
     sampling.abort();
+    // Idle connections close within a second on both sides (the driver's pool and the
+    // gateway's upstream pool); a descriptor still open well after that is a leak.
+    let settle_by = Instant::now() + Duration::from_secs(10);
+    let mut fds_after = sample(pid).map_or(u64::MAX, |s| s.1);
+    while fds_after > idle_fds + FD_SLACK && Instant::now() < settle_by {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        fds_after = sample(pid).map_or(u64::MAX, |s| s.1);
+    }
     let metrics = client
         .get(format!("http://{gw}/metrics"))
         .send()
@@ -319,11 +358,17 @@ async fn run() -> Result<bool, String> {
     let samples = samples.lock().clone();
     let warm = args.duration.as_secs_f64() * 0.25;
     let end = args.duration.as_secs_f64();
-    let steady: Vec<&(f64, u64, u64)> = samples.iter().filter(|(t, _, _)| *t >= warm && *t <= end).collect();
-    let rss: Vec<u64> = steady.iter().map(|s| s.1).collect();
-    let fds: Vec<u64> = steady.iter().map(|s| s.2).collect();
+    let steady: Vec<&Sample> = samples.iter().filter(|s| s.t >= warm && s.t <= end).collect();
+    let rss: Vec<u64> = steady.iter().map(|s| s.rss).collect();
+    let fds: Vec<u64> = steady.iter().map(|s| s.fds).collect();
     let (rss_first, rss_last, rss_drift) = drift(&rss);
     let (fds_first, fds_last, fds_drift) = drift(&fds);
+    // The allocator keeps what the busiest moment needed, so RSS may rise with the peak of
+    // requests held at once (admission queues bursts of them) without leaking: that rise is
+    // allowed at PEAK_KIB per request, beyond the peak of the first fifth.
+    let peak = |upto: usize| steady.iter().take(upto).map(|s| s.in_flight).fold(0.0, f64::max);
+    let peak_growth = (peak(steady.len()) - peak((steady.len() / 5).max(1))).max(0.0);
+    let rss_allowed = rss_first * 0.10 + peak_growth * PEAK_KIB;
     let panics = gateway.lines.lock().iter().filter(|l| l.contains("panicked")).count();
     let lost = ends.get("Lost").copied().unwrap_or(0);
     let accounted = metric_sum(&metrics, "flexgate_requests_total", "");
@@ -336,8 +381,11 @@ async fn run() -> Result<bool, String> {
         ("no gateway_error outcome", gateway_errors == 0.0),
         ("every request counted in flexgate_requests_total", (accounted - float(seq)).abs() < 0.5),
         ("in-flight back to zero", inflight == 0.0),
-        ("RSS flat within 10% after warm-up", rss.len() >= 5 && rss_drift.abs() <= 0.10),
-        ("open fds flat within 10% after warm-up", fds.len() >= 5 && fds_drift.abs() <= 0.10),
+        (
+            "RSS flat within 10% after warm-up, beyond the peak in flight",
+            rss.len() >= 5 && rss_last - rss_first <= rss_allowed,
+        ),
+        ("open fds back to the idle level after the load", fds_after <= idle_fds + FD_SLACK),
         ("SIGTERM exit 0", matches!(exit, Ok(Ok(s)) if s.success())),
     ];
     let summary = json!({
@@ -354,11 +402,11 @@ async fn run() -> Result<bool, String> {
             (outcome.to_owned(), l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
         }).fold(BTreeMap::<String, f64>::new(), |mut m, (k, v)| { *m.entry(k).or_default() += v; m }),
         "panics": panics,
-        "rss_kib": {"first_fifth": rss_first, "last_fifth": rss_last, "drift": rss_drift, "min": rss.iter().min(), "max": rss.iter().max()},
-        "fds": {"first_fifth": fds_first, "last_fifth": fds_last, "drift": fds_drift, "min": fds.iter().min(), "max": fds.iter().max()},
+        "rss_kib": {"allowed_growth": rss_allowed, "peak_in_flight_growth": peak_growth, "first_fifth": rss_first, "last_fifth": rss_last, "drift": rss_drift, "min": rss.iter().min(), "max": rss.iter().max()},
+        "fds": {"idle": idle_fds, "after_load": fds_after, "first_fifth": fds_first, "last_fifth": fds_last, "drift": fds_drift, "min": fds.iter().min(), "max": fds.iter().max()},
         "samples": samples.len(),
         // Every 30th sample, to see a trend rather than two averages.
-        "series_t_rss_kib_fds": samples.iter().step_by(30).map(|(t, rss, fds)| json!([t.round(), rss, fds])).collect::<Vec<Value>>(),
+        "series_t_rss_kib_fds_in_flight": samples.iter().step_by(5).map(|s| json!([s.t.round(), s.rss, s.fds, s.in_flight])).collect::<Vec<Value>>(),
         "checks": checks.iter().map(|(name, ok)| json!({"check": name, "ok": ok})).collect::<Vec<Value>>(),
     });
     let pretty = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;

@@ -5,6 +5,7 @@
 //! tests never mutate the process environment.
 
 mod admission;
+mod budgets;
 mod forward_proxy;
 pub mod raw;
 mod size;
@@ -84,6 +85,10 @@ pub struct Config {
     pub pricing: Arc<PriceTable>,
     pub log: LogConfig,
     pub websocket: WebsocketConfig,
+    /// `[budgets.CLIENT]`, one per budgeted client.
+    pub budgets: Vec<crate::budgets::BudgetLimits>,
+    pub store: StoreConfig,
+    pub batch: BatchConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -198,6 +203,22 @@ pub struct WebsocketConfig {
     pub max_lifetime: Duration,
 }
 
+/// The embedded store (`crate::store`).
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `store.dir` (env `FLEXGATE_DATA_DIR`): the database and the folder of file contents.
+    pub dir: PathBuf,
+}
+
+/// How batches run (`crate::batch`).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchConfig {
+    /// `batch.class` (default `routing.flex_class`): the class each line runs as.
+    pub class: ClassId,
+    /// `batch.max_in_flight`: lines of one batch in flight at once.
+    pub max_in_flight: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Json,
@@ -273,11 +294,12 @@ impl Config {
         };
         let a = &self.admission;
         format!(
-            "listen={} threads={} upstream={} auth={auth} upstream_key={} classes=[{}] websocket(idle={}, lifetime={}) \
+            "listen={} threads={} upstream={} auth={auth} store={} upstream_key={} classes=[{}] websocket(idle={}, lifetime={}) \
              admission=(headroom={}, flex_limit={}..{} from {}, close_after={}, probe={}..{}, retry_budget={}+{}/s)",
             self.server.listen,
             self.server.threads,
             self.upstream.base_url,
+            self.store.dir.display(),
             if self.upstream.api_key.is_some() { "<set>" } else { "<unset>" },
             classes.join(", "),
             humantime::format_duration(self.websocket.idle_timeout),
@@ -295,13 +317,16 @@ impl Config {
     }
 }
 
-/// `FLEXGATE_LISTEN` and `FLEXGATE_UPSTREAM_URL` override the file.
+/// `FLEXGATE_LISTEN`, `FLEXGATE_UPSTREAM_URL` and `FLEXGATE_DATA_DIR` override the file.
 fn apply_env(raw: &mut raw::RawConfig, env: &dyn Env) {
     if let Some(listen) = env.get("FLEXGATE_LISTEN") {
         raw.server.listen = listen;
     }
     if let Some(url) = env.get("FLEXGATE_UPSTREAM_URL") {
         raw.upstream.base_url = url;
+    }
+    if let Some(dir) = env.get("FLEXGATE_DATA_DIR") {
+        raw.store.dir = dir;
     }
 }
 

@@ -13,6 +13,9 @@ use serde_json::json;
 /// upstream errors it passes through after retrying them itself.
 pub const X_SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
 
+/// What is left of a budgeted client's limit, on every answer to it (`crate::budgets`).
+pub const X_BUDGET_REMAINING: HeaderName = HeaderName::from_static("x-flexgate-budget-remaining-usd");
+
 /// Who caused a failure; becomes the request's `outcome` label (`metrics::Outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -43,6 +46,10 @@ pub enum GatewayError {
         "Unknown request URL: {method} {path}. flexgate serves OpenAI paths under /v1/ and the configured lane prefixes."
     )]
     NotFound { method: String, path: String },
+    /// A file or batch id this caller has no object for (unknown, deleted, or another
+    /// client's). `what` is `File` or `batch`, as OpenAI's messages spell them.
+    #[error("{}", if *what == "File" { format!("No such File object: {id}") } else { format!("No {what} found with id '{id}'.") })]
+    NoSuchObject { what: &'static str, id: String },
     // --- caused by the upstream ---
     #[error("The upstream API could not be reached: {0}")]
     UpstreamUnreachable(String),
@@ -57,6 +64,11 @@ pub enum GatewayError {
     FlexUnavailable { deadline: String },
     #[error("The request's deadline ({deadline}) passed before the upstream answered.")]
     DeadlineExceeded { deadline: String },
+    // --- the client's spending limit ---
+    /// The message names the client, its spend, its limit and the reset time
+    /// (`crate::budgets`); `retry_after` is the seconds until that reset.
+    #[error("{message}")]
+    BudgetExceeded { message: String, retry_after: u64 },
     // --- flexgate's own fault ---
     #[error("flexgate hit an internal error while handling this request. It has been logged; please retry.")]
     Internal(String),
@@ -72,10 +84,10 @@ impl GatewayError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::NotFound { .. } | Self::NoSuchObject { .. } => StatusCode::NOT_FOUND,
             Self::UpstreamUnreachable(_) | Self::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) | Self::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::FlexUnavailable { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::FlexUnavailable { .. } | Self::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,7 +101,9 @@ impl GatewayError {
             | Self::UnknownClass { .. }
             | Self::BadDeadline { .. }
             | Self::Unauthorized(_)
-            | Self::NotFound { .. } => ErrorKind::Client,
+            | Self::NotFound { .. }
+            | Self::NoSuchObject { .. }
+            | Self::BudgetExceeded { .. } => ErrorKind::Client,
             Self::UpstreamUnreachable(_) | Self::UpstreamTimeout(_) | Self::UpstreamProtocol(_) => ErrorKind::Upstream,
             Self::FlexUnavailable { .. } | Self::DeadlineExceeded { .. } => ErrorKind::Deadline,
             Self::Internal(_) => ErrorKind::Internal,
@@ -107,11 +121,15 @@ impl GatewayError {
             Self::BadDeadline { .. } => ("invalid_request_error", "invalid_deadline"),
             Self::Unauthorized(_) => ("invalid_request_error", "invalid_api_key"),
             Self::NotFound { .. } => ("invalid_request_error", "unknown_url"),
+            Self::NoSuchObject { what, .. } => {
+                ("invalid_request_error", if *what == "File" { "file_not_found" } else { "batch_not_found" })
+            }
             Self::UpstreamUnreachable(_) => ("server_error", "upstream_unreachable"),
             Self::UpstreamTimeout(_) => ("timeout", "upstream_timeout"),
             Self::UpstreamProtocol(_) => ("server_error", "upstream_protocol_error"),
             Self::FlexUnavailable { .. } => ("flex_capacity_unavailable", "flex_capacity_unavailable"),
             Self::DeadlineExceeded { .. } => ("timeout", "deadline_exceeded"),
+            Self::BudgetExceeded { .. } => ("insufficient_quota", "flexgate_budget_exceeded"),
             Self::Internal(_) => ("server_error", "internal_error"),
         }
     }
@@ -121,6 +139,7 @@ impl GatewayError {
             Self::InvalidParam { param, .. } => Some(param),
             Self::UnknownClass { .. } => Some("x-flexgate-class"),
             Self::BadDeadline { header, .. } => Some(header),
+            Self::NoSuchObject { .. } => Some("id"),
             _ => None,
         }
     }
@@ -144,6 +163,11 @@ impl IntoResponse for GatewayError {
         let mut response = (self.status(), Json(self.body())).into_response();
         let retry = if self.should_retry() { "true" } else { "false" };
         response.headers_mut().insert(X_SHOULD_RETRY, HeaderValue::from_static(retry));
+        if let Self::BudgetExceeded { retry_after, .. } = &self {
+            // Until the period resets; `x-should-retry: false` keeps the SDKs from waiting it out.
+            response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            response.headers_mut().insert(X_BUDGET_REMAINING, HeaderValue::from_static("0"));
+        }
         // The identify layer (`app::identify`) reads this to label a refusal no ledger
         // settled, and logs it once.
         response.extensions_mut().insert(self.kind());
@@ -166,12 +190,15 @@ mod tests {
             GatewayError::BadDeadline { header: "x-flexgate-deadline", value: "soon".into() },
             GatewayError::Unauthorized("no key"),
             GatewayError::NotFound { method: "GET".into(), path: "/x".into() },
+            GatewayError::NoSuchObject { what: "File", id: "file-x".into() },
+            GatewayError::NoSuchObject { what: "batch", id: "batch_x".into() },
             GatewayError::UpstreamUnreachable("refused".into()),
             GatewayError::UpstreamTimeout("10s".into()),
             GatewayError::UpstreamProtocol("bad".into()),
             GatewayError::FlexUnavailable { deadline: "20s".into() },
             GatewayError::DeadlineExceeded { deadline: "20s".into() },
             GatewayError::Internal("boom".into()),
+            budget_exceeded(),
         ];
         for e in errors {
             let body = e.body();
@@ -183,6 +210,24 @@ mod tests {
         }
     }
 
+    fn budget_exceeded() -> GatewayError {
+        GatewayError::BudgetExceeded { message: "Client `team-a` has used its budget.".into(), retry_after: 29_400 }
+    }
+
+    /// OpenAI's own quota refusal: 429 `insufficient_quota`, which the SDKs must not retry.
+    #[test]
+    fn a_budget_refusal_reads_as_openais_quota_error() {
+        let e = budget_exceeded();
+        let body = e.body();
+        assert_eq!(body["error"]["type"], "insufficient_quota");
+        assert_eq!(body["error"]["code"], "flexgate_budget_exceeded");
+        let response = e.into_response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[X_SHOULD_RETRY], "false");
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "29400");
+        assert_eq!(response.headers()[X_BUDGET_REMAINING], "0");
+    }
+
     #[test]
     fn statuses() {
         assert_eq!(GatewayError::BodyTooLarge { limit: 1 }.status(), 413);
@@ -191,5 +236,12 @@ mod tests {
         assert_eq!(GatewayError::UpstreamTimeout(String::new()).status(), 504);
         assert_eq!(GatewayError::FlexUnavailable { deadline: String::new() }.status(), 429);
         assert_eq!(GatewayError::Unauthorized("x").status(), 401);
+        let missing = GatewayError::NoSuchObject { what: "File", id: "file-abc".into() };
+        assert_eq!(
+            (missing.status(), missing.to_string().as_str()),
+            (StatusCode::NOT_FOUND, "No such File object: file-abc")
+        );
+        let missing = GatewayError::NoSuchObject { what: "batch", id: "batch_1".into() };
+        assert_eq!(missing.to_string(), "No batch found with id 'batch_1'.");
     }
 }

@@ -25,5 +25,6 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 /// `/metrics`: the Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.admission.export(&state.admission);
+    state.metrics.budgets.export(&state.budgets);
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
 }

@@ -11,9 +11,11 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use tokio::time::Instant;
 
+use crate::budgets::{self, Reservation};
 use crate::config::ClassId;
 use crate::endpoint::Endpoint;
 use crate::metrics::{Outcome, Series, SeriesKey, TokenKind};
+use crate::pricing::Day;
 use crate::request_id::X_REQUEST_ID;
 use crate::state::AppState;
 use crate::tier::{self, Tier};
@@ -61,7 +63,13 @@ pub struct Ledger {
     /// Time spent in flexgate's own code, excluding upstream waits.
     overhead: Option<Duration>,
     /// Time spent waiting for admission, and why it first had to (logged).
-    queued: (Duration, Option<&'static str>),
+    queued: (Duration, Option<crate::admission::WaitReason>),
+    /// What the request holds against its client's budget (none when unbudgeted),
+    /// settled at the priced cost with the rest of the account.
+    budget: Reservation,
+    /// The UTC day the request arrived: it is priced at the prices in force that day,
+    /// even when its answer ends after midnight.
+    served_on: Day,
     settled: bool,
 }
 
@@ -88,6 +96,8 @@ impl Ledger {
             upstream_request_id: None,
             overhead: None,
             queued: (Duration::ZERO, None),
+            budget: Reservation::default(),
+            served_on: Day::today(),
             settled: false,
         }
     }
@@ -125,10 +135,31 @@ impl Ledger {
         let pricing = &self.state.config.pricing;
         let model = report.model.as_deref().or(self.facts.requested_model.as_deref());
         let cost = match (report.usage, model) {
-            (Some(usage), Some(model)) => pricing.cost(model, tier.unwrap_or(Tier::Standard), &usage),
+            (Some(usage), Some(model)) => {
+                pricing.cost_on(model, tier.unwrap_or(Tier::Standard), &usage, self.served_on)
+            }
             _ => None,
         };
         Priced { tier, cost }
+    }
+
+    /// The request's hold on its client's budget, settled with the ledger.
+    pub fn hold_budget(&mut self, reservation: Reservation) {
+        self.budget = reservation;
+    }
+
+    /// What is left of the client's budget, in nano-dollars, counting this request at
+    /// `cost` when it is known and at its reservation until then; `None` when unbudgeted.
+    pub fn budget_remaining(&self, cost: Option<Decimal>) -> Option<u64> {
+        let balance = self.budget.balance()?;
+        let held = self.budget.held();
+        Some(match cost.and_then(budgets::nanos) {
+            Some(cost) => {
+                let others = balance.spent.saturating_add(balance.reserved.saturating_sub(held));
+                balance.limit.saturating_sub(others.saturating_add(cost))
+            }
+            None => balance.remaining(),
+        })
     }
 
     /// What the retry loop did: attempts, escalation and the last attempt's tier.
@@ -136,7 +167,7 @@ impl Ledger {
         self.attempts = finished.attempts;
         self.escalated = finished.escalated;
         self.attempt_tier = finished.tier;
-        self.queued = (finished.queued, finished.queued_why.map(crate::admission::WaitReason::as_str));
+        self.queued = (finished.queued, finished.queued_why);
     }
 
     /// The upstream's answer being passed on: its status and its own request id.
@@ -214,7 +245,7 @@ impl Ledger {
         if outcome == Outcome::DeadlineExceeded {
             m.class_deadline_exceeded(this.facts.class, class).inc();
         }
-        this.record_usage(report, &series, tier);
+        let cost = this.record_usage(report, &series, tier);
         tracing::info!(
             request_id = this.facts.request_id.to_str().unwrap_or_default(),
             upstream_request_id = this.upstream_request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
@@ -228,23 +259,31 @@ impl Ledger {
             attempts = this.attempts,
             escalated = this.escalated,
             queued_ms = u64::try_from(this.queued.0.as_millis()).unwrap_or(u64::MAX),
-            queued_reason = this.queued.1.unwrap_or(""),
+            queued_reason = this.queued.1.map_or("", crate::admission::WaitReason::as_str),
             duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             "request"
         );
+        // The client's budget is charged what the metrics were: the served tier's price of
+        // the reported usage, and nothing for an answer without usage (a flex 429).
+        // Unbudgeted requests (most) skip the conversion.
+        if self.budget.is_budgeted() {
+            std::mem::take(&mut self.budget).settle(cost.and_then(budgets::nanos).unwrap_or(0));
+        }
     }
 
-    fn record_usage(&self, report: &Report, series: &Series<'_>, tier: Option<Tier>) {
+    /// Count the tokens and the cost of the report; the cost, when it could be priced.
+    fn record_usage(&self, report: &Report, series: &Series<'_>, tier: Option<Tier>) -> Option<Decimal> {
         let Some(usage) = report.usage else {
             if self.facts.metered && (200..300).contains(&self.status) {
                 self.state.metrics.endpoint_usage_missing(self.facts.endpoint).inc();
             }
-            return;
+            return None;
         };
         let tier = tier.unwrap_or(Tier::Standard);
         let kinds = [
             (TokenKind::Input, usage.input),
             (TokenKind::CachedInput, usage.cached_input),
+            (TokenKind::CacheWrite, usage.cache_write),
             (TokenKind::Output, usage.output),
             (TokenKind::Reasoning, usage.reasoning),
         ];
@@ -255,16 +294,20 @@ impl Ledger {
         }
         let pricing = &self.state.config.pricing;
         let priced_model = report.model.as_deref().or(self.facts.requested_model.as_deref()).unwrap_or_default();
-        match pricing.cost(priced_model, tier, &usage) {
+        let cost = pricing.cost_on(priced_model, tier, &usage, self.served_on);
+        match cost {
             Some(cost) => {
                 series.cost_usd().inc_by(cost.to_f64().unwrap_or(0.0));
                 // Counters only go up: priority's negative "savings" are not recorded.
-                if let Some(saved) = pricing.savings(priced_model, tier, &usage).filter(Decimal::is_sign_positive) {
+                if let Some(saved) =
+                    pricing.savings_on(priced_model, tier, &usage, self.served_on).filter(Decimal::is_sign_positive)
+                {
                     series.savings_usd().inc_by(saved.to_f64().unwrap_or(0.0));
                 }
             }
             None => series.cost_unknown().inc(),
         }
+        cost
     }
 }
 

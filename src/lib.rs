@@ -12,6 +12,8 @@
 pub mod admission;
 pub mod app;
 pub mod auth;
+pub mod batch;
+pub mod budgets;
 pub mod error;
 pub mod health;
 pub mod ledger;
@@ -33,7 +35,8 @@ pub mod json_scan;
 pub mod sse;
 pub mod tier;
 
-// Support: configuration, startup, shared state, threads, metrics, prices, logs.
+// Support: configuration, startup, shared state, the embedded store, threads, metrics,
+// prices, logs.
 pub mod config;
 pub mod logging;
 pub mod metrics;
@@ -41,6 +44,7 @@ pub mod pricing;
 pub mod runtime;
 pub mod startup;
 pub mod state;
+pub mod store;
 
 // Outside the gateway, which imports none of them: the command line and its output (the
 // one module allowed to print), the simulated upstream, and the client-side tools (demo,

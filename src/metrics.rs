@@ -5,6 +5,8 @@
 //! bounded enums below. A raw path, model string or message never becomes a label.
 
 mod admission;
+mod batch;
+mod budgets;
 mod prime;
 #[cfg(any(test, feature = "test-util"))]
 mod probe;
@@ -135,6 +137,10 @@ pub struct Metrics {
     websocket_sessions: IntGauge,
     /// The admission controller's decisions and state.
     pub admission: admission::AdmissionMetrics,
+    /// The batches' runners, ends, lines, cost and savings.
+    pub batch: batch::BatchMetrics,
+    /// Spend, limits and refusals per budgeted client.
+    pub budgets: budgets::BudgetMetrics,
     /// Cached handles of the per-request series, by model label (see [`Metrics::series`]).
     series: RwLock<series::SeriesMap>,
     /// Cached handles of the per-class, per-endpoint and per-attempt series.
@@ -269,6 +275,8 @@ impl Metrics {
                 g
             },
             admission: admission::AdmissionMetrics::new(&r)?,
+            batch: batch::BatchMetrics::new(&r)?,
+            budgets: budgets::BudgetMetrics::new(&r)?,
             registry: r,
             series: RwLock::new(series::SeriesMap::new()),
             fixed,

@@ -138,6 +138,22 @@ async fn forward(state: AppState, request: Box<Request>) -> Result<Response, Gat
     Ok(respond::respond(&context, settled, ledger, upstream_time))
 }
 
+/// The client's budget: refused past its limit, sent to flex only past a soft limit
+/// with `on_soft = "flex_only"`; what it holds is settled by the ledger.
+fn admit_budget(
+    state: &AppState,
+    plan: &mut Plan,
+    input: &RouteInput<'_>,
+) -> Result<Option<crate::budgets::BudgetAdmission>, GatewayError> {
+    let budget = state.budgets.admit(input.client).inspect_err(|_| {
+        state.metrics.budgets.refused(input.client.unwrap_or_default());
+    })?;
+    if budget.as_ref().is_some_and(|b| b.flex_only) {
+        routing::flex_only(plan, &state.config, input);
+    }
+    Ok(budget)
+}
+
 /// Authenticate, read the body and route: everything up to the first attempt.
 async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Result<Received<'_>, GatewayError> {
     // Moved out in a block of its own: a box moved out of is freed only when its binding
@@ -148,7 +164,12 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
     };
     let (mut parts, body) = request.into_parts();
     let config = &state.config;
-    let client = auth::client(&config.auth, &parts.headers)?;
+    // A batch line (`crate::batch`) was authenticated when its batch was created.
+    let in_process = parts.extensions.remove::<auth::InProcess>().map(|line| (line.deadline, line.client));
+    let client = match &in_process {
+        Some((_, client)) => auth::known_client(&config.auth, client.as_deref()),
+        None => auth::client(&config.auth, &parts.headers)?,
+    };
     let target = path::target(config, &parts.method, parts.uri.path())?;
     let uri = state.upstream.uri(target.rest, parts.uri.query()).map_err(|_| GatewayError::InvalidParam {
         param: "path",
@@ -173,7 +194,12 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
         client_tier: info.as_ref().and_then(|i| i.service_tier.as_deref()),
         tier_routed,
     };
-    let plan = routing::plan(config, &input)?;
+    let mut plan = routing::plan(config, &input)?;
+    let budget = admit_budget(state, &mut plan, &input)?;
+    if let Some((deadline, _)) = in_process {
+        plan.deadline = deadline;
+        plan.escalate_reserve = config.class(plan.class).escalate_reserve.min(deadline / 2);
+    }
     // Labels borrow the configuration, which outlives the request: no copies.
     let class_name = config.class(plan.class).name.as_str();
     let model_label = model.and_then(|m| config.pricing.resolve(m)).unwrap_or("other");
@@ -197,7 +223,10 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
         requested_model: info.as_mut().and_then(|i| i.model.take()),
         metered,
     };
-    let ledger = Ledger::open(state.clone(), facts, start);
+    let mut ledger = Ledger::open(state.clone(), facts, start);
+    if let Some(budget) = budget {
+        ledger.hold_budget(budget.reservation);
+    }
     let strip_usage_chunk = info.as_ref().is_some_and(|i| i.stream && !i.include_usage);
     let (body, info) = match info {
         // Only a flex request may wait for minutes; others keep the original for the

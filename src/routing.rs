@@ -131,5 +131,18 @@ pub fn plan(config: &Config, input: &RouteInput<'_>) -> Result<Plan, GatewayErro
     })
 }
 
+/// A client past its soft budget with `on_soft = "flex_only"`: a flex-capable model goes
+/// to flex, and nothing escalates to standard (a cost cap that still serves).
+pub fn flex_only(plan: &mut Plan, config: &Config, input: &RouteInput<'_>) {
+    plan.escalate = false;
+    let capable = input.model.is_some_and(|m| config.pricing.is_flex_capable(m));
+    if !input.tier_routed || !capable || plan.tier == Some(Tier::Flex) {
+        return;
+    }
+    plan.tier = Some(Tier::Flex);
+    let sent_flex = input.client_tier.and_then(Tier::from_client) == Some(Tier::Flex);
+    plan.tier_override = (!sent_flex).then_some(Tier::Flex.param());
+}
+
 #[cfg(test)]
 mod tests;

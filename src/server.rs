@@ -48,6 +48,14 @@ impl Server {
             None => None,
         };
         let state = AppState::new(config)?;
+        // A store left by an earlier run is opened now, so a broken one stops the start.
+        state.store.open_if_present().await.map_err(StartupError::Store)?;
+        // Budget spend lives in the store: opened (created) now, and this period's spend
+        // restored before the first request is admitted.
+        if !state.budgets.is_empty() {
+            let store = state.store.get().await.map_err(StartupError::Store)?;
+            crate::budgets::persist::restore(&state.budgets, store).await.map_err(StartupError::Store)?;
+        }
         let main = listen_on("server.listen", listen).await?;
         let admin = match admin_listen {
             Some(addr) => Some(listen_on("server.admin_listen", addr).await?),
@@ -79,6 +87,8 @@ impl Server {
     /// in-flight requests finish for up to the drain timeout.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let Server { state, main, admin, tls, threads } = self;
+        // Unfinished batches in the store resume; expired files are swept from now on.
+        crate::batch::start(&state).await;
         // Rotated certificate files are picked up while the server runs.
         let (watcher, tls) = tls.map(|(resolver, acceptor)| (resolver.watch(), acceptor)).unzip();
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -88,6 +98,9 @@ impl Server {
             signal_state.start_draining();
             tracing::info!("shutdown requested; draining in-flight requests");
             let _ = tx.send(true);
+        });
+        let spend_writer = state.store.if_open().filter(|_| !state.budgets.is_empty()).map(|store| {
+            tokio::spawn(crate::budgets::persist::write_behind(Arc::clone(&state.budgets), store.clone()))
         });
         let server = &state.config.server;
         let (header_timeout, drain_timeout) = (server.header_timeout, server.drain_timeout);
@@ -126,6 +139,12 @@ impl Server {
         }
         if let Some(watcher) = watcher {
             watcher.abort();
+        }
+        if let (Some(writer), Some(store)) = (spend_writer, state.store.if_open()) {
+            writer.abort();
+            if let Err(error) = crate::budgets::persist::flush(&state.budgets, store).await {
+                tracing::error!(error = %error, "could not write budget spend to the store at shutdown");
+            }
         }
         Ok(())
     }

@@ -30,6 +30,9 @@ pub enum StartupError {
     /// The metric families could not be registered: a bug, not a configuration problem.
     #[error("cannot register the metrics")]
     Metrics(#[source] prometheus::Error),
+    /// The embedded store under `store.dir` could not be opened.
+    #[error("`store.dir`: cannot open the store")]
+    Store(#[source] crate::store::StoreError),
     /// A listener could not be bound (`server.listen` or `server.admin_listen`).
     #[error("`{key}`: cannot listen on {addr}")]
     Bind {

@@ -6,13 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::admission::Admission;
+use crate::budgets::Budgets;
 use crate::config::{AuthConfig, Config};
 use crate::metrics::Metrics;
 use crate::startup::StartupError;
 use crate::upstream::Upstream;
 
+mod batches;
 mod sessions;
 
+pub use batches::{Batches, Control};
 pub use sessions::Sessions;
 
 #[derive(Clone)]
@@ -24,8 +27,14 @@ pub struct Inner {
     /// One admission controller per model, seen by every request.
     pub admission: Admission,
     pub metrics: Metrics,
+    /// Spending limits per client (`[budgets.CLIENT]`); empty without any.
+    pub budgets: Arc<Budgets>,
     /// Open WebSocket sessions, ended on shutdown (`crate::websocket`).
     pub websockets: Sessions,
+    /// The embedded store (`store.dir`), opened once (`crate::store::Opened`).
+    pub store: crate::store::Opened,
+    /// The batches running in this process (`crate::batch`).
+    pub batches: Batches,
     draining: AtomicBool,
 }
 
@@ -37,12 +46,18 @@ impl AppState {
         let metrics = Metrics::new(&classes).map_err(StartupError::Metrics)?;
         metrics.prime(&classes, &config.pricing);
         let admission = Admission::new(config.admission, config.pricing.models());
+        let store = crate::store::Opened::new(config.store.dir.clone());
+        let budgets = Arc::new(Budgets::new(&config.budgets));
+        metrics.budgets.prime(&budgets);
         Ok(Self(Arc::new(Inner {
             config,
             upstream,
             admission,
             metrics,
+            budgets,
             websockets: Sessions::default(),
+            store,
+            batches: Batches::default(),
             draining: AtomicBool::new(false),
         })))
     }

@@ -3,7 +3,7 @@
 //! ([`StreamUsage`]). Pure and panic-free on any input; it neither prices nor records
 //! metrics, and it never guesses usage that was not reported.
 
-mod raw;
+pub(crate) mod raw;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +26,14 @@ pub struct Usage {
     pub input: u64,
     /// The part of `input` served from the prompt cache.
     pub cached_input: u64,
+    /// The part of `input` written to the prompt cache (`cache_write_tokens`, reported by
+    /// models that bill cache writes). `OpenAI` counts these inside `prompt_tokens` /
+    /// `input_tokens`, like `cached_tokens`: the SDKs' usage-API types define input as
+    /// "including cached and cache-write tokens" and uncached input as "excluding
+    /// cache-write tokens", and the prompt-caching guide's example adds up the same way
+    /// (input 2,600 = 2,000 read + 400 written + 200 neither). Pricing takes them out of
+    /// the uncached input so they are billed once, at the cache-write rate.
+    pub cache_write: u64,
     /// Completion/output tokens, reasoning ones included.
     pub output: u64,
     /// The part of `output` spent on reasoning.
@@ -40,6 +48,7 @@ impl Usage {
         Usage {
             input: self.input.max(other.input),
             cached_input: self.cached_input.max(other.cached_input),
+            cache_write: self.cache_write.max(other.cache_write),
             output: self.output.max(other.output),
             reasoning: self.reasoning.max(other.reasoning),
         }

@@ -19,6 +19,7 @@ mod handshake;
 mod relay;
 mod usage;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -32,6 +33,7 @@ use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
+use crate::budgets::ClientBudget;
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::ledger::{Ledger, RequestFacts};
@@ -92,6 +94,13 @@ async fn open(state: AppState, mut request: Request) -> Result<Response, Gateway
         tier_routed: false,
     };
     let plan = routing::plan(config, &input)?;
+    // A client past its budget is refused the session; one under it is charged each turn
+    // as it happens (a session, like a stream, is never cut for the budget).
+    if let Err(refusal) = state.budgets.admit(client) {
+        state.metrics.budgets.refused(client.unwrap_or_default());
+        return Err(refusal);
+    }
+    let budget = state.budgets.client(client);
     let request_id = request.headers().get(X_REQUEST_ID).filter(|v| v.to_str().is_ok()).cloned();
     let facts = RequestFacts {
         method: http::Method::GET,
@@ -127,7 +136,8 @@ async fn open(state: AppState, mut request: Request) -> Result<Response, Gateway
                 return;
             }
         };
-        session(&open.0, &facts, TokioIo::new(client), TokioIo::new(upstream), start).await;
+        let io = (TokioIo::new(client), TokioIo::new(upstream));
+        session(&open.0, &facts, budget.as_ref(), io, start).await;
     });
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -136,8 +146,13 @@ async fn open(state: AppState, mut request: Request) -> Result<Response, Gateway
 }
 
 /// Relay one session to its end, counting each turn's usage, then log it.
-async fn session<C, U>(state: &AppState, facts: &RequestFacts, client: C, upstream: U, start: Instant)
-where
+async fn session<C, U>(
+    state: &AppState,
+    facts: &RequestFacts,
+    budget: Option<&Arc<ClientBudget>>,
+    (client, upstream): (C, U),
+    start: Instant,
+) where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite,
     U: tokio::io::AsyncRead + tokio::io::AsyncWrite,
 {
@@ -150,7 +165,7 @@ where
         if let Some(turn) = usage::read_turn(message) {
             turns += 1;
             audio = (audio.0 + turn.audio.0, audio.1 + turn.audio.1);
-            usage::record(state, facts, turn_start, turn);
+            usage::record(state, facts, turn_start, turn, budget.map(ClientBudget::charge));
             turn_start = Instant::now();
         }
     })

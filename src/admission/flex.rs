@@ -5,7 +5,10 @@
 //! Flex capacity cannot be observed, only its refusals (a capacity 429 is free and says
 //! nothing about latency), so control is loss-driven:
 //! - a capacity 429 cuts the limit by `backoff_ratio`, at most once per `cut_interval`
-//!   (the answers of one burst all report the same congestion);
+//!   (the answers of one burst all report the same congestion), when refusals are at
+//!   least [`CUT_SHARE`] of the last [`RECENT`] answers: flex refuses a share of requests
+//!   whatever one client sends, and cutting on each of a steady 10% collapsed the limit to
+//!   a handful and queued requests that flex would have taken;
 //! - an accepted attempt while the limit was in use raises it: by one while below the
 //!   level of the last cut (slow start, so waiters are released at the rate flex accepts
 //!   them after reopening), else by `1/limit`, about one per window of accepted attempts;
@@ -19,6 +22,11 @@
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+/// Answers remembered to judge whether a refusal is congestion or the usual trickle.
+const RECENT: u32 = 20;
+/// The share of refusals among the recent answers from which a refusal cuts the limit.
+const CUT_SHARE: f64 = 0.3;
 
 /// Buckets of the throttling history.
 const BUCKETS: usize = 12;
@@ -77,6 +85,10 @@ pub struct Flex {
     in_flight: u32,
     last_cut: Option<Instant>,
     consecutive: u32,
+    /// The last [`RECENT`] answers, one bit each (1: a capacity refusal), newest lowest.
+    recent: u32,
+    /// How many answers `recent` holds (up to [`RECENT`]).
+    seen: u32,
     closed: Option<Closed>,
     /// (requests, accepts) per bucket; `epoch` is the index of the current bucket.
     history: [(u32, u32); BUCKETS],
@@ -94,6 +106,8 @@ impl Flex {
             in_flight: 0,
             last_cut: None,
             consecutive: 0,
+            recent: 0,
+            seen: 0,
             closed: None,
             history: [(0, 0); BUCKETS],
             epoch: 0,
@@ -165,7 +179,9 @@ impl Flex {
                     // The refusals that closed flex say nothing about it now: the limit,
                     // not the throttle, paces the release of the waiters.
                     self.history = [(0, 0); BUCKETS];
+                    (self.recent, self.seen) = (0, 0);
                 }
+                self.remember(false);
                 let bucket = self.bucket(now);
                 bucket.0 += 1;
                 bucket.1 += 1;
@@ -182,7 +198,8 @@ impl Flex {
             FlexResult::Capacity { hint } => {
                 self.bucket(now).0 += 1;
                 self.consecutive += 1;
-                if self.last_cut.is_none_or(|at| now >= at + self.s.cut_interval) {
+                let congested = self.remember(true) >= CUT_SHARE;
+                if congested && self.last_cut.is_none_or(|at| now >= at + self.s.cut_interval) {
                     self.last_cut = Some(now);
                     self.limit = (self.limit * self.s.backoff_ratio).max(f64::from(self.s.min_limit));
                     self.threshold = self.limit;
@@ -202,6 +219,14 @@ impl Flex {
             }
             FlexResult::Other => self.probe_lost(probe, now),
         }
+    }
+
+    /// Record one answer among the recent ones; the share of refusals among them.
+    fn remember(&mut self, refused: bool) -> f64 {
+        self.recent = (self.recent << 1) | u32::from(refused);
+        self.seen = (self.seen + 1).min(RECENT);
+        let window = self.recent & ((1 << RECENT) - 1);
+        f64::from(window.count_ones()) / f64::from(self.seen)
     }
 
     /// A probe that ended without a verdict (dropped, timed out): another may go at the

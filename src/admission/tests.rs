@@ -115,6 +115,27 @@ async fn capacity_429s_cut_the_limit_and_accepted_attempts_raise_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_steady_trickle_of_refusals_does_not_cut_the_limit() {
+    let mut s = settings();
+    s.flex.backoff_ratio = 0.5;
+    let m = model(s);
+    // One refusal in ten answers, every second: the share flex refuses whatever we send.
+    for _ in 0..5 {
+        for _ in 0..9 {
+            go(m, flex(600.0, 120.0)).await.report(Answered::Success, None, Duration::ZERO);
+        }
+        go(m, flex(600.0, 120.0)).await.report(capacity(None), None, Duration::ZERO);
+        tokio::time::advance(secs(1.0)).await;
+    }
+    assert_eq!(m.snapshot().flex_limit, 8);
+    // Refusals that become a third of the answers are congestion: the limit is cut.
+    for _ in 0..4 {
+        go(m, flex(600.0, 120.0)).await.report(capacity(None), None, Duration::ZERO);
+    }
+    assert_eq!(m.snapshot().flex_limit, 4);
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_limit_is_not_raised_when_it_was_not_reached() {
     let m = model(settings());
     for _ in 0..20 {

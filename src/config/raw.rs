@@ -22,6 +22,10 @@ pub struct RawConfig {
     pub pricing: RawPricing,
     pub log: RawLog,
     pub websocket: RawWebsocket,
+    /// `[budgets.CLIENT]`: spending limits per client of managed auth.
+    pub budgets: BTreeMap<String, super::budgets::RawBudget>,
+    pub store: RawStore,
+    pub batch: RawBatch,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -197,6 +201,35 @@ pub struct RawWebsocket {
 impl Default for RawWebsocket {
     fn default() -> Self {
         Self { idle_timeout: "10m".into(), max_lifetime: "65m".into() }
+    }
+}
+
+/// `[store]`: where the embedded store keeps its database and file contents.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStore {
+    pub dir: String,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self { dir: "flexgate-data".into() }
+    }
+}
+
+/// `[batch]`: how the batches served under the background lane run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBatch {
+    /// The class each line runs as; empty means `routing.flex_class`.
+    pub class: String,
+    /// Lines of one batch in flight at once.
+    pub max_in_flight: i64,
+}
+
+impl Default for RawBatch {
+    fn default() -> Self {
+        Self { class: String::new(), max_in_flight: 64 }
     }
 }
 

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::{AuthConfig, Config, ConfigErrors, Escalate, LogFormat, SHIPPED_CONFIG};
+use crate::budgets::{FailMode, OnSoft, Period};
 use crate::tier::Tier;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -55,6 +56,26 @@ fn environment_overrides() {
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:9999");
     assert_eq!(c.upstream.base_url.as_str(), "http://sim:8081/v1");
     assert_eq!(c.upstream.api_key.as_ref().map(super::Secret::expose), Some("sk-secret"));
+    assert_eq!(c.store.dir, std::path::Path::new("flexgate-data"));
+    let c = Config::from_toml("[store]\ndir = \"/a\"\n", &env(&[("FLEXGATE_DATA_DIR", "/var/lib/flexgate")])).unwrap();
+    assert_eq!(c.store.dir, std::path::Path::new("/var/lib/flexgate"));
+}
+
+#[test]
+fn the_store_dir_must_name_a_folder() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let text = format!("[store]\ndir = \"{}\"\n", file.path().display());
+    let problems = errors(&text);
+    assert!(
+        problems.len() == 1 && problems[0].starts_with("`store.dir`: ") && problems[0].contains("not a folder"),
+        "{problems:?}"
+    );
+    assert_eq!(errors("[store]\ndir = \" \"\n").len(), 1);
+    let problems = errors("[batch]\nclass = \"nope\"\nmax_in_flight = 0\n");
+    assert!(problems.iter().any(|p| p.starts_with("`batch.class`: unknown class `nope`")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.starts_with("`batch.max_in_flight`: ")), "{problems:?}");
+    // A folder that does not exist yet is fine: it is created when first needed.
+    assert!(errors("[store]\ndir = \"/nonexistent/flexgate\"\n").is_empty());
 }
 
 #[test]
@@ -292,4 +313,54 @@ fn admission_defaults_and_every_problem() {
         assert!(e.iter().any(|p| p.starts_with(&key)), "missing {key} in {e:#?}");
     }
     assert!(errors("[admission]\nflex_limit = 3\n").iter().any(|p| p.contains("flex_limit")));
+}
+
+const MANAGED: &str = "[auth]\nmode = \"managed\"\n[[auth.keys]]\nclient = \"team-a\"\nenv = \"KEY_A\"\n";
+
+fn managed_env() -> HashMap<String, String> {
+    env(&[("OPENAI_API_KEY", "sk-up"), ("KEY_A", "fg-a")])
+}
+
+#[test]
+fn budgets_are_read_in_nano_dollars_with_their_defaults() {
+    let text = format!(
+        "{MANAGED}[budgets.team-a]\nusd = \"250.5\"\nperiod = \"month\"\nsoft_usd = 200\non_soft = \"flex_only\"\n"
+    );
+    let c = Config::from_toml(&text, &managed_env()).unwrap();
+    let b = &c.budgets[0];
+    assert_eq!((b.client.as_str(), b.limit, b.soft), ("team-a", 250_500_000_000, Some(200_000_000_000)));
+    assert_eq!((b.period, b.on_soft, b.fail), (Period::Month, OnSoft::FlexOnly, FailMode::Open));
+    assert_eq!(b.reserve, 50_000_000);
+    let hourly =
+        format!("{MANAGED}[budgets.team-a]\nusd = 1.25\nperiod = \"1h\"\nfail = \"closed\"\nreserve_usd = \"0\"\n");
+    let c = Config::from_toml(&hourly, &managed_env()).unwrap();
+    assert_eq!((c.budgets[0].period, c.budgets[0].fail), (Period::Every(Duration::from_secs(3600)), FailMode::Closed));
+    assert_eq!((c.budgets[0].limit, c.budgets[0].reserve), (1_250_000_000, 0));
+}
+
+#[test]
+fn every_budget_problem_names_its_key() {
+    let text = format!(
+        "{MANAGED}[budgets.team-a]\nusd = \"-1\"\nperiod = \"fortnight\"\nsoft_usd = true\non_soft = \"deny\"\n\
+         fail = \"ajar\"\n[budgets.team-b]\nusd = 5\n[budgets.team-c]\nperiod = \"day\"\nusd = 0\n"
+    );
+    let e = errors_with(&text, &managed_env());
+    for key in [
+        "`budgets.team-a.usd`",
+        "`budgets.team-a.period`",
+        "`budgets.team-a.soft_usd`",
+        "`budgets.team-a.on_soft`",
+        "`budgets.team-a.fail`",
+        "`budgets.team-b`: no gateway key in `auth.keys` names client `team-b`",
+        "`budgets.team-b.period`",
+        "`budgets.team-c.usd`: must be greater than zero",
+    ] {
+        assert!(e.iter().any(|p| p.starts_with(key)), "{key} missing from {e:#?}");
+    }
+    let soft_over = format!("{MANAGED}[budgets.team-a]\nusd = 1\nperiod = \"day\"\nsoft_usd = 2\n");
+    assert!(errors_with(&soft_over, &managed_env()).iter().any(|p| p.starts_with("`budgets.team-a.soft_usd`")));
+    let no_soft = format!("{MANAGED}[budgets.team-a]\nusd = 1\nperiod = \"day\"\non_soft = \"flex_only\"\n");
+    assert!(errors_with(&no_soft, &managed_env()).iter().any(|p| p.starts_with("`budgets.team-a.on_soft`")));
+    let passthrough = "[budgets.team-a]\nusd = 1\nperiod = \"day\"\n";
+    assert!(errors(passthrough).iter().any(|p| p.starts_with("`budgets.team-a`: budgets need clients")));
 }

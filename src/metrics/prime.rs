@@ -64,8 +64,7 @@ impl Metrics {
     }
 
     fn prime_model(&self, classes: &[&str], prices: &PriceTable, model: &str) {
-        let tiers: Vec<&str> =
-            Tier::ALL.into_iter().filter(|&t| prices.rates(model, t).is_some()).map(Tier::as_str).collect();
+        let tiers: Vec<&str> = Tier::ALL.into_iter().filter(|&t| prices.offers(model, t)).map(Tier::as_str).collect();
         for tier in &tiers {
             for kind in TokenKind::ALL {
                 self.tokens.with_label_values(&[model, tier, kind.as_str()]);

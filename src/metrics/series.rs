@@ -25,10 +25,12 @@ pub enum TokenKind {
     CachedInput,
     Output,
     Reasoning,
+    /// Input written to the prompt cache (models that bill cache writes).
+    CacheWrite,
 }
 
 impl TokenKind {
-    pub const ALL: [TokenKind; 4] = [Self::Input, Self::CachedInput, Self::Output, Self::Reasoning];
+    pub const ALL: [TokenKind; 5] = [Self::Input, Self::CachedInput, Self::Output, Self::Reasoning, Self::CacheWrite];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,6 +38,7 @@ impl TokenKind {
             Self::CachedInput => "cached_input",
             Self::Output => "output",
             Self::Reasoning => "reasoning",
+            Self::CacheWrite => "cache_write",
         }
     }
 }

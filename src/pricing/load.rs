@@ -1,13 +1,17 @@
 //! Loading a price table from TOML: walks the parsed document by hand (instead of serde
 //! with `deny_unknown_fields`, which stops at the first error) so that every problem,
 //! unknown keys included, is reported at once with the key it concerns.
+//!
+//! A model is one table of prices (`[models."NAME"]`) or a list of dated ones
+//! (`[[models."NAME"]]`, each with its `effective_from`); both end up as a sorted list of
+//! entries.
 
-use super::{Catalog, ModelPrices, PricingErrors, Rates, Tier};
+use super::{Catalog, Day, Entry, LongContext, ModelPrices, PricingErrors, Rates, Tier};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use toml::{Table, Value};
 
-const MODEL_KEYS: &str = "`standard`, `flex`, `priority`, `batch` or `flex_capable`";
+const ENTRY_KEYS: &str = "`effective_from`, `standard`, `flex`, `priority`, `batch`, `flex_capable` or `long_context`";
 
 pub(super) fn parse(text: &str) -> Result<Catalog, PricingErrors> {
     let doc: Table = text.parse().map_err(|err| PricingErrors(vec![format!("invalid TOML: {err}")]))?;
@@ -20,10 +24,13 @@ pub(super) fn parse(text: &str) -> Result<Catalog, PricingErrors> {
             problems.push("`prices_as_of`: missing (the date the prices were taken)".into());
             String::new()
         }
-        Some(value) => date(value).unwrap_or_else(|| {
-            problems.push("`prices_as_of`: must be a date `YYYY-MM-DD`".into());
-            String::new()
-        }),
+        Some(value) => date(value).map_or_else(
+            || {
+                problems.push("`prices_as_of`: must be a date `YYYY-MM-DD`".into());
+                String::new()
+            },
+            |(text, _)| text,
+        ),
     };
     let mut models = BTreeMap::new();
     match doc.get("models") {
@@ -46,14 +53,57 @@ pub(super) fn parse(text: &str) -> Result<Catalog, PricingErrors> {
 fn model(name: &str, value: &Value, problems: &mut Vec<String>) -> Option<ModelPrices> {
     // Model names are always quoted, so `gpt-5` reads like `gpt-5.1` (which must be).
     let key = format!("models.{name:?}");
-    let Value::Table(table) = value else {
-        problems.push(format!("`{key}`: must be a table of tiers"));
-        return None;
-    };
     if name.is_empty() {
         problems.push(format!("`{key}`: the model name must not be empty"));
     }
     let before = problems.len();
+    // Each entry's start and key, kept even when the entry has other problems, so that
+    // clashing dates are reported alongside them.
+    let mut starts: Vec<(Day, String)> = Vec::new();
+    let mut entries = Vec::new();
+    match value {
+        Value::Table(table) => entries.extend(entry(&key, table, problems, &mut starts)),
+        Value::Array(items) if items.is_empty() => {
+            problems.push(format!("`{key}`: must list at least one price entry"));
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let key = format!("{key}[{i}]");
+                match item {
+                    Value::Table(table) => entries.extend(entry(&key, table, problems, &mut starts)),
+                    _ => problems.push(format!("`{key}`: must be a table of tiers")),
+                }
+            }
+        }
+        _ => problems.push(format!("`{key}`: must be a table of tiers, or dated tables `[[{key}]]`")),
+    }
+    starts.sort();
+    for pair in starts.windows(2) {
+        let [(day, first), (next, second)] = pair else { continue };
+        if day == next && *day == Day::EARLIEST {
+            problems.push(format!(
+                "`{second}.effective_from`: missing, as in `{first}` (only one entry may go without; it is in force until the first dated one)"
+            ));
+        } else if day == next {
+            problems.push(format!("`{second}.effective_from`: the same date as `{first}` (one entry per date)"));
+        }
+    }
+    entries.sort_by_key(|e| e.from);
+    (problems.len() == before).then_some(ModelPrices { entries })
+}
+
+fn entry(key: &str, table: &Table, problems: &mut Vec<String>, starts: &mut Vec<(Day, String)>) -> Option<Entry> {
+    let before = problems.len();
+    let from = match table.get("effective_from") {
+        None => Some(Day::EARLIEST),
+        Some(value) => date(value).map(|(_, day)| day).or_else(|| {
+            problems.push(format!("`{key}.effective_from`: must be a date `YYYY-MM-DD` (UTC)"));
+            None
+        }),
+    };
+    if let Some(day) = from {
+        starts.push((day, key.to_owned()));
+    }
     let mut tiers = [None; 4];
     for tier in Tier::ALL {
         if let Some(value) = table.get(tier.as_str()) {
@@ -78,12 +128,89 @@ fn model(name: &str, value: &Value, problems: &mut Vec<String>) -> Option<ModelP
             "`{key}.standard`: missing (every model needs standard prices; savings are measured against them)"
         ));
     }
-    for unknown in
-        table.keys().filter(|k| k.as_str() != "flex_capable" && !Tier::ALL.iter().any(|t| t.as_str() == k.as_str()))
-    {
-        problems.push(format!("`{key}.{}`: unknown key (expected {MODEL_KEYS})", quote(unknown)));
+    let long_context =
+        table.get("long_context").and_then(|v| long_context(&format!("{key}.long_context"), v, &tiers, problems));
+    let known = |k: &str| {
+        matches!(k, "effective_from" | "flex_capable" | "long_context") || Tier::ALL.iter().any(|t| t.as_str() == k)
+    };
+    for unknown in table.keys().filter(|k| !known(k)) {
+        problems.push(format!("`{key}.{}`: unknown key (expected {ENTRY_KEYS})", quote(unknown)));
     }
-    (problems.len() == before).then_some(ModelPrices { flex_capable, tiers })
+    (problems.len() == before).then_some(Entry { from: from?, flex_capable, tiers, long_context })
+}
+
+/// `{ above_input_tokens = N, input = "2", output = "1.5" }`: prompts of more than N
+/// input tokens pay `input` times every input-side rate (uncached, cached, cache write)
+/// and `output` times the output rate, on every tier the entry prices.
+fn long_context(
+    key: &str,
+    value: &Value,
+    tiers: &[Option<Rates>; 4],
+    problems: &mut Vec<String>,
+) -> Option<LongContext> {
+    let Value::Table(table) = value else {
+        problems.push(format!(
+            "`{key}`: must be a table like {{ above_input_tokens = 272000, input = \"2\", output = \"1.5\" }}"
+        ));
+        return None;
+    };
+    for unknown in table.keys().filter(|k| !matches!(k.as_str(), "above_input_tokens" | "input" | "output")) {
+        problems.push(format!(
+            "`{key}.{}`: unknown key (expected `above_input_tokens`, `input` or `output`)",
+            quote(unknown)
+        ));
+    }
+    let above = match table.get("above_input_tokens") {
+        None => {
+            problems.push(format!(
+                "`{key}.above_input_tokens`: missing (the prompt size, in input tokens, above which these prices apply)"
+            ));
+            None
+        }
+        Some(Value::Integer(n)) if *n > 0 => u64::try_from(*n).ok(),
+        Some(_) => {
+            problems.push(format!("`{key}.above_input_tokens`: must be a whole number of tokens above zero"));
+            None
+        }
+    };
+    let mut factor = |name: &str| match table.get(name) {
+        None => {
+            problems.push(format!("`{key}.{name}`: missing (the multiplier of the {name} prices)"));
+            None
+        }
+        Some(value) => match decimal(value) {
+            Some(f) if f > Decimal::ZERO => Some(f),
+            Some(_) => {
+                problems.push(format!("`{key}.{name}`: must be above zero"));
+                None
+            }
+            None => {
+                problems.push(format!("`{key}.{name}`: must be a decimal multiplier, e.g. \"1.5\""));
+                None
+            }
+        },
+    };
+    let (input, output) = (factor("input"), factor("output"));
+    let (above, input, output) = (above?, input?, output?);
+    let scale = |r: &Rates| {
+        Some(Rates {
+            input: r.input.checked_mul(input)?,
+            cached_input: r.cached_input.checked_mul(input)?,
+            cache_write: r.cache_write.checked_mul(input)?,
+            output: r.output.checked_mul(output)?,
+        })
+    };
+    let mut long = [None; 4];
+    for (slot, rates) in long.iter_mut().zip(tiers) {
+        if let Some(rates) = rates {
+            let Some(scaled) = scale(rates) else {
+                problems.push(format!("`{key}`: the multiplied prices are too large"));
+                return None;
+            };
+            *slot = Some(scaled);
+        }
+    }
+    Some(LongContext { above, tiers: long })
 }
 
 fn rates(key: &str, value: &Value, problems: &mut Vec<String>) -> Option<Rates> {
@@ -93,9 +220,11 @@ fn rates(key: &str, value: &Value, problems: &mut Vec<String>) -> Option<Rates> 
         ));
         return None;
     };
-    for unknown in table.keys().filter(|k| !matches!(k.as_str(), "input" | "cached_input" | "output")) {
-        problems
-            .push(format!("`{key}.{}`: unknown key (expected `input`, `cached_input` or `output`)", quote(unknown)));
+    for unknown in table.keys().filter(|k| !matches!(k.as_str(), "input" | "cached_input" | "cache_write" | "output")) {
+        problems.push(format!(
+            "`{key}.{}`: unknown key (expected `input`, `cached_input`, `cache_write` or `output`)",
+            quote(unknown)
+        ));
     }
     let mut field = |name: &str, required: bool| match table.get(name) {
         None => {
@@ -108,52 +237,48 @@ fn rates(key: &str, value: &Value, problems: &mut Vec<String>) -> Option<Rates> 
     };
     let input = field("input", true);
     let cached_input = field("cached_input", false);
+    let cache_write = field("cache_write", false);
     let output = field("output", true);
     let input = input?;
-    Some(Rates { input, cached_input: cached_input.unwrap_or(input), output: output? })
+    Some(Rates {
+        input,
+        cached_input: cached_input.unwrap_or(input),
+        cache_write: cache_write.unwrap_or(input),
+        output: output?,
+    })
 }
 
 /// A price in USD per 1M tokens → USD per token.
 fn per_token(value: &Value) -> Result<Decimal, &'static str> {
     const NOT_A_NUMBER: &str = "must be a decimal number of USD per 1M tokens, e.g. \"1.25\"";
-    let per_million = match value {
-        Value::String(text) => Decimal::from_str_exact(text.trim()).map_err(|_| NOT_A_NUMBER)?,
-        Value::Integer(n) => Decimal::from(*n),
-        // Rust prints the shortest text that reads back as the same float, i.e. what the
-        // user wrote (`0.1`, not 0.1000000000000000055…), so the decimal is exact.
-        Value::Float(f) => Decimal::from_str_exact(&f.to_string()).map_err(|_| NOT_A_NUMBER)?,
-        _ => return Err(NOT_A_NUMBER),
-    };
+    let per_million = decimal(value).ok_or(NOT_A_NUMBER)?;
     if per_million < Decimal::ZERO {
         return Err("must not be negative");
     }
     per_million.checked_div(Decimal::from(1_000_000)).ok_or(NOT_A_NUMBER)
 }
 
+/// An exact decimal from a string or a TOML number.
+fn decimal(value: &Value) -> Option<Decimal> {
+    match value {
+        Value::String(text) => Decimal::from_str_exact(text.trim()).ok(),
+        Value::Integer(n) => Some(Decimal::from(*n)),
+        // Rust prints the shortest text that reads back as the same float, i.e. what the
+        // user wrote (`0.1`, not 0.1000000000000000055…), so the decimal is exact.
+        Value::Float(f) => Decimal::from_str_exact(&f.to_string()).ok(),
+        _ => None,
+    }
+}
+
 /// `YYYY-MM-DD` as a string or a TOML local date, checked against the calendar.
-fn date(value: &Value) -> Option<String> {
+fn date(value: &Value) -> Option<(String, Day)> {
     let text = match value {
         Value::String(text) => text.clone(),
         Value::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => dt.to_string(),
         _ => return None,
     };
-    let bytes = text.as_bytes();
-    let shape_ok = bytes.len() == 10
-        && bytes.iter().enumerate().all(|(i, b)| if i == 4 || i == 7 { *b == b'-' } else { b.is_ascii_digit() });
-    if !shape_ok {
-        return None;
-    }
-    let num = |range: std::ops::Range<usize>| text.get(range)?.parse::<u32>().ok();
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    (1..=days).contains(&day).then_some(text)
+    let day = Day::parse(&text)?;
+    Some((text, day))
 }
 
 /// A key as written in a TOML path: bare when it may be (`A-Z a-z 0-9 _ -`), else quoted.

@@ -1,10 +1,12 @@
 //! Tests for the price table: the embedded catalog, exact decimal costs per tier,
-//! snapshot names, savings signs, and that loading reports every problem at once.
+//! snapshot names, savings signs, and that loading reports every problem at once. The
+//! dated, long-context and cache-write dimensions are in `tests/dimensions.rs`.
 
 use super::{PriceTable, Tier};
 use crate::usage::Usage;
 use rust_decimal::Decimal;
 
+mod dimensions;
 mod load;
 mod prop;
 
@@ -13,7 +15,7 @@ fn dec(text: &str) -> Decimal {
 }
 
 const fn usage(input: u64, cached_input: u64, output: u64, reasoning: u64) -> Usage {
-    Usage { input, cached_input, output, reasoning }
+    Usage { input, cached_input, cache_write: 0, output, reasoning }
 }
 
 /// 1M input tokens of which 400K cached, 500K output of which 300K reasoning.
@@ -88,9 +90,11 @@ const COSTS: &[(&str, Tier, Usage, Option<&str>)] = &[
     ("gpt-5", Tier::Batch, MIXED, Some("2.9")),
     ("gpt-5-mini", Tier::Priority, MIXED, Some("2.088")),
     ("gpt-5-nano", Tier::Priority, MIXED, None),
-    ("gpt-5.5", Tier::Priority, MIXED, Some("45.5")),
+    // MIXED's 1M input tokens are long context on gpt-5.5 and gpt-5.4 (over 272K):
+    // 600K × 25 + 400K × 2.50 + 500K × 112.50 (priority ×2 in, ×1.5 out), per 1M.
+    ("gpt-5.5", Tier::Priority, MIXED, Some("72.25")),
     ("gpt-5.5", Tier::Batch, MIXED, None),
-    ("gpt-5.4", Tier::Flex, MIXED, Some("4.552")),
+    ("gpt-5.4", Tier::Flex, MIXED, Some("7.229")),
     // Batch has no cached price for o3: cached tokens bill at Batch input (1.00).
     ("o3", Tier::Batch, MIXED, Some("3")),
     ("o3", Tier::Flex, MIXED, Some("2.7")),
@@ -101,7 +105,7 @@ const COSTS: &[(&str, Tier, Usage, Option<&str>)] = &[
     ("text-embedding-3-large", Tier::Batch, usage(2_000_000, 0, 0, 0), Some("0.13")),
     ("gpt-6-astra", Tier::Standard, usage(1, 0, 0, 0), Some("0.00001")),
     ("gpt-5", Tier::Standard, usage(1, 1, 1, 1), Some("0.000010125")),
-    ("gpt-5", Tier::Standard, Usage { input: 0, cached_input: 0, output: 0, reasoning: 0 }, Some("0")),
+    ("gpt-5", Tier::Standard, usage(0, 0, 0, 0), Some("0")),
     // Snapshot names resolve to their base model.
     ("gpt-5-2025-08-07", Tier::Flex, MIXED, Some("2.9")),
     ("gpt-4o-mini-2024-07-18", Tier::Batch, MIXED, Some("0.225")),

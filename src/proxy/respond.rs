@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::headers;
 use crate::endpoint::Endpoint;
-use crate::error::{GatewayError, X_SHOULD_RETRY};
+use crate::error::{GatewayError, X_BUDGET_REMAINING, X_SHOULD_RETRY};
 use crate::ledger::{Ledger, Report};
 use crate::metrics::{Outcome, RatelimitKind};
 use crate::request_id::{Logged, X_REQUEST_ID};
@@ -58,6 +58,17 @@ fn flexgate_headers(h: &mut HeaderMap, ledger: &Ledger, tier: Option<Tier>) {
     if h.get(X_REQUEST_ID).is_none() {
         h.insert(X_REQUEST_ID, ledger.request_id().clone());
     }
+    budget_header(h, ledger, None);
+}
+
+/// What is left of a budgeted client's limit: after this request's cost when the answer
+/// is priced already, else with its reservation still held.
+fn budget_header(h: &mut HeaderMap, ledger: &Ledger, cost: Option<rust_decimal::Decimal>) {
+    if let Some(left) = ledger.budget_remaining(cost) {
+        if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(crate::budgets::usd(left))) {
+            h.insert(X_BUDGET_REMAINING, v);
+        }
+    }
 }
 
 fn overhead(ctx: &Context<'_>, upstream_time: Duration) -> Duration {
@@ -98,6 +109,9 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
             let priced = ledger.price(&report);
             let mut h = headers::client_response(answer.headers, false);
             flexgate_headers(&mut h, &ledger, priced.tier);
+            if priced.cost.is_some() {
+                budget_header(&mut h, &ledger, priced.cost);
+            }
             if let Some(cost) = priced.cost {
                 // The formatted text becomes the header value without a second copy.
                 if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(cost.normalize().to_string())) {

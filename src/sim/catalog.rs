@@ -1,6 +1,6 @@
 //! The simulated model catalogue: which models exist, which endpoint serves them, which
-//! are flex-capable or reasoning models, how a requested `service_tier` maps to the tier
-//! served, and the `/v1/models` answers. Dated snapshots (`gpt-5-2025-08-07`) resolve to
+//! are flex-capable or reasoning models, which report (and bill) prompt-cache writes, how
+//! a requested `service_tier` maps to the tier served, and the `/v1/models` answers. Dated snapshots (`gpt-5-2025-08-07`) resolve to
 //! their base model.
 
 use serde_json::{Value, json};
@@ -24,15 +24,22 @@ pub(crate) struct ModelInfo {
     pub kind: Kind,
     pub flex: bool,
     pub reasoning: bool,
+    /// Reports `cache_write_tokens` (GPT-5.6 and later, which bill cache writes).
+    pub cache_write: bool,
     pub created: u64,
 }
 
 const fn chat(id: &'static str, flex: bool, reasoning: bool, created: u64) -> ModelInfo {
-    ModelInfo { id, kind: Kind::Chat, flex, reasoning, created }
+    ModelInfo { id, kind: Kind::Chat, flex, reasoning, cache_write: false, created }
+}
+
+/// A flex-capable reasoning model of GPT-5.6 or later, with cache writes.
+const fn cache_writing(id: &'static str, created: u64) -> ModelInfo {
+    ModelInfo { id, kind: Kind::Chat, flex: true, reasoning: true, cache_write: true, created }
 }
 
 const fn other(id: &'static str, kind: Kind, created: u64) -> ModelInfo {
-    ModelInfo { id, kind, flex: false, reasoning: false, created }
+    ModelInfo { id, kind, flex: false, reasoning: false, cache_write: false, created }
 }
 
 /// The catalogue, in the order `/v1/models` lists it.
@@ -47,6 +54,10 @@ const MODELS: &[ModelInfo] = &[
     chat("gpt-5.4-mini", true, true, 1_772_600_000),
     chat("gpt-5.4-nano", true, true, 1_772_600_000),
     chat("gpt-5.5", true, true, 1_777_000_000),
+    cache_writing("gpt-5.6-sol", 1_783_000_000),
+    cache_writing("gpt-5.6-terra", 1_783_000_000),
+    cache_writing("gpt-5.6-luna", 1_783_000_000),
+    cache_writing("gpt-6-astra", 1_788_000_000),
     chat("o3", true, true, 1_744_225_308),
     chat("o4-mini", true, true, 1_744_225_351),
     chat("gpt-4.1", false, false, 1_744_316_542),
@@ -93,6 +104,11 @@ pub fn is_flex_capable(model: &str) -> bool {
 /// Whether `model` spends reasoning tokens (o3, o4-mini, gpt-5* except gpt-5-chat*).
 pub fn is_reasoning_model(model: &str) -> bool {
     lookup(model).is_some_and(|m| m.reasoning)
+}
+
+/// Whether `model` reports the prompt tokens it wrote to the cache.
+pub fn writes_cache(model: &str) -> bool {
+    lookup(model).is_some_and(|m| m.cache_write)
 }
 
 /// Maps the request's `service_tier` to the tier served: absent/`auto`/`default` →
@@ -146,6 +162,8 @@ mod tests {
         assert!(lookup("gpt-7").is_none());
         assert!(is_flex_capable("o4-mini-2025-04-16"));
         assert!(!is_flex_capable("gpt-4.1"));
+        assert!(writes_cache("gpt-5.6-sol") && writes_cache("gpt-6-astra-2026-09-01"));
+        assert!(!writes_cache("gpt-5.5") && !writes_cache("gpt-5"));
     }
 
     #[test]

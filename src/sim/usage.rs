@@ -13,6 +13,11 @@
 //!   text is `output − reasoning` words, one word per stream chunk.
 //! - **Cached tokens** = if prompt ≥ 1024, the largest multiple of 128 ≤ prompt / 2, else 0.
 //!   They are part of the prompt tokens.
+//! - **Cache-write tokens**, reported only by models that bill cache writes (gpt-5.6-*,
+//!   gpt-6-astra) = if prompt ≥ 1024, the largest multiple of 128 ≤ (prompt − cached) / 2,
+//!   else 0. They are part of the prompt tokens too, as `OpenAI` counts them: uncached =
+//!   prompt − cached − cache-write. Other models send no `cache_write_tokens` in chat
+//!   usage and 0 in Responses usage (where the field is required).
 //! - **Total** = prompt + output. Embeddings have no output tokens.
 //!
 //! This is the usage of a plain text answer with one choice. Answers that are JSON or
@@ -37,6 +42,8 @@ pub const CACHE_MIN_PROMPT_TOKENS: u64 = 1024;
 pub struct SimUsage {
     pub prompt_tokens: u64,
     pub cached_tokens: u64,
+    /// `None` for models that do not report cache writes.
+    pub cache_write_tokens: Option<u64>,
     pub completion_tokens: u64,
     pub reasoning_tokens: u64,
     pub total_tokens: u64,
@@ -54,7 +61,11 @@ impl SimUsage {
             prompt_tokens: self.prompt_tokens,
             completion_tokens: self.completion_tokens,
             total_tokens: self.total_tokens,
-            prompt_tokens_details: PromptDetails { cached_tokens: self.cached_tokens, audio_tokens: 0 },
+            prompt_tokens_details: PromptDetails {
+                cached_tokens: self.cached_tokens,
+                cache_write_tokens: self.cache_write_tokens,
+                audio_tokens: 0,
+            },
             completion_tokens_details: CompletionDetails {
                 reasoning_tokens: self.reasoning_tokens,
                 audio_tokens: 0,
@@ -68,7 +79,10 @@ impl SimUsage {
     pub(crate) fn responses_wire(&self) -> ResponsesUsageWire {
         ResponsesUsageWire {
             input_tokens: self.prompt_tokens,
-            input_tokens_details: CachedDetails { cached_tokens: self.cached_tokens },
+            input_tokens_details: CachedDetails {
+                cached_tokens: self.cached_tokens,
+                cache_write_tokens: self.cache_write_tokens.unwrap_or(0),
+            },
             output_tokens: self.completion_tokens,
             output_tokens_details: ReasoningDetails { reasoning_tokens: self.reasoning_tokens },
             total_tokens: self.total_tokens,
@@ -96,6 +110,8 @@ pub(crate) struct ChatUsageWire {
 #[derive(Clone, Copy, Serialize)]
 struct PromptDetails {
     cached_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_write_tokens: Option<u64>,
     audio_tokens: u64,
 }
 
@@ -119,6 +135,7 @@ pub(crate) struct ResponsesUsageWire {
 #[derive(Clone, Copy, Serialize)]
 struct CachedDetails {
     cached_tokens: u64,
+    cache_write_tokens: u64,
 }
 
 #[derive(Clone, Copy, Serialize)]
@@ -147,14 +164,21 @@ pub fn cached_tokens(prompt_tokens: u64) -> u64 {
     if prompt_tokens >= CACHE_MIN_PROMPT_TOKENS { prompt_tokens / 2 / 128 * 128 } else { 0 }
 }
 
+/// Cache-write part of a prompt of `prompt_tokens` tokens, `cached` of them read.
+pub fn cache_write_tokens(prompt_tokens: u64, cached: u64) -> u64 {
+    if prompt_tokens >= CACHE_MIN_PROMPT_TOKENS { (prompt_tokens - cached) / 2 / 128 * 128 } else { 0 }
+}
+
 /// Usage of a generation request for `model` with `prompt_tokens` of input and the
 /// request's output limit (`None` = not set).
 pub fn usage_for(model: &str, prompt_tokens: u64, max_output: Option<u64>) -> SimUsage {
     let output = max_output.unwrap_or(DEFAULT_OUTPUT_TOKENS).max(1);
     let reasoning = if catalog::is_reasoning_model(model) { output / 2 } else { 0 };
+    let cached = cached_tokens(prompt_tokens);
     SimUsage {
         prompt_tokens,
-        cached_tokens: cached_tokens(prompt_tokens),
+        cached_tokens: cached,
+        cache_write_tokens: catalog::writes_cache(model).then(|| cache_write_tokens(prompt_tokens, cached)),
         completion_tokens: output,
         reasoning_tokens: reasoning,
         total_tokens: prompt_tokens.saturating_add(output),
@@ -186,6 +210,20 @@ mod tests {
         assert_eq!(cached_tokens(1024), 512);
         assert_eq!(cached_tokens(1300), 640);
         assert_eq!(cached_tokens(2000), 1000 / 128 * 128);
+    }
+
+    #[test]
+    fn cache_write_formula() {
+        assert_eq!(cache_write_tokens(1023, 0), 0);
+        assert_eq!(cache_write_tokens(1300, 640), 256);
+        assert_eq!(usage_for("gpt-5.6-terra", 1300, None).cache_write_tokens, Some(256));
+        assert_eq!(usage_for("gpt-6-astra", 10, None).cache_write_tokens, Some(0));
+        assert_eq!(usage_for("gpt-5", 1300, None).cache_write_tokens, None);
+        // Reads and writes never exceed the prompt.
+        for prompt in [1024, 1025, 4000, 300_000] {
+            let u = usage_for("gpt-5.6-sol", prompt, None);
+            assert!(u.cached_tokens + u.cache_write_tokens.unwrap() <= prompt, "{prompt}");
+        }
     }
 
     #[test]

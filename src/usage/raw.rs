@@ -1,7 +1,8 @@
 //! Wire shapes of OpenAI response bodies, stream chunks and Responses events, reduced to
 //! the few fields usage accounting reads. Unknown fields are skipped without building a
 //! value tree; every read field is lenient, so one wrongly typed field yields `None` for
-//! that field instead of failing the whole body.
+//! that field instead of failing the whole body. The lenient readers also serve the
+//! WebSocket sessions' events (`crate::websocket`).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -80,6 +81,8 @@ struct RawDetails {
     #[serde(default, deserialize_with = "lenient_u64")]
     cached_tokens: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]
+    cache_write_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
     reasoning_tokens: Option<u64>,
 }
 
@@ -100,11 +103,13 @@ impl RawUsage {
             return None;
         }
         let cached = detail(&self.prompt_tokens_details, &self.input_tokens_details, |d| d.cached_tokens);
+        let written = detail(&self.prompt_tokens_details, &self.input_tokens_details, |d| d.cache_write_tokens);
         let reasoning = detail(&self.completion_tokens_details, &self.output_tokens_details, |d| d.reasoning_tokens);
         let embeddings = endpoint == Endpoint::Embeddings; // no generated tokens
         Some(Usage {
             input: input.unwrap_or(0),
             cached_input: cached.unwrap_or(0),
+            cache_write: written.unwrap_or(0),
             output: if embeddings { 0 } else { output.unwrap_or(0) },
             reasoning: if embeddings { 0 } else { reasoning.unwrap_or(0) },
         })
@@ -127,7 +132,7 @@ pub(super) fn read_usage(raw: &[u8]) -> serde_json::Result<Option<RawUsage>> {
 // field as a raw slice and parsing it again cost about a third of an answer's scan.
 
 /// A non-negative integer, else `None`.
-fn lenient_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn lenient_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
     deserializer.deserialize_any(Shape(|v| match v {
         Value::U64(n) => Some(n),
         _ => None,
@@ -135,7 +140,7 @@ fn lenient_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>
 }
 
 /// A JSON string (borrowed unless it has escapes), else `None`.
-fn lenient_str<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+pub(crate) fn lenient_str<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error> {
     deserializer.deserialize_any(Shape(|v| match v {
         Value::Str(s) => Some(s),
         _ => None,
@@ -143,7 +148,7 @@ fn lenient_str<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<
 }
 
 /// An object read as `T` (whose own fields are lenient), else `None`.
-fn lenient_struct<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+pub(crate) fn lenient_struct<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,

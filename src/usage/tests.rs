@@ -10,7 +10,12 @@ mod prop;
 mod streams;
 
 const fn usage(input: u64, cached_input: u64, output: u64, reasoning: u64) -> Usage {
-    Usage { input, cached_input, output, reasoning }
+    Usage { input, cached_input, cache_write: 0, output, reasoning }
+}
+
+/// `usage` with `cache_write` tokens (part of `input`, like `cached_input`).
+const fn written(input: u64, cached_input: u64, cache_write: u64, output: u64, reasoning: u64) -> Usage {
+    Usage { input, cached_input, cache_write, output, reasoning }
 }
 
 const CHAT_BODY: &str = r#"{"id":"chatcmpl-CU2","object":"chat.completion","created":1762000000,
@@ -35,6 +40,33 @@ type BodyCase = (Endpoint, &'static str, Option<Usage>, Option<&'static str>, Op
 const BODY_CASES: &[BodyCase] = &[
     (Chat, CHAT_BODY, Some(usage(5000, 4096, 1800, 1536)), Some("flex"), Some("gpt-5-2025-08-07")),
     (Responses, RESPONSES_BODY, Some(usage(300, 0, 2100, 2048)), Some("default"), Some("o3-2025-04-16")),
+    // Cache writes (GPT-5.6 and later), in both dialects' details.
+    (
+        Chat,
+        r#"{"model":"gpt-5.6-sol","usage":{"prompt_tokens":2600,"completion_tokens":40,"total_tokens":2640,
+        "prompt_tokens_details":{"cached_tokens":2000,"cache_write_tokens":400,"audio_tokens":0},
+        "completion_tokens_details":{"reasoning_tokens":8}}}"#,
+        Some(written(2600, 2000, 400, 40, 8)),
+        None,
+        Some("gpt-5.6-sol"),
+    ),
+    (
+        Responses,
+        r#"{"model":"gpt-6-astra","service_tier":"flex","usage":{"input_tokens":18014,
+        "input_tokens_details":{"cached_tokens":0,"cache_write_tokens":18011,
+        "cache_write_tokens_details":{"ttl_30m_tokens":18011,"ttl_12h_tokens":0}},
+        "output_tokens":5,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":18019}}"#,
+        Some(written(18014, 0, 18011, 5, 0)),
+        Some("flex"),
+        Some("gpt-6-astra"),
+    ),
+    (
+        Chat,
+        r#"{"usage":{"prompt_tokens":9,"prompt_tokens_details":{"cache_write_tokens":null}}}"#,
+        Some(usage(9, 0, 0, 0)),
+        None,
+        None,
+    ),
     // Missing details objects (older models, compatible servers).
     (
         Chat,
@@ -130,8 +162,8 @@ fn bodies() {
 
 #[test]
 fn usage_max_is_field_wise() {
-    let a = usage(10, 0, 7, 3);
-    assert_eq!(a.max(usage(4, 2, 9, 0)), usage(10, 2, 9, 3));
+    let a = written(10, 0, 5, 7, 3);
+    assert_eq!(a.max(written(4, 2, 1, 9, 0)), written(10, 2, 5, 9, 3));
     assert_eq!(Usage::default().max(a), a);
 }
 

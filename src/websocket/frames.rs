@@ -3,10 +3,16 @@
 //!
 //! It tracks frame boundaries (so the relay knows when a close frame of its own can be
 //! written to the client without cutting a frame in two) and reassembles text messages,
-//! fragmented or not, up to a cap, handing each complete one to the caller. Messages
-//! whose `type` is not one usage is read from are dropped as soon as their first bytes
-//! show it, so a stream of audio deltas is never held; binary frames, messages over the
-//! cap and compressed (RSV1) messages are passed over without buffering.
+//! fragmented or not, up to a cap, handing the caller each complete one whose top-level
+//! `type` is one usage is read from. Other messages are dropped as soon as their first
+//! bytes show their type, so a stream of audio deltas is never held; one whose type comes
+//! later (the order of keys is not promised) is held and its type found at its end, so
+//! only metered events are ever parsed. Binary frames, messages over the cap and
+//! compressed (RSV1) messages are passed over without buffering.
+//!
+//! Every event crosses this reader, so it is built to be cheap per message: a message that
+//! arrives in one piece (most do) is read where it is, the buffer for the others is
+//! reused, strings are skipped with `memchr`, and each byte is scanned at most twice.
 
 /// The largest text message reassembled for reading. Events that carry usage hold a
 /// response's output text, rarely more than some hundred KiB; bigger ones are relayed
@@ -15,6 +21,10 @@ pub const MESSAGE_CAP: usize = 4 << 20;
 
 /// Bytes of a message looked at for its `type` before deciding to keep it.
 const SNIFF: usize = 256;
+
+/// Capacity of the message buffer kept between messages: enough for most events, small
+/// beside an idle session's relay buffers; a larger one is freed once its message is read.
+const RETAIN: usize = 1024;
 
 /// Event types that carry usage (`crate::websocket::usage`).
 pub const METERED_TYPES: [&str; 5] = [
@@ -29,6 +39,18 @@ const OP_CONTINUATION: u8 = 0x0;
 const OP_TEXT: u8 = 0x1;
 const OP_CLOSE: u8 = 0x8;
 
+/// What is known of the text message being read.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Not held: no text message, or one that carries no usage or cannot be read.
+    #[default]
+    No,
+    /// Held, its top-level `type` not in sight in its first this many bytes.
+    Untyped(usize),
+    /// Held, its `type` one usage is read from.
+    Metered,
+}
+
 #[derive(Debug, Default)]
 pub struct FrameReader {
     /// Header bytes of the frame being read (at most 14).
@@ -40,8 +62,9 @@ pub struct FrameReader {
     opcode: u8,
     fin: bool,
     masked: bool,
-    /// The text message being reassembled, if it is still worth keeping.
-    message: Option<Vec<u8>>,
+    /// The text message being reassembled while it is held (reused between messages).
+    message: Vec<u8>,
+    held: Held,
     /// Inside a fragmented text message (continuation frames belong to it).
     in_text: bool,
     /// The payload of a close frame, for its code.
@@ -72,10 +95,18 @@ impl FrameReader {
                 Some(left) => {
                     let take = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
                     let (payload, rest) = bytes.split_at(take);
-                    self.payload(payload);
                     bytes = rest;
                     let left = left - take as u64;
                     self.remaining = Some(left);
+                    if left == 0 && self.whole_message() && payload.len() <= MESSAGE_CAP {
+                        // A whole message in one piece, as most arrive: read where it is.
+                        if top_level_type(payload).is_some_and(is_metered) {
+                            on_message(payload);
+                        }
+                        self.release();
+                    } else {
+                        self.payload(payload);
+                    }
                     if left == 0 {
                         self.end_frame(on_message);
                     }
@@ -115,9 +146,11 @@ impl FrameReader {
             OP_TEXT => {
                 self.in_text = true;
                 // A server never masks; a masked or compressed message is relayed unread.
-                self.message = (!compressed && !self.masked).then(Vec::new);
-                if self.message.is_none() {
+                self.release();
+                if compressed || self.masked {
                     self.unread += 1;
+                } else {
+                    self.held = Held::Untyped(0);
                 }
             }
             OP_CONTINUATION if self.in_text => {}
@@ -137,20 +170,32 @@ impl FrameReader {
         }
     }
 
+    /// The current frame is a whole text message to read, nothing of it held yet.
+    fn whole_message(&self) -> bool {
+        self.opcode == OP_TEXT && self.fin && self.held == Held::Untyped(0) && self.message.is_empty()
+    }
+
     /// Add text payload to the message, or give the message up.
     fn keep(&mut self, payload: &[u8]) {
-        let Some(message) = &mut self.message else {
+        if self.held == Held::No {
             return;
-        };
-        if message.len() + payload.len() > MESSAGE_CAP {
-            self.message = None;
+        }
+        if self.message.len() + payload.len() > MESSAGE_CAP {
+            self.release();
             self.unread += 1;
             return;
         }
-        let before = message.len();
-        message.extend_from_slice(payload);
-        if before < SNIFF && message.len() >= SNIFF && !may_be_metered(message) {
-            self.message = None;
+        let before = self.message.len();
+        self.message.extend_from_slice(payload);
+        // The head is scanned once: when the first piece arrives (most messages arrive
+        // whole) or when the message first reaches SNIFF bytes.
+        if self.held != Held::Metered && (before == 0 || (before < SNIFF && self.message.len() >= SNIFF)) {
+            let head = &self.message[..self.message.len().min(SNIFF)];
+            match top_level_type(head) {
+                Some(kind) if is_metered(kind) => self.held = Held::Metered,
+                Some(_) => self.release(),
+                None => self.held = Held::Untyped(head.len()),
+            }
         }
     }
 
@@ -159,11 +204,29 @@ impl FrameReader {
         let text = matches!(self.opcode, OP_TEXT | OP_CONTINUATION) && self.in_text;
         if text && self.fin {
             self.in_text = false;
-            if let Some(message) = self.message.take().filter(|m| may_be_metered(m)) {
-                on_message(&message);
+            let metered = match self.held {
+                Held::No => false,
+                Held::Metered => true,
+                // The type not in sight in the head: found in the whole message, or none.
+                Held::Untyped(scanned) => {
+                    self.message.len() > scanned && top_level_type(&self.message).is_some_and(is_metered)
+                }
+            };
+            if metered {
+                on_message(&self.message);
             }
+            self.release();
         } else if self.opcode == OP_CLOSE && self.close.len() == 2 {
             self.close_code = Some(u16::from_be_bytes([self.close[0], self.close[1]]));
+        }
+    }
+
+    /// Give the current message up, keeping a small buffer for the next.
+    fn release(&mut self) {
+        self.held = Held::No;
+        self.message.clear();
+        if self.message.capacity() > RETAIN {
+            self.message = Vec::new();
         }
     }
 }
@@ -183,12 +246,9 @@ fn header_len(so_far: &[u8]) -> usize {
     len + mask
 }
 
-/// Whether a message's first bytes leave open that it is a metered event: its top-level
-/// `type` is one of [`METERED_TYPES`], or not yet in sight (OpenAI sends `type` first,
-/// but the order of keys is not promised).
-fn may_be_metered(message: &[u8]) -> bool {
-    let head = &message[..message.len().min(SNIFF)];
-    top_level_type(head).is_none_or(|kind| METERED_TYPES.iter().any(|t| t.as_bytes() == kind))
+/// Whether an event of this `type` carries usage ([`METERED_TYPES`]).
+fn is_metered(kind: &[u8]) -> bool {
+    METERED_TYPES.iter().any(|t| t.as_bytes() == kind)
 }
 
 /// The value of the top-level `"type"` key if `head` shows it whole: a scan that skips
@@ -218,14 +278,13 @@ fn top_level_type(head: &[u8]) -> Option<&[u8]> {
 
 /// The index of the quote that closes the string starting at `from`, if in `bytes`.
 fn string_end(bytes: &[u8], mut from: usize) -> Option<usize> {
-    while from < bytes.len() {
-        match bytes[from] {
-            b'\\' => from += 2,
-            b'"' => return Some(from),
-            _ => from += 1,
+    loop {
+        from += memchr::memchr2(b'"', b'\\', bytes.get(from..)?)?;
+        if bytes[from] == b'"' {
+            return Some(from);
         }
+        from += 2;
     }
-    None
 }
 
 #[cfg(test)]
@@ -280,6 +339,16 @@ mod tests {
     }
 
     #[test]
+    fn a_message_in_one_piece_is_read_where_it_is() {
+        let done = br#"{"type":"response.done","response":{"usage":{"input_tokens":3}}}"#;
+        let mut stream = frame(true, OP_TEXT, b"{\"type\":\"session.created\"}");
+        stream.extend(frame(true, OP_TEXT, done));
+        let (seen, reader) = read_all(&stream, stream.len());
+        assert_eq!(seen, [String::from_utf8_lossy(done).into_owned()]);
+        assert_eq!(reader.message.capacity(), 0, "nothing was copied");
+    }
+
+    #[test]
     fn the_boundary_is_known_mid_stream() {
         let stream = frame(true, OP_TEXT, b"{\"type\":\"session.created\"}");
         let mut reader = FrameReader::default();
@@ -302,14 +371,38 @@ mod tests {
     }
 
     #[test]
-    fn sniffing_drops_other_types_only() {
-        assert!(may_be_metered(br#"{"type":"response.done","#));
-        assert!(may_be_metered(br#"{"event_id":"e1","type" : "response.completed""#));
-        assert!(!may_be_metered(br#"{"type":"response.output_audio.delta","delta":""#));
-        assert!(may_be_metered(br#"{"event_id":"e1""#));
-        // Keys in any order; a nested `type` is not the event's.
-        assert!(may_be_metered(br#"{"response":{"output":[{"type":"message"}]},"type":"response.done"}"#));
-        assert!(!may_be_metered(br#"{"delta":"a\"type\":\"response.done\"","type":"x.delta"}"#));
-        assert!(may_be_metered(br#"{"response":{"output":[{"type":"message"}]},"ty"#));
+    fn the_top_level_type_is_found_in_any_key_order() {
+        let kind = |head: &[u8]| top_level_type(head).map(|k| String::from_utf8_lossy(k).into_owned());
+        assert_eq!(kind(br#"{"type":"response.done","#).as_deref(), Some("response.done"));
+        assert_eq!(kind(br#"{"event_id":"e1","type" : "response.completed""#).as_deref(), Some("response.completed"));
+        assert_eq!(kind(br#"{"event_id":"e1""#), None);
+        // A nested `type`, or one inside a string, is not the event's.
+        let nested = br#"{"response":{"output":[{"type":"message"}]},"type":"response.done"}"#;
+        assert_eq!(kind(nested).as_deref(), Some("response.done"));
+        let quoted = br#"{"delta":"a\"type\":\"response.done\"","type":"x.delta"}"#;
+        assert_eq!(kind(quoted).as_deref(), Some("x.delta"));
+        assert_eq!(kind(br#"{"response":{"output":[{"type":"message"}]},"ty"#), None);
+    }
+
+    #[test]
+    fn only_metered_events_are_handed_over_wherever_their_type_is() {
+        // Keys in alphabetical order, as some servers send them: the type comes last,
+        // after the bytes sniffed, and only the whole message shows it.
+        let pad = "x".repeat(400);
+        let created = format!(r#"{{"event_id":"e1","response":{{"text":"{pad}"}},"type":"response.created"}}"#);
+        let done = format!(
+            r#"{{"event_id":"e2","response":{{"text":"{pad}","usage":{{"input_tokens":3}}}},"type":"response.done"}}"#
+        );
+        let delta = r#"{"delta":"hi","event_id":"e3","type":"response.output_text.delta"}"#;
+        let short_done = r#"{"event_id":"e4","type":"response.done"}"#;
+        let mut stream = frame(true, OP_TEXT, created.as_bytes());
+        stream.extend(frame(true, OP_TEXT, delta.as_bytes()));
+        stream.extend(frame(true, OP_TEXT, done.as_bytes()));
+        stream.extend(frame(true, OP_TEXT, short_done.as_bytes()));
+        for piece in [1, 5, 100, 300, stream.len()] {
+            let (seen, reader) = read_all(&stream, piece);
+            assert_eq!(seen, [done.clone(), short_done.to_owned()], "piece {piece}");
+            assert!(reader.message.capacity() <= RETAIN, "piece {piece}: the buffer is not held");
+        }
     }
 }

@@ -9,13 +9,17 @@
 //! `duration` kind has no tokens and is not counted). Each event is one turn: earlier
 //! turns come back as input, so usage is counted per event, never summed per session.
 
-use serde_json::Value;
+use std::borrow::Cow;
+
+use serde::Deserialize;
 use tokio::time::Instant;
 
+use crate::budgets::Reservation;
 use crate::ledger::{Ledger, Report, RequestFacts};
 use crate::metrics::Outcome;
 use crate::state::AppState;
 use crate::usage::Usage;
+use crate::usage::raw::{lenient_str, lenient_struct, lenient_u64};
 
 /// What one metered event reported.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,53 +31,107 @@ pub struct Turn {
     pub service_tier: Option<String>,
 }
 
+// The event's wire shape, reduced to what metering reads: everything else (a response's
+// whole output, often most of the message) is skipped without building a value tree,
+// and a wrongly typed field is `None` rather than a lost turn.
+
+#[derive(Deserialize)]
+struct RawEvent<'a> {
+    #[serde(default, borrow, rename = "type", deserialize_with = "lenient_str")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient_struct")]
+    response: Option<RawResponse<'a>>,
+    /// A transcription's usage, beside the event's other fields.
+    #[serde(default, borrow, deserialize_with = "lenient_struct")]
+    usage: Option<RawUsage<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawResponse<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient_str")]
+    model: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient_str")]
+    service_tier: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient_struct")]
+    usage: Option<RawUsage<'a>>,
+}
+
+/// The Realtime API says `input_token_details`, the Responses API `input_tokens_details`.
+#[derive(Deserialize)]
+struct RawUsage<'a> {
+    #[serde(default, borrow, rename = "type", deserialize_with = "lenient_str")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    input_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    output_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_struct")]
+    input_token_details: Option<RawDetails>,
+    #[serde(default, deserialize_with = "lenient_struct")]
+    input_tokens_details: Option<RawDetails>,
+    #[serde(default, deserialize_with = "lenient_struct")]
+    output_token_details: Option<RawDetails>,
+    #[serde(default, deserialize_with = "lenient_struct")]
+    output_tokens_details: Option<RawDetails>,
+}
+
+#[derive(Default, Deserialize)]
+struct RawDetails {
+    #[serde(default, deserialize_with = "lenient_u64")]
+    cached_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    cache_write_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    reasoning_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    audio_tokens: Option<u64>,
+}
+
 /// Read a complete text message; `None` unless it is a metered event with usage.
 pub fn read_turn(message: &[u8]) -> Option<Turn> {
-    let event: Value = serde_json::from_slice(message).ok()?;
-    let kind = event.get("type")?.as_str()?;
-    let (usage, response) = match kind {
+    let event: RawEvent<'_> = serde_json::from_slice(message).ok()?;
+    let (usage, response) = match event.kind.as_deref()? {
         "response.done" | "response.completed" | "response.incomplete" | "response.failed" => {
-            let response = event.get("response")?;
-            (response.get("usage")?, Some(response))
+            let mut response = event.response?;
+            (response.usage.take()?, Some(response))
         }
         "conversation.item.input_audio_transcription.completed" => {
-            let usage = event.get("usage")?;
-            if usage.get("type").and_then(Value::as_str).is_some_and(|t| t != "tokens") {
+            let usage = event.usage?;
+            if usage.kind.as_deref().is_some_and(|t| t != "tokens") {
                 return None;
             }
             (usage, None)
         }
         _ => return None,
     };
-    let count = |v: &Value, key: &str| v.get(key).and_then(Value::as_u64);
-    // The Realtime API says `input_token_details`, the Responses API `input_tokens_details`.
-    let details =
-        |side: &str| usage.get(format!("{side}_token_details")).or_else(|| usage.get(format!("{side}_tokens_details")));
-    let (input_details, output_details) = (details("input"), details("output"));
-    let input = count(usage, "input_tokens");
-    let output = count(usage, "output_tokens");
-    if input.is_none() && output.is_none() {
+    if usage.input_tokens.is_none() && usage.output_tokens.is_none() {
         return None;
     }
-    let detail = |d: Option<&Value>, key: &str| d.and_then(|d| count(d, key)).unwrap_or(0);
-    let text = |key: &str| response.and_then(|r| r.get(key)).and_then(Value::as_str).map(str::to_owned);
+    let input_details = usage.input_token_details.or(usage.input_tokens_details).unwrap_or_default();
+    let output_details = usage.output_token_details.or(usage.output_tokens_details).unwrap_or_default();
+    let (model, service_tier) = response.map(|r| (r.model, r.service_tier)).unwrap_or_default();
     Some(Turn {
         usage: Usage {
-            input: input.unwrap_or(0),
-            cached_input: detail(input_details, "cached_tokens"),
-            output: output.unwrap_or(0),
-            reasoning: detail(output_details, "reasoning_tokens"),
+            input: usage.input_tokens.unwrap_or(0),
+            cached_input: input_details.cached_tokens.unwrap_or(0),
+            cache_write: input_details.cache_write_tokens.unwrap_or(0),
+            output: usage.output_tokens.unwrap_or(0),
+            reasoning: output_details.reasoning_tokens.unwrap_or(0),
         },
-        audio: (detail(input_details, "audio_tokens"), detail(output_details, "audio_tokens")),
-        model: text("model"),
-        service_tier: text("service_tier"),
+        audio: (input_details.audio_tokens.unwrap_or(0), output_details.audio_tokens.unwrap_or(0)),
+        model: model.map(Cow::into_owned),
+        service_tier: service_tier.map(Cow::into_owned),
     })
 }
 
 /// Count one turn in the request, token and cost metrics, with its log line. `since`:
 /// when the turn began (the previous turn's end, or the handshake), for its duration.
-pub fn record(state: &AppState, facts: &RequestFacts, since: Instant, turn: Turn) {
+/// `budget`: the client's hold, charged the turn's cost.
+pub fn record(state: &AppState, facts: &RequestFacts, since: Instant, turn: Turn, budget: Option<Reservation>) {
     let mut ledger = Ledger::open(state.clone(), facts.clone(), since);
+    if let Some(budget) = budget {
+        ledger.hold_budget(budget);
+    }
     // A turn has no answer head of its own: the session's 101 stands for it.
     ledger.record_handshake(http::StatusCode::SWITCHING_PROTOCOLS, &http::HeaderMap::new());
     let report = Report { usage: Some(turn.usage), service_tier: turn.service_tier, model: turn.model };
@@ -92,19 +150,19 @@ mod tests {
                 "cached_tokens_details":{"text_tokens":64,"audio_tokens":0}},
             "output_token_details":{"text_tokens":30,"audio_tokens":91}}}}"#;
         let turn = read_turn(event).unwrap();
-        assert_eq!(turn.usage, Usage { input: 132, cached_input: 64, output: 121, reasoning: 0 });
+        assert_eq!(turn.usage, Usage { input: 132, cached_input: 64, cache_write: 0, output: 121, reasoning: 0 });
         assert_eq!(turn.audio, (13, 91));
         assert_eq!(turn.model, None);
     }
 
     #[test]
     fn responses_websocket_completed() {
-        let event = br#"{"type":"response.completed","response":{"model":"gpt-5-mini","service_tier":"flex",
-            "usage":{"input_tokens":10,"input_tokens_details":{"cached_tokens":4},"output_tokens":7,
-            "output_tokens_details":{"reasoning_tokens":5}}}}"#;
+        let event = br#"{"type":"response.completed","response":{"model":"gpt-5.6-luna","service_tier":"flex",
+            "usage":{"input_tokens":10,"input_tokens_details":{"cached_tokens":4,"cache_write_tokens":3},
+            "output_tokens":7,"output_tokens_details":{"reasoning_tokens":5}}}}"#;
         let turn = read_turn(event).unwrap();
-        assert_eq!(turn.usage, Usage { input: 10, cached_input: 4, output: 7, reasoning: 5 });
-        assert_eq!((turn.model.as_deref(), turn.service_tier.as_deref()), (Some("gpt-5-mini"), Some("flex")));
+        assert_eq!(turn.usage, Usage { input: 10, cached_input: 4, cache_write: 3, output: 7, reasoning: 5 });
+        assert_eq!((turn.model.as_deref(), turn.service_tier.as_deref()), (Some("gpt-5.6-luna"), Some("flex")));
     }
 
     #[test]

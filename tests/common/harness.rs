@@ -44,6 +44,31 @@ impl Drop for Running {
     }
 }
 
+/// A simulator and the gateway in front of it, however they are wired (over sockets or
+/// in memory): what a test reads back from the two. The stacks that wire them
+/// dereference to it.
+#[derive(Clone)]
+pub struct SimGateway {
+    pub sim: Sim,
+    pub state: AppState,
+}
+
+impl SimGateway {
+    pub fn metrics(&self) -> &Metrics {
+        &self.state.metrics
+    }
+
+    /// The scripted step the simulator applied to each request it received, in order.
+    pub fn faults_seen(&self) -> Vec<Option<String>> {
+        self.sim.received().into_iter().map(|r| r.fault).collect()
+    }
+
+    /// The `service_tier` each received request carried.
+    pub fn tiers_sent(&self) -> Vec<Option<String>> {
+        self.sim.received().into_iter().map(|r| r.service_tier).collect()
+    }
+}
+
 pub async fn spawn_sim(config: SimConfig) -> (Sim, Running) {
     let sim = Sim::new(config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -9,13 +9,13 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::ops::Deref;
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use flexgate::app::build_router;
 use flexgate::config::Config;
-use flexgate::metrics::Metrics;
 use flexgate::sim::{Sim, SimConfig};
 use flexgate::state::AppState;
 use flexgate::upstream::connect::memory;
@@ -23,12 +23,22 @@ use serde_json::Value;
 use tower::ServiceExt as _;
 use tower::util::BoxCloneSyncService;
 
-/// The simulator and a gateway in front of it, wired in memory.
+use crate::common::SimGateway;
+
+/// The simulator and a gateway in front of it, wired in memory; read back through the
+/// [`SimGateway`] it dereferences to.
 #[derive(Clone)]
 pub struct Memory {
-    pub sim: Sim,
-    pub state: AppState,
+    pair: SimGateway,
     service: BoxCloneSyncService<Request, Response, Infallible>,
+}
+
+impl Deref for Memory {
+    type Target = SimGateway;
+
+    fn deref(&self) -> &SimGateway {
+        &self.pair
+    }
 }
 
 /// A gateway configured by `toml` in front of a simulator with `sim`'s settings.
@@ -39,7 +49,7 @@ pub fn memory_stack(sim: SimConfig, toml: &str) -> Memory {
     config.upstream.base_url = format!("http://{host}/v1").parse().unwrap();
     let state = AppState::new(config).unwrap();
     let service = BoxCloneSyncService::new(build_router(state.clone(), true));
-    Memory { sim, state, service }
+    Memory { pair: SimGateway { sim, state }, service }
 }
 
 impl Memory {
@@ -60,21 +70,5 @@ impl Memory {
         }
         let response = self.send(request.body(Body::from(body.to_string())).unwrap()).await;
         response.map(|body| reqwest::Body::wrap_stream(body.into_data_stream())).into()
-    }
-}
-
-impl Memory {
-    pub fn metrics(&self) -> &Metrics {
-        &self.state.metrics
-    }
-
-    /// The scripted step the simulator applied to each request it received, in order.
-    pub fn faults_seen(&self) -> Vec<Option<String>> {
-        self.sim.received().into_iter().map(|r| r.fault).collect()
-    }
-
-    /// The `service_tier` each received request carried.
-    pub fn tiers_sent(&self) -> Vec<Option<String>> {
-        self.sim.received().into_iter().map(|r| r.service_tier).collect()
     }
 }

@@ -113,7 +113,7 @@ LABEL_VALUES = {
 RESULT_VALUES = {"success", "flex_capacity", "rate_limit", "billing", "server_error",
                  "connect_error", "timeout", "client_error"}
 KIND_VALUES = {
-    "flexgate_tokens_total": {"input", "cached_input", "output", "reasoning"},
+    "flexgate_tokens_total": {"input", "cached_input", "cache_write", "output", "reasoning"},
     "flexgate_upstream_ratelimit_remaining": {"requests", "tokens"},
 }
 
@@ -132,7 +132,10 @@ CONFIG_SHAPE = {
     "pricing": {"file"},
     "log": {"format", "level"},
     "websocket": {"idle_timeout", "max_lifetime"},
+    "store": {"dir"},
+    "batch": {"class", "max_in_flight"},
 }
+BUDGET_KEYS = {"usd", "period", "soft_usd", "on_soft", "fail", "reserve_usd"}
 CLASS_KEYS = {"tier", "deadline", "escalate", "escalate_reserve", "max_attempts", "path_prefix"}
 AUTH_KEY_KEYS = {"client", "sha256", "env"}
 DURATION_KEYS = {("server", "drain_timeout"), ("server", "header_timeout"), ("server", "body_timeout"),
@@ -183,6 +186,13 @@ def config_problems(cfg: dict[str, Any], where: str) -> list[str]:
                             problems.append(f"{where}: classes.{name}.{key}: {e}")
                 if "path_prefix" in cls and not str(cls["path_prefix"]).startswith("/"):
                     problems.append(f"{where}: classes.{name}.path_prefix must start with /")
+            continue
+        if section == "budgets":
+            for client, budget in (value or {}).items():
+                for key in set(budget) - BUDGET_KEYS:
+                    problems.append(f"{where}: unknown key budgets.{client}.{key}")
+                for key in {"usd", "period"} - set(budget):
+                    problems.append(f"{where}: budgets.{client} needs {key}")
             continue
         if section not in CONFIG_SHAPE:
             problems.append(f"{where}: unknown section [{section}]")

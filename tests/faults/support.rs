@@ -2,13 +2,12 @@
 //! simulator, over sockets or in memory on paused time, and requests with headers.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 
-use flexgate::metrics::Metrics;
-use flexgate::sim::{Sim, SimConfig};
-use flexgate::state::AppState;
+use flexgate::sim::SimConfig;
 use serde_json::Value;
 
-use crate::common::{Running, client, spawn_gateway_with, spawn_sim};
+use crate::common::{Running, SimGateway, client, spawn_gateway_with, spawn_sim};
 pub use crate::common::{envelope, h};
 use crate::memory::{Memory, memory_stack};
 
@@ -25,17 +24,26 @@ pub const HANG: &str = "[retry]\nbase_delay = \"10ms\"\nmax_delay = \"50ms\"\n\
 /// Only fast backoff: the shipped attempt timeouts (15 minutes) stay in force.
 pub const FAST_RETRY_ONLY: &str = "[retry]\nbase_delay = \"10ms\"\nmax_delay = \"50ms\"\n";
 
+/// The simulator and a gateway over sockets; read back through the [`SimGateway`] it
+/// dereferences to.
 pub struct Stack {
-    pub sim: Sim,
-    pub state: AppState,
+    pair: SimGateway,
     pub gw: Running,
     _sim_run: Running,
+}
+
+impl Deref for Stack {
+    type Target = SimGateway;
+
+    fn deref(&self) -> &SimGateway {
+        &self.pair
+    }
 }
 
 pub async fn stack_with(sim: SimConfig, toml: &str) -> Stack {
     let (sim, sim_run) = spawn_sim(sim).await;
     let (state, gw) = spawn_gateway_with(sim_run.addr, toml, &HashMap::new()).await;
-    Stack { sim, state, gw, _sim_run: sim_run }
+    Stack { pair: SimGateway { sim, state }, gw, _sim_run: sim_run }
 }
 
 /// The simulator without latency and a gateway configured with [`FAST`].
@@ -52,20 +60,6 @@ pub fn in_memory(toml: &str) -> Memory {
 impl Stack {
     pub async fn post(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
         post(&client(), &self.gw, path, body, headers).await
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.state.metrics
-    }
-
-    /// The scripted step the simulator applied to each request it received, in order.
-    pub fn faults_seen(&self) -> Vec<Option<String>> {
-        self.sim.received().into_iter().map(|r| r.fault).collect()
-    }
-
-    /// The `service_tier` each received request carried.
-    pub fn tiers_sent(&self) -> Vec<Option<String>> {
-        self.sim.received().into_iter().map(|r| r.service_tier).collect()
     }
 }
 

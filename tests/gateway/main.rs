@@ -8,6 +8,9 @@
 #[path = "../common/harness.rs"]
 mod common;
 #[cfg(test)]
+#[path = "../common/forward_proxy.rs"]
+mod forward_proxy;
+#[cfg(test)]
 #[path = "../common/memory.rs"]
 mod memory;
 #[cfg(test)]
@@ -18,6 +21,10 @@ mod poll;
 mod auth;
 #[cfg(test)]
 mod bad_input;
+#[cfg(test)]
+mod bill;
+#[cfg(test)]
+mod budgets;
 #[cfg(test)]
 mod errors;
 #[cfg(test)]

@@ -2,64 +2,16 @@
 //! forwarding proxy for a plain-HTTP upstream and a `CONNECT` tunnel for an https one.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use parking_lot::Mutex;
 
 use crate::common::{chat_body, client, spawn_gateway_config, spawn_gateway_with, spawn_sim};
+use crate::forward_proxy;
 use flexgate::config::Config;
 use flexgate::sim::SimConfig;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-/// A minimal HTTP proxy: records the head each connection opens with, answers `CONNECT`
-/// with 200 and tunnels to the named host, and passes anything else to `upstream` as is
-/// (the simulator accepts absolute-form targets).
-async fn proxy(upstream: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let heads = Arc::new(Mutex::new(Vec::new()));
-    let seen = heads.clone();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let end = loop {
-                    let n = client.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                seen.lock().push(head.clone());
-                let mut server = if let Some(target) = head.strip_prefix("CONNECT ") {
-                    let host = target.split(' ').next().unwrap().to_owned();
-                    client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.unwrap();
-                    let server = TcpStream::connect(host).await.unwrap();
-                    buf.drain(..end);
-                    server
-                } else {
-                    TcpStream::connect(upstream).await.unwrap()
-                };
-                server.write_all(&buf).await.unwrap();
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-            });
-        }
-    });
-    (addr, heads)
-}
 
 #[tokio::test]
 async fn a_plain_http_upstream_goes_through_a_forwarding_proxy_with_its_credentials() {
     let (sim, sim_run) = spawn_sim(SimConfig::zero_latency()).await;
-    let (proxy_addr, log) = proxy(sim_run.addr).await;
+    let (proxy_addr, log) = forward_proxy::spawn(sim_run.addr).await;
     let toml = format!("[upstream]\nproxy = \"http://flex:se%40cret@{proxy_addr}\"");
     let (_state, gw) = spawn_gateway_with(sim_run.addr, &toml, &HashMap::new()).await;
     let r = client()
@@ -91,7 +43,7 @@ async fn a_plain_http_upstream_goes_through_a_forwarding_proxy_with_its_credenti
 #[tokio::test]
 async fn an_https_upstream_is_tunnelled_with_connect_and_tls_starts_inside() {
     let (_sim, sim_run) = spawn_sim(SimConfig::zero_latency()).await;
-    let (proxy_addr, heads) = proxy(sim_run.addr).await;
+    let (proxy_addr, heads) = forward_proxy::spawn(sim_run.addr).await;
     // The proxy's address comes from the environment, as in a corporate network.
     let env: HashMap<String, String> =
         [("HTTPS_PROXY".to_owned(), format!("http://flex:secret@{proxy_addr}"))].into_iter().collect();

@@ -11,6 +11,10 @@ mod common;
 mod process;
 
 #[cfg(test)]
+mod batch_cli;
+#[cfg(test)]
 mod binary;
+#[cfg(test)]
+mod crash;
 #[cfg(test)]
 mod secrets;

@@ -52,6 +52,7 @@ address_in() {
 PIDS+=($!)
 SIM=$(address_in "$WORK/sim.log" 'listening')
 
+# Managed auth with a budget for the test's key, so the budget families are exported too.
 cat >"$WORK/gateway.toml" <<TOML
 [server]
 listen = "127.0.0.1:0"
@@ -60,8 +61,18 @@ base_url = "http://$SIM/v1"
 [retry]
 base_delay = "10ms"
 max_delay = "50ms"
+[store]
+dir = "$WORK/store"
+[auth]
+mode = "managed"
+[[auth.keys]]
+client = "ci"
+sha256 = "$(printf %s sk-test | sha256sum | cut -d' ' -f1)"
+[budgets.ci]
+usd = "1000"
+period = "month"
 TOML
-"$BIN" serve --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 &
+OPENAI_API_KEY=sk-sim "$BIN" serve --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 &
 PIDS+=($!)
 GW=$(address_in "$WORK/gateway.log" '"listening"')
 

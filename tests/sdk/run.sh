@@ -115,6 +115,9 @@ cat >"$WORK/flexgate.toml" <<EOF
 listen = "127.0.0.1:0"
 [upstream]
 base_url = "http://$SIM_ADDR/v1"
+[store]
+# The Files and Batches API's store, thrown away with the run.
+dir = "$WORK/store"
 [retry]
 # Short backoff keeps the exhausted-retry cases fast; the counts are what is tested.
 base_delay = "20ms"
@@ -127,6 +130,32 @@ EOF
 PIDS+=($!)
 GW_ADDR=$(wait_for_address "$WORK/flexgate.log" '"listening"' "${PIDS[-1]}")
 echo "--- sim http://$SIM_ADDR, flexgate http://$GW_ADDR ($BIN)"
+
+# A gateway in managed mode whose one client has a budget smaller than one request: the
+# budget refusal as the SDKs see it (test_budgets.py).
+cat >"$WORK/flexgate-budget.toml" <<EOF
+[server]
+listen = "127.0.0.1:0"
+[upstream]
+base_url = "http://$SIM_ADDR/v1"
+[store]
+dir = "$WORK/budget-store"
+[auth]
+mode = "managed"
+[[auth.keys]]
+client = "sdk-budget"
+sha256 = "$(printf %s sk-sdk-budget | sha256sum | cut -d' ' -f1)"
+[budgets.sdk-budget]
+usd = "0.000001"
+period = "day"
+[log]
+format = "json"
+level = "warn,flexgate=info"
+EOF
+OPENAI_API_KEY=sk-sim "$BIN" serve --config "$WORK/flexgate-budget.toml" 2>"$WORK/flexgate-budget.log" &
+PIDS+=($!)
+BUDGET_ADDR=$(wait_for_address "$WORK/flexgate-budget.log" '"listening"' "${PIDS[-1]}")
+export FLEXGATE_BUDGET_URL="http://$BUDGET_ADDR"
 
 # The Node SDK's Realtime client always dials wss://: a second gateway serves TLS on its
 # listener, with a certificate made for this run and trusted by the Node suite only.
@@ -142,7 +171,8 @@ if wants node; then
     echo "--- flexgate with TLS $FLEXGATE_TLS_URL"
 fi
 
-export FLEXGATE_URL="http://$GW_ADDR" SIM_URL="http://$SIM_ADDR" PYTHONDONTWRITEBYTECODE=1
+# FLEXGATE_BIN: for cases that start a gateway of their own (another auth mode, SIGTERM).
+export FLEXGATE_URL="http://$GW_ADDR" SIM_URL="http://$SIM_ADDR" FLEXGATE_BIN="$BIN" PYTHONDONTWRITEBYTECODE=1
 # The SDKs must talk to the loopback gateway directly, whatever proxy the shell has.
 export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
 unset OPENAI_API_KEY OPENAI_BASE_URL OPENAI_ORG_ID OPENAI_PROJECT_ID

@@ -68,6 +68,25 @@ async fn usage_counts_reasoning_cache_and_limits() {
 }
 
 #[tokio::test]
+async fn cache_writing_models_report_cache_write_tokens_in_both_shapes() {
+    let (_sim, app) = fast();
+    let long = "x".repeat(5188); // 1297 + 3 = 1300 prompt tokens → 640 read, 256 written
+    let chat = send(&app, post("/v1/chat/completions", &chat_body("gpt-5.6-terra", &long))).await.json();
+    let details = &chat["usage"]["prompt_tokens_details"];
+    assert_eq!((details["cached_tokens"].as_u64(), details["cache_write_tokens"].as_u64()), (Some(640), Some(256)));
+    let request = json!({"model": "gpt-6-astra", "input": long, "service_tier": "flex"});
+    let response = send(&app, post("/v1/responses", &request)).await.json();
+    assert_eq!(response["service_tier"], "flex");
+    let details = &response["usage"]["input_tokens_details"];
+    assert_eq!((details["cached_tokens"].as_u64(), details["cache_write_tokens"].as_u64()), (Some(640), Some(256)));
+    // Older models: no field in chat usage, 0 in Responses usage.
+    let chat = send(&app, post("/v1/chat/completions", &chat_body("gpt-5", &long))).await.json();
+    assert!(chat["usage"]["prompt_tokens_details"].get("cache_write_tokens").is_none());
+    let response = send(&app, post("/v1/responses", &json!({"model": "gpt-5", "input": long}))).await.json();
+    assert_eq!(response["usage"]["input_tokens_details"]["cache_write_tokens"], 0);
+}
+
+#[tokio::test]
 async fn responses_object_shape() {
     let (_sim, app) = fast();
     let input = json!([

@@ -2,7 +2,8 @@
 # Bounded soak: the release `flexgate` and its simulator on loopback, a steady request
 # rate with 20% injected faults (every scripted fault kind plus abandoned streams), for a
 # fixed time; then checks no lost request, no panic, every request accounted for,
-# in-flight back to zero, RSS and open fds flat within 10% after warm-up, clean exit.
+# in-flight back to zero, RSS and open fds flat within 10% after warm-up, open fds back
+# to the idle count once the load has ended and idle connections have closed, clean exit.
 #
 #   tests/soak/run.sh [DURATION] [RATE]     defaults: 45s, 100 requests/s
 #

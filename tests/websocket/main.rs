@@ -7,6 +7,9 @@
 #[path = "../common/harness.rs"]
 mod common;
 #[cfg(test)]
+#[path = "../common/forward_proxy.rs"]
+mod forward_proxy;
+#[cfg(test)]
 mod lifecycle;
 #[cfg(test)]
 mod proxy;

@@ -55,3 +55,41 @@ async fn responses_websocket_mode_is_metered_and_priced_per_response() {
     let cost = metric(&text, "flexgate_cost_usd_total", &[("model", "gpt-5-mini"), ("tier", "flex")]);
     assert!((cost - 2.0 * 0.001_125).abs() < 1e-9, "{cost}");
 }
+
+/// A budgeted client's session is charged each response as it completes, past the limit
+/// if a turn crosses it (a session is never cut), and its next session is refused in
+/// OpenAI's quota shape.
+#[tokio::test]
+async fn a_budgeted_clients_turns_are_charged_and_its_next_session_refused() {
+    use crate::support::{GATEWAY_KEY, MANAGED, UPSTREAM_KEY};
+    let upstream = responses_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    // One response costs $0.001125: the limit is passed during the second.
+    let toml = format!(
+        "{MANAGED}[store]\ndir = \"{}\"\n[budgets.browser]\nusd = \"0.002\"\nperiod = \"day\"\n",
+        dir.path().display()
+    );
+    let env = [("OPENAI_API_KEY", UPSTREAM_KEY), ("GATEWAY_KEY", GATEWAY_KEY)]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let (state, gw) = crate::common::spawn_gateway_with(upstream, &toml, &env).await;
+    let bearer = format!("Bearer {GATEWAY_KEY}");
+    let (mut socket, _) = connect(&gw, "/flex/v1/responses", &[("authorization", &bearer)]).await.unwrap();
+    for _ in 0..3 {
+        send(&mut socket, json!({"type": "response.create", "model": "gpt-5-mini", "input": "hi"})).await;
+        until(&mut socket, "response.completed").await;
+    }
+    // The budget gauges are read from the accounts when `/metrics` is scraped.
+    state.metrics.budgets.export(&state.budgets);
+    let spent = metric(&metrics(&state), "flexgate_budget_spend_usd", &[("client", "browser")]);
+    assert!((spent - 3.0 * 0.001_125).abs() < 1e-9, "every turn is charged, past the limit too: {spent}");
+
+    let again = connect(&gw, "/flex/v1/responses", &[("authorization", &bearer)]).await;
+    let Err(tokio_tungstenite::tungstenite::Error::Http(refused)) = again else {
+        panic!("a client past its budget opened a session");
+    };
+    assert_eq!(refused.status(), 429);
+    let body: serde_json::Value = serde_json::from_slice(refused.body().as_deref().unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "flexgate_budget_exceeded", "{body}");
+}

@@ -2,7 +2,7 @@
 //! of every kind of bad input with all problems listed at once, each naming its key.
 
 use super::dec;
-use crate::pricing::PriceTable;
+use crate::pricing::{Day, PriceTable};
 use crate::tier::Tier;
 
 fn problems(text: &str) -> Vec<String> {
@@ -105,4 +105,81 @@ fn rejects_bad_documents() {
     }
     let ok = "prices_as_of = \"2000-02-29\"\nmodels = { m = { standard = { input = 1, output = 1 } } }";
     assert!(PriceTable::from_toml(ok).is_ok());
+}
+
+#[test]
+fn accepts_dated_entries_long_context_and_cache_writes() {
+    let table = PriceTable::from_toml(
+        r#"
+        prices_as_of = "2026-11-01"
+        [[models.m]]
+        effective_from = 2026-11-22
+        standard = { input = "5", cached_input = "0.5", cache_write = 6.25, output = "30" }
+        long_context = { above_input_tokens = 272000, input = 2, output = "1.5" }
+        [[models.m]]
+        standard = { input = "4", output = "20" }
+        "#,
+    )
+    .unwrap();
+    let list = table.rates_on("m", Tier::Standard, Day::parse("2026-11-22").unwrap(), 272_001).unwrap();
+    assert_eq!(
+        (list.input, list.cached_input, list.cache_write, list.output),
+        (dec("0.00001"), dec("0.000001"), dec("0.0000125"), dec("0.000045"))
+    );
+    let promo = table.rates_on("m", Tier::Standard, Day::parse("2026-11-21").unwrap(), 272_001).unwrap();
+    assert_eq!((promo.input, promo.cache_write, promo.output), (dec("0.000004"), dec("0.000004"), dec("0.00002")));
+}
+
+#[test]
+fn reports_every_dated_and_long_context_problem_with_its_key() {
+    let got = problems(
+        r#"
+        prices_as_of = "2026-11-01"
+        [[models.a]]
+        standard = { input = "1", output = "1", cache_write = "-1" }
+        [[models.a]]
+        standard = { input = "2", output = "1" }
+        [[models.a]]
+        effective_from = "2026-11-31"
+        standard = { input = "2", output = "1" }
+        [[models.b]]
+        effective_from = "2027-01-01"
+        standard = { input = "1", output = "1" }
+        long_context = { above_input_tokens = 0, input = "0", output = "x", over = 1 }
+        [[models.b]]
+        effective_from = 2027-01-01
+        standard = { input = "1", output = "1" }
+        long_context = { input = "2" }
+        [models.c]
+        standard = { input = "1", output = "1" }
+        long_context = "2x"
+        effective_from = true
+        [models.d]
+        standard = { input = "79228162514264337593543950335", output = "1" }
+        long_context = { above_input_tokens = 272000, input = "79228162514264337593543950335", output = "1" }
+        "#,
+    );
+    let want = [
+        "`models.\"a\"[0].standard.cache_write`: must not be negative",
+        "`models.\"a\"[1].effective_from`: missing, as in `models.\"a\"[0]`",
+        "`models.\"a\"[2].effective_from`: must be a date",
+        "`models.\"b\"[0].long_context.over`: unknown key",
+        "`models.\"b\"[0].long_context.above_input_tokens`: must be a whole number of tokens above zero",
+        "`models.\"b\"[0].long_context.input`: must be above zero",
+        "`models.\"b\"[0].long_context.output`: must be a decimal multiplier",
+        "`models.\"b\"[1].long_context.above_input_tokens`: missing",
+        "`models.\"b\"[1].long_context.output`: missing",
+        "`models.\"b\"[1].effective_from`: the same date as `models.\"b\"[0]`",
+        "`models.\"c\".effective_from`: must be a date",
+        "`models.\"c\".long_context`: must be a table like",
+        "`models.\"d\".long_context`: the multiplied prices are too large",
+    ];
+    for prefix in want {
+        assert!(got.iter().any(|p| p.starts_with(prefix)), "no {prefix:?} in {got:#?}");
+    }
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    let empty = problems("prices_as_of = \"2026-01-01\"\nmodels = { m = [] }");
+    assert_eq!(empty, ["`models.\"m\"`: must list at least one price entry"]);
+    let not_table = problems("prices_as_of = \"2026-01-01\"\nmodels = { m = [1] }");
+    assert_eq!(not_table, ["`models.\"m\"[0]`: must be a table of tiers"]);
 }

@@ -1,26 +1,39 @@
-//! Property tests for pricing: `cost` and `savings` never panic for any token counts,
+//! Property tests for pricing: `cost` and `savings` never panic for any token counts and day,
 //! and overflow yields `None` instead of a wrong number.
 
-use crate::pricing::PriceTable;
+use crate::pricing::{Day, PriceTable};
 use crate::tier::Tier;
 use crate::usage::Usage;
 use proptest::prelude::*;
 
 fn any_usage() -> impl Strategy<Value = Usage> {
-    (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>())
-        .prop_map(|(input, cached_input, output, reasoning)| Usage { input, cached_input, output, reasoning })
+    (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+        |(input, cached_input, cache_write, output, reasoning)| Usage {
+            input,
+            cached_input,
+            cache_write,
+            output,
+            reasoning,
+        },
+    )
 }
 
 proptest! {
     #[test]
-    fn cost_never_panics(usage in any_usage(), tier in prop::sample::select(Tier::ALL.to_vec()), pick in any::<prop::sample::Index>()) {
+    fn cost_never_panics(
+        usage in any_usage(),
+        tier in prop::sample::select(Tier::ALL.to_vec()),
+        pick in any::<prop::sample::Index>(),
+        (year, month, day) in (1900i64..2200, 1i64..=12, 1i64..=28),
+    ) {
         let table = PriceTable::embedded();
         let models: Vec<&str> = table.models().collect();
         let model = models[pick.index(models.len())];
-        if let Some(cost) = table.cost(model, tier, &usage) {
+        let day = Day::from_ymd(year, month, day).unwrap();
+        if let Some(cost) = table.cost_on(model, tier, &usage, day) {
             prop_assert!(cost >= rust_decimal::Decimal::ZERO);
         }
-        let _ = table.savings(model, tier, &usage);
+        let _ = table.savings_on(model, tier, &usage, day);
     }
 
     #[test]
@@ -41,8 +54,14 @@ fn overflow_gives_none() {
         "prices_as_of = \"2026-01-01\"\n[models.m]\nstandard = { input = \"79228162514264337593543950335\", output = \"1\" }",
     )
     .unwrap();
-    let huge = Usage { input: u64::MAX, cached_input: 0, output: 0, reasoning: 0 };
+    let huge = Usage { input: u64::MAX, ..Usage::default() };
     assert_eq!(table.cost("m", Tier::Standard, &huge), None);
-    let max = Usage { input: u64::MAX, cached_input: u64::MAX / 2, output: u64::MAX, reasoning: u64::MAX };
+    let max = Usage {
+        input: u64::MAX,
+        cached_input: u64::MAX / 2,
+        cache_write: u64::MAX,
+        output: u64::MAX,
+        reasoning: u64::MAX,
+    };
     assert!(PriceTable::embedded().cost("gpt-6-astra", Tier::Priority, &max).is_some());
 }

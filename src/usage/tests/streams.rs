@@ -1,7 +1,7 @@
 //! Stream tests for usage extraction: the OpenAI fixtures, in-stream errors, usage split
 //! across chunks, tier changes, and the cheap chunk pre-check.
 
-use super::{run, usage};
+use super::{run, usage, written};
 use crate::endpoint::Endpoint;
 use crate::sse::SseEvent;
 use crate::usage::{EventVerdict, StreamUsage, Usage};
@@ -80,6 +80,27 @@ const STREAM_CASES: &[StreamCase] = &[
         Some(usage(10, 0, 7, 0)),
         None,
         false,
+    ),
+    // Cache writes in a chat stream's usage chunk and in `response.completed`.
+    (
+        Chat,
+        "data: {\"model\":\"gpt-5.6-terra\",\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":null}\n\n\
+            data: {\"model\":\"gpt-5.6-terra\",\"choices\":[],\"usage\":{\"prompt_tokens\":1300,\"completion_tokens\":16,\
+            \"prompt_tokens_details\":{\"cached_tokens\":640,\"cache_write_tokens\":256}}}\n\ndata: [DONE]\n\n",
+        &[Keep, UsageOnly, Done],
+        Some(written(1300, 640, 256, 16, 0)),
+        None,
+        true,
+    ),
+    (
+        Responses,
+        "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"service_tier\":\"default\",\
+            \"usage\":{\"input_tokens\":300000,\"input_tokens_details\":{\"cached_tokens\":149888,\"cache_write_tokens\":75008},\
+            \"output_tokens\":64,\"output_tokens_details\":{\"reasoning_tokens\":32}}}}\n\n",
+        &[Done],
+        Some(written(300_000, 149_888, 75_008, 64, 32)),
+        Some("default"),
+        true,
     ),
     // The tier changing mid-stream is noticed even on otherwise skippable chunks.
     (

@@ -8,10 +8,16 @@ flexgate keeps and forwards, and which the SDK repeats on each of its own retrie
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import subprocess
+import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
@@ -62,10 +68,51 @@ def fault(request_id: str, script: str) -> dict:
     return {"x-request-id": request_id, "x-sim-fault": script}
 
 
-def metrics_text() -> str:
+def metrics_text(url: str | None = None) -> str:
+    """The `/metrics` page of the suite's gateway, or of the gateway at `url`."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(gateway_url() + "/metrics", timeout=10) as r:
+    with opener.open((url or gateway_url()) + "/metrics", timeout=10) as r:
         return r.read().decode()
+
+
+class Gateway:
+    """A flexgate process of a test's own, in front of the suite's simulator."""
+
+    def __init__(self, process: subprocess.Popen, url: str, log: Path):
+        self.process = process
+        self.url = url
+        self.log = log
+
+
+@contextlib.contextmanager
+def own_gateway(directory: Path, toml: str = "", env: dict[str, str] | None = None) -> Iterator[Gateway]:
+    """Start `flexgate serve` (the binary tests/sdk/run.sh exports as FLEXGATE_BIN) with
+    `toml` added to a configuration whose upstream is the suite's simulator, on a free
+    port; for cases that need their own auth mode or that stop the gateway."""
+    binary = os.environ.get("FLEXGATE_BIN")
+    if not binary or not sim_url():
+        pytest.exit("FLEXGATE_BIN and SIM_URL are not set: run this suite through tests/sdk/run.sh", returncode=2)
+    config = directory / "flexgate.toml"
+    config.write_text(
+        f'[upstream]\nbase_url = "{sim_url()}/v1"\n[log]\nformat = "json"\nlevel = "warn,flexgate=info"\n{toml}'
+    )
+    log = directory / "flexgate.log"
+    process_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FLEXGATE_"))}
+    process_env |= env or {}
+    process_env["FLEXGATE_LISTEN"] = "127.0.0.1:0"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([binary, "serve", "--config", str(config)], stderr=out, env=process_env)
+    try:
+        deadline = time.monotonic() + 30
+        while not (found := re.search(rb'"listening".*?(127\.0\.0\.1:\d+)', log.read_bytes())):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"flexgate did not start:\n{log.read_text()}")
+            time.sleep(0.05)
+        yield Gateway(process, "http://" + found.group(1).decode(), log)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
 
 def metric(text: str, name: str, **labels: str) -> float:

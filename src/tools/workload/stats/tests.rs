@@ -22,7 +22,7 @@ fn outcome(class: &str, tier: Option<Tier>, millis: u64) -> Observed {
         attempts: Some(1),
         escalated: false,
         model: Some("gpt-5-mini-2025-08-07".into()),
-        usage: Some(Usage { input: 1000, cached_input: 0, output: 500, reasoning: 250 }),
+        usage: Some(Usage { input: 1000, cached_input: 0, cache_write: 0, output: 500, reasoning: 250 }),
         error: None,
     }
 }

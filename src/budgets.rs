@@ -1,0 +1,345 @@
+//! Spending limits per client of managed auth (`[budgets.CLIENT]`): what each client
+//! has spent in its current period, what its requests in flight hold, and the decision
+//! to admit, send to flex only, or refuse a request.
+//!
+//! Money is counted in whole nano-dollars (`u64`, 1e-9 USD): exact for every price in
+//! the table, and no float ever touches a balance. A request is admitted while the
+//! client's spend plus the reservations of its requests in flight stays under the
+//! limit; it then holds a [`Reservation`] of `reserve_usd` until it is settled, once, at
+//! the cost the ledger priced on the tier that served it ($0 for a flex 429, or when the
+//! answer reported no usage), or released when the request dies unsettled. The overshoot
+//! past the limit is therefore bounded: the last request admitted under the limit may
+//! cost more than what was left, and requests in flight that cost more than their
+//! reservation add the difference.
+//!
+//! Spend survives a restart in the embedded store (`persist`): restored at start-up,
+//! and written behind the request path whenever it changes.
+
+mod period;
+pub mod persist;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use rust_decimal::Decimal;
+use tokio::sync::Notify;
+
+use crate::error::GatewayError;
+
+pub use period::Period;
+
+/// 9999-12-31T23:59:59Z, the last moment RFC 3339 can write.
+const LAST_RFC3339_SECOND: u64 = 253_402_300_799;
+
+/// Nano-dollars per dollar.
+pub const NANOS_PER_USD: u64 = 1_000_000_000;
+
+/// What a client may do past its soft limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnSoft {
+    /// Only the metric and the remaining-budget header tell.
+    Nothing,
+    /// Every request goes to flex, without escalation to standard.
+    FlexOnly,
+}
+
+/// Whether a client is served while the shared count is unknown (shared state only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    Open,
+    Closed,
+}
+
+/// One client's validated `[budgets.CLIENT]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetLimits {
+    pub client: String,
+    pub limit: u64,
+    pub period: Period,
+    pub soft: Option<u64>,
+    pub on_soft: OnSoft,
+    pub fail: FailMode,
+    /// What each request holds while it is in flight.
+    pub reserve: u64,
+}
+
+/// Nano-dollars of a USD amount, rounded up (a fraction of a nano-dollar is never free);
+/// `None` for a negative or unrepresentable amount.
+pub fn nanos(usd: Decimal) -> Option<u64> {
+    if usd.is_sign_negative() && !usd.is_zero() {
+        return None;
+    }
+    let scaled = usd.checked_mul(Decimal::from(NANOS_PER_USD))?.ceil();
+    u64::try_from(scaled).ok()
+}
+
+/// A nano-dollar amount as USD text, with no trailing zeros (`1.5`, `0.000123`).
+pub fn usd(nanos: u64) -> String {
+    let d = Decimal::from(nanos) / Decimal::from(NANOS_PER_USD);
+    d.normalize().to_string()
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Account {
+    /// The current period, `[start, end)`.
+    window: (u64, u64),
+    spent: u64,
+    /// Held by requests in flight (whatever period they started in).
+    reserved: u64,
+}
+
+/// One client's budget and its running account.
+pub struct ClientBudget {
+    limits: BudgetLimits,
+    account: Mutex<Account>,
+    /// Spend changed since it was last written to the store.
+    dirty: AtomicBool,
+    /// Wakes the store's writer (shared by every client).
+    changed: Arc<Notify>,
+}
+
+/// A snapshot of one client's account, for headers, metrics and refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Balance {
+    pub limit: u64,
+    pub spent: u64,
+    pub reserved: u64,
+    pub soft: Option<u64>,
+    /// When the current period started (seconds since the epoch).
+    pub period_start: u64,
+    /// When the current period ends (seconds since the epoch).
+    pub resets_at: u64,
+}
+
+impl Balance {
+    pub fn remaining(&self) -> u64 {
+        self.limit.saturating_sub(self.spent.saturating_add(self.reserved))
+    }
+}
+
+impl ClientBudget {
+    fn new(limits: BudgetLimits, changed: Arc<Notify>, now: u64) -> Self {
+        let window = limits.period.window(now);
+        let account = Mutex::new(Account { window, spent: 0, reserved: 0 });
+        Self { limits, account, dirty: AtomicBool::new(false), changed }
+    }
+
+    pub fn limits(&self) -> &BudgetLimits {
+        &self.limits
+    }
+
+    /// The account, moved into the period holding `now` (a new period starts from zero).
+    fn current(&self, account: &mut Account, now: u64) {
+        if now >= account.window.1 || now < account.window.0 {
+            account.window = self.limits.period.window(now);
+            account.spent = 0;
+        }
+    }
+
+    pub fn balance(&self, now: u64) -> Balance {
+        let mut a = self.account.lock();
+        self.current(&mut a, now);
+        self.snapshot(&a)
+    }
+
+    fn snapshot(&self, a: &Account) -> Balance {
+        Balance {
+            limit: self.limits.limit,
+            spent: a.spent,
+            reserved: a.reserved,
+            soft: self.limits.soft,
+            period_start: a.window.0,
+            resets_at: a.window.1,
+        }
+    }
+
+    /// Admit a request at `now` (and whether it is past the soft limit with
+    /// `on_soft = "flex_only"`), or refuse it with the client's balance.
+    fn reserve(self: &Arc<Self>, now: u64) -> Result<(Reservation, bool), Balance> {
+        let mut a = self.account.lock();
+        self.current(&mut a, now);
+        let held = a.spent.saturating_add(a.reserved);
+        if held >= self.limits.limit {
+            return Err(self.snapshot(&a));
+        }
+        a.reserved = a.reserved.saturating_add(self.limits.reserve);
+        let flex_only = self.limits.on_soft == OnSoft::FlexOnly && self.limits.soft.is_some_and(|s| held >= s);
+        Ok((Reservation { budget: Some(Arc::clone(self)) }, flex_only))
+    }
+
+    /// A reservation taken whatever the balance: for usage that has already happened
+    /// (a WebSocket turn), which is charged even past the limit.
+    fn tab(self: &Arc<Self>) -> Reservation {
+        let mut a = self.account.lock();
+        self.current(&mut a, now_secs());
+        a.reserved = a.reserved.saturating_add(self.limits.reserve);
+        Reservation { budget: Some(Arc::clone(self)) }
+    }
+
+    /// Give back a reservation and book what the request cost.
+    fn settle(&self, cost: u64, now: u64) {
+        let mut a = self.account.lock();
+        self.current(&mut a, now);
+        a.reserved = a.reserved.saturating_sub(self.limits.reserve);
+        if cost > 0 {
+            a.spent = a.spent.saturating_add(cost);
+            drop(a);
+            self.dirty.store(true, Ordering::Release);
+            self.changed.notify_one();
+        }
+    }
+
+    /// Spend restored from the store for the period starting at `start`; ignored when
+    /// that is no longer the current period. The larger amount wins, so spend booked
+    /// before the restore is not lost.
+    fn restore(&self, start: u64, spent: u64) {
+        let mut a = self.account.lock();
+        if a.window.0 == start {
+            a.spent = a.spent.max(spent);
+        }
+    }
+
+    fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// The current period's start and spend, when it changed since the last call.
+    fn take_dirty(&self) -> Option<(u64, u64)> {
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        let a = self.account.lock();
+        Some((a.window.0, a.spent))
+    }
+}
+
+/// What one admitted request holds against its client's budget (`reserve_usd`). Settled
+/// once by [`Reservation::settle`], which consumes it; dropped unsettled (the request
+/// died first), it is released and books nothing. One pointer, so the ledger of every
+/// request stays small.
+#[derive(Default)]
+pub struct Reservation {
+    budget: Option<Arc<ClientBudget>>,
+}
+
+impl Reservation {
+    /// The client's balance now, with this request's reservation still held.
+    pub fn balance(&self) -> Option<Balance> {
+        self.budget.as_ref().map(|b| b.balance(now_secs()))
+    }
+
+    /// Whether the request has a budget to settle against.
+    pub fn is_budgeted(&self) -> bool {
+        self.budget.is_some()
+    }
+
+    /// What this reservation holds (nano-dollars).
+    pub fn held(&self) -> u64 {
+        self.budget.as_ref().map_or(0, |b| b.limits.reserve)
+    }
+
+    /// Book the request's cost (nano-dollars) and release its reservation.
+    pub fn settle(mut self, cost: u64) {
+        if let Some(budget) = self.budget.take() {
+            budget.settle(cost, now_secs());
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(budget) = self.budget.take() {
+            budget.settle(0, now_secs());
+        }
+    }
+}
+
+impl ClientBudget {
+    /// A hold for usage that already happened, settled by the ledger at its cost.
+    pub fn charge(self: &Arc<Self>) -> Reservation {
+        self.tab()
+    }
+}
+
+/// A request admitted under its client's budget.
+pub struct BudgetAdmission {
+    pub reservation: Reservation,
+    /// Past the soft limit with `on_soft = "flex_only"`: send to flex, never escalate.
+    pub flex_only: bool,
+}
+
+/// Every client's budget, looked up by client name on each request.
+#[derive(Default)]
+pub struct Budgets {
+    clients: HashMap<String, Arc<ClientBudget>>,
+    /// Notified whenever a client's spend changes.
+    changed: Arc<Notify>,
+}
+
+impl Budgets {
+    pub fn new(limits: &[BudgetLimits]) -> Self {
+        let now = now_secs();
+        let changed = Arc::new(Notify::new());
+        let clients = limits
+            .iter()
+            .map(|l| (l.client.clone(), Arc::new(ClientBudget::new(l.clone(), Arc::clone(&changed), now))))
+            .collect();
+        Self { clients, changed }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<ClientBudget>> {
+        self.clients.values()
+    }
+
+    /// Admit a request of `client`: `Ok(None)` when the client has no budget, a
+    /// reservation when it is under its limit, the refusal when it is not.
+    pub fn admit(&self, client: Option<&str>) -> Result<Option<BudgetAdmission>, GatewayError> {
+        self.admit_at(client, now_secs())
+    }
+
+    /// A client's budget, for a WebSocket session to charge each turn to.
+    pub fn client(&self, client: Option<&str>) -> Option<Arc<ClientBudget>> {
+        client.and_then(|c| self.clients.get(c)).cloned()
+    }
+
+    fn admit_at(&self, client: Option<&str>, now: u64) -> Result<Option<BudgetAdmission>, GatewayError> {
+        let Some(budget) = client.and_then(|c| self.clients.get(c)) else {
+            return Ok(None);
+        };
+        match budget.reserve(now) {
+            Ok((reservation, flex_only)) => Ok(Some(BudgetAdmission { reservation, flex_only })),
+            Err(balance) => Err(refusal(&budget.limits, &balance, now)),
+        }
+    }
+}
+
+/// The 429 a client past its limit gets: who, how much, and when it resets.
+fn refusal(limits: &BudgetLimits, b: &Balance, now: u64) -> GatewayError {
+    // RFC 3339 has four-digit years; the period's parser keeps windows far inside them.
+    let reset = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(b.resets_at.min(LAST_RFC3339_SECOND));
+    let message = format!(
+        "Client `{}` has used its budget: ${} spent and ${} held by requests in flight, of a ${} limit per {}. \
+         It resets at {}.",
+        limits.client,
+        usd(b.spent),
+        usd(b.reserved),
+        usd(b.limit),
+        limits.period.describe(),
+        humantime::format_rfc3339_seconds(reset),
+    );
+    GatewayError::BudgetExceeded { message, retry_after: b.resets_at.saturating_sub(now).max(1) }
+}
