@@ -34,7 +34,8 @@ COPY . .
 # touching the crate roots makes cargo rebuild flexgate instead of reusing the stub.
 RUN find src -name '*.rs' -exec touch {} + \
     && cargo build --release --locked \
-    && install -D -m 0755 target/release/flexgate /out/flexgate
+    && install -D -m 0755 target/release/flexgate /out/flexgate \
+    && install -d -m 0750 /out/data
 
 # --- runtime ------------------------------------------------------------------------
 FROM ${RUNTIME_IMAGE}
@@ -57,6 +58,13 @@ COPY --from=builder /out/flexgate /usr/local/bin/flexgate
 # compose mounts deploy/compose/flexgate.toml over this file.
 COPY config/flexgate.toml /etc/flexgate/flexgate.toml
 ENV FLEXGATE_CONFIG=/etc/flexgate/flexgate.toml
+
+# The embedded store (store.dir): the Files and Batches API's SQLite database and file
+# contents. A volume, so batches outlive the container; created here owned by the
+# non-root user, since distroless has no shell to make it at start-up.
+COPY --from=builder --chown=65532:65532 /out/data /var/lib/flexgate
+ENV FLEXGATE_DATA_DIR=/var/lib/flexgate
+VOLUME ["/var/lib/flexgate"]
 
 # 65532 is distroless's "nonroot" user. It is given as a number so that Kubernetes'
 # runAsNonRoot can verify it without a runAsUser in the pod spec.

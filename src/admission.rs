@@ -17,32 +17,34 @@
 //! - the retry budget (`budget`).
 //!
 //! Everything is a plain state machine behind one short-held lock (never across an
-//! await). An uncontended attempt costs a hash lookup done once per request, a lock and a
+//! await): the decision is `decide`, waiting for it `waiting`, an admitted attempt and its
+//! report `permit`. An uncontended attempt costs a hash lookup done once per request, a lock and a
 //! few comparisons, with no allocation; waiting costs a queue entry.
 
 mod budget;
+mod decide;
 mod flex;
+mod permit;
 mod queue;
 mod rate;
+mod waiting;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use http::HeaderMap;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::tier::Tier;
 pub use budget::BudgetSettings;
+use decide::Step;
+use flex::Flex;
 pub use flex::FlexSettings;
-use flex::{Flex, FlexGate, FlexResult};
-use queue::{Queue, Ticket};
-use rate::{Gate, Rate};
+pub use permit::{Answered, Permit, Reported};
+use queue::Queue;
+use rate::Rate;
 pub use rate::{MAX_HINT, hint_seconds, parse_go_duration};
-
-/// Weight of the newest sample in the standard-latency average.
-const LATENCY_WEIGHT: f64 = 0.2;
 
 /// The controller's settings (`[admission]`).
 #[derive(Debug, Clone, Copy)]
@@ -61,7 +63,7 @@ impl Default for Settings {
                 min_limit: 1,
                 max_limit: 512,
                 initial_limit: 32,
-                backoff_ratio: 0.5,
+                backoff_ratio: 0.8,
                 cut_interval: Duration::from_secs(1),
                 throttle_k: 2.0,
                 throttle_window: Duration::from_secs(120),
@@ -136,15 +138,6 @@ pub struct Admitted<'a> {
     pub waited: Duration,
     /// Why it first had to wait, if it did.
     pub why: Option<WaitReason>,
-}
-
-/// One decision of the state machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    Go { probe: bool },
-    Wait { until: Option<Instant>, why: WaitReason },
-    Escalate,
-    Expired,
 }
 
 #[derive(Debug)]
@@ -233,115 +226,6 @@ impl Model {
         }
     }
 
-    async fn wait(&self, ask: Ask, why: WaitReason, began: Instant) -> Admitted<'_> {
-        let mut waiting = Waiting::enter(self, &ask, began);
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let now = Instant::now();
-            let step = self.decide(&ask, waiting.ticket, now);
-            let Step::Wait { until, .. } = step else {
-                let admit = self.finish(step, &ask, Some(&mut waiting), now);
-                return Admitted { admit, waited: now - began, why: Some(why) };
-            };
-            let bound = self.bound(&ask);
-            let wake = until.map_or(bound, |u| u.min(bound));
-            tokio::select! {
-                () = &mut notified => {}
-                () = tokio::time::sleep_until(wake) => {}
-            }
-        }
-    }
-
-    /// The moment the asker stops waiting in any case: its latest safe start on flex, else
-    /// its deadline (or the shutdown drain's end).
-    fn bound(&self, ask: &Ask) -> Instant {
-        let state = self.state.lock();
-        let deadline = state.drain_until.map_or(ask.deadline, |d| d.min(ask.deadline));
-        if ask.tier == Some(Tier::Flex) && ask.may_escalate {
-            latest_safe_start(ask, state.standard_latency).min(deadline)
-        } else {
-            deadline
-        }
-    }
-
-    fn decide(&self, ask: &Ask, ticket: Option<Ticket>, now: Instant) -> Step {
-        let mut state = self.state.lock();
-        let state = &mut *state;
-        let flex = ask.tier == Some(Tier::Flex);
-        let deadline = state.drain_until.map_or(ask.deadline, |d| d.min(ask.deadline));
-        if flex
-            && ask.may_escalate
-            && (state.drain_until.is_some() || now >= latest_safe_start(ask, state.standard_latency))
-        {
-            return Step::Escalate;
-        }
-        if now >= deadline {
-            return Step::Expired;
-        }
-        if !ask.urgent && state.urgent_waiting > 0 {
-            return Step::Wait { until: None, why: WaitReason::Headroom };
-        }
-        let blocked = state.rate.is_blocked(now);
-        if let Gate::WaitUntil(t) = state.rate.gate(ask.urgent, self.settings.headroom, now) {
-            let why = if blocked { WaitReason::RateLimit } else { WaitReason::Headroom };
-            return Step::Wait { until: Some(t), why };
-        }
-        if ask.urgent {
-            return Step::Go { probe: false };
-        }
-        let queue = if flex { &state.flex_queue } else { &state.background_queue };
-        if !flex {
-            return if queue.is_first(ticket) {
-                Step::Go { probe: false }
-            } else {
-                Step::Wait { until: None, why: WaitReason::Headroom }
-            };
-        }
-        // A probe goes to the waiter that has waited longest; a refused prober queues again
-        // behind the others, so probes rotate and no one request spends its attempts on
-        // them. Everything else goes in deadline order.
-        let closed = state.flex.is_closed();
-        let eligible = if closed { queue.is_oldest(ticket) } else { queue.is_first(ticket) };
-        match state.flex.gate(now, self.coin, eligible) {
-            FlexGate::Go { probe } if eligible => Step::Go { probe },
-            FlexGate::Go { .. } => Step::Wait { until: None, why: WaitReason::FlexLimit },
-            FlexGate::WaitUntil(until) => {
-                Step::Wait { until, why: if closed { WaitReason::FlexClosed } else { WaitReason::FlexLimit } }
-            }
-            FlexGate::Throttled(until) => Step::Wait { until: Some(until), why: WaitReason::FlexThrottled },
-        }
-    }
-
-    /// Turn a final step into the caller's answer: leave the queue and count an attempt
-    /// that goes under one lock, so the next in line sees both.
-    fn finish(&self, step: Step, ask: &Ask, waiting: Option<&mut Waiting<'_>>, now: Instant) -> Admit<'_> {
-        let mut state = self.state.lock();
-        let left = waiting.is_some_and(|w| w.leave(&mut state));
-        let admit = match step {
-            Step::Go { probe } => {
-                state.rate.take(now);
-                let flex = ask.tier == Some(Tier::Flex);
-                if flex {
-                    state.flex.sent(probe, now);
-                }
-                if ask.first {
-                    state.budget.first_attempt(now);
-                }
-                Admit::Go(Permit { model: self, tier: ask.tier, probe, done: false })
-            }
-            Step::Escalate => Admit::Escalate,
-            Step::Expired | Step::Wait { .. } => Admit::Expired,
-        };
-        drop(state);
-        if left {
-            // The next in line may be able to go now.
-            self.notify.notify_waiters();
-        }
-        admit
-    }
-
     /// Take one retry from the budget; `Err` says how long until one is likely free.
     pub fn try_retry(&self, now: Instant) -> Result<(), Duration> {
         self.state.lock().budget.try_retry(now)
@@ -363,151 +247,6 @@ impl Model {
             queued: state.flex_queue.len() + state.background_queue.len() + state.urgent_waiting as usize,
             headroom: state.rate.headroom(Instant::now()),
             bad_headers: state.bad_headers,
-        }
-    }
-
-    fn waiters(state: &State) -> bool {
-        state.urgent_waiting > 0 || !state.flex_queue.is_empty() || !state.background_queue.is_empty()
-    }
-}
-
-fn latest_safe_start(ask: &Ask, standard_latency: Duration) -> Instant {
-    ask.escalate_at.checked_sub(standard_latency).unwrap_or(ask.escalate_at)
-}
-
-/// A waiter's place: a queue entry (background) or the urgent count; removed on drop.
-struct Waiting<'a> {
-    model: &'a Model,
-    ticket: Option<Ticket>,
-    flex: bool,
-    urgent: bool,
-}
-
-impl<'a> Waiting<'a> {
-    fn enter(model: &'a Model, ask: &Ask, now: Instant) -> Self {
-        let mut state = model.state.lock();
-        let flex = ask.tier == Some(Tier::Flex);
-        let ticket = if ask.urgent {
-            state.urgent_waiting += 1;
-            None
-        } else {
-            let key = if flex { latest_safe_start(ask, state.standard_latency) } else { ask.deadline };
-            let queue = if flex { &mut state.flex_queue } else { &mut state.background_queue };
-            Some(queue.push(key.max(now)))
-        };
-        Self { model, ticket, flex, urgent: ask.urgent }
-    }
-
-    /// Leave the queue (once); whether there was a place to leave.
-    fn leave(&mut self, state: &mut State) -> bool {
-        if self.urgent {
-            self.urgent = false;
-            state.urgent_waiting = state.urgent_waiting.saturating_sub(1);
-            return true;
-        }
-        let Some(ticket) = self.ticket.take() else {
-            return false;
-        };
-        let queue = if self.flex { &mut state.flex_queue } else { &mut state.background_queue };
-        queue.remove(ticket);
-        true
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        let left = self.leave(&mut self.model.state.lock());
-        if left {
-            self.model.notify.notify_waiters();
-        }
-    }
-}
-
-/// One admitted attempt; report its answer with [`Permit::report`]. Dropped unreported
-/// (the request went away mid-attempt), it frees its flex slot.
-#[derive(Debug)]
-pub struct Permit<'a> {
-    model: &'a Model,
-    tier: Option<Tier>,
-    probe: bool,
-    done: bool,
-}
-
-/// What a report found worth counting.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Reported {
-    pub bad_headers: u32,
-}
-
-/// What an attempt's answer means to admission (the retry loop's verdict, translated in
-/// `crate::upstream::retry`): the controller needs no more than this.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Answered {
-    Success,
-    /// A rate-limit 429, with the wait the upstream asked for.
-    RateLimited {
-        hint: Option<Duration>,
-    },
-    /// A flex capacity 429, with the wait the upstream asked for.
-    FlexCapacity {
-        hint: Option<Duration>,
-    },
-    /// Anything else: a server error, a timeout, a refusal of the request itself.
-    Other,
-}
-
-impl Permit<'_> {
-    pub fn is_probe(&self) -> bool {
-        self.probe
-    }
-
-    /// The attempt's answer: its verdict, its headers when it had any, and how long it took.
-    pub fn report(mut self, verdict: Answered, headers: Option<&HeaderMap>, took: Duration) -> Reported {
-        self.done = true;
-        let now = Instant::now();
-        let mut state = self.model.state.lock();
-        let mut reported = Reported::default();
-        if let Some(h) = headers {
-            reported.bad_headers = state.rate.observe(h, now).bad;
-            state.bad_headers += u64::from(reported.bad_headers);
-        }
-        if let Answered::RateLimited { hint } = verdict {
-            state.rate.rate_limited(hint, now);
-        }
-        if self.tier == Some(Tier::Flex) {
-            let result = match verdict {
-                Answered::Success => FlexResult::Accepted,
-                Answered::FlexCapacity { hint } => FlexResult::Capacity { hint },
-                _ => FlexResult::Other,
-            };
-            state.flex.answered(self.probe, result, now);
-        } else if verdict == Answered::Success && self.tier == Some(Tier::Standard) {
-            let sample = took.as_secs_f64();
-            let average = state.standard_latency.as_secs_f64();
-            let next =
-                if state.standard_latency.is_zero() { sample } else { average + LATENCY_WEIGHT * (sample - average) };
-            state.standard_latency = Duration::from_secs_f64(next.clamp(0.0, 3600.0));
-        }
-        let wake = Model::waiters(&state);
-        drop(state);
-        if wake {
-            self.model.notify.notify_waiters();
-        }
-        reported
-    }
-}
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        if self.done || self.tier != Some(Tier::Flex) {
-            return;
-        }
-        let mut state = self.model.state.lock();
-        state.flex.abandoned(self.probe, Instant::now());
-        let wake = Model::waiters(&state);
-        drop(state);
-        if wake {
-            self.model.notify.notify_waiters();
         }
     }
 }

@@ -17,7 +17,8 @@
 //!    through axum's router; every other path goes straight to the proxy for `/v1/*` and
 //!    lane prefixes, whose handler authenticates first (`auth::client`: managed-mode
 //!    gateway keys) and answers 404 for paths it does not forward. WebSocket upgrades
-//!    among them are handed to `crate::websocket`.
+//!    among them are handed to `crate::websocket`, and `/files` and `/batches` under a
+//!    lane prefix to `crate::batch`, which serves them itself.
 //!
 //! What the layers pass each other besides the body:
 //!
@@ -57,7 +58,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::error::GatewayError;
 use crate::state::AppState;
-use crate::{health, proxy, websocket};
+use crate::{batch, health, proxy, websocket};
 use identify::IdentifyLayer;
 
 #[expect(clippy::needless_pass_by_value, reason = "the signature CatchPanicLayer::custom requires")]
@@ -124,6 +125,8 @@ impl Service<Request> for Routes {
     fn call(&mut self, request: Request) -> Self::Future {
         if LOCAL_PATHS.contains(&request.uri().path()) {
             Either::Left(Box::pin(self.local.call(request)))
+        } else if batch::is_batch_path(&self.state.config, request.uri().path()) {
+            Either::Right(Box::pin(batch::handle(self.state.clone(), request).map(Ok)))
         } else if websocket::is_upgrade(&request) {
             Either::Right(Box::pin(websocket::handle(self.state.clone(), request).map(Ok)))
         } else {

@@ -11,6 +11,24 @@ use subtle::ConstantTimeEq;
 use crate::config::{AuthConfig, GatewayKey};
 use crate::error::GatewayError;
 
+/// A request flexgate sends to itself (a batch line), as a request extension, which no
+/// client can set: it was authenticated when its batch was created, as `client` in
+/// managed mode, and its deadline is what is left of the batch's window (it replaces the
+/// class deadline, which is minutes where a window may be hours).
+#[derive(Debug, Clone)]
+pub struct InProcess {
+    pub client: Option<String>,
+    pub deadline: std::time::Duration,
+}
+
+/// The configured client named `name` (managed mode), borrowed from the configuration.
+pub fn known_client<'a>(auth: &'a AuthConfig, name: Option<&str>) -> Option<&'a str> {
+    let AuthConfig::Managed { keys } = auth else {
+        return None;
+    };
+    keys.iter().map(|k| k.client.as_str()).find(|c| Some(*c) == name)
+}
+
 /// Find the client whose key is `presented`, in time independent of the keys' contents.
 pub fn authenticate<'a>(keys: &'a [GatewayKey], presented: &str) -> Option<&'a str> {
     let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
@@ -24,7 +42,7 @@ pub fn authenticate<'a>(keys: &'a [GatewayKey], presented: &str) -> Option<&'a s
 }
 
 /// The bearer token of an `Authorization` header, if it has that shape.
-fn bearer(headers: &HeaderMap) -> Result<&str, GatewayError> {
+pub fn bearer(headers: &HeaderMap) -> Result<&str, GatewayError> {
     let value = headers.get(http::header::AUTHORIZATION).ok_or(GatewayError::Unauthorized(
         "Missing gateway key. Send it as `Authorization: Bearer <key>`; flexgate holds the upstream key itself.",
     ))?;

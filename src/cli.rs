@@ -1,4 +1,5 @@
-//! Command-line interface: `serve`, `check-config`, `sim`, `demo`, `replay`, `healthcheck`.
+//! Command-line interface: `serve`, `check-config`, `sim`, `demo`, `replay`, `batch run`,
+//! `healthcheck`.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use crate::config::{Config, ConfigErrors, LogConfig, LogFormat, ProcessEnv};
 use crate::server::{Server, shutdown_signal};
 use crate::sim::{self, SimConfig};
 use crate::state::AppState;
-use crate::tools::{demo, workload};
+use crate::tools::{batch_run, demo, workload};
 use crate::{logging, output, runtime};
 
 #[derive(Debug, Parser)]
@@ -49,11 +50,22 @@ pub enum Command {
     /// Send a JSONL workload (or OpenAI Batch API input) to a running gateway or API and
     /// report classes, tiers, errors, latency, cost and savings.
     Replay(workload::replay::ReplayArgs),
+    /// Batch API files: `batch run` uploads one, runs it as a batch and downloads the
+    /// results (flexgate's `/flex/v1` or any OpenAI-compatible Batch API).
+    #[command(subcommand)]
+    Batch(BatchCommand),
     /// Probe a running gateway's readiness; exit 0 when ready (for container HEALTHCHECK).
     Healthcheck {
         #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
         url: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BatchCommand {
+    /// Upload FILE, create the batch, poll it with a progress bar, write the output to
+    /// OUT and the errors beside it; exit 1 when a line failed.
+    Run(batch_run::RunArgs),
 }
 
 /// Run a command; an error is reported on stderr as `flexgate: <error>` and exits 1.
@@ -90,6 +102,7 @@ fn command(command: Command) -> anyhow::Result<ExitCode> {
         }),
         Command::Demo(args) => multi_threaded(demo::run(args)),
         Command::Replay(args) => multi_threaded(workload::replay::run(args)),
+        Command::Batch(BatchCommand::Run(args)) => multi_threaded(batch_run::run(args)),
         Command::Healthcheck { url } => multi_threaded(async move { Ok(healthcheck(&url).await) }),
     }
 }

@@ -92,6 +92,7 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[shared]`: the Redis budgets are shared through; `None` keeps every count local.
     pub shared: Option<SharedConfig>,
+    pub batch: BatchConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +212,15 @@ pub struct WebsocketConfig {
 pub struct StoreConfig {
     /// `store.dir` (env `FLEXGATE_DATA_DIR`): the database and the folder of file contents.
     pub dir: PathBuf,
+}
+
+/// How batches run (`crate::batch`).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchConfig {
+    /// `batch.class` (default `routing.flex_class`): the class each line runs as.
+    pub class: ClassId,
+    /// `batch.max_in_flight`: lines of one batch in flight at once.
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

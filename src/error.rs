@@ -46,6 +46,10 @@ pub enum GatewayError {
         "Unknown request URL: {method} {path}. flexgate serves OpenAI paths under /v1/ and the configured lane prefixes."
     )]
     NotFound { method: String, path: String },
+    /// A file or batch id this caller has no object for (unknown, deleted, or another
+    /// client's). `what` is `File` or `batch`, as OpenAI's messages spell them.
+    #[error("{}", if *what == "File" { format!("No such File object: {id}") } else { format!("No {what} found with id '{id}'.") })]
+    NoSuchObject { what: &'static str, id: String },
     // --- caused by the upstream ---
     #[error("The upstream API could not be reached: {0}")]
     UpstreamUnreachable(String),
@@ -80,7 +84,7 @@ impl GatewayError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::NotFound { .. } | Self::NoSuchObject { .. } => StatusCode::NOT_FOUND,
             Self::UpstreamUnreachable(_) | Self::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) | Self::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::FlexUnavailable { .. } | Self::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -98,6 +102,7 @@ impl GatewayError {
             | Self::BadDeadline { .. }
             | Self::Unauthorized(_)
             | Self::NotFound { .. }
+            | Self::NoSuchObject { .. }
             | Self::BudgetExceeded { .. } => ErrorKind::Client,
             Self::UpstreamUnreachable(_) | Self::UpstreamTimeout(_) | Self::UpstreamProtocol(_) => ErrorKind::Upstream,
             Self::FlexUnavailable { .. } | Self::DeadlineExceeded { .. } => ErrorKind::Deadline,
@@ -116,6 +121,9 @@ impl GatewayError {
             Self::BadDeadline { .. } => ("invalid_request_error", "invalid_deadline"),
             Self::Unauthorized(_) => ("invalid_request_error", "invalid_api_key"),
             Self::NotFound { .. } => ("invalid_request_error", "unknown_url"),
+            Self::NoSuchObject { what, .. } => {
+                ("invalid_request_error", if *what == "File" { "file_not_found" } else { "batch_not_found" })
+            }
             Self::UpstreamUnreachable(_) => ("server_error", "upstream_unreachable"),
             Self::UpstreamTimeout(_) => ("timeout", "upstream_timeout"),
             Self::UpstreamProtocol(_) => ("server_error", "upstream_protocol_error"),
@@ -131,6 +139,7 @@ impl GatewayError {
             Self::InvalidParam { param, .. } => Some(param),
             Self::UnknownClass { .. } => Some("x-flexgate-class"),
             Self::BadDeadline { header, .. } => Some(header),
+            Self::NoSuchObject { .. } => Some("id"),
             _ => None,
         }
     }
@@ -181,6 +190,8 @@ mod tests {
             GatewayError::BadDeadline { header: "x-flexgate-deadline", value: "soon".into() },
             GatewayError::Unauthorized("no key"),
             GatewayError::NotFound { method: "GET".into(), path: "/x".into() },
+            GatewayError::NoSuchObject { what: "File", id: "file-x".into() },
+            GatewayError::NoSuchObject { what: "batch", id: "batch_x".into() },
             GatewayError::UpstreamUnreachable("refused".into()),
             GatewayError::UpstreamTimeout("10s".into()),
             GatewayError::UpstreamProtocol("bad".into()),
@@ -225,5 +236,12 @@ mod tests {
         assert_eq!(GatewayError::UpstreamTimeout(String::new()).status(), 504);
         assert_eq!(GatewayError::FlexUnavailable { deadline: String::new() }.status(), 429);
         assert_eq!(GatewayError::Unauthorized("x").status(), 401);
+        let missing = GatewayError::NoSuchObject { what: "File", id: "file-abc".into() };
+        assert_eq!(
+            (missing.status(), missing.to_string().as_str()),
+            (StatusCode::NOT_FOUND, "No such File object: file-abc")
+        );
+        let missing = GatewayError::NoSuchObject { what: "batch", id: "batch_1".into() };
+        assert_eq!(missing.to_string(), "No batch found with id 'batch_1'.");
     }
 }

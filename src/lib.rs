@@ -12,6 +12,7 @@
 pub mod admission;
 pub mod app;
 pub mod auth;
+pub mod batch;
 pub mod budgets;
 pub mod error;
 pub mod health;

@@ -5,6 +5,7 @@
 //! bounded enums below. A raw path, model string or message never becomes a label.
 
 mod admission;
+mod batch;
 mod budgets;
 mod prime;
 #[cfg(any(test, feature = "test-util"))]
@@ -136,6 +137,8 @@ pub struct Metrics {
     websocket_sessions: IntGauge,
     /// The admission controller's decisions and state.
     pub admission: admission::AdmissionMetrics,
+    /// The batches' runners, ends, lines, cost and savings.
+    pub batch: batch::BatchMetrics,
     /// Spend, limits and refusals per budgeted client.
     pub budgets: budgets::BudgetMetrics,
     /// Cached handles of the per-request series, by model label (see [`Metrics::series`]).
@@ -272,6 +275,7 @@ impl Metrics {
                 g
             },
             admission: admission::AdmissionMetrics::new(&r)?,
+            batch: batch::BatchMetrics::new(&r)?,
             budgets: budgets::BudgetMetrics::new(&r)?,
             registry: r,
             series: RwLock::new(series::SeriesMap::new()),

@@ -132,9 +132,26 @@ async fn forward(state: AppState, request: Box<Request>) -> Result<Response, Gat
 
     ledger.record_attempts(&finished);
     let upstream_time = finished.upstream_time;
+    let retry_after = finished.retry_after;
     let settled = finished.settle(plan.deadline);
-    let context = respond::Context { state: &state, endpoint, strip_usage_chunk, start };
+    let context = respond::Context { state: &state, endpoint, strip_usage_chunk, start, retry_after };
     Ok(respond::respond(&context, settled, ledger, upstream_time))
+}
+
+/// The client's budget: refused past its limit, sent to flex only past a soft limit
+/// with `on_soft = "flex_only"`; what it holds is settled by the ledger.
+fn admit_budget(
+    state: &AppState,
+    plan: &mut Plan,
+    input: &RouteInput<'_>,
+) -> Result<Option<crate::budgets::BudgetAdmission>, GatewayError> {
+    let budget = state.budgets.admit(input.client).inspect_err(|_| {
+        state.metrics.budgets.refused(input.client.unwrap_or_default());
+    })?;
+    if budget.as_ref().is_some_and(|b| b.flex_only) {
+        routing::flex_only(plan, &state.config, input);
+    }
+    Ok(budget)
 }
 
 /// Authenticate, read the body and route: everything up to the first attempt.
@@ -147,7 +164,12 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
     };
     let (mut parts, body) = request.into_parts();
     let config = &state.config;
-    let client = auth::client(&config.auth, &parts.headers)?;
+    // A batch line (`crate::batch`) was authenticated when its batch was created.
+    let in_process = parts.extensions.remove::<auth::InProcess>().map(|line| (line.deadline, line.client));
+    let client = match &in_process {
+        Some((_, client)) => auth::known_client(&config.auth, client.as_deref()),
+        None => auth::client(&config.auth, &parts.headers)?,
+    };
     let target = path::target(config, &parts.method, parts.uri.path())?;
     let uri = state.upstream.uri(target.rest, parts.uri.query()).map_err(|_| GatewayError::InvalidParam {
         param: "path",
@@ -173,15 +195,10 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
         tier_routed,
     };
     let mut plan = routing::plan(config, &input)?;
-    let budget = match state.budgets.admit(client) {
-        Ok(budget) => budget,
-        Err(refusal) => {
-            state.metrics.budgets.refused(client.unwrap_or_default());
-            return Err(refusal);
-        }
-    };
-    if budget.as_ref().is_some_and(|b| b.flex_only) {
-        routing::flex_only(&mut plan, config, &input);
+    let budget = admit_budget(state, &mut plan, &input)?;
+    if let Some((deadline, _)) = in_process {
+        plan.deadline = deadline;
+        plan.escalate_reserve = config.class(plan.class).escalate_reserve.min(deadline / 2);
     }
     // Labels borrow the configuration, which outlives the request: no copies.
     let class_name = config.class(plan.class).name.as_str();

@@ -100,6 +100,8 @@ impl Server {
     /// in-flight requests finish for up to the drain timeout.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let Server { state, main, admin, tls, threads, redis } = self;
+        // Unfinished batches in the store resume; expired files are swept from now on.
+        crate::batch::start(&state).await;
         // Rotated certificate files are picked up while the server runs.
         let (watcher, tls) = tls.map(|(resolver, acceptor)| (resolver.watch(), acceptor)).unzip();
         let (tx, rx) = tokio::sync::watch::channel(false);

@@ -12,8 +12,10 @@ use crate::metrics::Metrics;
 use crate::startup::StartupError;
 use crate::upstream::Upstream;
 
+mod batches;
 mod sessions;
 
+pub use batches::{Batches, Control};
 pub use sessions::Sessions;
 
 #[derive(Clone)]
@@ -31,6 +33,8 @@ pub struct Inner {
     pub websockets: Sessions,
     /// The embedded store (`store.dir`), opened once (`crate::store::Opened`).
     pub store: crate::store::Opened,
+    /// The batches running in this process (`crate::batch`).
+    pub batches: Batches,
     draining: AtomicBool,
 }
 
@@ -58,6 +62,7 @@ impl AppState {
             budgets,
             websockets: Sessions::default(),
             store,
+            batches: Batches::default(),
             draining: AtomicBool::new(false),
         })))
     }

@@ -138,10 +138,15 @@ impl Flex {
     /// is only ever handed to one asker at a time).
     pub fn gate(&mut self, now: Instant, unit: impl FnOnce() -> f64, head: bool) -> FlexGate {
         if let Some(closed) = self.closed {
-            if !closed.probing && now >= closed.next_probe && head {
-                return FlexGate::Go { probe: true };
+            if closed.probing {
+                return FlexGate::WaitUntil(None);
             }
-            return FlexGate::WaitUntil((!closed.probing).then_some(closed.next_probe.max(now)));
+            if now < closed.next_probe {
+                return FlexGate::WaitUntil(Some(closed.next_probe));
+            }
+            // The probe is due: the first in line takes it, and its leaving the queue wakes
+            // the others. Looking again "now" instead would spin until it has.
+            return if head { FlexGate::Go { probe: true } } else { FlexGate::WaitUntil(None) };
         }
         if self.in_flight >= self.limit() {
             return FlexGate::WaitUntil(None);

@@ -5,6 +5,7 @@ use std::time::Duration;
 use http::HeaderMap;
 use tokio::time::Instant;
 
+use super::flex::{Flex, FlexGate, FlexResult};
 use super::*;
 
 fn secs(s: f64) -> Duration {
@@ -85,7 +86,9 @@ async fn pending<T>(task: &tokio::task::JoinHandle<T>) -> bool {
 
 #[tokio::test(start_paused = true)]
 async fn capacity_429s_cut_the_limit_and_accepted_attempts_raise_it() {
-    let m = model(settings());
+    let mut s = settings();
+    s.flex.backoff_ratio = 0.5;
+    let m = model(s);
     let mut permits = Vec::new();
     for _ in 0..8 {
         permits.push(go(m, flex(600.0, 120.0)).await);
@@ -113,7 +116,9 @@ async fn capacity_429s_cut_the_limit_and_accepted_attempts_raise_it() {
 
 #[tokio::test(start_paused = true)]
 async fn a_steady_trickle_of_refusals_does_not_cut_the_limit() {
-    let m = model(settings());
+    let mut s = settings();
+    s.flex.backoff_ratio = 0.5;
+    let m = model(s);
     // One refusal in ten answers, every second: the share flex refuses whatever we send.
     for _ in 0..5 {
         for _ in 0..9 {
@@ -402,4 +407,19 @@ async fn attempts_still_in_flight_are_not_refusals() {
     let next = m.admit(flex(600.0, 120.0)).await;
     assert!(matches!(next.admit, Admit::Go(_)));
     assert_eq!(next.waited, Duration::ZERO);
+}
+
+#[test]
+fn a_due_probe_goes_to_the_first_in_line_and_the_others_wait_for_it_without_spinning() {
+    let now = Instant::now();
+    let mut f = Flex::new(settings().flex, now);
+    for _ in 0..settings().flex.close_after {
+        f.sent(false, now);
+        f.answered(false, FlexResult::Capacity { hint: None }, now);
+    }
+    assert!(f.is_closed());
+    let due = now + secs(3600.0);
+    // Not "look again now": a waiter that did would spin until the first in line went.
+    assert_eq!(f.gate(due, || 0.0, false), FlexGate::WaitUntil(None));
+    assert_eq!(f.gate(due, || 0.0, true), FlexGate::Go { probe: true });
 }

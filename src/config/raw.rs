@@ -27,6 +27,7 @@ pub struct RawConfig {
     pub store: RawStore,
     /// `[shared]`: state shared by replicas (a Redis URL).
     pub shared: super::shared::RawShared,
+    pub batch: RawBatch,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -215,6 +216,22 @@ pub struct RawStore {
 impl Default for RawStore {
     fn default() -> Self {
         Self { dir: "flexgate-data".into() }
+    }
+}
+
+/// `[batch]`: how the batches served under the background lane run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBatch {
+    /// The class each line runs as; empty means `routing.flex_class`.
+    pub class: String,
+    /// Lines of one batch in flight at once.
+    pub max_in_flight: i64,
+}
+
+impl Default for RawBatch {
+    fn default() -> Self {
+        Self { class: String::new(), max_in_flight: 64 }
     }
 }
 

@@ -71,6 +71,9 @@ fn the_store_dir_must_name_a_folder() {
         "{problems:?}"
     );
     assert_eq!(errors("[store]\ndir = \" \"\n").len(), 1);
+    let problems = errors("[batch]\nclass = \"nope\"\nmax_in_flight = 0\n");
+    assert!(problems.iter().any(|p| p.starts_with("`batch.class`: unknown class `nope`")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.starts_with("`batch.max_in_flight`: ")), "{problems:?}");
     // A folder that does not exist yet is fine: it is created when first needed.
     assert!(errors("[store]\ndir = \"/nonexistent/flexgate\"\n").is_empty());
 }

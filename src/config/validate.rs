@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 
 use super::raw::{RawClass, RawConfig, default_classes};
 use super::{
-    AuthConfig, Class, ClassId, Config, ConfigErrors, Env, Escalate, GatewayKey, LogConfig, LogFormat, RetryConfig,
-    RoutingConfig, Rule, Secret, ServerConfig, StoreConfig, UpstreamConfig, WebsocketConfig, parse_size,
+    AuthConfig, BatchConfig, Class, ClassId, Config, ConfigErrors, Env, Escalate, GatewayKey, LogConfig, LogFormat,
+    RetryConfig, RoutingConfig, Rule, Secret, ServerConfig, StoreConfig, UpstreamConfig, WebsocketConfig, parse_size,
 };
 use crate::pricing::PriceTable;
 use crate::tier::Tier;
@@ -80,9 +80,8 @@ fn tls(p: &mut Problems, raw: &RawConfig) -> Option<crate::tls::TlsFiles> {
     }
 }
 
-pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> {
-    let mut p = Problems(Vec::new());
-
+/// `[server]`: listeners, limits, timeouts, threads and TLS.
+fn server(p: &mut Problems, raw: &RawConfig) -> ServerConfig {
     let server = ServerConfig {
         listen: p.addr("server.listen", &raw.server.listen),
         admin_listen: raw
@@ -107,7 +106,7 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
                 1
             }
         },
-        tls: tls(&mut p, raw),
+        tls: tls(p, raw),
     };
     if let Some(admin) = server.admin_listen.filter(|a| same_port(*a, server.listen)) {
         p.add("server.admin_listen", format_args!("`{admin}` is taken by `server.listen` ({})", server.listen));
@@ -115,7 +114,13 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
     if server.max_body == 0 && parse_size(&raw.server.max_body).is_ok() {
         p.add("server.max_body", "must be greater than zero");
     }
+    server
+}
 
+pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    let mut p = Problems(Vec::new());
+
+    let server = server(&mut p, raw);
     let upstream = upstream(&mut p, raw, env);
     let auth = auth(&mut p, raw, env);
     if matches!(auth, AuthConfig::Managed { .. }) {
@@ -160,6 +165,7 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
     let budgets = super::budgets::validate(&raw.budgets, &auth, &mut |key, message| p.add(key, message));
     let store = store(&mut p, raw);
     let shared = super::shared::validate(&raw.shared, &mut |key, message| p.add(key, message));
+    let batch = batch(&mut p, raw, &classes, routing.flex_class);
 
     let (Some(upstream), true) = (upstream, p.0.is_empty()) else {
         return Err(ConfigErrors(p.0));
@@ -178,6 +184,7 @@ pub fn validate(raw: &RawConfig, env: &dyn Env) -> Result<Config, ConfigErrors> 
         budgets,
         store,
         shared,
+        batch,
     })
 }
 
@@ -486,4 +493,15 @@ fn store(p: &mut Problems, raw: &RawConfig) -> StoreConfig {
         p.add("store.dir", format_args!("`{text}` exists and is not a folder"));
     }
     StoreConfig { dir }
+}
+
+/// `[batch]`: the class lines run as (default `routing.flex_class`) and the in-flight cap.
+fn batch(p: &mut Problems, raw: &RawConfig, classes: &[Class], flex_class: ClassId) -> BatchConfig {
+    let class = raw.batch.class.trim();
+    let class = if class.is_empty() { flex_class } else { class_ref(p, "batch.class", class, classes) };
+    let max_in_flight = usize::try_from(raw.batch.max_in_flight).ok().filter(|n| (1..=10_000).contains(n));
+    if max_in_flight.is_none() {
+        p.add("batch.max_in_flight", "must be a whole number from 1 to 10000");
+    }
+    BatchConfig { class, max_in_flight: max_in_flight.unwrap_or(1) }
 }

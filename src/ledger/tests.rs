@@ -84,6 +84,7 @@ fn the_attempt_tier_prices_an_answer_that_reports_none() {
         upstream_time: std::time::Duration::ZERO,
         queued: std::time::Duration::ZERO,
         queued_why: None,
+        retry_after: None,
     };
     ledger.record_attempts(&finished);
     assert_eq!((ledger.attempts(), ledger.escalated()), (2, true));

@@ -20,6 +20,7 @@ use crate::state::AppState;
 use crate::stream::{self, StreamOptions};
 use crate::tier::{self, Tier};
 use crate::upstream::attempt::{AnswerBody, UpstreamResponse};
+use crate::upstream::backoff::retry_hint;
 use crate::upstream::settle::Settled;
 use crate::usage;
 
@@ -28,6 +29,9 @@ pub struct Context<'a> {
     pub endpoint: Endpoint,
     pub strip_usage_chunk: bool,
     pub start: Instant,
+    /// Set when the model's retry budget ended the request: the client learns when a
+    /// retry is likely to fit again (an error answer also says `x-should-retry: false`).
+    pub retry_after: Option<Duration>,
 }
 
 // Names parsed once, not on every insert.
@@ -157,6 +161,7 @@ fn upstream_error(
     if no_retry {
         h.insert(X_SHOULD_RETRY, HeaderValue::from_static("false"));
     }
+    retry_after(&mut h, ctx.retry_after);
     let body = match answer.body {
         AnswerBody::Full(bytes) => Body::from(bytes),
         AnswerBody::Stream { rest, .. } => Body::from_stream(rest),
@@ -173,11 +178,26 @@ fn own_error(ctx: &Context<'_>, error: GatewayError, mut ledger: Ledger, upstrea
     ledger.record_own_answer(error.status());
     let mut response = error.into_response();
     flexgate_headers(response.headers_mut(), &ledger, ledger.attempt_tier());
+    retry_after(response.headers_mut(), ctx.retry_after);
     ledger.record_overhead(overhead(ctx, upstream_time));
     ledger.settle(outcome, &Report::default());
     response.extensions_mut().insert(Logged);
     response
 }
+
+/// `retry-after` (whole seconds, at least one) and `retry-after-ms` for the wait flexgate
+/// asks of its client; a longer wait the upstream asked for in its own answer is kept.
+fn retry_after(h: &mut HeaderMap, wait: Option<Duration>) {
+    let Some(wait) = wait else {
+        return;
+    };
+    let wait = retry_hint(h).map_or(wait, |upstream| upstream.max(wait));
+    let millis = wait.as_millis().max(1);
+    h.insert(RETRY_AFTER_MS, HeaderValue::from(u64::try_from(millis).unwrap_or(u64::MAX)));
+    h.insert(http::header::RETRY_AFTER, HeaderValue::from(u64::try_from(millis.div_ceil(1000)).unwrap_or(u64::MAX)));
+}
+
+const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
 
 /// The upstream's `x-ratelimit-remaining-*` headers, by the gauge each sets.
 const RATELIMIT_HEADERS: [(RatelimitKind, HeaderName); 2] = [

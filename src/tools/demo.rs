@@ -64,11 +64,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     let mut config = Config::for_upstream(&format!("http://{sim_addr}/v1")).map_err(|e| anyhow::anyhow!("{e}"))?;
     config.server.listen = args.listen;
+    // The demo's Files and Batches API keeps its store, and a ready batch file, in a
+    // folder of its own under the system's temporary directory.
+    let scratch = std::env::temp_dir().join(format!("flexgate-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    std::fs::write(scratch.join("batch.example.jsonl"), BATCH_EXAMPLE)?;
+    config.store.dir = scratch.join("store");
     let server = Server::bind(config).await?;
     let addr = server.local_addr()?;
     match args.workload {
         None => {
-            print_banner(addr, sim_addr);
+            print_banner(addr, sim_addr, &scratch);
             server.run(shutdown_signal()).await?;
         }
         Some(requests) => {
@@ -80,7 +86,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 flex_429_rate: args.flex_429_rate,
                 flex_outage,
             };
-            run_workload(server, &workload, args.serve, (addr, sim_addr)).await?;
+            run_workload(server, &workload, args.serve, (addr, sim_addr), &scratch).await?;
         }
     }
     let _ = stop_tx.send(true);
@@ -94,6 +100,7 @@ async fn run_workload(
     workload: &DemoWorkload,
     keep_serving: bool,
     (addr, sim_addr): (SocketAddr, SocketAddr),
+    scratch: &std::path::Path,
 ) -> anyhow::Result<()> {
     let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {
@@ -105,7 +112,7 @@ async fn run_workload(
     let work = async {
         let result = mix::run(workload, addr, sim_addr).await;
         if keep_serving && result.is_ok() {
-            print_banner(addr, sim_addr);
+            print_banner(addr, sim_addr, scratch);
         } else {
             let _ = done_tx.send(true);
         }
@@ -117,7 +124,12 @@ async fn run_workload(
     Ok(())
 }
 
-fn print_banner(addr: SocketAddr, sim: SocketAddr) {
+/// A ready Batch API input file for `flexgate batch run` (`config/batch.example.jsonl`).
+const BATCH_EXAMPLE: &str = include_str!("../../config/batch.example.jsonl");
+
+fn print_banner(addr: SocketAddr, sim: SocketAddr, scratch: &std::path::Path) {
+    let example = scratch.join("batch.example.jsonl");
+    let example = example.display();
     crate::output::line(format_args!(
         r#"
 flexgate demo is running (Ctrl-C to stop)
@@ -139,6 +151,12 @@ Or with the official Python SDK (pip install openai):
   client = OpenAI(base_url="http://{addr}/flex/v1", api_key="sk-demo", timeout=900)
   r = client.chat.completions.create(model="gpt-5-mini", messages=[{{"role": "user", "content": "Hello"}}])
   print(r.choices[0].message.content, r.service_tier)
+
+Or run a whole Batch API file through flex, results in seconds (the same calls as
+OpenAI's Batch API work against http://{addr}/flex/v1 with any SDK):
+
+  flexgate batch run {example} -o out.jsonl \
+    --base-url http://{addr}/flex/v1 --api-key sk-demo --completion-window 10m --poll 200ms
 
 Then read spend and savings:
 

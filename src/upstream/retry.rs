@@ -17,7 +17,9 @@
 //! at its learned limit), move a flex request to standard at its latest safe start, or
 //! give up at the deadline; each answer is reported back to it. Retries other than flex
 //! capacity ones (which flex control paces) are drawn from the model's retry budget: past
-//! it, a flex request escalates and any other fails fast without `x-should-retry`.
+//! it, a flex request escalates and any other fails fast, telling its client when a retry
+//! is likely to fit again (`retry-after`) and not to retry on its own (`x-should-retry:
+//! false`).
 
 use std::future::Future;
 use std::time::Duration;
@@ -84,6 +86,9 @@ pub struct Finished<O> {
     /// Time spent waiting for admission, and why it first had to.
     pub queued: Duration,
     pub queued_why: Option<WaitReason>,
+    /// Past the retry budget: how long until a retry is likely to fit again (the
+    /// client's `retry-after`).
+    pub retry_after: Option<Duration>,
 }
 
 impl<O> Finished<O> {
@@ -105,6 +110,7 @@ impl<O> Finished<O> {
             upstream_time,
             queued: queued.total(),
             queued_why: queued.why,
+            retry_after: None,
         }
     }
 }
@@ -181,6 +187,7 @@ pub async fn run<A: Attempter>(
                 upstream_time,
                 queued: queued.total(),
                 queued_why: queued.why,
+                retry_after: None,
             };
             let Verdict::Retry { reason, hint } = verdict else {
                 return finish(None, upstream_time);
@@ -206,9 +213,10 @@ pub async fn run<A: Attempter>(
                 } else if !flexing && now + wait >= deadline {
                     return finish(Some(starved(GiveUp::Deadline)), upstream_time);
                 }
-                if admit::over_budget(gate, reason, now, metrics, labels) {
+                if let Some(retry_after) = admit::over_budget(gate, reason, now, metrics, labels) {
                     if !flexing {
-                        return finish(Some(GiveUp::RetryBudget), upstream_time);
+                        let retry_after = Some(retry_after);
+                        return Finished { retry_after, ..finish(Some(GiveUp::RetryBudget), upstream_time) };
                     }
                     metrics.escalation(labels.class, labels.model, "retry_budget").inc();
                     escalated = true;

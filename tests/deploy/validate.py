@@ -134,6 +134,7 @@ CONFIG_SHAPE = {
     "websocket": {"idle_timeout", "max_lifetime"},
     "store": {"dir"},
     "shared": {"redis_url"},
+    "batch": {"class", "max_in_flight"},
 }
 BUDGET_KEYS = {"usd", "period", "soft_usd", "on_soft", "fail", "reserve_usd"}
 CLASS_KEYS = {"tier", "deadline", "escalate", "escalate_reserve", "max_attempts", "path_prefix"}

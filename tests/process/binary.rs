@@ -133,4 +133,20 @@ async fn demo_prints_its_urls_and_serves() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-flexgate-class"], "background");
+
+    // The banner's ready batch file runs through the demo's own Batch API.
+    let line = demo.line_with("flexgate batch run ").await;
+    let example = line.split_whitespace().nth(3).unwrap().to_owned();
+    let out = std::env::temp_dir().join(format!("flexgate-{}-demo-out.jsonl", std::process::id()));
+    let run = tokio::process::Command::new(BIN)
+        .args(["batch", "run", &example, "-o", out.to_str().unwrap(), "--base-url"])
+        .args([&format!("http://{addr}/flex/v1"), "--api-key", "sk-demo", "--completion-window", "10m"])
+        .args(["--poll", "100ms"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 8, "{stdout}");
+    let _ = std::fs::remove_file(out);
 }

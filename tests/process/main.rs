@@ -14,7 +14,11 @@ mod poll;
 mod process;
 
 #[cfg(test)]
+mod batch_cli;
+#[cfg(test)]
 mod binary;
+#[cfg(test)]
+mod crash;
 #[cfg(test)]
 mod secrets;
 #[cfg(test)]

@@ -115,6 +115,9 @@ cat >"$WORK/flexgate.toml" <<EOF
 listen = "127.0.0.1:0"
 [upstream]
 base_url = "http://$SIM_ADDR/v1"
+[store]
+# The Files and Batches API's store, thrown away with the run.
+dir = "$WORK/store"
 [retry]
 # Short backoff keeps the exhausted-retry cases fast; the counts are what is tested.
 base_delay = "20ms"

@@ -92,11 +92,19 @@ pub async fn next<'g>(
 }
 
 /// Whether a retry after `reason` is past the model's retry budget (flex capacity retries
-/// are paced by flex control instead); counts the shed when it is.
-pub fn over_budget(gate: &Model, reason: Reason, now: Instant, metrics: &Metrics, labels: Labels<'_>) -> bool {
-    if reason == Reason::FlexCapacity || gate.try_retry(now).is_ok() {
-        return false;
+/// are paced by flex control instead): `Some` with how long until a retry is likely to
+/// fit again. Counts the shed when it is.
+pub fn over_budget(
+    gate: &Model,
+    reason: Reason,
+    now: Instant,
+    metrics: &Metrics,
+    labels: Labels<'_>,
+) -> Option<Duration> {
+    if reason == Reason::FlexCapacity {
+        return None;
     }
+    let wait = gate.try_retry(now).err()?;
     metrics.admission.shed(labels.model, "retry_budget");
-    true
+    Some(wait)
 }
