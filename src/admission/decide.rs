@@ -75,6 +75,9 @@ impl Model {
         // behind the others, so probes rotate and no one request spends its attempts on
         // them. Everything else goes in deadline order.
         let closed = state.flex.is_closed();
+        if let Some(first) = queue.first_key() {
+            state.flex.probe_by(first, now);
+        }
         let eligible = if closed { queue.is_oldest(ticket) } else { queue.is_first(ticket) };
         match state.flex.gate(now, self.coin, eligible) {
             FlexGate::Go { probe } if eligible => Step::Go { probe },

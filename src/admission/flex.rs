@@ -49,6 +49,8 @@ pub struct FlexSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Closed {
     next_probe: Instant,
+    /// The upstream's `retry-after`, which no probe comes before.
+    not_before: Instant,
     step: u32,
     probing: bool,
 }
@@ -209,15 +211,35 @@ impl Flex {
                         closed.step += 1;
                         closed.probing = false;
                         closed.next_probe = now + step_wait(&self.s, closed.step).max(hint.unwrap_or_default());
+                        closed.not_before = now + hint.unwrap_or_default();
                     }
                     None if self.consecutive >= self.s.close_after => {
                         let wait = step_wait(&self.s, 0).max(hint.unwrap_or_default());
-                        self.closed = Some(Closed { next_probe: now + wait, step: 0, probing: false });
+                        let not_before = now + hint.unwrap_or_default();
+                        self.closed = Some(Closed { next_probe: now + wait, not_before, step: 0, probing: false });
                     }
                     _ => {}
                 }
             }
             FlexResult::Other => self.probe_lost(probe, now),
+        }
+    }
+
+    /// While closed, bring the next probe forward to halfway between now and `before` (the
+    /// first waiter's latest safe start), never before the upstream's `retry-after`: a
+    /// doubling hold-off of 8 or 16 s outlived the slack of deadlines of tens of seconds,
+    /// and the waiters moved to standard just before the probe that would have found flex.
+    /// A waiter with less than two base steps left is not worth a probe of its own: once
+    /// the first waiters start moving to standard, each next one would pull another probe
+    /// a step away, and closed flex would be probed every step instead of backing off.
+    pub fn probe_by(&mut self, before: Instant, now: Instant) {
+        let base = self.s.probe_base;
+        let slack = before.saturating_duration_since(now);
+        if slack < base * 2 {
+            return;
+        }
+        if let Some(closed) = self.closed.as_mut().filter(|c| !c.probing && c.next_probe > now) {
+            closed.next_probe = closed.next_probe.min((now + slack / 2).max(closed.not_before));
         }
     }
 

@@ -47,6 +47,11 @@ impl Queue {
         }
     }
 
+    /// The earliest key in line: the first flex waiter's latest safe start.
+    pub fn first_key(&self) -> Option<Instant> {
+        self.waiting.first().map(|t| t.key)
+    }
+
     pub fn len(&self) -> usize {
         self.waiting.len()
     }

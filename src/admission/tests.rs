@@ -423,3 +423,36 @@ fn a_due_probe_goes_to_the_first_in_line_and_the_others_wait_for_it_without_spin
     assert_eq!(f.gate(due, || 0.0, false), FlexGate::WaitUntil(None));
     assert_eq!(f.gate(due, || 0.0, true), FlexGate::Go { probe: true });
 }
+
+#[test]
+fn a_closed_flex_is_probed_while_the_first_waiter_can_still_use_it() {
+    let mut s = settings().flex;
+    s.close_after = 1;
+    s.probe_max = secs(64.0);
+    let mut now = Instant::now();
+    let mut f = Flex::new(s, now);
+    f.sent(false, now);
+    f.answered(false, FlexResult::Capacity { hint: None }, now);
+    // Five refused probes: the doubling hold-off reaches 32 s.
+    for _ in 0..5 {
+        let FlexGate::WaitUntil(Some(at)) = f.gate(now, || 0.0, true) else { panic!("closed") };
+        now = at;
+        assert_eq!(f.gate(now, || 0.0, true), FlexGate::Go { probe: true });
+        f.sent(true, now);
+        f.answered(true, FlexResult::Capacity { hint: None }, now);
+    }
+    assert_eq!(f.gate(now, || 0.0, true), FlexGate::WaitUntil(Some(now + secs(32.0))));
+    // The first waiter must move to standard in 20 s: the next probe comes halfway there.
+    f.probe_by(now + secs(20.0), now);
+    assert_eq!(f.gate(now, || 0.0, true), FlexGate::WaitUntil(Some(now + secs(10.0))));
+    // A waiter with less than two base steps left pulls nothing, and no probe comes before
+    // the upstream's retry-after.
+    f.probe_by(now + secs(1.5), now);
+    assert_eq!(f.gate(now, || 0.0, true), FlexGate::WaitUntil(Some(now + secs(10.0))));
+    let now = now + secs(10.0);
+    f.sent(true, now);
+    f.answered(true, FlexResult::Capacity { hint: Some(secs(50.0)) }, now);
+    assert_eq!(f.gate(now, || 0.0, true), FlexGate::WaitUntil(Some(now + secs(64.0))));
+    f.probe_by(now + secs(20.0), now);
+    assert_eq!(f.gate(now, || 0.0, true), FlexGate::WaitUntil(Some(now + secs(50.0))));
+}
