@@ -76,14 +76,18 @@ pub(super) struct RawUsage {
     output_tokens_details: Option<RawDetails>,
 }
 
+/// A usage `*_details` object, in every shape that carries one (chat, Responses, Realtime);
+/// `audio_tokens` is read by the Realtime meter only.
 #[derive(Debug, Default, Deserialize)]
-struct RawDetails {
+pub(crate) struct RawDetails {
     #[serde(default, deserialize_with = "lenient_u64")]
-    cached_tokens: Option<u64>,
+    pub(crate) cached_tokens: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]
-    cache_write_tokens: Option<u64>,
+    pub(crate) cache_write_tokens: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]
-    reasoning_tokens: Option<u64>,
+    pub(crate) reasoning_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub(crate) audio_tokens: Option<u64>,
 }
 
 impl RawUsage {

@@ -19,7 +19,7 @@ use crate::ledger::{Ledger, Report, RequestFacts};
 use crate::metrics::Outcome;
 use crate::state::AppState;
 use crate::usage::Usage;
-use crate::usage::raw::{lenient_str, lenient_struct, lenient_u64};
+use crate::usage::raw::{RawDetails, lenient_str, lenient_struct, lenient_u64};
 
 /// What one metered event reported.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -73,18 +73,6 @@ struct RawUsage<'a> {
     output_token_details: Option<RawDetails>,
     #[serde(default, deserialize_with = "lenient_struct")]
     output_tokens_details: Option<RawDetails>,
-}
-
-#[derive(Default, Deserialize)]
-struct RawDetails {
-    #[serde(default, deserialize_with = "lenient_u64")]
-    cached_tokens: Option<u64>,
-    #[serde(default, deserialize_with = "lenient_u64")]
-    cache_write_tokens: Option<u64>,
-    #[serde(default, deserialize_with = "lenient_u64")]
-    reasoning_tokens: Option<u64>,
-    #[serde(default, deserialize_with = "lenient_u64")]
-    audio_tokens: Option<u64>,
 }
 
 /// Read a complete text message; `None` unless it is a metered event with usage.
