@@ -55,6 +55,14 @@ pub struct BodyInfo {
     pub service_tier: Option<String>,
     /// `stream_options.include_usage` as the client sent it.
     pub include_usage: bool,
+    /// The output cap the client set (`max_completion_tokens`, `max_output_tokens` or
+    /// `max_tokens`, the largest when several), for the budget's estimate; `None` when
+    /// none is a whole number above 0 (then 0); at most `u32::MAX`. Never validated
+    /// here: the upstream judges it. (Narrow, as is `choices`: a held request keeps this
+    /// struct, and the two fit beside its flags.)
+    pub max_output: u32,
+    /// `n`, the number of choices asked for (1 when absent or not a whole number).
+    pub choices: u8,
     /// Offset just after the top-level `{`, and whether the object is empty.
     object_open: usize,
     object_empty: bool,
@@ -104,11 +112,21 @@ impl BodyInfo {
                 stream: top.stream.map(RawValue::get),
                 service_tier: top.service_tier.map(RawValue::get),
                 stream_options: top.stream_options.map(RawValue::get),
+                // Left to the default cap: the budget's estimate never fails a request.
+                ..scan::Fields::default()
             }
         };
         let (object_open, object_empty) =
             after_brace(body, 0).ok_or_else(|| GatewayError::InvalidJson("the body must be a JSON object".into()))?;
-        let mut info = BodyInfo { object_open, object_empty, ..BodyInfo::default() };
+        let whole = |raw: Option<&str>| raw.and_then(|r| r.parse::<u64>().ok());
+        let max_output = [top.max_completion_tokens, top.max_output_tokens, top.max_tokens]
+            .into_iter()
+            .filter_map(whole)
+            .max()
+            .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX));
+        // The API takes at most 128 choices.
+        let choices = whole(top.n).map_or(1, |n| u8::try_from(n.clamp(1, 128)).unwrap_or(128));
+        let mut info = BodyInfo { max_output, choices, object_open, object_empty, ..BodyInfo::default() };
         if let Some(raw) = top.model.filter(|r| *r != "null") {
             info.model =
                 Some(serde_json::from_str::<String>(raw).map_err(|_| invalid("model", "`model` must be a string."))?);

@@ -4,19 +4,21 @@
 //!
 //! Money is counted in whole nano-dollars (`u64`, 1e-9 USD): exact for every price in
 //! the table, and no float ever touches a balance. A request is admitted while the
-//! client's spend plus the reservations of its requests in flight stays under the
-//! limit; it then holds a [`Reservation`] of `reserve_usd` until it is settled, once, at
-//! the cost the ledger priced on the tier that served it ($0 for a flex 429, or when the
-//! answer reported no usage), or released when the request dies unsettled. The overshoot
-//! past the limit is therefore bounded: the last request admitted under the limit may
-//! cost more than what was left, and requests in flight that cost more than their
-//! reservation add the difference.
+//! client's spend plus the reservations of its requests in flight, this one's included,
+//! stays within the limit. A request holds a [`Reservation`] of what it may cost,
+//! estimated from the request (`estimate`; `reserve_usd` when the price table cannot
+//! say), until it is settled, once, at the cost the ledger priced on the tier that
+//! served it ($0 for a flex 429 or an error; a stream that ended without its usage at an
+//! estimate of what it streamed), or released when the request dies unsettled. The
+//! overshoot past the limit is therefore bounded by what requests cost beyond their
+//! reservations.
 //!
 //! Spend survives a restart in the embedded store (`persist`): restored at start-up,
 //! and written behind the request path whenever it changes. With `[shared] redis_url`,
 //! replicas share one limit per client (`shared`): each admits from a slice of the
 //! allowance leased from Redis in the background.
 
+pub mod estimate;
 mod period;
 pub mod persist;
 pub mod shared;
@@ -34,6 +36,7 @@ use tokio::sync::Notify;
 
 use crate::error::GatewayError;
 
+pub use estimate::Estimate;
 pub use period::Period;
 
 /// 9999-12-31T23:59:59Z, the last moment RFC 3339 can write.
@@ -67,7 +70,7 @@ pub struct BudgetLimits {
     pub soft: Option<u64>,
     pub on_soft: OnSoft,
     pub fail: FailMode,
-    /// What each request holds while it is in flight.
+    /// What a request holds while it is in flight when its cost cannot be estimated.
     pub reserve: u64,
 }
 
@@ -179,28 +182,34 @@ impl ClientBudget {
         }
     }
 
-    /// Admit a request at `now` (and whether it is past the soft limit with
-    /// `on_soft = "flex_only"`), or refuse it with the client's balance.
-    fn reserve(self: &Arc<Self>, now: u64) -> Result<(Reservation, bool), Balance> {
+    /// Admit a request that may cost `amount` at `now` (and whether it is past the soft
+    /// limit with `on_soft = "flex_only"`), or refuse it with the client's balance.
+    ///
+    /// Admitted while something is left of what this replica may hold (the limit, or
+    /// with shared state its slices) and the request's own reservation fits under the
+    /// limit. A slice is not required to hold the whole reservation: one larger than a
+    /// slice would otherwise never be admitted; its excess is reported to Redis as this
+    /// replica's spend past its slices.
+    fn reserve(self: &Arc<Self>, now: u64, amount: u64) -> Result<(Reservation, bool), Balance> {
         let mut a = self.account.lock();
         self.current(&mut a, now);
         let held = a.spent.saturating_add(a.reserved);
         let ceiling = self.ceiling(&a);
-        if held >= ceiling {
+        if held >= ceiling || held.saturating_add(amount) > self.limits.limit {
             if let Some(link) = &self.link {
                 // Out of slice: more may be left in Redis for the next request.
                 link.wake();
             }
             return Err(self.snapshot(&a));
         }
-        a.reserved = a.reserved.saturating_add(self.limits.reserve);
+        a.reserved = a.reserved.saturating_add(amount);
         if let Some(link) = &self.link {
             if ceiling.saturating_sub(a.spent.saturating_add(a.reserved)) < self.lease / 2 {
                 link.wake();
             }
         }
         let flex_only = self.limits.on_soft == OnSoft::FlexOnly && self.limits.soft.is_some_and(|s| held >= s);
-        Ok((Reservation { budget: Some(Arc::clone(self)) }, flex_only))
+        Ok((Reservation { budget: Some(Arc::clone(self)), amount }, flex_only))
     }
 
     /// A reservation taken whatever the balance: for usage that has already happened
@@ -209,14 +218,14 @@ impl ClientBudget {
         let mut a = self.account.lock();
         self.current(&mut a, now_secs());
         a.reserved = a.reserved.saturating_add(self.limits.reserve);
-        Reservation { budget: Some(Arc::clone(self)) }
+        Reservation { budget: Some(Arc::clone(self)), amount: self.limits.reserve }
     }
 
-    /// Give back a reservation and book what the request cost.
-    fn settle(&self, cost: u64, now: u64) {
+    /// Give back a reservation of `amount` and book what the request cost.
+    fn settle(&self, amount: u64, cost: u64, now: u64) {
         let mut a = self.account.lock();
         self.current(&mut a, now);
-        a.reserved = a.reserved.saturating_sub(self.limits.reserve);
+        a.reserved = a.reserved.saturating_sub(amount);
         if cost > 0 {
             a.spent = a.spent.saturating_add(cost);
             drop(a);
@@ -249,13 +258,14 @@ impl ClientBudget {
     }
 }
 
-/// What one admitted request holds against its client's budget (`reserve_usd`). Settled
-/// once by [`Reservation::settle`], which consumes it; dropped unsettled (the request
-/// died first), it is released and books nothing. One pointer, so the ledger of every
-/// request stays small.
+/// What one admitted request holds against its client's budget: its estimated cost, or
+/// `reserve_usd`. Settled once by [`Reservation::settle`], which consumes it; dropped
+/// unsettled (the request died first), it is released and books nothing.
 #[derive(Default)]
 pub struct Reservation {
     budget: Option<Arc<ClientBudget>>,
+    /// Nano-dollars held.
+    amount: u64,
 }
 
 impl Reservation {
@@ -271,13 +281,18 @@ impl Reservation {
 
     /// What this reservation holds (nano-dollars).
     pub fn held(&self) -> u64 {
-        self.budget.as_ref().map_or(0, |b| b.limits.reserve)
+        if self.budget.is_some() { self.amount } else { 0 }
+    }
+
+    /// The client whose budget this is.
+    pub fn client(&self) -> Option<&str> {
+        self.budget.as_ref().map(|b| b.limits.client.as_str())
     }
 
     /// Book the request's cost (nano-dollars) and release its reservation.
     pub fn settle(mut self, cost: u64) {
         if let Some(budget) = self.budget.take() {
-            budget.settle(cost, now_secs());
+            budget.settle(self.amount, cost, now_secs());
         }
     }
 }
@@ -285,7 +300,7 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if let Some(budget) = self.budget.take() {
-            budget.settle(0, now_secs());
+            budget.settle(self.amount, 0, now_secs());
         }
     }
 }
@@ -302,6 +317,9 @@ pub struct BudgetAdmission {
     pub reservation: Reservation,
     /// Past the soft limit with `on_soft = "flex_only"`: send to flex, never escalate.
     pub flex_only: bool,
+    /// The request's input tokens as estimated from its body (0 when not estimated):
+    /// what a stream that ends without its usage is charged for its input.
+    pub input_tokens: u64,
 }
 
 /// Every client's budget, looked up by client name on each request.
@@ -345,10 +363,16 @@ impl Budgets {
         self.clients.values()
     }
 
-    /// Admit a request of `client`: `Ok(None)` when the client has no budget, a
-    /// reservation when it is under its limit, the refusal when it is not.
-    pub fn admit(&self, client: Option<&str>) -> Result<Option<BudgetAdmission>, GatewayError> {
-        self.admit_at(client, now_secs())
+    /// Admit a request of `client` that may cost what `estimate` says: `Ok(None)` when
+    /// the client has no budget, a reservation when the estimate (else `reserve_usd`)
+    /// fits under its limit, the refusal when it does not. The estimate is made only for
+    /// a budgeted client.
+    pub fn admit(
+        &self,
+        client: Option<&str>,
+        estimate: impl FnOnce() -> Estimate,
+    ) -> Result<Option<BudgetAdmission>, GatewayError> {
+        self.admit_at(client, estimate, now_secs())
     }
 
     /// A client's budget, for a WebSocket session to charge each turn to.
@@ -356,23 +380,39 @@ impl Budgets {
         client.and_then(|c| self.clients.get(c)).cloned()
     }
 
-    fn admit_at(&self, client: Option<&str>, now: u64) -> Result<Option<BudgetAdmission>, GatewayError> {
+    fn admit_at(
+        &self,
+        client: Option<&str>,
+        estimate: impl FnOnce() -> Estimate,
+        now: u64,
+    ) -> Result<Option<BudgetAdmission>, GatewayError> {
         let Some(budget) = client.and_then(|c| self.clients.get(c)) else {
             return Ok(None);
         };
-        match budget.reserve(now) {
-            Ok((reservation, flex_only)) => Ok(Some(BudgetAdmission { reservation, flex_only })),
-            Err(balance) => Err(refusal(&budget.limits, &balance, now)),
+        let estimate = estimate();
+        let amount = estimate.cost.unwrap_or(budget.limits.reserve);
+        match budget.reserve(now, amount) {
+            Ok((reservation, flex_only)) => {
+                Ok(Some(BudgetAdmission { reservation, flex_only, input_tokens: estimate.input_tokens }))
+            }
+            Err(balance) => Err(refusal(&budget.limits, &balance, amount, now)),
         }
     }
 }
 
-/// The 429 a client past its limit gets: who, how much, and when it resets.
-fn refusal(limits: &BudgetLimits, b: &Balance, now: u64) -> GatewayError {
+/// The 429 a client past its limit gets: who, how much, and when it resets; and when
+/// something was left, what the request could have cost.
+fn refusal(limits: &BudgetLimits, b: &Balance, amount: u64, now: u64) -> GatewayError {
     // RFC 3339 has four-digit years; the period's parser keeps windows far inside them.
     let reset = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(b.resets_at.min(LAST_RFC3339_SECOND));
+    let left = b.remaining();
+    let this = if left > 0 {
+        format!(" This request may cost up to ${}, more than the ${} left.", usd(amount), usd(left))
+    } else {
+        String::new()
+    };
     let message = format!(
-        "Client `{}` has used its budget: ${} spent and ${} held by requests in flight, of a ${} limit per {}. \
+        "Client `{}` has used its budget: ${} spent and ${} held by requests in flight, of a ${} limit per {}.{this} \
          It resets at {}.",
         limits.client,
         usd(b.spent),

@@ -28,6 +28,9 @@ pub struct Report {
     pub usage: Option<Usage>,
     pub service_tier: Option<String>,
     pub model: Option<String>,
+    /// For an SSE stream, the bytes of content it carried (`StreamUsage::streamed`):
+    /// what a budget is charged for the output of a stream that ended without usage.
+    pub streamed: Option<u64>,
 }
 
 /// Facts about the request the log line and labels need, known when it is routed.
@@ -52,7 +55,9 @@ pub struct Ledger {
     facts: RequestFacts,
     start: Instant,
     first_byte: Option<Instant>,
-    attempts: u32,
+    /// Narrow (as is `input_tokens`): a held request's future keeps the ledger, and
+    /// these two fit beside its flags.
+    attempts: u16,
     escalated: bool,
     /// The tier of the last attempt, used when the answer reports none.
     attempt_tier: Option<Tier>,
@@ -63,10 +68,16 @@ pub struct Ledger {
     /// Time spent in flexgate's own code, excluding upstream waits.
     overhead: Option<Duration>,
     /// Time spent waiting for admission, and why it first had to (logged).
-    queued: (Duration, Option<crate::admission::WaitReason>),
+    queued: Duration,
+    /// Apart from `queued`: in a tuple the one byte would take eight.
+    queued_why: Option<crate::admission::WaitReason>,
     /// What the request holds against its client's budget (none when unbudgeted),
     /// settled at the priced cost with the rest of the account.
     budget: Reservation,
+    /// The request's input tokens as estimated from its body, for its budget: what a
+    /// stream that ends without its usage is charged for its input (a body of 12 GB
+    /// would be needed to overflow it).
+    input_tokens: u32,
     /// The UTC day the request arrived: it is priced at the prices in force that day,
     /// even when its answer ends after midnight.
     served_on: Day,
@@ -95,8 +106,10 @@ impl Ledger {
             status: 0,
             upstream_request_id: None,
             overhead: None,
-            queued: (Duration::ZERO, None),
+            queued: Duration::ZERO,
+            queued_why: None,
             budget: Reservation::default(),
+            input_tokens: 0,
             served_on: Day::today(),
             settled: false,
         }
@@ -143,9 +156,11 @@ impl Ledger {
         Priced { tier, cost }
     }
 
-    /// The request's hold on its client's budget, settled with the ledger.
-    pub fn hold_budget(&mut self, reservation: Reservation) {
+    /// The request's hold on its client's budget, settled with the ledger, and its input
+    /// tokens as estimated from its body.
+    pub fn hold_budget(&mut self, reservation: Reservation, input_tokens: u64) {
         self.budget = reservation;
+        self.input_tokens = u32::try_from(input_tokens).unwrap_or(u32::MAX);
     }
 
     /// What is left of the client's budget, in nano-dollars, counting this request at
@@ -164,10 +179,11 @@ impl Ledger {
 
     /// What the retry loop did: attempts, escalation and the last attempt's tier.
     pub fn record_attempts<O>(&mut self, finished: &Finished<O>) {
-        self.attempts = finished.attempts;
+        self.attempts = u16::try_from(finished.attempts).unwrap_or(u16::MAX);
         self.escalated = finished.escalated;
         self.attempt_tier = finished.tier;
-        self.queued = (finished.queued, finished.queued_why);
+        self.queued = finished.queued;
+        self.queued_why = finished.queued_why;
     }
 
     /// The upstream's answer being passed on: its status and its own request id.
@@ -194,7 +210,7 @@ impl Ledger {
     }
 
     pub fn attempts(&self) -> u32 {
-        self.attempts
+        u32::from(self.attempts)
     }
 
     pub fn escalated(&self) -> bool {
@@ -258,17 +274,43 @@ impl Ledger {
             outcome = outcome.as_str(),
             attempts = this.attempts,
             escalated = this.escalated,
-            queued_ms = u64::try_from(this.queued.0.as_millis()).unwrap_or(u64::MAX),
-            queued_reason = this.queued.1.map_or("", crate::admission::WaitReason::as_str),
+            queued_ms = u64::try_from(this.queued.as_millis()).unwrap_or(u64::MAX),
+            queued_reason = this.queued_why.map_or("", crate::admission::WaitReason::as_str),
             duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             "request"
         );
         // The client's budget is charged what the metrics were: the served tier's price of
-        // the reported usage, and nothing for an answer without usage (a flex 429).
-        // Unbudgeted requests (most) skip the conversion.
+        // the reported usage, and nothing for an answer without usage (a flex 429, an
+        // error), except a stream, which was generated and billed up to where it ended:
+        // that is charged an estimate. Unbudgeted requests (most) skip the conversion.
         if self.budget.is_budgeted() {
-            std::mem::take(&mut self.budget).settle(cost.and_then(budgets::nanos).unwrap_or(0));
+            let charge = match cost.and_then(budgets::nanos) {
+                Some(cost) => cost,
+                None if report.usage.is_none() => self.estimate_stream(outcome, report, tier).unwrap_or(0),
+                None => 0,
+            };
+            std::mem::take(&mut self.budget).settle(charge);
         }
+    }
+
+    /// What a stream that ended without its usage is charged: the input estimated from
+    /// the request's body and the output from the content it streamed, at the served
+    /// tier's price. `None` for an answer that was not a stream, or an unpriced model.
+    /// Counted per client and end; the cost metrics count reported usage only.
+    fn estimate_stream(&self, outcome: Outcome, report: &Report, tier: Option<Tier>) -> Option<u64> {
+        let streamed = report.streamed?;
+        let model = report.model.as_deref().or(self.facts.requested_model.as_deref())?;
+        let input = u64::from(self.input_tokens);
+        let output = budgets::estimate::tokens_in(streamed);
+        let tier = tier.unwrap_or(Tier::Standard);
+        let charge = budgets::estimate::cost(&self.state.config.pricing, model, tier, self.served_on, input, output)?;
+        let end = match outcome {
+            Outcome::Cancelled => "abandoned",
+            Outcome::Success => "no_usage",
+            _ => "cut",
+        };
+        self.state.metrics.budgets.estimated(self.budget.client().unwrap_or_default(), end, charge);
+        Some(charge)
     }
 
     /// Count the tokens and the cost of the report; the cost, when it could be priced.

@@ -23,6 +23,7 @@ use tower::Service;
 
 use crate::auth;
 use crate::body::BodyInfo;
+use crate::budgets::estimate;
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::ledger::{Ledger, RequestFacts};
@@ -138,14 +139,29 @@ async fn forward(state: AppState, request: Box<Request>) -> Result<Response, Gat
     Ok(respond::respond(&context, settled, ledger, upstream_time))
 }
 
-/// The client's budget: refused past its limit, sent to flex only past a soft limit
-/// with `on_soft = "flex_only"`; what it holds is settled by the ledger.
+/// The client's budget: refused when the request's estimated cost does not fit under
+/// its limit, sent to flex only past a soft limit with `on_soft = "flex_only"`; what it
+/// holds is settled by the ledger. The estimate reads the body's size and the fields
+/// routing already took from it, at the price of the tier the request is routed to.
 fn admit_budget(
     state: &AppState,
     plan: &mut Plan,
     input: &RouteInput<'_>,
+    endpoint: Endpoint,
+    body: (usize, Option<&BodyInfo>),
 ) -> Result<Option<crate::budgets::BudgetAdmission>, GatewayError> {
-    let budget = state.budgets.admit(input.client).inspect_err(|_| {
+    let estimate = || {
+        let (len, info) = body;
+        let Some(info) = info else {
+            // An unmetered endpoint: nothing to price, `reserve_usd` is held.
+            return crate::budgets::Estimate::default();
+        };
+        let tier = plan.tier.or_else(|| input.client_tier.and_then(Tier::from_client)).unwrap_or(Tier::Standard);
+        let cap = (info.max_output > 0).then_some(u64::from(info.max_output));
+        let choices = u64::from(info.choices);
+        estimate::request(&state.config.pricing, input.model, tier, endpoint, len, cap, choices)
+    };
+    let budget = state.budgets.admit(input.client, estimate).inspect_err(|_| {
         state.metrics.budgets.refused(input.client.unwrap_or_default());
     })?;
     if budget.as_ref().is_some_and(|b| b.flex_only) {
@@ -195,7 +211,7 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
         tier_routed,
     };
     let mut plan = routing::plan(config, &input)?;
-    let budget = admit_budget(state, &mut plan, &input)?;
+    let budget = admit_budget(state, &mut plan, &input, endpoint, (body.len(), info.as_ref()))?;
     if let Some((deadline, _)) = in_process {
         plan.deadline = deadline;
         plan.escalate_reserve = config.class(plan.class).escalate_reserve.min(deadline / 2);
@@ -225,7 +241,7 @@ async fn receive(state: &AppState, request: Box<Request>, start: Instant) -> Res
     };
     let mut ledger = Ledger::open(state.clone(), facts, start);
     if let Some(budget) = budget {
-        ledger.hold_budget(budget.reservation);
+        ledger.hold_budget(budget.reservation, budget.input_tokens);
     }
     let strip_usage_chunk = info.as_ref().is_some_and(|i| i.stream && !i.include_usage);
     let (body, info) = match info {

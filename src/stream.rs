@@ -8,7 +8,8 @@
 //! The stream ends in one of four ways, each settled in the request's [`Ledger`]:
 //! completed (the terminal event was seen), upstream error or idle timeout (an SSE error
 //! event is appended so SDKs raise instead of ending quietly), or client disconnect
-//! (the body is dropped, which drops the upstream response and cancels it).
+//! (the body is dropped, which drops the upstream response and cancels it; settled with
+//! what the stream reported and carried until then).
 
 use std::collections::VecDeque;
 use std::future::Future as _;
@@ -258,6 +259,7 @@ impl State {
             usage: o.usage.usage(),
             service_tier: o.usage.service_tier().map(str::to_owned),
             model: o.usage.model().map(str::to_owned),
+            streamed: Some(o.usage.streamed()),
         });
         if let Some(mut ledger) = self.ledger.take() {
             if !self.out.is_empty() {
@@ -265,6 +267,16 @@ impl State {
                 ledger.first_byte();
             }
             ledger.settle(outcome, &report.unwrap_or_default());
+        }
+    }
+}
+
+impl Drop for State {
+    /// The client went away mid-stream: settled as cancelled with what the stream
+    /// reported and carried so far, so a budget is charged for what was generated.
+    fn drop(&mut self) {
+        if self.ledger.is_some() {
+            self.settle(Outcome::Cancelled);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Usage extraction: the token counts, reported `service_tier` and model of a finished
 //! JSON body ([`from_body`]) or of an SSE stream observed event by event
 //! ([`StreamUsage`]). Pure and panic-free on any input; it neither prices nor records
-//! metrics, and it never guesses usage that was not reported.
+//! metrics, and it never guesses usage that was not reported: it only measures the
+//! content a stream carried, for the budget's estimate of a stream that ends without
+//! its usage.
 
 pub(crate) mod raw;
 #[cfg(test)]
@@ -18,6 +20,11 @@ use std::sync::LazyLock;
 static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
 static TIER_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"service_tier\""));
 static ERROR_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
+// The keys whose string values are a stream's content, by dialect.
+static CONTENT_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"content\""));
+static ARGUMENTS_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"arguments\""));
+static TEXT_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"text\""));
+static DELTA_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"delta\""));
 
 /// Token counts of one request, in OpenAI's billing convention.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -142,13 +149,15 @@ pub struct StreamUsage {
     service_tier: Option<String>,
     model: Option<String>,
     terminal: bool,
+    /// Bytes of content the stream carried, as JSON text (escapes counted as written).
+    streamed: u64,
 }
 
 // === impl StreamUsage ===
 
 impl StreamUsage {
     pub fn new(endpoint: Endpoint) -> Self {
-        Self { endpoint, usage: None, service_tier: None, model: None, terminal: false }
+        Self { endpoint, usage: None, service_tier: None, model: None, terminal: false, streamed: 0 }
     }
 
     /// Observe one parsed event.
@@ -179,6 +188,13 @@ impl StreamUsage {
         self.model.as_deref()
     }
 
+    /// Bytes of content the stream carried so far: the string values of chat deltas'
+    /// `content` and tool-call `arguments`, completions' `text`, and Responses' `*.delta`
+    /// events' `delta`, as JSON text. Hidden reasoning is never streamed, so never here.
+    pub fn streamed(&self) -> u64 {
+        self.streamed
+    }
+
     /// `[DONE]`, `response.completed`, `response.incomplete` or `response.failed` seen.
     pub fn saw_terminal(&self) -> bool {
         self.terminal
@@ -190,7 +206,13 @@ impl StreamUsage {
         if ev.event.as_deref() == Some("error") {
             return EventVerdict::Error;
         }
-        if cheap && !self.chunk_may_matter(ev.data.as_bytes()) {
+        let data = ev.data.as_bytes();
+        let content = match self.endpoint {
+            Endpoint::Completions => string_values(data, &TEXT_KEY),
+            _ => string_values(data, &CONTENT_KEY).saturating_add(string_values(data, &ARGUMENTS_KEY)),
+        };
+        self.streamed = self.streamed.saturating_add(content);
+        if cheap && !self.chunk_may_matter(data) {
             return EventVerdict::Keep;
         }
         let Ok(obj) = serde_json::from_str::<RawObject<'_>>(&ev.data) else {
@@ -214,11 +236,18 @@ impl StreamUsage {
     fn observe_responses(&mut self, ev: &SseEvent) -> EventVerdict {
         if let Some(name) = ev.event.as_deref() {
             if name.starts_with("response.") && !LIFECYCLE.contains(&name) {
+                if is_delta(name) {
+                    self.streamed = self.streamed.saturating_add(string_values(ev.data.as_bytes(), &DELTA_KEY));
+                }
                 return EventVerdict::Keep;
             }
         }
         let parsed = serde_json::from_str::<RawEvent<'_>>(&ev.data).ok();
         let kind = ev.event.as_deref().or_else(|| parsed.as_ref()?.kind.as_deref());
+        if ev.event.is_none() && kind.is_some_and(|k| k.starts_with("response.") && is_delta(k)) {
+            // A relay that forwards only `data:` lines: the content is told by its type.
+            self.streamed = self.streamed.saturating_add(string_values(ev.data.as_bytes(), &DELTA_KEY));
+        }
         let mut verdict = match kind {
             Some("error" | "response.failed") => EventVerdict::Error,
             Some("response.completed" | "response.incomplete") => EventVerdict::Done,
@@ -300,6 +329,42 @@ fn value_is_string(after_key: &[u8], text: &[u8]) -> bool {
         .and_then(|v| v.strip_prefix(b"\""))
         .and_then(|v| v.strip_prefix(text))
         .is_some_and(|v| v.starts_with(b"\""))
+}
+
+/// A Responses event that carries content (`response.output_text.delta`,
+/// `response.function_call_arguments.delta`, ...); event names, not file names.
+fn is_delta(name: &str) -> bool {
+    name.as_bytes().ends_with(b".delta")
+}
+
+/// Bytes inside the string values of every `key` in `data` (JSON text, unescaped only
+/// as far as finding each string's end). Content is escaped, so a key spelled inside it
+/// reads `\"key\"` and is not matched.
+fn string_values(data: &[u8], key: &Finder<'_>) -> u64 {
+    let len = key.needle().len();
+    let mut total = 0u64;
+    for at in key.find_iter(data) {
+        let Some(value) = value_start(&data[at + len..]).and_then(|v| v.strip_prefix(b"\"")) else {
+            continue;
+        };
+        total = total.saturating_add(u64::try_from(string_len(value)).unwrap_or(u64::MAX));
+    }
+    total
+}
+
+/// The length of a JSON string's text up to its closing quote (all of `s` when it has
+/// none, as in a chunk cut mid-string).
+fn string_len(s: &[u8]) -> usize {
+    let mut from = 0;
+    while let Some(at) = memchr::memchr(b'"', &s[from..]) {
+        let end = from + at;
+        let backslashes = s[..end].iter().rev().take_while(|&&b| b == b'\\').count();
+        if backslashes % 2 == 0 {
+            return end;
+        }
+        from = end + 1;
+    }
+    s.len()
 }
 
 fn value_start(after_key: &[u8]) -> Option<&[u8]> {

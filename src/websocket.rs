@@ -95,8 +95,10 @@ async fn open(state: AppState, mut request: Request) -> Result<Response, Gateway
     };
     let plan = routing::plan(config, &input)?;
     // A client past its budget is refused the session; one under it is charged each turn
-    // as it happens (a session, like a stream, is never cut for the budget).
-    if let Err(refusal) = state.budgets.admit(client) {
+    // as it happens (a session, like a stream, is never cut for the budget). A session
+    // cannot be estimated: it is admitted while anything is left, and holds nothing.
+    let nothing = || crate::budgets::Estimate { cost: Some(0), input_tokens: 0 };
+    if let Err(refusal) = state.budgets.admit(client, nothing) {
         state.metrics.budgets.refused(client.unwrap_or_default());
         return Err(refusal);
     }

@@ -88,6 +88,8 @@ impl BodyInfo {
             service_tier: None,
             stream: self.stream,
             include_usage: self.include_usage,
+            max_output: self.max_output,
+            choices: self.choices,
             object_open: self.object_open,
             object_empty: self.object_empty,
             service_tier_span: self.service_tier_span.map(moved),

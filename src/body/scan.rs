@@ -1,4 +1,5 @@
-//! The fast path of request-body parsing: the raw text of the four members routing reads,
+//! The fast path of request-body parsing: the raw text of the four members routing reads
+//! (and of the output caps the budget's estimate reads),
 //! from one pass of [`crate::json_scan`] that also checks the body is a well-formed JSON
 //! object. Whenever the scan cannot vouch for the body (or a routed member repeats), the
 //! caller parses with `serde_json` instead, which gives the exact error message.
@@ -12,6 +13,13 @@ pub struct Fields<'a> {
     pub stream: Option<&'a str>,
     pub service_tier: Option<&'a str>,
     pub stream_options: Option<&'a str>,
+    /// The output caps and `n`, read for the budget's estimate only. A repeat of one of
+    /// these is not refused (routing does not depend on them, and `serde_json` ignores
+    /// them): the last one counts.
+    pub max_completion_tokens: Option<&'a str>,
+    pub max_tokens: Option<&'a str>,
+    pub max_output_tokens: Option<&'a str>,
+    pub n: Option<&'a str>,
 }
 
 /// The routed members of `text` if it is a well-formed JSON object and nothing about it
@@ -19,6 +27,17 @@ pub struct Fields<'a> {
 pub fn top_fields(text: &str) -> Option<Fields<'_>> {
     let mut fields = Fields::default();
     json_scan::members(text.as_bytes(), |key, value| {
+        let last = match key {
+            b"max_completion_tokens" => Some(&mut fields.max_completion_tokens),
+            b"max_tokens" => Some(&mut fields.max_tokens),
+            b"max_output_tokens" => Some(&mut fields.max_output_tokens),
+            b"n" => Some(&mut fields.n),
+            _ => None,
+        };
+        if let Some(slot) = last {
+            *slot = Some(&text[value]);
+            return Some(());
+        }
         let slot = match key {
             b"model" => &mut fields.model,
             b"stream" => &mut fields.stream,

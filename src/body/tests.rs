@@ -26,6 +26,18 @@ fn reads_routing_fields() {
 }
 
 #[test]
+fn reads_the_output_caps_for_the_estimate_without_judging_them() {
+    let info = BodyInfo::parse(br#"{"model":"m","max_tokens":300,"max_completion_tokens":200,"n":3}"#).unwrap();
+    assert_eq!((info.max_output, info.choices), (300, 3), "the largest cap counts");
+    let info = BodyInfo::parse(br#"{"max_output_tokens":50,"max_output_tokens":70}"#).unwrap();
+    assert_eq!(info.max_output, 70, "a repeat is not refused, the last one counts");
+    let info = BodyInfo::parse(br#"{"max_tokens":"lots","n":-2}"#).unwrap();
+    assert_eq!((info.max_output, info.choices), (0, 1), "left for the upstream to refuse");
+    let info = BodyInfo::parse(br#"{"n":100000}"#).unwrap();
+    assert_eq!(info.choices, 128);
+}
+
+#[test]
 fn rejects_wrong_types_with_the_param_named() {
     for (body, param) in [
         (r#"{"model":5}"#, "model"),

@@ -331,7 +331,7 @@ mod tests {
     /// How many requests in a row are admitted (their reservations held).
     fn admitted(b: &Budgets) -> (usize, Vec<crate::budgets::BudgetAdmission>) {
         let mut held = Vec::new();
-        while let Ok(Some(a)) = b.admit(Some("team-a")) {
+        while let Ok(Some(a)) = b.admit(Some("team-a"), crate::budgets::Estimate::default) {
             held.push(a);
             assert!(held.len() <= 100);
         }

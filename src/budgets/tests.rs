@@ -21,7 +21,7 @@ fn budgets(l: BudgetLimits) -> Budgets {
 }
 
 fn admit(b: &Budgets, now: u64) -> Result<BudgetAdmission, GatewayError> {
-    b.admit_at(Some("team-a"), now).map(|a| a.expect("team-a is budgeted"))
+    b.admit_at(Some("team-a"), Estimate::default, now).map(|a| a.expect("team-a is budgeted"))
 }
 
 #[test]
@@ -78,6 +78,35 @@ fn a_request_is_settled_once_and_its_drop_does_not_settle_again() {
     assert_eq!((balance.spent, balance.reserved), (7, 0));
 }
 
+fn estimated(cents: u64) -> impl FnOnce() -> Estimate {
+    move || Estimate { cost: Some(cents * CENT), input_tokens: 40 }
+}
+
+#[test]
+fn a_request_holds_its_estimate_and_is_refused_when_it_does_not_fit() {
+    let b = budgets(limits(10));
+    let client = b.iter().next().unwrap();
+    let first = b.admit_at(Some("team-a"), estimated(6), NOW).unwrap().unwrap();
+    assert_eq!(first.reservation.held(), 6 * CENT);
+    assert_eq!(first.input_tokens, 40);
+    assert_eq!(client.balance(NOW).reserved, 6 * CENT, "the estimate is held, not `reserve_usd`");
+    let refused = b.admit_at(Some("team-a"), estimated(5), NOW).err().unwrap();
+    let GatewayError::BudgetExceeded { message, .. } = &refused else {
+        panic!("{refused:?}");
+    };
+    assert!(message.contains("This request may cost up to $0.05, more than the $0.04 left."), "{message}");
+    // Four cents fit exactly.
+    let second = b.admit_at(Some("team-a"), estimated(4), NOW).unwrap().unwrap();
+    first.reservation.settle(CENT);
+    drop(second);
+    assert_eq!(client.balance(NOW).reserved, 0, "each reservation gives back what it held");
+    assert_eq!(client.balance(NOW).spent, CENT);
+    // A request estimated above the whole limit is refused on a fresh account too.
+    let fresh = budgets(limits(10));
+    assert!(fresh.admit_at(Some("team-a"), estimated(11), NOW).is_err());
+    assert!(fresh.admit_at(Some("team-a"), estimated(10), NOW).is_ok());
+}
+
 #[test]
 fn past_the_soft_limit_flex_only_applies() {
     let mut l = limits(100);
@@ -93,8 +122,8 @@ fn past_the_soft_limit_flex_only_applies() {
 #[test]
 fn clients_without_a_budget_pass_untouched() {
     let b = budgets(limits(1));
-    assert!(b.admit_at(Some("team-b"), NOW).unwrap().is_none());
-    assert!(b.admit_at(None, NOW).unwrap().is_none());
+    assert!(b.admit_at(Some("team-b"), Estimate::default, NOW).unwrap().is_none());
+    assert!(b.admit_at(None, Estimate::default, NOW).unwrap().is_none());
 }
 
 /// Under any interleaving of admissions and settlements, spend never passes the limit
@@ -129,7 +158,7 @@ async fn spend_is_written_behind_and_restored_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = crate::store::Store::open_async(dir.path().to_path_buf()).await.unwrap();
     let first = Budgets::new(&[limits(10)]);
-    first.admit(Some("team-a")).unwrap().unwrap().reservation.settle(4 * CENT);
+    first.admit(Some("team-a"), Estimate::default).unwrap().unwrap().reservation.settle(4 * CENT);
     persist::flush(&first, &store).await.unwrap();
     persist::flush(&first, &store).await.unwrap();
 
@@ -137,13 +166,13 @@ async fn spend_is_written_behind_and_restored_from_the_store() {
     persist::restore(&second, &store).await.unwrap();
     let client = second.iter().next().unwrap();
     assert_eq!(client.balance(now_secs()).spent, 4 * CENT);
-    second.admit(Some("team-a")).unwrap().unwrap().reservation.settle(6 * CENT);
+    second.admit(Some("team-a"), Estimate::default).unwrap().unwrap().reservation.settle(6 * CENT);
     persist::flush(&second, &store).await.unwrap();
-    let refused = second.admit(Some("team-a")).err().expect("ten cents of ten spent");
+    let refused = second.admit(Some("team-a"), Estimate::default).err().expect("ten cents of ten spent");
     assert!(refused.to_string().contains("$0.1 spent"), "{refused}");
 
     // A stale writer with less spend does not lower the stored amount.
-    first.admit(Some("team-a")).unwrap().unwrap().reservation.settle(1);
+    first.admit(Some("team-a"), Estimate::default).unwrap().unwrap().reservation.settle(1);
     persist::flush(&first, &store).await.unwrap();
     let third = Budgets::new(&[limits(10)]);
     persist::restore(&third, &store).await.unwrap();

@@ -1,12 +1,16 @@
 //! Budget metrics per client: the limit, the spend and what is left of the current
-//! period, the soft limit, and refused requests. The gauges are read from the accounts at
-//! scrape time, so the request path touches only the refusal counter, and only when it
-//! refuses; and whether the Redis that shares them across replicas answers. `client`
+//! period, the soft limit, refused requests, and streams charged at an estimate. The
+//! gauges are read from the accounts at scrape time, so the request path touches only
+//! the counters, and only when it refuses or estimates; and whether the Redis that shares them across replicas answers. `client`
 //! comes from the configured budgets, a closed set.
 
 use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::budgets::{Budgets, NANOS_PER_USD, now_secs};
+
+/// How a stream charged at an estimate ended: the client went away, the upstream cut it
+/// (or failed it mid-stream), or it completed without reporting usage.
+pub const ENDS: [&str; 3] = ["abandoned", "cut", "no_usage"];
 
 pub struct BudgetMetrics {
     /// client
@@ -21,6 +25,10 @@ pub struct BudgetMetrics {
     remaining: GaugeVec,
     /// client
     refused: IntCounterVec,
+    /// client, end (`abandoned`, `cut`, `no_usage`) — streams charged at an estimate
+    estimated: IntCounterVec,
+    /// client — USD charged at estimates
+    estimated_usd: prometheus::CounterVec,
     /// backend (`redis`) — 1 while the shared budget count answers; only with `[shared]`
     shared_up: IntGaugeVec,
 }
@@ -43,6 +51,19 @@ impl BudgetMetrics {
             &["client"],
         )?;
         r.register(Box::new(refused.clone()))?;
+        let estimated = IntCounterVec::new(
+            Opts::new(
+                "flexgate_budget_estimated_total",
+                "Streams that ended without usage, charged to the client's budget at an estimate.",
+            ),
+            &["client", "end"],
+        )?;
+        r.register(Box::new(estimated.clone()))?;
+        let estimated_usd = prometheus::CounterVec::new(
+            Opts::new("flexgate_budget_estimated_usd_total", "USD charged to the client's budget at estimates."),
+            &["client"],
+        )?;
+        r.register(Box::new(estimated_usd.clone()))?;
         let shared_up = IntGaugeVec::new(
             Opts::new(
                 "flexgate_shared_state_up",
@@ -58,6 +79,8 @@ impl BudgetMetrics {
             reserved: gauge(r, "flexgate_budget_reserved_usd", "USD held by the client's requests in flight.")?,
             remaining: gauge(r, "flexgate_budget_remaining_usd", "USD left in the client's current period.")?,
             refused,
+            estimated,
+            estimated_usd,
             shared_up,
         })
     }
@@ -65,7 +88,12 @@ impl BudgetMetrics {
     /// Create every budgeted client's series, with its current values.
     pub fn prime(&self, budgets: &Budgets) {
         for b in budgets.iter() {
-            self.refused.with_label_values(&[b.limits().client.as_str()]);
+            let client = b.limits().client.as_str();
+            self.refused.with_label_values(&[client]);
+            for end in ENDS {
+                self.estimated.with_label_values(&[client, end]);
+            }
+            self.estimated_usd.with_label_values(&[client]);
         }
         self.export(budgets);
     }
@@ -73,6 +101,13 @@ impl BudgetMetrics {
     /// A request of `client` was refused.
     pub fn refused(&self, client: &str) {
         self.refused.with_label_values(&[client]).inc();
+    }
+
+    /// A stream of `client` that ended (`end`, one of [`ENDS`]) without usage was
+    /// charged `nanos` at an estimate.
+    pub fn estimated(&self, client: &str, end: &str, nanos: u64) {
+        self.estimated.with_label_values(&[client, end]).inc();
+        self.estimated_usd.with_label_values(&[client]).inc_by(dollars(nanos));
     }
 
     /// Copy every account into the gauges (at scrape time).

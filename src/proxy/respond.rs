@@ -104,7 +104,7 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
             } else {
                 // Read by the attempt while it validated the answer, for buffered JSON.
                 let r = answer.report.map_or_else(|| usage::from_body(ctx.endpoint, &bytes), |r| *r);
-                Report { usage: r.usage, service_tier: r.service_tier, model: r.model }
+                Report { usage: r.usage, service_tier: r.service_tier, model: r.model, streamed: None }
             };
             let priced = ledger.price(&report);
             let mut h = headers::client_response(answer.headers, false);

@@ -118,11 +118,11 @@ pub fn read_turn(message: &[u8]) -> Option<Turn> {
 pub fn record(state: &AppState, facts: &RequestFacts, since: Instant, turn: Turn, budget: Option<Reservation>) {
     let mut ledger = Ledger::open(state.clone(), facts.clone(), since);
     if let Some(budget) = budget {
-        ledger.hold_budget(budget);
+        ledger.hold_budget(budget, 0);
     }
     // A turn has no answer head of its own: the session's 101 stands for it.
     ledger.record_handshake(http::StatusCode::SWITCHING_PROTOCOLS, &http::HeaderMap::new());
-    let report = Report { usage: Some(turn.usage), service_tier: turn.service_tier, model: turn.model };
+    let report = Report { usage: Some(turn.usage), service_tier: turn.service_tier, model: turn.model, streamed: None };
     ledger.settle(Outcome::Success, &report);
 }
 

@@ -13,6 +13,30 @@ const CHAT_WITH_USAGE: &str =
 const CHAT_NO_USAGE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sse/chat_no_usage.sse"));
 const RESPONSES: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sse/responses.sse"));
 
+/// The content a stream carried is measured for the budget's estimate of a stream that
+/// ends without usage: the text of the deltas as written, escapes included.
+#[test]
+fn streamed_content_is_measured_in_every_dialect() {
+    assert_eq!(run(Chat, CHAT_NO_USAGE).0.streamed(), 5, "`Hello`; the role chunk's empty content adds none");
+    let data_only = RESPONSES.replace("event: ", "ignored: ");
+    for text in [RESPONSES, data_only.as_str()] {
+        assert_eq!(run(Responses, text).0.streamed(), 12, r#"`Hi \"usage\"` as written; `done` repeats it"#);
+    }
+    let tool = r#"data: {"model":"m","choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{\"a\": 1}"}}]}}]}
+
+data: {"model":"m","choices":[{"delta":{"content": "ab\\"}}]}
+
+"#;
+    assert_eq!(
+        run(Chat, tool).0.streamed(),
+        10 + 4,
+        "tool-call arguments, and a string ending in an escaped backslash"
+    );
+    let completion = "data: {\"model\":\"m\",\"choices\":[{\"text\":\" world\",\"index\":0}]}\n\n";
+    assert_eq!(run(Completions, completion).0.streamed(), 6);
+    assert_eq!(run(Chat, completion).0.streamed(), 0, "each dialect its own keys");
+}
+
 #[test]
 fn fixture_streams() {
     let (obs, verdicts) = run(Chat, CHAT_WITH_USAGE);
