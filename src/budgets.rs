@@ -421,5 +421,5 @@ fn refusal(limits: &BudgetLimits, b: &Balance, amount: u64, now: u64) -> Gateway
         limits.period.describe(),
         humantime::format_rfc3339_seconds(reset),
     );
-    GatewayError::BudgetExceeded { message, retry_after: b.resets_at.saturating_sub(now).max(1) }
+    GatewayError::BudgetExceeded { message, retry_after: b.resets_at.saturating_sub(now).max(1), remaining: left }
 }

@@ -68,7 +68,9 @@ pub enum GatewayError {
     /// The message names the client, its spend, its limit and the reset time
     /// (`crate::budgets`); `retry_after` is the seconds until that reset.
     #[error("{message}")]
-    BudgetExceeded { message: String, retry_after: u64 },
+    /// `remaining`: nano-dollars left of the limit (a request can be refused with some
+    /// left, when its estimate does not fit).
+    BudgetExceeded { message: String, retry_after: u64, remaining: u64 },
     // --- flexgate's own fault ---
     #[error("flexgate hit an internal error while handling this request. It has been logged; please retry.")]
     Internal(String),
@@ -163,10 +165,11 @@ impl IntoResponse for GatewayError {
         let mut response = (self.status(), Json(self.body())).into_response();
         let retry = if self.should_retry() { "true" } else { "false" };
         response.headers_mut().insert(X_SHOULD_RETRY, HeaderValue::from_static(retry));
-        if let Self::BudgetExceeded { retry_after, .. } = &self {
+        if let Self::BudgetExceeded { retry_after, remaining, .. } = &self {
             // Until the period resets; `x-should-retry: false` keeps the SDKs from waiting it out.
             response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after));
-            response.headers_mut().insert(X_BUDGET_REMAINING, HeaderValue::from_static("0"));
+            let left = HeaderValue::from_str(&crate::budgets::usd(*remaining)).unwrap_or(HeaderValue::from_static("0"));
+            response.headers_mut().insert(X_BUDGET_REMAINING, left);
         }
         // The identify layer (`app::identify`) reads this to label a refusal no ledger
         // settled, and logs it once.
@@ -211,7 +214,11 @@ mod tests {
     }
 
     fn budget_exceeded() -> GatewayError {
-        GatewayError::BudgetExceeded { message: "Client `team-a` has used its budget.".into(), retry_after: 29_400 }
+        GatewayError::BudgetExceeded {
+            message: "Client `team-a` has used its budget.".into(),
+            retry_after: 29_400,
+            remaining: 0,
+        }
     }
 
     /// OpenAI's own quota refusal: 429 `insufficient_quota`, which the SDKs must not retry.

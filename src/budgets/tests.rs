@@ -43,7 +43,7 @@ fn admits_while_spend_stays_under_the_limit_then_refuses_until_the_reset() {
         admit(&b, NOW).unwrap().reservation.settle(3 * CENT);
     }
     let refused = admit(&b, NOW).err().unwrap();
-    let GatewayError::BudgetExceeded { message, retry_after } = &refused else {
+    let GatewayError::BudgetExceeded { message, retry_after, .. } = &refused else {
         panic!("{refused:?}");
     };
     assert_eq!(
