@@ -188,8 +188,8 @@ impl ClientBudget {
     /// Admitted while something is left of what this replica may hold (the limit, or
     /// with shared state its slices) and the request's own reservation fits under the
     /// limit. A slice is not required to hold the whole reservation: one larger than a
-    /// slice would otherwise never be admitted; its excess is reported to Redis as this
-    /// replica's spend past its slices.
+    /// slice would otherwise never be admitted; what it costs past the slice is reported
+    /// to Redis, once settled, as this replica's spend past its slices.
     fn reserve(self: &Arc<Self>, now: u64, amount: u64) -> Result<(Reservation, bool), Balance> {
         let mut a = self.account.lock();
         self.current(&mut a, now);

@@ -131,7 +131,7 @@ PIDS+=($!)
 GW_ADDR=$(wait_for_address "$WORK/flexgate.log" '"listening"' "${PIDS[-1]}")
 echo "--- sim http://$SIM_ADDR, flexgate http://$GW_ADDR ($BIN)"
 
-# A gateway in managed mode whose one client has a budget smaller than one request: the
+# A gateway in managed mode whose one client has a budget smaller than one request's estimate: the
 # budget refusal as the SDKs see it (test_budgets.py).
 cat >"$WORK/flexgate-budget.toml" <<EOF
 [server]

@@ -1,8 +1,9 @@
-"""A client past its budget gets OpenAI's own quota error, which the SDK raises as
+"""A request its budget cannot cover gets OpenAI's own quota error, which the SDK raises as
 `RateLimitError` with `insufficient_quota` and does not retry (`x-should-retry: false`).
 
 Runs against the budgeted gateway tests/sdk/run.sh starts (FLEXGATE_BUDGET_URL): its one
-client, key `sk-sdk-budget`, may spend $0.000001 a day, less than one request costs.
+client, key `sk-sdk-budget`, may spend $0.000001 a day, less than one request's estimate,
+so even its first request is refused.
 """
 
 from __future__ import annotations
@@ -33,11 +34,8 @@ def refused_count() -> float:
     return float(m.group(1))
 
 
-def test_a_client_past_its_budget_gets_a_quota_error_the_sdk_does_not_retry():
+def test_a_request_beyond_the_budget_gets_a_quota_error_the_sdk_does_not_retry():
     client = openai.OpenAI(base_url=budget_url() + "/v1", api_key="sk-sdk-budget", max_retries=2)
-    # Under the limit: served, and told what is left (nothing, once this answer's cost counts).
-    first = client.chat.completions.with_raw_response.create(model="gpt-5-mini", messages=MESSAGES)
-    assert first.headers["x-flexgate-budget-remaining-usd"] == "0"
     before = refused_count()
     with pytest.raises(openai.RateLimitError) as caught:
         client.chat.completions.create(model="gpt-5-mini", messages=MESSAGES)
@@ -46,6 +44,9 @@ def test_a_client_past_its_budget_gets_a_quota_error_the_sdk_does_not_retry():
     assert e.type == "insufficient_quota"
     assert e.code == "flexgate_budget_exceeded"
     assert "`sdk-budget`" in e.message and "resets at" in e.message
+    assert "This request may cost up to $" in e.message, e.message
     assert e.response.headers["x-should-retry"] == "false"
     assert int(e.response.headers["retry-after"]) > 0
+    # Nothing was spent: what is left is the whole limit, too little for this request.
+    assert e.response.headers["x-flexgate-budget-remaining-usd"] == "0.000001"
     assert refused_count() == before + 1, "one refusal: the SDK did not retry"
