@@ -276,6 +276,8 @@ impl Drop for State {
     /// reported and carried so far, so a budget is charged for what was generated.
     fn drop(&mut self) {
         if self.ledger.is_some() {
+            // Queued bytes will never go out: no first byte is recorded for them.
+            self.out.clear();
             self.settle(Outcome::Cancelled);
         }
     }

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use super::{AuthConfig, GatewayKey};
 use crate::budgets::{BudgetLimits, FailMode, OnSoft, Period, nanos};
 
-/// What a request holds while in flight when the table does not say.
+/// What a request holds while in flight when its cost cannot be estimated and the table
+/// does not say.
 const DEFAULT_RESERVE_USD: &str = "0.05";
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -26,7 +27,9 @@ pub struct RawBudget {
     pub on_soft: Option<String>,
     /// `open` (default) or `closed`: served or refused while the shared count is unknown.
     pub fail: Option<String>,
-    /// What each request in flight holds against the limit until it is settled.
+    /// What a request in flight holds against the limit until it is settled when its
+    /// cost cannot be estimated (a model the price table does not know, an unmetered
+    /// endpoint).
     pub reserve_usd: Option<toml::Value>,
 }
 

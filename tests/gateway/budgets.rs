@@ -341,3 +341,28 @@ async fn a_client_that_abandons_a_stream_is_charged_an_estimate() {
 fn dollars_f64(nanos: u64) -> f64 {
     nanos as f64 / NANOS_PER_USD as f64
 }
+
+/// A stream the upstream cuts before its usage: charged an estimate, counted as `cut`.
+#[tokio::test]
+async fn a_stream_the_upstream_cuts_is_charged_an_estimate() {
+    let (_sim, s) = spawn_sim(SimConfig::zero_latency()).await;
+    let toml = format!("{}[budgets.std]\nusd = \"1\"\nperiod = \"day\"\n", keys());
+    let (state, gw) = spawn_gateway_with(s.addr, &toml, &env()).await;
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("fg-std")
+        .header("x-sim-fault", "cut")
+        .json(&capped(true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("upstream_stream_error") && !text.contains("[DONE]"), "{text}");
+    state.metrics.budgets.export(&state.budgets);
+    let m = state.metrics.render();
+    let spent = metric(&m, "flexgate_budget_spend_usd", &[("client", "std")]);
+    assert!(spent > 0.0, "a cut stream is not free");
+    assert!(spent <= estimate_of(&capped(true), Tier::Standard).to_string().parse::<f64>().unwrap());
+    assert_eq!(count(&m, "flexgate_budget_estimated_total", &[("client", "std"), ("end", "cut")]), 1);
+}
