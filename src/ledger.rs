@@ -156,6 +156,11 @@ impl Ledger {
         Priced { tier, cost }
     }
 
+    /// Whether the request is charged to a client's budget.
+    pub fn is_budgeted(&self) -> bool {
+        self.budget.is_budgeted()
+    }
+
     /// The request's hold on its client's budget, settled with the ledger, and its input
     /// tokens as estimated from its body.
     pub fn hold_budget(&mut self, reservation: Reservation, input_tokens: u64) {

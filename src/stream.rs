@@ -80,9 +80,10 @@ pub fn body(first: Option<Peeked>, rest: ByteStream, options: StreamOptions, led
         Some(p) => (Some(p.chunk), Some((p.parser, p.usage, p.usage_only))),
         None => (None, None),
     };
+    let budgeted = ledger.is_budgeted();
     let observer = options.sse.map(|endpoint| {
         let held = VecDeque::new();
-        match peeked {
+        let mut observer = match peeked {
             Some((parser, usage, usage_only)) => {
                 let cuts = if strip { usage_only } else { Vec::new() };
                 Observer { parser, usage, cuts, held, first_observed: true }
@@ -94,7 +95,10 @@ pub fn body(first: Option<Peeked>, rest: ByteStream, options: StreamOptions, led
                 held,
                 first_observed: false,
             },
-        }
+        };
+        // Only a budget reads the content measured (a stream that ends without usage).
+        observer.usage.measure_content(budgeted);
+        observer
     });
     let state = State {
         rest,

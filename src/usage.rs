@@ -151,13 +151,15 @@ pub struct StreamUsage {
     terminal: bool,
     /// Bytes of content the stream carried, as JSON text (escapes counted as written).
     streamed: u64,
+    /// Whether `streamed` is measured (only a budget reads it).
+    measure: bool,
 }
 
 // === impl StreamUsage ===
 
 impl StreamUsage {
     pub fn new(endpoint: Endpoint) -> Self {
-        Self { endpoint, usage: None, service_tier: None, model: None, terminal: false, streamed: 0 }
+        Self { endpoint, usage: None, service_tier: None, model: None, terminal: false, streamed: 0, measure: true }
     }
 
     /// Observe one parsed event.
@@ -195,6 +197,12 @@ impl StreamUsage {
         self.streamed
     }
 
+    /// Measure the content from here on, or stop (a stream no budget reads: its
+    /// chunks are then spared the search, about 30 ns each).
+    pub fn measure_content(&mut self, on: bool) {
+        self.measure = on;
+    }
+
     /// `[DONE]`, `response.completed`, `response.incomplete` or `response.failed` seen.
     pub fn saw_terminal(&self) -> bool {
         self.terminal
@@ -207,11 +215,9 @@ impl StreamUsage {
             return EventVerdict::Error;
         }
         let data = ev.data.as_bytes();
-        let content = match self.endpoint {
-            Endpoint::Completions => string_values(data, &TEXT_KEY),
-            _ => string_values(data, &CONTENT_KEY).saturating_add(string_values(data, &ARGUMENTS_KEY)),
-        };
-        self.streamed = self.streamed.saturating_add(content);
+        if self.measure {
+            self.measure_chunk(data);
+        }
         if cheap && !self.chunk_may_matter(data) {
             return EventVerdict::Keep;
         }
@@ -231,22 +237,34 @@ impl StreamUsage {
         }
     }
 
+    /// Count the content of a chat/completions chunk. A chunk carries text or tool-call
+    /// arguments, not both: the second search only when the first finds no string (half
+    /// the searches on text chunks).
+    fn measure_chunk(&mut self, data: &[u8]) {
+        let content = match self.endpoint {
+            Endpoint::Completions => string_values(data, &TEXT_KEY),
+            _ => string_values(data, &CONTENT_KEY).or_else(|| string_values(data, &ARGUMENTS_KEY)),
+        };
+        self.streamed = self.streamed.saturating_add(content.unwrap_or(0));
+    }
+
     /// Responses events. Content events (the bulk of a stream) are told apart by their
     /// `event:` name and never parsed; lifecycle events carry the `response` object.
     fn observe_responses(&mut self, ev: &SseEvent) -> EventVerdict {
         if let Some(name) = ev.event.as_deref() {
             if name.starts_with("response.") && !LIFECYCLE.contains(&name) {
-                if is_delta(name) {
-                    self.streamed = self.streamed.saturating_add(string_values(ev.data.as_bytes(), &DELTA_KEY));
+                if self.measure && is_delta(name) {
+                    let delta = string_values(ev.data.as_bytes(), &DELTA_KEY).unwrap_or(0);
+                    self.streamed = self.streamed.saturating_add(delta);
                 }
                 return EventVerdict::Keep;
             }
         }
         let parsed = serde_json::from_str::<RawEvent<'_>>(&ev.data).ok();
         let kind = ev.event.as_deref().or_else(|| parsed.as_ref()?.kind.as_deref());
-        if ev.event.is_none() && kind.is_some_and(|k| k.starts_with("response.") && is_delta(k)) {
+        if self.measure && ev.event.is_none() && kind.is_some_and(|k| k.starts_with("response.") && is_delta(k)) {
             // A relay that forwards only `data:` lines: the content is told by its type.
-            self.streamed = self.streamed.saturating_add(string_values(ev.data.as_bytes(), &DELTA_KEY));
+            self.streamed = self.streamed.saturating_add(string_values(ev.data.as_bytes(), &DELTA_KEY).unwrap_or(0));
         }
         let mut verdict = match kind {
             Some("error" | "response.failed") => EventVerdict::Error,
@@ -338,16 +356,17 @@ fn is_delta(name: &str) -> bool {
 }
 
 /// Bytes inside the string values of every `key` in `data` (JSON text, unescaped only
-/// as far as finding each string's end). Content is escaped, so a key spelled inside it
-/// reads `\"key\"` and is not matched.
-fn string_values(data: &[u8], key: &Finder<'_>) -> u64 {
+/// as far as finding each string's end); `None` when no `key` has a string value.
+/// Content is escaped, so a key spelled inside it reads `\"key\"` and is not matched.
+fn string_values(data: &[u8], key: &Finder<'_>) -> Option<u64> {
     let len = key.needle().len();
-    let mut total = 0u64;
+    let mut total = None::<u64>;
     for at in key.find_iter(data) {
         let Some(value) = value_start(&data[at + len..]).and_then(|v| v.strip_prefix(b"\"")) else {
             continue;
         };
-        total = total.saturating_add(u64::try_from(string_len(value)).unwrap_or(u64::MAX));
+        let bytes = u64::try_from(string_len(value)).unwrap_or(u64::MAX);
+        total = Some(total.unwrap_or(0).saturating_add(bytes));
     }
     total
 }

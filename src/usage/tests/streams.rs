@@ -38,6 +38,18 @@ data: {"model":"m","choices":[{"delta":{"content": "ab\\"}}]}
 }
 
 #[test]
+fn content_is_not_measured_for_a_stream_no_budget_reads() {
+    let mut parser = crate::sse::SseParser::default();
+    let mut observer = StreamUsage::new(Chat);
+    observer.measure_content(false);
+    for event in parser.feed(CHAT_NO_USAGE.as_bytes()) {
+        observer.observe(&event);
+    }
+    assert_eq!(observer.streamed(), 0);
+    assert!(observer.saw_terminal(), "everything else is observed as before");
+}
+
+#[test]
 fn fixture_streams() {
     let (obs, verdicts) = run(Chat, CHAT_WITH_USAGE);
     assert_eq!(verdicts, [Keep, Keep, Keep, Keep, UsageOnly, Done]);
