@@ -149,3 +149,36 @@ async fn spend_is_written_behind_and_restored_from_the_store() {
     persist::restore(&third, &store).await.unwrap();
     assert_eq!(third.iter().next().unwrap().balance(now_secs()).spent, 10 * CENT);
 }
+
+/// The spend a fresh gateway would restore from `store`.
+async fn stored(store: &crate::store::Store) -> u64 {
+    let fresh = Budgets::new(&[limits(10)]);
+    persist::restore(&fresh, store).await.unwrap();
+    fresh.iter().next().unwrap().balance(now_secs()).spent
+}
+
+/// A busy client settles thousands of requests a second: the writer takes what was
+/// settled since its last write in one write, at most once per `WRITE_EVERY`, instead of
+/// one write per settle. Time is paused: it moves only when every task waits (never
+/// while a write is on the blocking pool), so what the store holds at each step is exact.
+#[tokio::test(start_paused = true)]
+async fn the_writer_writes_at_most_once_per_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open_async(dir.path().to_path_buf()).await.unwrap();
+    let budgets = Arc::new(Budgets::new(&[limits(10)]));
+    let writer = tokio::spawn(persist::write_behind(Arc::clone(&budgets), store.clone()));
+    let settle = |cost| budgets.admit(Some("team-a")).unwrap().unwrap().reservation.settle(cost);
+
+    // The first settle is written at once.
+    settle(CENT);
+    tokio::time::sleep(persist::WRITE_EVERY / 10).await;
+    assert_eq!(stored(&store).await, CENT);
+    // Settles within the interval wait for its end, then go in one write.
+    settle(2 * CENT);
+    settle(3 * CENT);
+    tokio::time::sleep(persist::WRITE_EVERY / 2).await;
+    assert_eq!(stored(&store).await, CENT, "written before the interval ended");
+    tokio::time::sleep(persist::WRITE_EVERY / 2).await;
+    assert_eq!(stored(&store).await, 6 * CENT);
+    writer.abort();
+}
