@@ -81,10 +81,18 @@ pub fn nanos(usd: Decimal) -> Option<u64> {
     u64::try_from(scaled).ok()
 }
 
-/// A nano-dollar amount as USD text, with no trailing zeros (`1.5`, `0.000123`).
+/// A nano-dollar amount as USD text, with no trailing zeros (`1.5`, `0.000123`). In
+/// integers: every budgeted answer's header is formatted here, and a `Decimal` division
+/// with `normalize` cost more instructions than the rest of the budget path together
+/// (docs/benchmarks.md, "Budgets and shared state on the request path").
 pub fn usd(nanos: u64) -> String {
-    let d = Decimal::from(nanos) / Decimal::from(NANOS_PER_USD);
-    d.normalize().to_string()
+    let (whole, fraction) = (nanos / NANOS_PER_USD, nanos % NANOS_PER_USD);
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let mut text = format!("{whole}.{fraction:09}");
+    text.truncate(text.trim_end_matches('0').len());
+    text
 }
 
 /// Seconds since the Unix epoch, now.

@@ -33,6 +33,14 @@ fn money_is_counted_in_whole_nano_dollars_rounded_up() {
     assert_eq!(usd(1_250_000_000), "1.25");
     assert_eq!(usd(123), "0.000000123");
     assert_eq!(usd(0), "0");
+    assert_eq!(usd(250 * NANOS_PER_USD), "250");
+    assert_eq!(usd(100_000), "0.0001");
+    assert_eq!(usd(1_000_000_001), "1.000000001");
+    // The text is the exact decimal value, as `Decimal` writes it.
+    for n in [1, 10, 999_999_999, 1_000_000_000, 12_345_678_901_234, u64::MAX] {
+        let exact = (Decimal::from(n) / Decimal::from(NANOS_PER_USD)).normalize();
+        assert_eq!(usd(n), exact.to_string(), "{n}");
+    }
 }
 
 #[test]
