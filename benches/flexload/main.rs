@@ -394,7 +394,7 @@ async fn held_run(t: &mut Table, name: &str, gw: &Proc, body: &str, a: &Args, h2
 
 /// The targets, checked against the medians of the tables that were run.
 fn targets(tables: &[Table]) -> String {
-    let checks: [(&str, &str, &str, f64, bool); 11] = [
+    let checks: [(&str, &str, &str, f64, bool); 13] = [
         ("nonstream", "flexgate CPU/req (us, log info)", "CPU per request (us)", 30.0, true),
         ("nonstream", "throughput vs direct (%)", "throughput vs direct (%)", 25.0, false),
         ("nonstream", "flexgate idle RSS (MiB)", "idle RSS (MiB)", 20.0, true),
@@ -406,6 +406,8 @@ fn targets(tables: &[Table]) -> String {
         ("held", "flexgate errors", "held-request errors", 0.0, true),
         ("budgets", "budget+redis / no budget CPU (x)", "CPU/req, budget+Redis / no budget", 1.1, true),
         ("budgets-rated", "p99 budget+redis - no budget (ms)", "added p99 of budget+Redis (ms)", 0.2, true),
+        ("budgets", "errors", "budgets errors, flat out", 0.0, true),
+        ("budgets-rated", "errors", "budgets errors, fixed rate", 0.0, true),
     ];
     let mut out = String::from("\n== targets (medians) ==\n");
     for (key, row, what, bound, at_most) in checks {
@@ -416,6 +418,9 @@ fn targets(tables: &[Table]) -> String {
         let sign = if at_most { "<=" } else { ">=" };
         let verdict = if met { "met" } else { "MISSED" };
         let _ = writeln!(out, "{what:<36} {value:>10.3}  target {sign} {bound:<6} {verdict}");
+    }
+    if let Some(note) = budgets::p99_noise(tables) {
+        out.push_str(&note);
     }
     // The host's speed moves every absolute figure (the same binary's CPU per request
     // has ranged 23-40 us between sessions); a ratio to a floor measured in the same run
