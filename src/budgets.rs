@@ -105,6 +105,9 @@ struct Account {
     /// Shared budgets: the other replicas' spend in the current period, as of the last
     /// call to Redis. Shown in balances (headers, metrics, refusals), never enforced.
     others: u64,
+    /// Shared budgets: this replica's share of what Redis had not granted yet, as of the
+    /// last call (`shared`).
+    spare: u64,
 }
 
 /// One client's budget and its running account.
@@ -116,7 +119,7 @@ pub struct ClientBudget {
     /// Wakes the store's writer (shared by every client).
     changed: Arc<Notify>,
     /// The shared count in Redis, when configured.
-    link: Option<Arc<shared::Link>>,
+    link: Option<Arc<crate::shared::Link>>,
     /// The slice leased from Redis at a time.
     lease: u64,
 }
@@ -141,9 +144,9 @@ impl Balance {
 }
 
 impl ClientBudget {
-    fn new(limits: BudgetLimits, changed: Arc<Notify>, link: Option<Arc<shared::Link>>, now: u64) -> Self {
+    fn new(limits: BudgetLimits, changed: Arc<Notify>, link: Option<Arc<crate::shared::Link>>, now: u64) -> Self {
         let window = limits.period.window(now);
-        let account = Mutex::new(Account { window, spent: 0, reserved: 0, granted: 0, others: 0 });
+        let account = Mutex::new(Account { window, spent: 0, reserved: 0, granted: 0, others: 0, spare: 0 });
         let lease = shared::lease_size(limits.limit, limits.reserve);
         Self { limits, account, dirty: AtomicBool::new(false), changed, link, lease }
     }
@@ -159,6 +162,7 @@ impl ClientBudget {
             account.spent = 0;
             account.granted = 0;
             account.others = 0;
+            account.spare = 0;
         }
     }
 
@@ -195,7 +199,8 @@ impl ClientBudget {
         }
         a.reserved = a.reserved.saturating_add(self.limits.reserve);
         if let Some(link) = &self.link {
-            if ceiling.saturating_sub(a.spent.saturating_add(a.reserved)) < self.lease / 2 {
+            // The slice runs low (its share of the rest is what tides it over).
+            if a.granted.saturating_sub(a.spent.saturating_add(a.reserved)) < self.lease / 2 {
                 link.wake();
             }
         }
@@ -310,7 +315,7 @@ pub struct Budgets {
     clients: HashMap<String, Arc<ClientBudget>>,
     /// Notified whenever a client's spend changes.
     changed: Arc<Notify>,
-    link: Option<Arc<shared::Link>>,
+    link: Option<Arc<crate::shared::Link>>,
 }
 
 impl Budgets {
@@ -319,7 +324,7 @@ impl Budgets {
     }
 
     /// Budgets whose limits are shared through `link` (`None`: each replica alone).
-    pub fn with_link(limits: &[BudgetLimits], link: Option<Arc<shared::Link>>) -> Self {
+    pub fn with_link(limits: &[BudgetLimits], link: Option<Arc<crate::shared::Link>>) -> Self {
         let now = now_secs();
         let changed = Arc::new(Notify::new());
         let clients = limits
@@ -333,7 +338,7 @@ impl Budgets {
     }
 
     /// The shared count's link, when `[shared] redis_url` is set and a budget exists.
-    pub fn link(&self) -> Option<&Arc<shared::Link>> {
+    pub fn link(&self) -> Option<&Arc<crate::shared::Link>> {
         self.link.as_ref()
     }
 

@@ -61,13 +61,13 @@ impl Server {
             let store = state.store.get().await.map_err(StartupError::Store)?;
             crate::budgets::persist::restore(&state.budgets, store).await.map_err(StartupError::Store)?;
         }
-        // Shared budgets: the first slices are leased before the first request, when
+        // Shared state: the first budget slices are leased before the first request, when
         // Redis answers in time; otherwise the gateway starts on local state.
-        let redis = match (state.budgets.link(), &state.config.shared) {
-            (Some(link), Some(shared)) => {
-                crate::budgets::shared::start(shared.redis_url(), link, &state.budgets, SHARED_START_WAIT).await
+        let redis = match &state.shared {
+            Some(shared) => {
+                crate::budgets::shared::start(shared.url(), &shared.link, &state.budgets, SHARED_START_WAIT).await
             }
-            _ => None,
+            None => None,
         };
         let main = listen_on("server.listen", listen).await?;
         let admin = match admin_listen {
@@ -115,18 +115,7 @@ impl Server {
         let spend_writer = state.store.if_open().filter(|_| !state.budgets.is_empty()).map(|store| {
             tokio::spawn(crate::budgets::persist::write_behind(Arc::clone(&state.budgets), store.clone()))
         });
-        let shared = match (state.budgets.link(), &state.config.shared) {
-            (Some(link), Some(config)) => {
-                let task = crate::budgets::shared::run(
-                    config.redis_url().to_owned(),
-                    Arc::clone(link),
-                    Arc::clone(&state.budgets),
-                    redis.clone(),
-                );
-                Some((tokio::spawn(task), Arc::clone(link), config.redis_url().to_owned()))
-            }
-            _ => None,
-        };
+        let shared = crate::shared::spawn(&state, redis.clone());
         let server = &state.config.server;
         let (header_timeout, drain_timeout) = (server.header_timeout, server.drain_timeout);
         let main = accept::Listener {
@@ -165,9 +154,11 @@ impl Server {
         if let Some(watcher) = watcher {
             watcher.abort();
         }
-        if let Some((task, link, url)) = shared {
+        for task in shared {
             task.abort();
-            crate::budgets::shared::release(&url, &link, &state.budgets, redis).await;
+        }
+        if let Some(shared) = &state.shared {
+            crate::budgets::shared::release(shared.url(), &shared.link, &state.budgets, redis).await;
         }
         if let (Some(writer), Some(store)) = (spend_writer, state.store.if_open()) {
             writer.abort();

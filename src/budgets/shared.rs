@@ -9,26 +9,34 @@
 //! field back, so the shared count reconciles itself. A clean shutdown returns the
 //! unused part of the slice.
 //!
-//! While Redis cannot be reached, `fail = "open"` budgets are enforced locally (each
-//! replica against the whole limit) and `fail = "closed"` ones are served only from the
-//! slice already leased; `/readyz` and `flexgate_shared_state_up` say so.
+//! Besides its slices, a replica may spend its share of what Redis has not granted yet,
+//! as of its last call: `(limit - granted to all - one slice per other replica) / replicas`.
+//! A burst that empties a slice before the next one arrives, or a Redis that is slow to
+//! answer, is then not refused while most of the budget is left; the slice kept back
+//! per other replica covers a grant made to another replica after this one's last call,
+//! so the shares of all replicas together stay within the limit. Near the end of the
+//! budget the share is zero and the slices alone count.
+//!
+//! While Redis cannot be reached (or takes longer than [`SLOW`] to answer), `fail =
+//! "open"` budgets are enforced locally (each replica against the whole limit) and `fail
+//! = "closed"` ones are served only from the slice already leased; `/readyz` and
+//! `flexgate_shared_state_up` say so.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use sha2::Digest as _;
-use tokio::sync::Notify;
+use redis::aio::ConnectionManager;
 
 use super::{Budgets, ClientBudget, FailMode};
+use crate::shared::{CALL_TIMEOUT, Link, RECONNECT, connect, timed_out};
 
-/// How long one Redis call may take before Redis counts as unreachable.
-const CALL_TIMEOUT: Duration = Duration::from_secs(1);
-/// Slices are checked at least this often, so a Redis that returns is noticed.
+/// Slices are checked (and Redis pinged, when no budget is shared) at least this often,
+/// so a Redis that returns is noticed.
 const TICK: Duration = Duration::from_millis(500);
-/// Wait between attempts to connect.
-const RECONNECT: Duration = Duration::from_secs(1);
+/// A Redis that has not answered a call within this long counts as unreachable until it
+/// does: a healthy one answers in a millisecond, and a replica that waits for a stalled
+/// one would serve on a count nobody keeps.
+pub const SLOW: Duration = Duration::from_millis(250);
 /// The hash outlives its period by this much, so a late report still lands in it.
 const EXPIRE_MARGIN_SECS: u64 = 3600;
 
@@ -38,7 +46,7 @@ const EXPIRE_MARGIN_SECS: u64 = 3600;
 /// count after Redis lost its data), and its spend field (`s:REPLICA`, shown to the
 /// other replicas, never enforced) to its spend; then the grant is what is left of the
 /// limit, at most the slice asked for. Returns the replica's field, the total of the
-/// counted fields and of the spend fields. Amounts are nano-dollars: Lua's numbers are
+/// counted fields and of the spend fields, and how many replicas have a field. Amounts are nano-dollars: Lua's numbers are
 /// doubles, exact below 2^53 (9 million USD).
 const LEASE: &str = r"
 local mine = tonumber(ARGV[2])
@@ -51,13 +59,14 @@ local spent_field = 's:' .. ARGV[1]
 if tonumber(redis.call('HGET', KEYS[1], spent_field) or '0') < tonumber(ARGV[6]) then
   redis.call('HSET', KEYS[1], spent_field, ARGV[6])
 end
-local total, spent = 0, 0
+local total, spent, replicas = 0, 0, 0
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   if string.sub(all[i], 1, 2) == 's:' then
     spent = spent + tonumber(all[i + 1])
   else
     total = total + tonumber(all[i + 1])
+    replicas = replicas + 1
   end
 end
 local grant = math.min(tonumber(ARGV[3]), math.max(tonumber(ARGV[4]) - total, 0))
@@ -67,7 +76,7 @@ if grant > 0 then
   redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', field))
 end
 redis.call('EXPIREAT', KEYS[1], ARGV[5])
-return {field, total, spent}
+return {field, total, spent, math.max(replicas, 1)}
 ";
 
 /// Return the unused slice: lower the replica's field to what it has counted.
@@ -93,11 +102,12 @@ pub struct LeaseView {
 
 impl ClientBudget {
     /// What this replica may hold in spend and reservations: the limit, or with shared
-    /// state the slices leased from Redis (and, while Redis is unreachable with
-    /// `fail = "open"`, the limit again).
+    /// state the slices leased from Redis and its share of the rest (while Redis is
+    /// unreachable: with `fail = "open"` the limit again, with `"closed"` the slices).
     pub(super) fn ceiling(&self, a: &super::Account) -> u64 {
         match &self.link {
-            Some(link) if link.is_up() || self.limits.fail == FailMode::Closed => a.granted.min(self.limits.limit),
+            Some(link) if link.is_up() => a.granted.saturating_add(a.spare).min(self.limits.limit),
+            Some(_) if self.limits.fail == FailMode::Closed => a.granted.min(self.limits.limit),
             _ => self.limits.limit,
         }
     }
@@ -117,12 +127,14 @@ impl ClientBudget {
     }
 
     /// Redis counts `field` for this replica in the period starting at `start`, and
-    /// `others` spent by the other replicas.
-    pub fn granted(&self, start: u64, field: u64, others: u64) {
+    /// `others` spent by the other replicas; this replica's share of what is not granted
+    /// yet is `spare`.
+    pub fn granted(&self, start: u64, field: u64, others: u64, spare: u64) {
         let mut a = self.account.lock();
         if a.window.0 == start {
             a.granted = a.granted.max(field);
             a.others = others;
+            a.spare = spare;
         }
     }
 }
@@ -132,74 +144,22 @@ impl ClientBudget {
 static LEASE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(LEASE));
 static RELEASE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RELEASE));
 
-/// What the budgets and the sync task share: whether Redis answers, and a wake-up for
-/// a slice running low.
-pub struct Link {
-    up: AtomicBool,
-    wake: Notify,
-    /// This process's field in each hash.
-    replica: String,
-}
-
-impl Link {
-    /// A link for the replica known as `identity`: its field in each hash is derived
-    /// from it, so a replica that restarts with its store finds its own field again and
-    /// its restored spend is not counted twice.
-    pub fn new(identity: &str) -> Self {
-        let digest = sha2::Sha256::digest(identity.as_bytes());
-        Self { up: AtomicBool::new(false), wake: Notify::new(), replica: hex::encode(&digest[..8]) }
-    }
-
-    /// Whether the last call to Redis succeeded.
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Acquire)
-    }
-
-    /// A slice runs low: top it up now rather than at the next tick.
-    pub(super) fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    fn set_up(&self, up: bool, why: &dyn std::fmt::Display) {
-        if self.up.swap(up, Ordering::AcqRel) != up {
-            if up {
-                tracing::info!("shared state: Redis reachable; budgets shared across replicas");
-            } else {
-                tracing::warn!(error = %why, "shared state: Redis unreachable; budgets enforced on local state");
-            }
-        }
-    }
-}
-
-/// This replica's identity: the host name and the store's folder, which together
-/// outlive a restart exactly when the spend restored from the store does.
-pub fn identity(store_dir: &std::path::Path) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_default();
-    // Absolute, not canonical: the folder may not exist yet on the first start.
-    let dir = std::path::absolute(store_dir).unwrap_or_else(|_| store_dir.to_path_buf());
-    format!("{}:{}", host.trim(), dir.display())
-}
-
 /// The slice a replica leases at a time: four reservations or 1% of the limit,
 /// whichever is larger, and never more than the limit.
 pub fn lease_size(limit: u64, reserve: u64) -> u64 {
     reserve.saturating_mul(4).max(limit / 100).clamp(1, limit.max(1))
 }
 
-fn key(budget: &ClientBudget, start: u64) -> String {
-    format!("flexgate:budget:{}:{start}", budget.limits.client)
+/// A replica's share of what Redis has not granted: one slice kept back per other
+/// replica (a grant made to it since this reply), the rest split evenly.
+fn share(limit: u64, total: u64, lease: u64, replicas: u64) -> u64 {
+    let replicas = replicas.max(1);
+    let kept = lease.saturating_mul(replicas - 1);
+    limit.saturating_sub(total).saturating_sub(kept) / replicas
 }
 
-async fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
-    let client = redis::Client::open(url)?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(CALL_TIMEOUT)
-        .set_response_timeout(CALL_TIMEOUT)
-        .set_number_of_retries(1);
-    ConnectionManager::new_with_config(client, config).await
+fn key(budget: &ClientBudget, start: u64) -> String {
+    format!("flexgate:budget:{}:{start}", budget.limits.client)
 }
 
 /// Top up one client's slice and report its overshoot.
@@ -207,7 +167,7 @@ async fn lease(con: &mut ConnectionManager, link: &Link, budget: &ClientBudget) 
     let now = super::now_secs();
     let view = budget.lease_view(now);
     let ask = if view.headroom < view.lease / 2 { view.lease } else { 0 };
-    let (field, total, spent): (u64, u64, u64) = LEASE_SCRIPT
+    let (field, total, spent, replicas): (u64, u64, u64, u64) = LEASE_SCRIPT
         .key(key(budget, view.start))
         .arg(&link.replica)
         .arg(view.counted)
@@ -217,17 +177,24 @@ async fn lease(con: &mut ConnectionManager, link: &Link, budget: &ClientBudget) 
         .arg(view.spent)
         .invoke_async(con)
         .await?;
-    budget.granted(view.start, field, spent.saturating_sub(view.spent));
+    let spare = share(budget.limits.limit, total, view.lease, replicas);
+    budget.granted(view.start, field, spent.saturating_sub(view.spent), spare);
     tracing::trace!(client = %budget.limits.client, field, total, spent, "shared budget slice");
     Ok(())
 }
 
+/// Top up every slice; with no budget, only see that Redis answers (the admission notes
+/// need it too, and `/readyz` says whether it does).
 async fn lease_all(con: &mut ConnectionManager, link: &Link, budgets: &Budgets) -> redis::RedisResult<()> {
+    if budgets.is_empty() {
+        let ping = redis::cmd("PING");
+        return tokio::time::timeout(CALL_TIMEOUT, ping.query_async::<String>(con))
+            .await
+            .map_err(|_| timed_out())?
+            .map(drop);
+    }
     for budget in budgets.iter() {
-        match tokio::time::timeout(CALL_TIMEOUT, lease(con, link, budget)).await {
-            Ok(result) => result?,
-            Err(_) => return Err(redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))),
-        }
+        tokio::time::timeout(CALL_TIMEOUT, lease(con, link, budget)).await.map_err(|_| timed_out())??;
     }
     Ok(())
 }
@@ -248,11 +215,11 @@ pub async fn start(url: &str, link: &Link, budgets: &Budgets, wait: Duration) ->
         }
         Ok(Err(error)) => {
             link.set_up(false, &"");
-            tracing::warn!(error = %error, "shared state: Redis unreachable at start; budgets enforced on local state");
+            tracing::warn!(error = %error, "shared state: Redis unreachable at start; serving on local state");
             None
         }
         Err(_) => {
-            tracing::warn!("shared state: Redis did not answer at start; budgets enforced on local state");
+            tracing::warn!("shared state: Redis did not answer at start; serving on local state");
             None
         }
     }
@@ -272,7 +239,16 @@ pub async fn run(url: String, link: Arc<Link>, budgets: Arc<Budgets>, mut con: O
             }
             continue;
         };
-        match lease_all(c, &link, &budgets).await {
+        let call = lease_all(c, &link, &budgets);
+        tokio::pin!(call);
+        let result = tokio::select! {
+            result = &mut call => result,
+            () = tokio::time::sleep(SLOW) => {
+                link.set_up(false, &format_args!("no answer within {SLOW:?}"));
+                call.await
+            }
+        };
+        match result {
             Ok(()) => link.set_up(true, &""),
             // The connection manager reconnects by itself on the next call.
             Err(error) => link.set_up(false, &error),
@@ -354,12 +330,12 @@ mod tests {
         let budget = b.client(Some("team-a")).unwrap();
         let view = budget.lease_view(super::super::now_secs());
         assert_eq!((view.counted, view.headroom, view.lease), (0, 0, 4 * CENT));
-        budget.granted(view.start, 3 * CENT, 0);
+        budget.granted(view.start, 3 * CENT, 0, 0);
         let (n, held) = admitted(&b);
         assert_eq!(n, 3);
         drop(held);
         // A slice granted for another period is not this one's.
-        budget.granted(view.start + 1, 9 * CENT, 0);
+        budget.granted(view.start + 1, 9 * CENT, 0, 0);
         assert_eq!(admitted(&b).0, 3);
     }
 
@@ -370,9 +346,30 @@ mod tests {
         let (closed, link) = budgets(FailMode::Closed);
         assert_eq!(admitted(&closed).0, 0);
         let budget = closed.client(Some("team-a")).unwrap();
-        budget.granted(budget.lease_view(super::super::now_secs()).start, 2 * CENT, 0);
+        budget.granted(budget.lease_view(super::super::now_secs()).start, 2 * CENT, 0, 0);
         link.set_up(false, &"");
         assert_eq!(admitted(&closed).0, 2);
+    }
+
+    #[test]
+    fn a_replica_may_spend_its_share_of_what_is_not_granted_yet() {
+        let (b, link) = budgets(FailMode::Closed);
+        link.set_up(true, &"");
+        let budget = b.client(Some("team-a")).unwrap();
+        let start = budget.lease_view(super::super::now_secs()).start;
+        // Two replicas, 4 cents granted in all: of the 6 left one slice (4 cents) is
+        // kept back for the other replica's next grant, and the 2 left are split.
+        let spare = share(10 * CENT, 4 * CENT, 4 * CENT, 2);
+        assert_eq!(spare, CENT);
+        budget.granted(start, 2 * CENT, 0, spare);
+        assert_eq!(admitted(&b).0, 3);
+        // Near the end nothing is spare: the slices alone count.
+        assert_eq!(share(10 * CENT, 7 * CENT, 4 * CENT, 2), 0);
+        // Alone, a replica's share is everything not granted.
+        assert_eq!(share(10 * CENT, 4 * CENT, 4 * CENT, 1), 6 * CENT);
+        // While Redis does not answer, `fail = "closed"` serves the slices, not the share.
+        link.set_up(false, &"");
+        assert_eq!(admitted(&b).0, 2);
     }
 
     #[test]
@@ -380,14 +377,8 @@ mod tests {
         let (b, _) = budgets(FailMode::Open);
         let budget = b.client(Some("team-a")).unwrap();
         let now = super::super::now_secs();
-        budget.granted(budget.lease_view(now).start, 5 * CENT, 4 * CENT);
+        budget.granted(budget.lease_view(now).start, 5 * CENT, 4 * CENT, 0);
         let balance = budget.balance(now);
         assert_eq!((balance.spent, balance.remaining()), (4 * CENT, 6 * CENT));
-    }
-
-    #[test]
-    fn the_replica_field_is_stable_for_one_identity_and_differs_between_two() {
-        assert_eq!(Link::new("a:/data").replica, Link::new("a:/data").replica);
-        assert_ne!(Link::new("a:/data").replica, Link::new("b:/data").replica);
     }
 }
