@@ -146,3 +146,39 @@ async fn flex_closed_by_one_replica_keeps_the_others_flex_requests_off_it() {
     let held = [("reason", "flex_closed")];
     assert_eq!(b_metrics.count("flexgate_admission_throttled_total", &held), 1, "{b_metrics}");
 }
+
+#[tokio::test]
+async fn after_redis_restarts_empty_the_replicas_hear_each_other_again() {
+    let redis = Redis::start(0).await;
+    let port = redis.port;
+    let flags = ["--latency-standard", "0ms", "--latency-flex", "0ms", "--flex-429-rate", "1"];
+    let (_sim, sim) = Process::sim(&flags).await;
+    let [(_a, a), (_b, b)] = replicas("peers-restart", &sim, &redis).await;
+    redis.kill();
+    for addr in [&a, &b] {
+        let down = eventually(|| async { metrics(addr).await.count("flexgate_shared_state_up", &[]) == 0 });
+        assert!(down.await, "{addr} never noticed Redis gone");
+    }
+    let redis = Redis::start(port).await;
+    for addr in [&a, &b] {
+        let up = eventually(|| async { metrics(addr).await.count("flexgate_shared_state_up", &[]) == 1 });
+        assert!(up.await, "{addr} never noticed Redis back");
+    }
+    // A's subscription and B's came back with Redis: a note from A reaches B. (A note
+    // sent before B subscribed again would reach it through the key B reads then.)
+    let on_a: Vec<_> = (0..3)
+        .map(|_| {
+            tokio::spawn({
+                let a = a.clone();
+                async move { chat(&a, "/flex/v1").await }
+            })
+        })
+        .collect();
+    for request in on_a {
+        assert_eq!(request.await.unwrap().0, 200);
+    }
+    heard(&b, "flex_closed", 1).await;
+    assert_eq!(chat(&b, "/flex/v1").await, (200, "standard".to_owned()));
+    assert_eq!(attempts(&metrics(&b).await, "flex"), 0);
+    drop(redis);
+}
