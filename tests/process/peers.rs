@@ -70,6 +70,20 @@ async fn heard(addr: &str, kind: &str, n: u64) {
     assert!(got.await, "{addr} never heard {kind}:\n{}", metrics(addr).await);
 }
 
+/// Three background requests at once on a replica whose flex refuses everything: it
+/// closes flex, and each request moves to standard at its latest safe start.
+async fn close_flex_on(addr: &str) {
+    let requests: Vec<_> = (0..3)
+        .map(|_| {
+            let addr = addr.to_owned();
+            tokio::spawn(async move { chat(&addr, "/flex/v1").await })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap(), (200, "standard".to_owned()));
+    }
+}
+
 fn attempts(text: &str, tier: &str) -> u64 {
     text.count("flexgate_upstream_attempts_total", &[("tier", tier)])
 }
@@ -121,17 +135,7 @@ async fn flex_closed_by_one_replica_keeps_the_others_flex_requests_off_it() {
 
     // Three background requests on A meet three refusals: A closes flex, and each moves
     // to standard at its latest safe start.
-    let on_a: Vec<_> = (0..3)
-        .map(|_| {
-            tokio::spawn({
-                let a = a.clone();
-                async move { chat(&a, "/flex/v1").await }
-            })
-        })
-        .collect();
-    for request in on_a {
-        assert_eq!(request.await.unwrap(), (200, "standard".to_owned()));
-    }
+    close_flex_on(&a).await;
     let a_metrics = metrics(&a).await;
     assert_eq!(attempts(&a_metrics, "flex"), 3, "{a_metrics}");
     let told = [("direction", "sent"), ("kind", "flex_closed")];
@@ -166,17 +170,7 @@ async fn after_redis_restarts_empty_the_replicas_hear_each_other_again() {
     }
     // A's subscription and B's came back with Redis: a note from A reaches B. (A note
     // sent before B subscribed again would reach it through the key B reads then.)
-    let on_a: Vec<_> = (0..3)
-        .map(|_| {
-            tokio::spawn({
-                let a = a.clone();
-                async move { chat(&a, "/flex/v1").await }
-            })
-        })
-        .collect();
-    for request in on_a {
-        assert_eq!(request.await.unwrap().0, 200);
-    }
+    close_flex_on(&a).await;
     heard(&b, "flex_closed", 1).await;
     assert_eq!(chat(&b, "/flex/v1").await, (200, "standard".to_owned()));
     assert_eq!(attempts(&metrics(&b).await, "flex"), 0);

@@ -48,8 +48,8 @@ async fn a_429_that_the_limit_does_not_explain_is_not_told() {
     assert!(notes(&mut a_notes).is_empty());
 }
 
-#[tokio::test(start_paused = true)]
-async fn flex_closed_by_one_replica_is_closed_on_the_other_until_after_the_first_probe() {
+/// Two replicas, A having just closed flex after three refusals; A's notes so far.
+async fn closed_on_a() -> (Settings, &'static Model, Vec<Change>, &'static Model, mpsc::Receiver<Note>) {
     let mut s = settings();
     s.flex.close_after = 3;
     let (a, mut a_notes) = replica(s);
@@ -57,8 +57,13 @@ async fn flex_closed_by_one_replica_is_closed_on_the_other_until_after_the_first
     for _ in 0..3 {
         go(a, flex(600.0, 120.0)).await.report(capacity(None), None, Duration::ZERO);
     }
+    (s, a, notes(&mut a_notes), b, a_notes)
+}
+
+#[tokio::test(start_paused = true)]
+async fn flex_closed_by_one_replica_is_closed_on_the_other_until_after_the_first_probe() {
+    let (s, _, told, b, _) = closed_on_a().await;
     let start = Instant::now();
-    let told = notes(&mut a_notes);
     let closed = Change::FlexClosed { next_probe: start + s.flex.probe_base, step: 0 };
     assert_eq!(told.last(), Some(&closed), "{told:?}");
     b.heard(closed, start);
@@ -75,14 +80,8 @@ async fn flex_closed_by_one_replica_is_closed_on_the_other_until_after_the_first
 
 #[tokio::test(start_paused = true)]
 async fn a_probe_accepted_by_one_replica_reopens_flex_on_the_other() {
-    let mut s = settings();
-    s.flex.close_after = 3;
-    let (a, mut a_notes) = replica(s);
-    let (b, _) = replica(s);
-    for _ in 0..3 {
-        go(a, flex(600.0, 120.0)).await.report(capacity(None), None, Duration::ZERO);
-    }
-    b.heard(notes(&mut a_notes).pop().unwrap(), Instant::now());
+    let (s, a, mut told, b, mut a_notes) = closed_on_a().await;
+    b.heard(told.pop().unwrap(), Instant::now());
     let waiter = tokio::spawn(b.admit(flex(600.0, 60.0)));
     assert!(pending(&waiter).await);
 
