@@ -25,7 +25,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -105,9 +105,6 @@ struct Account {
     /// Shared budgets: the other replicas' spend in the current period, as of the last
     /// call to Redis. Shown in balances (headers, metrics, refusals), never enforced.
     others: u64,
-    /// Shared budgets: this replica's share of what Redis had not granted yet, as of the
-    /// last call (`shared`).
-    spare: u64,
 }
 
 /// One client's budget and its running account.
@@ -120,8 +117,9 @@ pub struct ClientBudget {
     changed: Arc<Notify>,
     /// The shared count in Redis, when configured.
     link: Option<Arc<crate::shared::Link>>,
-    /// The slice leased from Redis at a time.
-    lease: u64,
+    /// The slice leased from Redis at a time: sized by the shared-state task to the
+    /// client's pace on this replica (`shared::Pace`).
+    lease: AtomicU64,
 }
 
 /// A snapshot of one client's account, for headers, metrics and refusals.
@@ -146,8 +144,8 @@ impl Balance {
 impl ClientBudget {
     fn new(limits: BudgetLimits, changed: Arc<Notify>, link: Option<Arc<crate::shared::Link>>, now: u64) -> Self {
         let window = limits.period.window(now);
-        let account = Mutex::new(Account { window, spent: 0, reserved: 0, granted: 0, others: 0, spare: 0 });
-        let lease = shared::lease_size(limits.limit, limits.reserve);
+        let account = Mutex::new(Account { window, spent: 0, reserved: 0, granted: 0, others: 0 });
+        let lease = AtomicU64::new(shared::lease_size(limits.limit, limits.reserve));
         Self { limits, account, dirty: AtomicBool::new(false), changed, link, lease }
     }
 
@@ -162,7 +160,6 @@ impl ClientBudget {
             account.spent = 0;
             account.granted = 0;
             account.others = 0;
-            account.spare = 0;
         }
     }
 
@@ -198,11 +195,10 @@ impl ClientBudget {
             return Err(self.snapshot(&a));
         }
         a.reserved = a.reserved.saturating_add(self.limits.reserve);
-        if let Some(link) = &self.link {
-            // The slice runs low (its share of the rest is what tides it over).
-            if a.granted.saturating_sub(a.spent.saturating_add(a.reserved)) < self.lease / 2 {
-                link.wake();
-            }
+        if let Some(link) = &self.link
+            && ceiling.saturating_sub(a.spent.saturating_add(a.reserved)) < self.lease.load(Ordering::Relaxed) / 2
+        {
+            link.wake();
         }
         let flex_only = self.limits.on_soft == OnSoft::FlexOnly && self.limits.soft.is_some_and(|s| held >= s);
         Ok((Reservation { budget: Some(Arc::clone(self)) }, flex_only))

@@ -8,7 +8,7 @@ mod admission;
 mod budgets;
 mod forward_proxy;
 pub mod raw;
-pub(crate) mod shared;
+mod shared;
 mod size;
 mod validate;
 

@@ -21,7 +21,6 @@ use prometheus::{
 use crate::error::ErrorKind;
 pub use prime::{ESCALATION_REASONS, RETRY_REASONS};
 pub use series::{RatelimitKind, Series, SeriesKey, TokenKind};
-pub use shared::Direction;
 
 /// Whole-request latency: flex calls legitimately take minutes, so the buckets reach 900 s.
 const REQUEST_BUCKETS: &[f64] =

@@ -14,11 +14,8 @@ use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::Digest as _;
 use tokio::sync::{Notify, mpsc};
-use tokio::task::JoinHandle;
 
 use crate::admission::{Note, Outbox};
-use crate::config::SharedConfig;
-use crate::state::AppState;
 
 /// How long one Redis call may take before Redis counts as unreachable.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -30,7 +27,10 @@ const OUTBOX: usize = 256;
 /// The shared state of this replica: where Redis is, whether it answers, and the
 /// admission notes waiting to go out.
 pub struct Shared {
-    config: SharedConfig,
+    /// The URL, password included: handed to the client and nowhere else.
+    url: String,
+    /// The URL with its password masked, for logs and `Debug`.
+    shown: String,
     pub link: Arc<Link>,
     /// The channel and key prefix of this upstream's admission state: replicas behind
     /// different upstreams share a Redis without hearing each other.
@@ -41,18 +41,20 @@ pub struct Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("redis", &self.config).finish_non_exhaustive()
+        f.debug_struct("Shared").field("redis", &self.shown).finish_non_exhaustive()
     }
 }
 
 impl Shared {
-    /// The shared state of the replica with this store, behind this upstream; and the
-    /// outbox its admission controllers write their notes to.
-    pub fn new(config: SharedConfig, store_dir: &std::path::Path, upstream: &str) -> (Self, Outbox) {
+    /// The shared state of the replica with this store, behind this upstream, through
+    /// the Redis at `url` (`shown` masks its password); and the outbox its admission
+    /// controllers write their notes to.
+    pub fn new(url: String, shown: String, store_dir: &std::path::Path, upstream: &str) -> (Self, Outbox) {
         let (tx, rx) = mpsc::channel(OUTBOX);
         let digest = sha2::Sha256::digest(upstream.as_bytes());
         let shared = Self {
-            config,
+            url,
+            shown,
             link: Arc::new(Link::new(&identity(store_dir))),
             namespace: format!("flexgate:admission:{}", hex::encode(&digest[..6])),
             notes: Mutex::new(Some(rx)),
@@ -62,7 +64,7 @@ impl Shared {
 
     /// The URL to connect to (it holds the password: never log it).
     pub fn url(&self) -> &str {
-        self.config.redis_url()
+        &self.url
     }
 }
 
@@ -127,34 +129,6 @@ pub async fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
     ConnectionManager::new_with_config(client, config).await
 }
 
-/// Start the tasks that keep this replica in step with the others (none without
-/// `[shared]`): budget slices and Redis's health, and the admission notes both ways.
-/// `con` is the connection made at start, if Redis answered then.
-pub fn spawn(state: &AppState, con: Option<ConnectionManager>) -> Vec<JoinHandle<()>> {
-    let Some(shared) = &state.shared else {
-        return Vec::new();
-    };
-    let budgets = crate::budgets::shared::run(
-        shared.url().to_owned(),
-        Arc::clone(&shared.link),
-        Arc::clone(&state.budgets),
-        con.clone(),
-    );
-    let s = state.clone();
-    let send = async move {
-        if let Some(shared) = &s.shared {
-            notes::send(shared, &s.metrics, con).await;
-        }
-    };
-    let s = state.clone();
-    let listen = async move {
-        if let Some(shared) = &s.shared {
-            notes::listen(shared, &s.admission, &s.metrics).await;
-        }
-    };
-    vec![tokio::spawn(budgets), tokio::spawn(send), tokio::spawn(listen)]
-}
-
 /// A call that took longer than [`CALL_TIMEOUT`], as Redis's own error type.
 pub fn timed_out() -> redis::RedisError {
     redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
@@ -173,15 +147,11 @@ mod tests {
     #[test]
     fn replicas_behind_different_upstreams_use_different_names() {
         let config = |u: &str| {
-            let (s, _) = Shared::new(test_config(), std::path::Path::new("/data"), u);
+            let url = "redis://127.0.0.1:6379/0".to_owned();
+            let (s, _) = Shared::new(url.clone(), url, std::path::Path::new("/data"), u);
             s.namespace
         };
         assert_eq!(config("https://api.openai.com/v1"), config("https://api.openai.com/v1"));
         assert_ne!(config("https://api.openai.com/v1"), config("http://sim:8080/v1"));
-    }
-
-    fn test_config() -> SharedConfig {
-        let raw = crate::config::shared::RawShared { redis_url: Some("redis://127.0.0.1:6379/0".into()) };
-        crate::config::shared::validate(&raw, &mut |_, _| {}).unwrap()
     }
 }

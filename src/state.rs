@@ -50,7 +50,9 @@ impl AppState {
         metrics.prime(&classes, &config.pricing);
         let (shared, outbox) = match &config.shared {
             Some(c) => {
-                let (shared, outbox) = Shared::new(c.clone(), &config.store.dir, config.upstream.base_url.as_str());
+                let url = c.redis_url().to_owned();
+                let (shared, outbox) =
+                    Shared::new(url, c.to_string(), &config.store.dir, config.upstream.base_url.as_str());
                 metrics.shared.prime(false);
                 (Some(shared), Some(outbox))
             }

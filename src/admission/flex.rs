@@ -321,11 +321,11 @@ impl Flex {
     /// A probe that ended without a verdict (dropped, timed out): another may go at the
     /// same step.
     pub fn probe_lost(&mut self, probe: bool, now: Instant) {
-        if let (true, Some(closed)) = (probe, &mut self.closed) {
-            if closed.probing {
-                closed.probing = false;
-                closed.next_probe = closed.next_probe.max(now);
-            }
+        if let (true, Some(closed)) = (probe, &mut self.closed)
+            && closed.probing
+        {
+            closed.probing = false;
+            closed.next_probe = closed.next_probe.max(now);
         }
     }
 

@@ -71,12 +71,11 @@ impl Permit<'_> {
         }
         // What the other replicas should hear of: at most a rate-limit wait and a flex change.
         let mut news = [None, None];
-        if let Answered::RateLimited { hint } = verdict {
-            if let Some(until) = state.rate.rate_limited(hint, now) {
-                if Model::rate_news(&mut state.told_rate, until) {
-                    news[0] = Some(Change::RateLimited { until });
-                }
-            }
+        if let Answered::RateLimited { hint } = verdict
+            && let Some(until) = state.rate.rate_limited(hint, now)
+            && Model::rate_news(&mut state.told_rate, until)
+        {
+            news[0] = Some(Change::RateLimited { until });
         }
         if self.tier == Some(Tier::Flex) {
             let result = match verdict {

@@ -9,15 +9,14 @@
 //! field back, so the shared count reconciles itself. A clean shutdown returns the
 //! unused part of the slice.
 //!
-//! Besides its slices, a replica may spend its share of what Redis has not granted yet,
-//! as of its last call: `(limit - granted to all - one slice per other replica) / replicas`.
-//! A burst that empties a slice before the next one arrives, or a Redis that is slow to
-//! answer, is then not refused while most of the budget is left; the slice kept back
-//! per other replica covers a grant made to another replica after this one's last call,
-//! so the shares of all replicas together stay within the limit. Near the end of the
-//! budget the share is zero and the slices alone count.
+//! A slice is sized to the client's pace on the replica: [`SLICE_LASTS`] of its spend
+//! (never less than the base size, never more than a quarter of the limit), and the next
+//! one is asked for when half of it is left. So what is left when the next one is asked
+//! for lasts longer than a call to Redis may take ([`CALL_TIMEOUT`]): a busy client is not
+//! refused between two slices, and a Redis that stalls is noticed before the slice in hand
+//! runs out. An idle replica holds little.
 //!
-//! While Redis cannot be reached (or takes longer than [`SLOW`] to answer), `fail =
+//! While Redis cannot be reached (or does not answer within [`CALL_TIMEOUT`]), `fail =
 //! "open"` budgets are enforced locally (each replica against the whole limit) and `fail
 //! = "closed"` ones are served only from the slice already leased; `/readyz` and
 //! `flexgate_shared_state_up` say so.
@@ -33,10 +32,6 @@ use crate::shared::{CALL_TIMEOUT, Link, RECONNECT, connect, timed_out};
 /// Slices are checked (and Redis pinged, when no budget is shared) at least this often,
 /// so a Redis that returns is noticed.
 const TICK: Duration = Duration::from_millis(500);
-/// A Redis that has not answered a call within this long counts as unreachable until it
-/// does: a healthy one answers in a millisecond, and a replica that waits for a stalled
-/// one would serve on a count nobody keeps.
-pub const SLOW: Duration = Duration::from_millis(250);
 /// The hash outlives its period by this much, so a late report still lands in it.
 const EXPIRE_MARGIN_SECS: u64 = 3600;
 
@@ -46,7 +41,7 @@ const EXPIRE_MARGIN_SECS: u64 = 3600;
 /// count after Redis lost its data), and its spend field (`s:REPLICA`, shown to the
 /// other replicas, never enforced) to its spend; then the grant is what is left of the
 /// limit, at most the slice asked for. Returns the replica's field, the total of the
-/// counted fields and of the spend fields, and how many replicas have a field. Amounts are nano-dollars: Lua's numbers are
+/// counted fields and of the spend fields. Amounts are nano-dollars: Lua's numbers are
 /// doubles, exact below 2^53 (9 million USD).
 const LEASE: &str = r"
 local mine = tonumber(ARGV[2])
@@ -59,14 +54,13 @@ local spent_field = 's:' .. ARGV[1]
 if tonumber(redis.call('HGET', KEYS[1], spent_field) or '0') < tonumber(ARGV[6]) then
   redis.call('HSET', KEYS[1], spent_field, ARGV[6])
 end
-local total, spent, replicas = 0, 0, 0
+local total, spent = 0, 0
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   if string.sub(all[i], 1, 2) == 's:' then
     spent = spent + tonumber(all[i + 1])
   else
     total = total + tonumber(all[i + 1])
-    replicas = replicas + 1
   end
 end
 local grant = math.min(tonumber(ARGV[3]), math.max(tonumber(ARGV[4]) - total, 0))
@@ -76,7 +70,7 @@ if grant > 0 then
   redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', field))
 end
 redis.call('EXPIREAT', KEYS[1], ARGV[5])
-return {field, total, spent, math.max(replicas, 1)}
+return {field, total, spent}
 ";
 
 /// Return the unused slice: lower the replica's field to what it has counted.
@@ -102,12 +96,11 @@ pub struct LeaseView {
 
 impl ClientBudget {
     /// What this replica may hold in spend and reservations: the limit, or with shared
-    /// state the slices leased from Redis and its share of the rest (while Redis is
-    /// unreachable: with `fail = "open"` the limit again, with `"closed"` the slices).
+    /// state the slices leased from Redis (and, while Redis is unreachable with
+    /// `fail = "open"`, the limit again).
     pub(super) fn ceiling(&self, a: &super::Account) -> u64 {
         match &self.link {
-            Some(link) if link.is_up() => a.granted.saturating_add(a.spare).min(self.limits.limit),
-            Some(_) if self.limits.fail == FailMode::Closed => a.granted.min(self.limits.limit),
+            Some(link) if link.is_up() || self.limits.fail == FailMode::Closed => a.granted.min(self.limits.limit),
             _ => self.limits.limit,
         }
     }
@@ -122,19 +115,17 @@ impl ClientBudget {
             counted: a.granted.max(a.spent),
             spent: a.spent,
             headroom: a.granted.saturating_sub(a.spent.saturating_add(a.reserved)),
-            lease: self.lease,
+            lease: self.lease.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
     /// Redis counts `field` for this replica in the period starting at `start`, and
-    /// `others` spent by the other replicas; this replica's share of what is not granted
-    /// yet is `spare`.
-    pub fn granted(&self, start: u64, field: u64, others: u64, spare: u64) {
+    /// `others` spent by the other replicas.
+    pub fn granted(&self, start: u64, field: u64, others: u64) {
         let mut a = self.account.lock();
         if a.window.0 == start {
             a.granted = a.granted.max(field);
             a.others = others;
-            a.spare = spare;
         }
     }
 }
@@ -150,24 +141,74 @@ pub fn lease_size(limit: u64, reserve: u64) -> u64 {
     reserve.saturating_mul(4).max(limit / 100).clamp(1, limit.max(1))
 }
 
-/// A replica's share of what Redis has not granted: one slice kept back per other
-/// replica (a grant made to it since this reply), the rest split evenly.
-fn share(limit: u64, total: u64, lease: u64, replicas: u64) -> u64 {
-    let replicas = replicas.max(1);
-    let kept = lease.saturating_mul(replicas - 1);
-    limit.saturating_sub(total).saturating_sub(kept) / replicas
+/// Each client's pace, by name.
+type Paces = std::collections::HashMap<String, Pace>;
+
+/// How long a slice should last at the client's pace on this replica: four calls'
+/// timeouts, so that the half left when the next one is asked for outlasts two.
+const SLICE_LASTS: Duration = Duration::from_secs(4);
+/// The pace is measured over windows this long.
+const PACE_WINDOW: Duration = Duration::from_secs(2);
+/// Spend over less time than this says nothing about the pace yet.
+const PACE_MIN_SPAN: Duration = Duration::from_millis(10);
+
+/// One client's pace of spend on this replica, as the shared-state task sees it at its
+/// calls: the spend per second of the current window, or of the last whole one when that
+/// was higher (so the pace rises at once and falls within two windows).
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    since: tokio::time::Instant,
+    from: u64,
+    last_window: f64,
+}
+
+impl Pace {
+    fn new(spent: u64, now: tokio::time::Instant) -> Self {
+        Self { since: now, from: spent, last_window: 0.0 }
+    }
+
+    /// Take the spend seen `now`; the slice size for this pace: [`SLICE_LASTS`] of spend,
+    /// at least `base`, at most a quarter of `limit`.
+    #[expect(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a pace in nano-dollars per second: a float's precision is plenty, and the size is clamped to u64 bounds"
+    )]
+    fn size(&mut self, spent: u64, now: tokio::time::Instant, base: u64, limit: u64) -> u64 {
+        if spent < self.from {
+            // A new period: the pace goes on, measured from here.
+            (self.since, self.from) = (now, spent);
+        }
+        let span = now.saturating_duration_since(self.since);
+        let current = if span >= PACE_MIN_SPAN { (spent - self.from) as f64 / span.as_secs_f64() } else { 0.0 };
+        let per_second = current.max(self.last_window);
+        if span >= PACE_WINDOW {
+            (self.since, self.from, self.last_window) = (now, spent, current);
+        }
+        let paced = (per_second * SLICE_LASTS.as_secs_f64()).min(u64::MAX as f64) as u64;
+        paced.min(limit / 4).max(base)
+    }
 }
 
 fn key(budget: &ClientBudget, start: u64) -> String {
     format!("flexgate:budget:{}:{start}", budget.limits.client)
 }
 
-/// Top up one client's slice and report its overshoot.
-async fn lease(con: &mut ConnectionManager, link: &Link, budget: &ClientBudget) -> redis::RedisResult<()> {
+/// Top up one client's slice, sized to its pace, and report its overshoot.
+async fn lease(
+    con: &mut ConnectionManager,
+    link: &Link,
+    budget: &ClientBudget,
+    pace: &mut Pace,
+) -> redis::RedisResult<()> {
     let now = super::now_secs();
     let view = budget.lease_view(now);
-    let ask = if view.headroom < view.lease / 2 { view.lease } else { 0 };
-    let (field, total, spent, replicas): (u64, u64, u64, u64) = LEASE_SCRIPT
+    let base = lease_size(budget.limits.limit, budget.limits.reserve);
+    let size = pace.size(view.spent, tokio::time::Instant::now(), base, budget.limits.limit);
+    budget.lease.store(size, std::sync::atomic::Ordering::Relaxed);
+    let ask = if view.headroom < size / 2 { size } else { 0 };
+    let (field, total, spent): (u64, u64, u64) = LEASE_SCRIPT
         .key(key(budget, view.start))
         .arg(&link.replica)
         .arg(view.counted)
@@ -177,15 +218,19 @@ async fn lease(con: &mut ConnectionManager, link: &Link, budget: &ClientBudget) 
         .arg(view.spent)
         .invoke_async(con)
         .await?;
-    let spare = share(budget.limits.limit, total, view.lease, replicas);
-    budget.granted(view.start, field, spent.saturating_sub(view.spent), spare);
+    budget.granted(view.start, field, spent.saturating_sub(view.spent));
     tracing::trace!(client = %budget.limits.client, field, total, spent, "shared budget slice");
     Ok(())
 }
 
 /// Top up every slice; with no budget, only see that Redis answers (the admission notes
 /// need it too, and `/readyz` says whether it does).
-async fn lease_all(con: &mut ConnectionManager, link: &Link, budgets: &Budgets) -> redis::RedisResult<()> {
+async fn lease_all(
+    con: &mut ConnectionManager,
+    link: &Link,
+    budgets: &Budgets,
+    paces: &mut Paces,
+) -> redis::RedisResult<()> {
     if budgets.is_empty() {
         let ping = redis::cmd("PING");
         return tokio::time::timeout(CALL_TIMEOUT, ping.query_async::<String>(con))
@@ -194,7 +239,10 @@ async fn lease_all(con: &mut ConnectionManager, link: &Link, budgets: &Budgets) 
             .map(drop);
     }
     for budget in budgets.iter() {
-        tokio::time::timeout(CALL_TIMEOUT, lease(con, link, budget)).await.map_err(|_| timed_out())??;
+        let pace = paces
+            .entry(budget.limits.client.clone())
+            .or_insert_with(|| Pace::new(budget.lease_view(super::now_secs()).spent, tokio::time::Instant::now()));
+        tokio::time::timeout(CALL_TIMEOUT, lease(con, link, budget, pace)).await.map_err(|_| timed_out())??;
     }
     Ok(())
 }
@@ -205,7 +253,7 @@ async fn lease_all(con: &mut ConnectionManager, link: &Link, budgets: &Budgets) 
 pub async fn start(url: &str, link: &Link, budgets: &Budgets, wait: Duration) -> Option<ConnectionManager> {
     let attempt = async {
         let mut con = connect(url).await?;
-        lease_all(&mut con, link, budgets).await?;
+        lease_all(&mut con, link, budgets, &mut Paces::new()).await?;
         Ok::<_, redis::RedisError>(con)
     };
     match tokio::time::timeout(wait, attempt).await {
@@ -227,6 +275,7 @@ pub async fn start(url: &str, link: &Link, budgets: &Budgets, wait: Duration) ->
 
 /// Keep every slice topped up for as long as the gateway runs.
 pub async fn run(url: String, link: Arc<Link>, budgets: Arc<Budgets>, mut con: Option<ConnectionManager>) {
+    let mut paces = Paces::new();
     loop {
         let Some(c) = con.as_mut() else {
             match tokio::time::timeout(CALL_TIMEOUT * 2, connect(&url)).await {
@@ -239,16 +288,7 @@ pub async fn run(url: String, link: Arc<Link>, budgets: Arc<Budgets>, mut con: O
             }
             continue;
         };
-        let call = lease_all(c, &link, &budgets);
-        tokio::pin!(call);
-        let result = tokio::select! {
-            result = &mut call => result,
-            () = tokio::time::sleep(SLOW) => {
-                link.set_up(false, &format_args!("no answer within {SLOW:?}"));
-                call.await
-            }
-        };
-        match result {
+        match lease_all(c, &link, &budgets, &mut paces).await {
             Ok(()) => link.set_up(true, &""),
             // The connection manager reconnects by itself on the next call.
             Err(error) => link.set_up(false, &error),
@@ -330,12 +370,12 @@ mod tests {
         let budget = b.client(Some("team-a")).unwrap();
         let view = budget.lease_view(super::super::now_secs());
         assert_eq!((view.counted, view.headroom, view.lease), (0, 0, 4 * CENT));
-        budget.granted(view.start, 3 * CENT, 0, 0);
+        budget.granted(view.start, 3 * CENT, 0);
         let (n, held) = admitted(&b);
         assert_eq!(n, 3);
         drop(held);
         // A slice granted for another period is not this one's.
-        budget.granted(view.start + 1, 9 * CENT, 0, 0);
+        budget.granted(view.start + 1, 9 * CENT, 0);
         assert_eq!(admitted(&b).0, 3);
     }
 
@@ -346,30 +386,31 @@ mod tests {
         let (closed, link) = budgets(FailMode::Closed);
         assert_eq!(admitted(&closed).0, 0);
         let budget = closed.client(Some("team-a")).unwrap();
-        budget.granted(budget.lease_view(super::super::now_secs()).start, 2 * CENT, 0, 0);
+        budget.granted(budget.lease_view(super::super::now_secs()).start, 2 * CENT, 0);
         link.set_up(false, &"");
         assert_eq!(admitted(&closed).0, 2);
     }
 
     #[test]
-    fn a_replica_may_spend_its_share_of_what_is_not_granted_yet() {
-        let (b, link) = budgets(FailMode::Closed);
-        link.set_up(true, &"");
-        let budget = b.client(Some("team-a")).unwrap();
-        let start = budget.lease_view(super::super::now_secs()).start;
-        // Two replicas, 4 cents granted in all: of the 6 left one slice (4 cents) is
-        // kept back for the other replica's next grant, and the 2 left are split.
-        let spare = share(10 * CENT, 4 * CENT, 4 * CENT, 2);
-        assert_eq!(spare, CENT);
-        budget.granted(start, 2 * CENT, 0, spare);
-        assert_eq!(admitted(&b).0, 3);
-        // Near the end nothing is spare: the slices alone count.
-        assert_eq!(share(10 * CENT, 7 * CENT, 4 * CENT, 2), 0);
-        // Alone, a replica's share is everything not granted.
-        assert_eq!(share(10 * CENT, 4 * CENT, 4 * CENT, 1), 6 * CENT);
-        // While Redis does not answer, `fail = "closed"` serves the slices, not the share.
-        link.set_up(false, &"");
-        assert_eq!(admitted(&b).0, 2);
+    fn a_slice_lasts_four_seconds_of_the_clients_pace() {
+        let t0 = tokio::time::Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let (base, limit) = (4 * CENT, 10_000 * CENT);
+        let mut pace = Pace::new(0, t0);
+        // Spend over too short a span to judge: the base size.
+        assert_eq!(pace.size(CENT, ms(5), base, limit), base);
+        // 20 cents in the first 200 ms: 100 cents a second, a slice of 400.
+        assert_eq!(pace.size(20 * CENT, ms(200), base, limit), 400 * CENT);
+        // The window ends at 2 s with 40 cents spent: 20 a second; the next window starts.
+        assert_eq!(pace.size(40 * CENT, ms(2000), base, limit), 80 * CENT);
+        // A quiet start of the next window: the last whole window's pace holds.
+        assert_eq!(pace.size(40 * CENT, ms(2500), base, limit), 80 * CENT);
+        // A burst, 500 cents in the window's first second: the slice follows at once, at
+        // most a quarter of the limit.
+        assert_eq!(pace.size(540 * CENT, ms(3000), base, limit), 2000 * CENT);
+        assert_eq!(pace.size(9000 * CENT, ms(3100), base, limit), limit / 4);
+        // A new period (spend starts from zero again) keeps the pace measured so far.
+        assert_eq!(pace.size(0, ms(3200), base, limit), 80 * CENT);
     }
 
     #[test]
@@ -377,7 +418,7 @@ mod tests {
         let (b, _) = budgets(FailMode::Open);
         let budget = b.client(Some("team-a")).unwrap();
         let now = super::super::now_secs();
-        budget.granted(budget.lease_view(now).start, 5 * CENT, 4 * CENT, 0);
+        budget.granted(budget.lease_view(now).start, 5 * CENT, 4 * CENT);
         let balance = budget.balance(now);
         assert_eq!((balance.spent, balance.remaining()), (4 * CENT, 6 * CENT));
     }

@@ -5,19 +5,13 @@
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::admission::Change;
+use crate::shared::notes::Direction;
 
 pub struct SharedMetrics {
     /// backend — 1 while the shared state answers; only with `[shared]`
     up: IntGaugeVec,
     /// direction, kind
     notes: IntCounterVec,
-}
-
-/// Which way a note went (label `direction`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Sent,
-    Received,
 }
 
 impl SharedMetrics {

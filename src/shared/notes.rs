@@ -18,7 +18,6 @@ use tokio::time::Instant;
 
 use super::{CALL_TIMEOUT, RECONNECT, Shared};
 use crate::admission::{Admission, Change, Note};
-use crate::metrics::{Direction, Metrics};
 
 /// A subscription with no message for this long is pinged, so a Redis that went away
 /// without closing the connection is noticed.
@@ -42,6 +41,16 @@ elseif ARGV[1] == 'flex_opened' then
 end
 return redis.call('PUBLISH', ARGV[4], ARGV[5])
 ";
+
+/// Which way a note went (the metrics' `direction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Sent,
+    Received,
+}
+
+/// Counts each note sent or heard (the metrics, in the gateway).
+pub type Count<'a> = &'a (dyn Fn(Direction, Change) + Sync);
 
 static NOTE_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(NOTE));
 
@@ -101,7 +110,7 @@ fn key(namespace: &str, model: &str, change: Change) -> String {
 
 /// Send this replica's notes for as long as the gateway runs. A note that cannot be
 /// sent (Redis away) is dropped: by the time Redis returns it is stale.
-pub async fn send(shared: &Shared, metrics: &Metrics, con: Option<ConnectionManager>) {
+pub async fn send(shared: &Shared, count: Count<'_>, con: Option<ConnectionManager>) {
     let Some(mut notes) = shared.notes.lock().take() else {
         return;
     };
@@ -122,7 +131,7 @@ pub async fn send(shared: &Shared, metrics: &Metrics, con: Option<ConnectionMana
         let mut call = NOTE_SCRIPT.key(key(&shared.namespace, &note.model, note.change));
         call.arg(note.change.kind()).arg(value).arg(expire).arg(&shared.namespace).arg(line);
         match tokio::time::timeout(CALL_TIMEOUT, call.invoke_async::<i64>(c)).await {
-            Ok(Ok(_)) => metrics.shared.note(Direction::Sent, note.change),
+            Ok(Ok(_)) => count(Direction::Sent, note.change),
             // Redis answered, with an error (a script Redis cannot run, say): it is up.
             Ok(Err(error)) if !error.is_io_error() && !error.is_timeout() && !error.is_connection_dropped() => {
                 tracing::warn!(error = %error, "shared state: Redis refused an admission note");
@@ -136,16 +145,16 @@ pub async fn send(shared: &Shared, metrics: &Metrics, con: Option<ConnectionMana
 /// Hear the other replicas' notes for as long as the gateway runs: subscribe, read the
 /// state kept for late joiners, then take each note as it comes; again after Redis
 /// was away.
-pub async fn listen(shared: &Shared, admission: &Admission, metrics: &Metrics) {
+pub async fn listen(shared: &Shared, admission: &Admission, count: Count<'_>) {
     loop {
-        if let Err(error) = listen_once(shared, admission, metrics).await {
+        if let Err(error) = listen_once(shared, admission, count).await {
             tracing::debug!(error = %error, "shared state: admission notes interrupted");
         }
         tokio::time::sleep(RECONNECT).await;
     }
 }
 
-async fn listen_once(shared: &Shared, admission: &Admission, metrics: &Metrics) -> redis::RedisResult<()> {
+async fn listen_once(shared: &Shared, admission: &Admission, count: Count<'_>) -> redis::RedisResult<()> {
     let client = redis::Client::open(shared.url())?;
     let subscribe = async {
         let mut pubsub = client.get_async_pubsub().await?;
@@ -153,7 +162,7 @@ async fn listen_once(shared: &Shared, admission: &Admission, metrics: &Metrics) 
         Ok::<_, redis::RedisError>(pubsub)
     };
     let pubsub = tokio::time::timeout(CALL_TIMEOUT * 2, subscribe).await.map_err(|_| super::timed_out())??;
-    catch_up(shared, admission, metrics, &client).await?;
+    catch_up(shared, admission, count, &client).await?;
     let (mut sink, mut stream) = pubsub.split();
     loop {
         let message = match tokio::time::timeout(PING_EVERY, stream.next()).await {
@@ -166,7 +175,7 @@ async fn listen_once(shared: &Shared, admission: &Admission, metrics: &Metrics) 
             }
         };
         let line: String = message.get_payload()?;
-        heard(shared, admission, metrics, &line);
+        heard(shared, admission, count, &line);
     }
 }
 
@@ -174,7 +183,7 @@ async fn listen_once(shared: &Shared, admission: &Admission, metrics: &Metrics) 
 async fn catch_up(
     shared: &Shared,
     admission: &Admission,
-    metrics: &Metrics,
+    count: Count<'_>,
     client: &redis::Client,
 ) -> redis::RedisResult<()> {
     let read = async {
@@ -192,7 +201,7 @@ async fn catch_up(
         for (kind, value) in ["rate_limit", "flex_closed"].into_iter().zip(pair) {
             if let Some(value) = value {
                 // The kept value is `UNIX_MS STEP`: the same as a line's tail.
-                heard(shared, admission, metrics, &format!("- {model} {kind} {value}"));
+                heard(shared, admission, count, &format!("- {model} {kind} {value}"));
             }
         }
     }
@@ -200,7 +209,7 @@ async fn catch_up(
 }
 
 /// Take one line heard from the others (this replica's own are ignored).
-fn heard(shared: &Shared, admission: &Admission, metrics: &Metrics, line: &str) {
+fn heard(shared: &Shared, admission: &Admission, count: Count<'_>, line: &str) {
     let (now, wall) = (Instant::now(), SystemTime::now());
     let Some((replica, model, change)) = decode(line, now, wall) else {
         tracing::debug!(line, "shared state: an admission note not understood");
@@ -211,7 +220,7 @@ fn heard(shared: &Shared, admission: &Admission, metrics: &Metrics, line: &str) 
     }
     if let Some(m) = admission.find(model) {
         m.heard(change, now);
-        metrics.shared.note(Direction::Received, change);
+        count(Direction::Received, change);
     }
 }
 
