@@ -1,10 +1,9 @@
 //! Budget metrics per client: the limit, the spend and what is left of the current
 //! period, the soft limit, and refused requests. The gauges are read from the accounts at
 //! scrape time, so the request path touches only the refusal counter, and only when it
-//! refuses; and whether the Redis that shares them across replicas answers. `client`
-//! comes from the configured budgets, a closed set.
+//! refuses. `client` comes from the configured budgets, a closed set.
 
-use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 
 use crate::budgets::{Budgets, NANOS_PER_USD, now_secs};
 
@@ -21,8 +20,6 @@ pub struct BudgetMetrics {
     remaining: GaugeVec,
     /// client
     refused: IntCounterVec,
-    /// backend (`redis`) — 1 while the shared budget count answers; only with `[shared]`
-    shared_up: IntGaugeVec,
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<GaugeVec> {
@@ -43,14 +40,6 @@ impl BudgetMetrics {
             &["client"],
         )?;
         r.register(Box::new(refused.clone()))?;
-        let shared_up = IntGaugeVec::new(
-            Opts::new(
-                "flexgate_shared_state_up",
-                "1 while the shared state (budgets across replicas) answers, 0 while flexgate serves on local state.",
-            ),
-            &["backend"],
-        )?;
-        r.register(Box::new(shared_up.clone()))?;
         Ok(Self {
             limit: gauge(r, "flexgate_budget_limit_usd", "The client's budget per period, in USD.")?,
             soft_limit: gauge(r, "flexgate_budget_soft_limit_usd", "The client's soft limit, in USD (0: none).")?,
@@ -58,7 +47,6 @@ impl BudgetMetrics {
             reserved: gauge(r, "flexgate_budget_reserved_usd", "USD held by the client's requests in flight.")?,
             remaining: gauge(r, "flexgate_budget_remaining_usd", "USD left in the client's current period.")?,
             refused,
-            shared_up,
         })
     }
 
@@ -77,9 +65,6 @@ impl BudgetMetrics {
 
     /// Copy every account into the gauges (at scrape time).
     pub fn export(&self, budgets: &Budgets) {
-        if let Some(link) = budgets.link() {
-            self.shared_up.with_label_values(&["redis"]).set(i64::from(link.is_up()));
-        }
         let now = now_secs();
         for b in budgets.iter() {
             let client = [b.limits().client.as_str()];

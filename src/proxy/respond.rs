@@ -65,10 +65,10 @@ fn flexgate_headers(h: &mut HeaderMap, ledger: &Ledger, tier: Option<Tier>, cost
 /// What is left of a budgeted client's limit: after this request's cost when the answer
 /// is priced already, else with its reservation still held.
 fn budget_header(h: &mut HeaderMap, ledger: &Ledger, cost: Option<rust_decimal::Decimal>) {
-    if let Some(left) = ledger.budget_remaining(cost) {
-        if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(crate::budgets::usd(left))) {
-            h.insert(X_BUDGET_REMAINING, v);
-        }
+    if let Some(left) = ledger.budget_remaining(cost)
+        && let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(crate::budgets::usd(left)))
+    {
+        h.insert(X_BUDGET_REMAINING, v);
     }
 }
 

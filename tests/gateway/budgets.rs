@@ -202,11 +202,13 @@ async fn spend_survives_a_restart() {
     let (_sim, s) = spawn_sim(SimConfig::zero_latency()).await;
     let cost = standard_cost(s.addr).await;
     let toml = format!("{}[budgets.std]\nusd = \"{}\"\nperiod = \"month\"\n", keys(), cost * Decimal::from(3));
-    let (_state, gw) = spawn_gateway_with(s.addr, &toml, &env()).await;
+    let (state, gw) = spawn_gateway_with(s.addr, &toml, &env()).await;
     for _ in 0..2 {
         assert_eq!(post(&gw.url("/v1/chat/completions"), "fg-std", &chat_body("gpt-5", false)).await.status(), 200);
     }
     gw.shutdown().await;
+    // The store is one process's at a time: the first gateway lets go of it first.
+    drop(state);
 
     let (_state, gw) = spawn_gateway_with(s.addr, &toml, &env()).await;
     let (served, refusal) = until_refused(&gw.url("/v1/chat/completions"), "fg-std").await;
