@@ -164,7 +164,7 @@ enum End {
 
 async fn one(client: reqwest::Client, gw: Arc<String>, seq: u64, fault: Option<&'static str>) -> (End, Duration) {
     let started = Instant::now();
-    let stream = seq % 3 != 0;
+    let stream = !seq.is_multiple_of(3);
     let (path, body) = match seq % 4 {
         0 => (
             "/flex/v1/chat/completions",

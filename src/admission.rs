@@ -16,6 +16,10 @@
 //!   deadline order, so they are released one by one rather than all at once;
 //! - the retry budget (`budget`).
 //!
+//! With `[shared] redis_url`, the changes a model learns from the upstream (a rate-limit
+//! wait, flex closing, reopening or cut) are told to the other replicas, and theirs are
+//! taken here (`peers`), without the request path ever waiting for it.
+//!
 //! Everything is a plain state machine behind one short-held lock (never across an
 //! await): the decision is `decide`, waiting for it `waiting`, an admitted attempt and its
 //! report `permit`. An uncontended attempt costs a hash lookup done once per request, a lock and a
@@ -24,12 +28,14 @@
 mod budget;
 mod decide;
 mod flex;
+mod peers;
 mod permit;
 mod queue;
 mod rate;
 mod waiting;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -41,6 +47,7 @@ pub use budget::BudgetSettings;
 use decide::Step;
 use flex::Flex;
 pub use flex::FlexSettings;
+pub use peers::{Change, Note, Outbox};
 pub use permit::{Answered, Permit, Reported};
 use queue::Queue;
 use rate::Rate;
@@ -152,14 +159,18 @@ struct State {
     standard_latency: Duration,
     drain_until: Option<Instant>,
     bad_headers: u64,
+    /// The end of the last rate-limit wait told to (or heard from) the other replicas.
+    told_rate: Option<Instant>,
 }
 
 /// The controller of one model (flex and standard share its rate limit).
 pub struct Model {
-    name: Box<str>,
+    name: Arc<str>,
     settings: Settings,
     state: Mutex<State>,
     notify: Notify,
+    /// Where changes go for the other replicas (`[shared]`), if anywhere.
+    outbox: Option<Outbox>,
     /// Random numbers in [0, 1) for throttling; tests fix them.
     coin: fn() -> f64,
 }
@@ -201,8 +212,10 @@ impl Model {
                 standard_latency: Duration::ZERO,
                 drain_until: None,
                 bad_headers: 0,
+                told_rate: None,
             }),
             notify: Notify::new(),
+            outbox: None,
             coin,
         }
     }
@@ -260,14 +273,23 @@ pub struct Admission {
 }
 
 impl Admission {
-    pub fn new<'m>(settings: Settings, models: impl IntoIterator<Item = &'m str>) -> Self {
-        let models = models.into_iter().map(|m| (Box::from(m), Model::new(m, settings))).collect();
-        Self { models, other: Model::new("other", settings) }
+    /// Controllers for `models` and `other`; their changes go to `outbox` when replicas
+    /// share state.
+    pub fn new<'m>(settings: Settings, models: impl IntoIterator<Item = &'m str>, outbox: Option<&Outbox>) -> Self {
+        let model = |m: &str| Model { outbox: outbox.cloned(), ..Model::new(m, settings) };
+        let models = models.into_iter().map(|m| (Box::from(m), model(m))).collect();
+        Self { models, other: model("other") }
     }
 
     /// The controller for a model label (a price-table name, else `other`).
     pub fn model(&self, label: &str) -> &Model {
         self.models.get(label).unwrap_or(&self.other)
+    }
+
+    /// The controller of exactly this label (another replica's note may name a model this
+    /// one's price table lacks: it is not `other`'s news).
+    pub fn find(&self, label: &str) -> Option<&Model> {
+        if label == "other" { Some(&self.other) } else { self.models.get(label) }
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Model> {

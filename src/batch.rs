@@ -34,10 +34,16 @@ use crate::state::AppState;
 
 pub use http::{handle, is_batch_path};
 
-/// At start-up: resume every unfinished batch in the store (if it is open) and start the
-/// sweeper of expired files.
-pub async fn start(state: &AppState) {
+/// At start-up: remove what a crash left in the files folder, resume every unfinished
+/// batch in the store (if it is open), and start the sweeper of expired files, whose
+/// handle the server stops at shutdown.
+pub async fn start(state: &AppState) -> tokio::task::JoinHandle<()> {
     if let Some(store) = state.store.if_open() {
+        match files::remove_orphans(store).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "removed file contents a crash left behind"),
+            Err(error) => tracing::warn!(error = %error, "cannot look for file contents a crash left behind"),
+        }
         match api::unfinished(store).await {
             Ok(ids) => {
                 if !ids.is_empty() {
@@ -50,5 +56,5 @@ pub async fn start(state: &AppState) {
             Err(error) => tracing::error!(error = %error, "cannot list unfinished batches"),
         }
     }
-    tokio::spawn(files::sweeper(state.clone()));
+    tokio::spawn(files::sweeper(state.clone()))
 }

@@ -27,7 +27,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -84,10 +84,18 @@ pub fn nanos(usd: Decimal) -> Option<u64> {
     u64::try_from(scaled).ok()
 }
 
-/// A nano-dollar amount as USD text, with no trailing zeros (`1.5`, `0.000123`).
+/// A nano-dollar amount as USD text, with no trailing zeros (`1.5`, `0.000123`). In
+/// integers: every budgeted answer's header is formatted here, and a `Decimal` division
+/// with `normalize` cost more instructions than the rest of the budget path together
+/// (docs/benchmarks.md, "Budgets and shared state on the request path").
 pub fn usd(nanos: u64) -> String {
-    let d = Decimal::from(nanos) / Decimal::from(NANOS_PER_USD);
-    d.normalize().to_string()
+    let (whole, fraction) = (nanos / NANOS_PER_USD, nanos % NANOS_PER_USD);
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let mut text = format!("{whole}.{fraction:09}");
+    text.truncate(text.trim_end_matches('0').len());
+    text
 }
 
 /// Seconds since the Unix epoch, now.
@@ -119,9 +127,10 @@ pub struct ClientBudget {
     /// Wakes the store's writer (shared by every client).
     changed: Arc<Notify>,
     /// The shared count in Redis, when configured.
-    link: Option<Arc<shared::Link>>,
-    /// The slice leased from Redis at a time.
-    lease: u64,
+    link: Option<Arc<crate::shared::Link>>,
+    /// The slice leased from Redis at a time: sized by the shared-state task to the
+    /// client's pace on this replica (`shared::Pace`).
+    lease: AtomicU64,
 }
 
 /// A snapshot of one client's account, for headers, metrics and refusals.
@@ -144,10 +153,10 @@ impl Balance {
 }
 
 impl ClientBudget {
-    fn new(limits: BudgetLimits, changed: Arc<Notify>, link: Option<Arc<shared::Link>>, now: u64) -> Self {
+    fn new(limits: BudgetLimits, changed: Arc<Notify>, link: Option<Arc<crate::shared::Link>>, now: u64) -> Self {
         let window = limits.period.window(now);
         let account = Mutex::new(Account { window, spent: 0, reserved: 0, granted: 0, others: 0 });
-        let lease = shared::lease_size(limits.limit, limits.reserve);
+        let lease = AtomicU64::new(shared::lease_size(limits.limit, limits.reserve));
         Self { limits, account, dirty: AtomicBool::new(false), changed, link, lease }
     }
 
@@ -203,10 +212,10 @@ impl ClientBudget {
             return Err(self.snapshot(&a));
         }
         a.reserved = a.reserved.saturating_add(amount);
-        if let Some(link) = &self.link {
-            if ceiling.saturating_sub(a.spent.saturating_add(a.reserved)) < self.lease / 2 {
-                link.wake();
-            }
+        if let Some(link) = &self.link
+            && ceiling.saturating_sub(a.spent.saturating_add(a.reserved)) < self.lease.load(Ordering::Relaxed) / 2
+        {
+            link.wake();
         }
         let flex_only = self.limits.on_soft == OnSoft::FlexOnly && self.limits.soft.is_some_and(|s| held >= s);
         Ok((Reservation { budget: Some(Arc::clone(self)), amount }, flex_only))
@@ -328,7 +337,7 @@ pub struct Budgets {
     clients: HashMap<String, Arc<ClientBudget>>,
     /// Notified whenever a client's spend changes.
     changed: Arc<Notify>,
-    link: Option<Arc<shared::Link>>,
+    link: Option<Arc<crate::shared::Link>>,
 }
 
 impl Budgets {
@@ -337,7 +346,7 @@ impl Budgets {
     }
 
     /// Budgets whose limits are shared through `link` (`None`: each replica alone).
-    pub fn with_link(limits: &[BudgetLimits], link: Option<Arc<shared::Link>>) -> Self {
+    pub fn with_link(limits: &[BudgetLimits], link: Option<Arc<crate::shared::Link>>) -> Self {
         let now = now_secs();
         let changed = Arc::new(Notify::new());
         let clients = limits
@@ -351,7 +360,7 @@ impl Budgets {
     }
 
     /// The shared count's link, when `[shared] redis_url` is set and a budget exists.
-    pub fn link(&self) -> Option<&Arc<shared::Link>> {
+    pub fn link(&self) -> Option<&Arc<crate::shared::Link>> {
         self.link.as_ref()
     }
 

@@ -42,6 +42,7 @@ pub mod logging;
 pub mod metrics;
 pub mod pricing;
 pub mod runtime;
+pub mod shared;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -11,6 +11,7 @@ mod prime;
 #[cfg(any(test, feature = "test-util"))]
 mod probe;
 mod series;
+mod shared;
 
 use parking_lot::RwLock;
 use prometheus::{
@@ -141,6 +142,8 @@ pub struct Metrics {
     pub batch: batch::BatchMetrics,
     /// Spend, limits and refusals per budgeted client.
     pub budgets: budgets::BudgetMetrics,
+    /// Redis's health and the admission notes between replicas.
+    pub shared: shared::SharedMetrics,
     /// Cached handles of the per-request series, by model label (see [`Metrics::series`]).
     series: RwLock<series::SeriesMap>,
     /// Cached handles of the per-class, per-endpoint and per-attempt series.
@@ -176,6 +179,12 @@ fn histogram(
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
     let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
     registry.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn sessions_gauge(r: &Registry) -> prometheus::Result<IntGauge> {
+    let g = IntGauge::new("flexgate_websocket_sessions", "WebSocket sessions open now.")?;
+    r.register(Box::new(g.clone()))?;
     Ok(g)
 }
 
@@ -269,14 +278,11 @@ impl Metrics {
                 &["kind"],
             )?,
             build_info: gauge(&r, "flexgate_build_info", "Build information.", &["version"])?,
-            websocket_sessions: {
-                let g = IntGauge::new("flexgate_websocket_sessions", "WebSocket sessions open now.")?;
-                r.register(Box::new(g.clone()))?;
-                g
-            },
+            websocket_sessions: sessions_gauge(&r)?,
             admission: admission::AdmissionMetrics::new(&r)?,
             batch: batch::BatchMetrics::new(&r)?,
             budgets: budgets::BudgetMetrics::new(&r)?,
+            shared: shared::SharedMetrics::new(&r)?,
             registry: r,
             series: RwLock::new(series::SeriesMap::new()),
             fixed,

@@ -61,13 +61,13 @@ impl Server {
             let store = state.store.get().await.map_err(StartupError::Store)?;
             crate::budgets::persist::restore(&state.budgets, store).await.map_err(StartupError::Store)?;
         }
-        // Shared budgets: the first slices are leased before the first request, when
+        // Shared state: the first budget slices are leased before the first request, when
         // Redis answers in time; otherwise the gateway starts on local state.
-        let redis = match (state.budgets.link(), &state.config.shared) {
-            (Some(link), Some(shared)) => {
-                crate::budgets::shared::start(shared.redis_url(), link, &state.budgets, SHARED_START_WAIT).await
+        let redis = match &state.shared {
+            Some(shared) => {
+                crate::budgets::shared::start(shared.url(), &shared.link, &state.budgets, SHARED_START_WAIT).await
             }
-            _ => None,
+            None => None,
         };
         let main = listen_on("server.listen", listen).await?;
         let admin = match admin_listen {
@@ -101,7 +101,7 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let Server { state, main, admin, tls, threads, redis } = self;
         // Unfinished batches in the store resume; expired files are swept from now on.
-        crate::batch::start(&state).await;
+        let sweeper = crate::batch::start(&state).await;
         // Rotated certificate files are picked up while the server runs.
         let (watcher, tls) = tls.map(|(resolver, acceptor)| (resolver.watch(), acceptor)).unzip();
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -115,18 +115,7 @@ impl Server {
         let spend_writer = state.store.if_open().filter(|_| !state.budgets.is_empty()).map(|store| {
             tokio::spawn(crate::budgets::persist::write_behind(Arc::clone(&state.budgets), store.clone()))
         });
-        let shared = match (state.budgets.link(), &state.config.shared) {
-            (Some(link), Some(config)) => {
-                let task = crate::budgets::shared::run(
-                    config.redis_url().to_owned(),
-                    Arc::clone(link),
-                    Arc::clone(&state.budgets),
-                    redis.clone(),
-                );
-                Some((tokio::spawn(task), Arc::clone(link), config.redis_url().to_owned()))
-            }
-            _ => None,
-        };
+        let shared = shared_tasks(&state, redis.clone());
         let server = &state.config.server;
         let (header_timeout, drain_timeout) = (server.header_timeout, server.drain_timeout);
         let main = accept::Listener {
@@ -165,18 +154,59 @@ impl Server {
         if let Some(watcher) = watcher {
             watcher.abort();
         }
-        if let Some((task, link, url)) = shared {
-            task.abort();
-            crate::budgets::shared::release(&url, &link, &state.budgets, redis).await;
+        // The background tasks end with the server: none is left holding the state (and
+        // its store) once `run` returns.
+        stop(shared.into_iter().chain([sweeper])).await;
+        if let Some(shared) = &state.shared {
+            crate::budgets::shared::release(shared.url(), &shared.link, &state.budgets, redis).await;
         }
         if let (Some(writer), Some(store)) = (spend_writer, state.store.if_open()) {
-            writer.abort();
+            stop([writer]).await;
             if let Err(error) = crate::budgets::persist::flush(&state.budgets, store).await {
                 tracing::error!(error = %error, "could not write budget spend to the store at shutdown");
             }
         }
+        if let Some(store) = state.store.if_open() {
+            store.unlock();
+        }
         Ok(())
     }
+}
+
+/// Cancel background tasks and wait until each is gone.
+async fn stop(tasks: impl IntoIterator<Item = tokio::task::JoinHandle<()>>) {
+    for task in tasks {
+        task.abort();
+        let _ = task.await;
+    }
+}
+
+/// Start the tasks that keep this replica in step with the others (none without
+/// `[shared]`): budget slices and Redis's health, and the admission notes both ways.
+/// `con` is the connection made at start, if Redis answered then.
+fn shared_tasks(state: &AppState, con: Option<redis::aio::ConnectionManager>) -> Vec<tokio::task::JoinHandle<()>> {
+    let Some(shared) = &state.shared else {
+        return Vec::new();
+    };
+    let budgets = crate::budgets::shared::run(
+        shared.url().to_owned(),
+        Arc::clone(&shared.link),
+        Arc::clone(&state.budgets),
+        con.clone(),
+    );
+    let s = state.clone();
+    let send = async move {
+        if let Some(shared) = &s.shared {
+            crate::shared::notes::send(shared, &|way, change| s.metrics.shared.note(way, change), con).await;
+        }
+    };
+    let s = state.clone();
+    let listen = async move {
+        if let Some(shared) = &s.shared {
+            crate::shared::notes::listen(shared, &s.admission, &|way, change| s.metrics.shared.note(way, change)).await;
+        }
+    };
+    vec![tokio::spawn(budgets), tokio::spawn(send), tokio::spawn(listen)]
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

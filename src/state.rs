@@ -9,6 +9,7 @@ use crate::admission::Admission;
 use crate::budgets::Budgets;
 use crate::config::{AuthConfig, Config};
 use crate::metrics::Metrics;
+use crate::shared::Shared;
 use crate::startup::StartupError;
 use crate::upstream::Upstream;
 
@@ -29,6 +30,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// Spending limits per client (`[budgets.CLIENT]`); empty without any.
     pub budgets: Arc<Budgets>,
+    /// What replicas share through Redis (`[shared]`), when configured.
+    pub shared: Option<Shared>,
     /// Open WebSocket sessions, ended on shutdown (`crate::websocket`).
     pub websockets: Sessions,
     /// The embedded store (`store.dir`), opened once (`crate::store::Opened`).
@@ -45,14 +48,19 @@ impl AppState {
         let classes: Vec<&str> = config.classes.iter().map(|c| c.name.as_str()).collect();
         let metrics = Metrics::new(&classes).map_err(StartupError::Metrics)?;
         metrics.prime(&classes, &config.pricing);
-        let admission = Admission::new(config.admission, config.pricing.models());
+        let (shared, outbox) = match &config.shared {
+            Some(c) => {
+                let url = c.redis_url().to_owned();
+                let (shared, outbox) =
+                    Shared::new(url, c.to_string(), &config.store.dir, config.upstream.base_url.as_str());
+                metrics.shared.prime(false);
+                (Some(shared), Some(outbox))
+            }
+            None => (None, None),
+        };
+        let admission = Admission::new(config.admission, config.pricing.models(), outbox.as_ref());
         let store = crate::store::Opened::new(config.store.dir.clone());
-        // Shared only when there is something to share.
-        let link =
-            config.shared.as_ref().filter(|_| !config.budgets.is_empty()).map(|_| {
-                Arc::new(crate::budgets::shared::Link::new(&crate::budgets::shared::identity(&config.store.dir)))
-            });
-        let budgets = Arc::new(Budgets::with_link(&config.budgets, link));
+        let budgets = Arc::new(Budgets::with_link(&config.budgets, shared.as_ref().map(|s| Arc::clone(&s.link))));
         metrics.budgets.prime(&budgets);
         Ok(Self(Arc::new(Inner {
             config,
@@ -60,6 +68,7 @@ impl AppState {
             admission,
             metrics,
             budgets,
+            shared,
             websockets: Sessions::default(),
             store,
             batches: Batches::default(),

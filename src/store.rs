@@ -22,6 +22,8 @@ use rusqlite::{Connection, OptionalExtension as _};
 pub const DATABASE: &str = "flexgate.db";
 /// The folder of file contents inside `store.dir`.
 pub const FILES: &str = "files";
+/// The file whose lock the process that has the store open holds (`store.dir`).
+pub const LOCK: &str = "flexgate.lock";
 
 /// One step of the schema: a name recorded once applied, and the SQL that applies it.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +47,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process has the store open: two writers would each resume the other's
+    /// batches and overwrite each other's budget spend.
+    #[error("`{}` is in use by another flexgate process (pid in the file): each process needs a `store.dir` of its own", path.display())]
+    Locked { path: PathBuf },
     #[error("SQLite")]
     Sqlite(#[from] rusqlite::Error),
     #[error("migration `{name}`")]
@@ -66,6 +72,9 @@ struct Inner {
     connection: Mutex<Connection>,
     dir: PathBuf,
     files: PathBuf,
+    /// Held (locked) for as long as the store is open; the kernel lets go of it when the
+    /// process dies, so a killed process leaves no stale lock behind.
+    lock: std::fs::File,
 }
 
 impl std::fmt::Debug for Store {
@@ -80,6 +89,7 @@ impl Store {
     pub fn open(dir: &Path, migrations: &[Migration]) -> Result<Store, StoreError> {
         let files = dir.join(FILES);
         std::fs::create_dir_all(&files).map_err(|source| StoreError::Create { path: files.clone(), source })?;
+        let lock = lock(dir)?;
         let mut connection = Connection::open(dir.join(DATABASE))?;
         // WAL: readers never wait for the writer, and a commit is one append. `NORMAL`
         // sync in WAL mode survives a killed process (not a power cut mid-commit), which
@@ -89,7 +99,7 @@ impl Store {
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut connection, migrations)?;
-        Ok(Store(Arc::new(Inner { connection: Mutex::new(connection), dir: dir.to_path_buf(), files })))
+        Ok(Store(Arc::new(Inner { connection: Mutex::new(connection), dir: dir.to_path_buf(), files, lock })))
     }
 
     /// [`Store::open`] on the blocking pool.
@@ -116,6 +126,12 @@ impl Store {
         f(&mut self.0.connection.lock()).map_err(StoreError::Sqlite)
     }
 
+    /// Let another process (or a gateway started again in this one) open the store: the
+    /// server calls it when it has stopped and is done with the store.
+    pub fn unlock(&self) {
+        let _ = self.0.lock.unlock();
+    }
+
     /// The store's folder (`store.dir`).
     pub fn dir(&self) -> &Path {
         &self.0.dir
@@ -125,6 +141,23 @@ impl Store {
     pub fn files_dir(&self) -> &Path {
         &self.0.files
     }
+}
+
+/// Take the store's lock for this process, or say that another process holds it. The
+/// holder's pid is written into the file, for whoever looks.
+fn lock(dir: &Path) -> Result<std::fs::File, StoreError> {
+    use std::io::Write as _;
+    let path = dir.join(LOCK);
+    let create = |source| StoreError::Create { path: path.clone(), source };
+    let mut file =
+        std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(create)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { path }),
+        Err(std::fs::TryLockError::Error(source)) => return Err(create(source)),
+    }
+    file.set_len(0).and_then(|()| writeln!(file, "{}", std::process::id())).map_err(create)?;
+    Ok(file)
 }
 
 /// Apply, in order, each migration `schema_version` does not record yet.
@@ -202,6 +235,20 @@ mod tests {
                 query.query_map([], |row| row.get(0))?.collect()
             })
             .unwrap()
+    }
+
+    #[test]
+    fn a_store_open_in_one_process_is_refused_to_another_until_it_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path(), &[FIRST]).unwrap();
+        // A second open file description conflicts like a second process would.
+        let second = Store::open(dir.path(), &[FIRST]).unwrap_err();
+        assert!(matches!(second, StoreError::Locked { .. }), "{second:?}");
+        assert!(second.to_string().contains("store.dir"), "{second}");
+        let pid = std::fs::read_to_string(dir.path().join(LOCK)).unwrap();
+        assert_eq!(pid.trim(), std::process::id().to_string());
+        drop(first);
+        Store::open(dir.path(), &[FIRST]).unwrap();
     }
 
     #[test]

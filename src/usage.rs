@@ -251,14 +251,15 @@ impl StreamUsage {
     /// Responses events. Content events (the bulk of a stream) are told apart by their
     /// `event:` name and never parsed; lifecycle events carry the `response` object.
     fn observe_responses(&mut self, ev: &SseEvent) -> EventVerdict {
-        if let Some(name) = ev.event.as_deref() {
-            if name.starts_with("response.") && !LIFECYCLE.contains(&name) {
-                if self.measure && is_delta(name) {
-                    let delta = string_values(ev.data.as_bytes(), &DELTA_KEY).unwrap_or(0);
-                    self.streamed = self.streamed.saturating_add(delta);
-                }
-                return EventVerdict::Keep;
+        if let Some(name) = ev.event.as_deref()
+            && name.starts_with("response.")
+            && !LIFECYCLE.contains(&name)
+        {
+            if self.measure && is_delta(name) {
+                let delta = string_values(ev.data.as_bytes(), &DELTA_KEY).unwrap_or(0);
+                self.streamed = self.streamed.saturating_add(delta);
             }
+            return EventVerdict::Keep;
         }
         let parsed = serde_json::from_str::<RawEvent<'_>>(&ev.data).ok();
         let kind = ev.event.as_deref().or_else(|| parsed.as_ref()?.kind.as_deref());
@@ -291,10 +292,10 @@ impl StreamUsage {
         if self.model.is_none() {
             self.model = obj.model.as_deref().map(str::to_owned);
         }
-        if let Some(tier) = obj.service_tier.as_deref() {
-            if self.service_tier.as_deref() != Some(tier) {
-                self.service_tier = Some(tier.to_owned());
-            }
+        if let Some(tier) = obj.service_tier.as_deref()
+            && self.service_tier.as_deref() != Some(tier)
+        {
+            self.service_tier = Some(tier.to_owned());
         }
         let usage = obj.usage.as_ref().and_then(|u| u.to_usage(self.endpoint));
         if let Some(usage) = usage {

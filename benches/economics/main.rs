@@ -9,10 +9,15 @@
 //! weather and neither's attempts use the other's rate limit. The simulators, flexgate
 //! and the clients run in this process on loopback; every scenario of one run goes at
 //! once (the load is a few requests per second each), runs go one after the other.
+//!
+//! With `--replicas N` the comparison is another: the same workload through N flexgate
+//! replicas taking turns, sharing their admission view through a `redis-server` the driver
+//! starts (and stops) itself, against N replicas that each learn alone.
 
 #![expect(clippy::print_stdout, reason = "the tables are the benchmark's output")]
 
 mod client;
+mod redis;
 mod report;
 mod scenario;
 mod stack;
@@ -42,6 +47,10 @@ struct Args {
     /// Also write every run's figures as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Compare N replicas sharing Redis with N replicas alone instead (N >= 2; needs
+    /// `redis-server`, which tests/redis/install.sh installs).
+    #[arg(long)]
+    replicas: Option<usize>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -54,6 +63,16 @@ struct ScenarioRuns {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    let redis = match args.replicas {
+        Some(n) if n >= 2 => Some(redis::Redis::start()?),
+        Some(_) => anyhow::bail!("--replicas needs at least 2"),
+        None => None,
+    };
+    let paths = match (args.replicas, &redis) {
+        (Some(n), Some(r)) => [Path::SharedReplicas(n, r.port), Path::Replicas(n)],
+        _ => [Path::Flexgate, Path::Direct],
+    };
+    let labels = if redis.is_some() { ["shared Redis", "each alone"] } else { ["flexgate", "direct SDK"] };
     let mut results: Vec<ScenarioRuns> = args
         .scenarios
         .iter()
@@ -68,7 +87,7 @@ async fn main() -> Result<()> {
         println!("run {} of {} (seed {seed})", run + 1, args.runs);
         let jobs = args.scenarios.iter().flat_map(|name| {
             let scenario = Scenario::new(*name, seed);
-            [Path::Flexgate, Path::Direct].map(move |path| {
+            paths.map(move |path| {
                 let scenario = scenario.clone();
                 async move { stack::run(&scenario, path, seed).await }
             })
@@ -82,7 +101,10 @@ async fn main() -> Result<()> {
     }
     let mut missed = 0;
     for (name, runs) in args.scenarios.iter().zip(&results) {
-        print!("{}", report::table(&runs.scenario, &runs.flexgate, &runs.direct));
+        print!("{}", report::table(&runs.scenario, [(labels[0], &runs.flexgate), (labels[1], &runs.direct)]));
+        if redis.is_some() {
+            continue; // the targets are flexgate's against the direct client
+        }
         for (target, met) in report::verdicts(*name, &runs.flexgate, &runs.direct) {
             println!("  target: {target}: {}", if met { "met" } else { "MISSED" });
             missed += usize::from(!met);

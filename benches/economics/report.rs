@@ -85,14 +85,14 @@ pub fn medians(runs: &[Figures]) -> Vec<f64> {
     COLUMNS.iter().map(|(_, f)| median(runs.iter().map(f).collect())).collect()
 }
 
-/// The table of one scenario: each path's runs and median.
-pub fn table(title: &str, flexgate: &[Figures], direct: &[Figures]) -> String {
+/// The table of one scenario: each path's runs and median, under its label.
+pub fn table(title: &str, paths: [(&str, &[Figures]); 2]) -> String {
     let mut out = format!("\n== {title}\n{:<20}", "");
     for (name, _) in COLUMNS {
         let _ = write!(out, "{name:>20}");
     }
     out.push('\n');
-    for (label, runs) in [("flexgate", flexgate), ("direct SDK", direct)] {
+    for (label, runs) in paths {
         for (i, run) in runs.iter().enumerate() {
             row(&mut out, &format!("{label} run {}", i + 1), &COLUMNS.iter().map(|(_, f)| f(run)).collect::<Vec<_>>());
         }

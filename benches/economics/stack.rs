@@ -32,6 +32,11 @@ pub enum Path {
     Flexgate,
     /// Straight to the upstream: background with `service_tier: "flex"`, urgent without.
     Direct,
+    /// Through `n` flexgate replicas, requests taking turns, each learning alone.
+    Replicas(usize),
+    /// The same, the replicas sharing their admission view through the Redis at this
+    /// port (`--replicas`).
+    SharedReplicas(usize, u16),
 }
 
 /// Run `scenario` once on `path`.
@@ -44,14 +49,25 @@ pub async fn run(scenario: &Scenario, path: Path, seed: u64) -> Result<Figures> 
     let sim_task = tokio::spawn(sim::serve(listener, sim.clone(), async move {
         let _ = sim_stop.wait_for(|s| *s).await;
     }));
-    let base = match path {
-        Path::Direct => format!("http://{sim_addr}/v1"),
-        Path::Flexgate => format!("http://{}", gateway(sim_addr, stopped).await?),
+    let bases = match path {
+        Path::Direct => vec![format!("http://{sim_addr}/v1")],
+        Path::Flexgate => vec![format!("http://{}", gateway(sim_addr, None, stopped).await?)],
+        Path::Replicas(n) | Path::SharedReplicas(n, _) => {
+            let redis = match path {
+                Path::SharedReplicas(_, port) => Some(format!("redis://127.0.0.1:{port}/0")),
+                _ => None,
+            };
+            let mut bases = Vec::new();
+            for _ in 0..n {
+                bases.push(format!("http://{}", gateway(sim_addr, redis.as_deref(), stopped.clone()).await?));
+            }
+            bases
+        }
     };
     let http = reqwest::Client::builder().no_proxy().build()?;
     let began = Instant::now();
-    let sends = scenario.arrivals(seed).into_iter().map(|(at, urgent)| {
-        let request = request(scenario, path, &base, urgent);
+    let sends = scenario.arrivals(seed).into_iter().enumerate().map(|(i, (at, urgent))| {
+        let request = request(scenario, path, &bases[i % bases.len()], urgent);
         let http = &http;
         async move {
             tokio::time::sleep_until(began + at).await;
@@ -66,18 +82,23 @@ pub async fn run(scenario: &Scenario, path: Path, seed: u64) -> Result<Figures> 
     Ok(figures)
 }
 
-/// flexgate with its shipped defaults in front of the simulator, on this runtime.
-async fn gateway(sim: SocketAddr, mut stopped: watch::Receiver<bool>) -> Result<SocketAddr> {
+/// flexgate with its shipped defaults in front of the simulator, on this runtime (with
+/// a store folder of its own: a replica is known by it), sharing state through `redis`.
+async fn gateway(sim: SocketAddr, redis: Option<&str>, mut stopped: watch::Receiver<bool>) -> Result<SocketAddr> {
+    let store = tempfile::tempdir()?;
+    let shared = redis.map(|url| format!("[shared]\nredis_url = \"{url}\"\n")).unwrap_or_default();
     let text = format!(
         "[upstream]\nbase_url = \"http://{sim}/v1\"\nproxy = \"none\"\n[server]\nlisten = \"127.0.0.1:0\"\n\
-         [log]\nformat = \"pretty\"\nlevel = \"warn\"\n"
+         [store]\ndir = \"{}\"\n[log]\nformat = \"pretty\"\nlevel = \"warn\"\n{shared}",
+        store.path().display()
     );
     let config = Config::from_toml(&text, &HashMap::<String, String>::new()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let server = Server::bind(config).await.context("starting flexgate")?;
     let addr = server.local_addr()?;
-    tokio::spawn(server.run(async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
+    tokio::spawn(async move {
+        let _ = server.run(async move { drop(stopped.wait_for(|s| *s).await) }).await;
+        drop(store); // the folder goes with the gateway
+    });
     Ok(addr)
 }
 
@@ -95,7 +116,7 @@ fn request(scenario: &Scenario, path: Path, base: &str, urgent: bool) -> Request
             }
             (format!("{base}/chat/completions"), Vec::new())
         }
-        Path::Flexgate => {
+        Path::Flexgate | Path::Replicas(_) | Path::SharedReplicas(..) => {
             let lane = if urgent { "/v1" } else { "/flex/v1" };
             let header = ("x-flexgate-deadline", format!("{}s", deadline.as_secs()));
             (format!("{base}{lane}/chat/completions"), vec![header])

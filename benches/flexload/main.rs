@@ -5,15 +5,19 @@
 //! Modes: `nonstream` (chat completions direct vs through flexgate, flat out and at a
 //! fixed rate), `stream` (a few hundred chunks per answer: bytes/s, and per-chunk added
 //! latency against a time-stamping upstream), `held` (thousands of requests the simulator
-//! holds open: flexgate's RSS and file descriptors while they are in flight).
+//! holds open: flexgate's RSS and file descriptors while they are in flight), `budgets`
+//! (managed auth without a budget against a budget shared through Redis: CPU per request
+//! and latency of each, in the same runs).
 
 #![expect(clippy::print_stdout, reason = "the benchmark tables are the driver's output")]
 
 mod bare;
 mod bare_hyper;
+mod budgets;
 mod held;
 mod oha;
 mod procs;
+mod redis;
 mod relay;
 mod report;
 mod sse;
@@ -33,6 +37,7 @@ enum Mode {
     Nonstream,
     Stream,
     Held,
+    Budgets,
 }
 
 #[derive(Debug, Parser)]
@@ -54,7 +59,7 @@ struct Args {
     #[arg(long, default_value = "oha")]
     oha: PathBuf,
     /// Modes to run, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "nonstream,stream,held")]
+    #[arg(long, value_delimiter = ',', default_value = "nonstream,stream,held,budgets")]
     modes: Vec<Mode>,
     /// Repetitions of each mode; tables show every run and the median.
     #[arg(long, default_value_t = 3)]
@@ -135,11 +140,12 @@ impl Ctx {
     }
 
     fn phase<'a>(&self, url: &'a str, body: &'a Path, rate: Option<u32>) -> oha::Phase<'a> {
-        oha::Phase { url, body, conns: self.args.conns, duration: self.args.duration, rate }
+        oha::Phase { url, body, bearer: "x", conns: self.args.conns, duration: self.args.duration, rate }
     }
 
     async fn gateway(&self, name: &str, upstream: &str, log_level: &str) -> Result<Proc> {
-        let gw = Proc::gateway(&self.bin, &self.dir, name, &GatewaySpec { upstream, log_level }).await?;
+        let gw = Proc::gateway(&self.bin, &self.dir, name, &GatewaySpec { upstream, log_level, extra: "", env: &[] })
+            .await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
         Ok(gw)
     }
@@ -388,7 +394,7 @@ async fn held_run(t: &mut Table, name: &str, gw: &Proc, body: &str, a: &Args, h2
 
 /// The targets, checked against the medians of the tables that were run.
 fn targets(tables: &[Table]) -> String {
-    let checks: [(&str, &str, &str, f64, bool); 9] = [
+    let checks: [(&str, &str, &str, f64, bool); 13] = [
         ("nonstream", "flexgate CPU/req (us, log info)", "CPU per request (us)", 30.0, true),
         ("nonstream", "throughput vs direct (%)", "throughput vs direct (%)", 25.0, false),
         ("nonstream", "flexgate idle RSS (MiB)", "idle RSS (MiB)", 20.0, true),
@@ -398,6 +404,10 @@ fn targets(tables: &[Table]) -> String {
         ("stream", "errors", "streaming errors", 0.0, true),
         ("held", "flexgate RSS while held (MiB)", "RSS with the requests held (MiB)", 250.0, true),
         ("held", "flexgate errors", "held-request errors", 0.0, true),
+        ("budgets", "budget+redis / no budget CPU (x)", "CPU/req, budget+Redis / no budget", 1.1, true),
+        ("budgets-rated", "p99 budget+redis - no budget (ms)", "added p99 of budget+Redis (ms)", 0.2, true),
+        ("budgets", "errors", "budgets errors, flat out", 0.0, true),
+        ("budgets-rated", "errors", "budgets errors, fixed rate", 0.0, true),
     ];
     let mut out = String::from("\n== targets (medians) ==\n");
     for (key, row, what, bound, at_most) in checks {
@@ -409,10 +419,13 @@ fn targets(tables: &[Table]) -> String {
         let verdict = if met { "met" } else { "MISSED" };
         let _ = writeln!(out, "{what:<36} {value:>10.3}  target {sign} {bound:<6} {verdict}");
     }
+    if let Some(note) = budgets::p99_noise(tables) {
+        out.push_str(&note);
+    }
     // The host's speed moves every absolute figure (the same binary's CPU per request
     // has ranged 23-40 us between sessions); a ratio to a floor measured in the same run
     // shows whether a change of verdict is the code or the machine.
-    let floors: [(&str, &str, &str, &str); 6] = [
+    let floors: [(&str, &str, &str, &str); 8] = [
         ("nonstream", "flexgate CPU/req (us, log info)", "floor hyper CPU/req (us)", "CPU per request / hyper alone's"),
         (
             "nonstream",
@@ -434,6 +447,8 @@ fn targets(tables: &[Table]) -> String {
             "axum+hyper client RSS while held (MiB)",
             "held RSS / axum + hyper client's",
         ),
+        ("budgets", "no budget CPU/req (us)", "floor hyper CPU/req (us)", "CPU/req no budget / hyper alone's"),
+        ("budgets", "budget+redis CPU/req (us)", "floor hyper CPU/req (us)", "CPU/req budget+Redis / hyper's"),
     ];
     let mut header = false;
     for (key, row, floor, what) in floors {
@@ -468,6 +483,7 @@ async fn main() -> Result<()> {
             Mode::Nonstream => nonstream(&ctx).await,
             Mode::Stream => stream(&ctx).await,
             Mode::Held => held(&ctx).await,
+            Mode::Budgets => budgets::run(&ctx).await,
         };
         for table in result.with_context(|| format!("mode {mode:?}"))? {
             print!("{}", table.render());

@@ -11,6 +11,8 @@ use tokio::process::Command;
 pub struct Phase<'a> {
     pub url: &'a str,
     pub body: &'a Path,
+    /// The bearer token sent: any text in passthrough, a gateway key under managed auth.
+    pub bearer: &'a str,
     pub conns: usize,
     pub duration: Duration,
     /// Requests per second (open loop, corrected for coordinated omission); None: flat out.
@@ -33,7 +35,7 @@ pub struct Load {
 pub async fn run(oha: &Path, phase: &Phase<'_>) -> Result<Load> {
     let mut cmd = Command::new(oha);
     cmd.args(["--no-tui", "--output-format", "json", "-m", "POST"])
-        .args(["-H", "authorization: Bearer x", "-H", "content-type: application/json"])
+        .args(["-H", &format!("authorization: Bearer {}", phase.bearer), "-H", "content-type: application/json"])
         .arg("-D")
         .arg(phase.body)
         .args(["-c", &phase.conns.to_string()])

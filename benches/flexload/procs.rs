@@ -23,6 +23,10 @@ pub struct Proc {
 pub struct GatewaySpec<'a> {
     pub upstream: &'a str,
     pub log_level: &'a str,
+    /// More TOML after the generated tables (auth, budgets, shared state, store).
+    pub extra: &'a str,
+    /// Environment of the gateway process (the upstream key and gateway keys of managed auth).
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Proc {
@@ -41,19 +45,19 @@ impl Proc {
             "--chunk-interval",
             "0ms",
         ];
-        Self::start(bin, dir, name, &args.map(str::to_owned), "listening").await
+        Self::start(bin, dir, name, &args.map(str::to_owned), &[], "listening").await
     }
 
     /// `flexgate serve` in front of `spec.upstream`, flex routing and cost accounting on.
     pub async fn gateway(bin: &Path, dir: &Path, name: &str, spec: &GatewaySpec<'_>) -> Result<Proc> {
         let config = dir.join(format!("{name}.toml"));
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\n[upstream]\nbase_url = \"http://{}/v1\"\n\n[log]\nformat = \"json\"\nlevel = \"{}\"\n",
-            spec.upstream, spec.log_level
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[upstream]\nbase_url = \"http://{}/v1\"\n\n[log]\nformat = \"json\"\nlevel = \"{}\"\n\n{}",
+            spec.upstream, spec.log_level, spec.extra
         );
         std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
         let args = ["serve".to_owned(), "--config".to_owned(), config.display().to_string()];
-        Self::start(bin, dir, name, &args, "\"listening\"").await
+        Self::start(bin, dir, name, &args, spec.env, "\"listening\"").await
     }
 
     /// A bare forwarder (this program, `--bare-forwarder`): axum + reqwest, or hyper alone
@@ -65,10 +69,17 @@ impl Proc {
         if let Some(size) = read_buf {
             args.extend(["--bare-read-buf".to_owned(), size.to_string()]);
         }
-        Self::start(&exe, dir, name, &args, "listening").await
+        Self::start(&exe, dir, name, &args, &[], "listening").await
     }
 
-    async fn start(bin: &Path, dir: &Path, name: &str, args: &[String], marker: &str) -> Result<Proc> {
+    async fn start(
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+        marker: &str,
+    ) -> Result<Proc> {
         let log_path = dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let child = Command::new(bin)
@@ -77,6 +88,10 @@ impl Proc {
             .env_remove("FLEXGATE_LISTEN")
             .env_remove("FLEXGATE_UPSTREAM_URL")
             .env_remove("RUST_LOG")
+            // Shared state and the store only as the config file says.
+            .env_remove("FLEXGATE_REDIS_URL")
+            .env_remove("FLEXGATE_DATA_DIR")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

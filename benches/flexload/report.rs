@@ -34,7 +34,7 @@ pub struct Row {
 
 /// A titled table of rows, one column per run plus the median.
 pub struct Table {
-    /// Short stable name (`nonstream`, `rated`, `stream`, `held`).
+    /// Short stable name (`nonstream`, `rated`, `stream`, `held`, `budgets`, `budgets-rated`).
     pub key: &'static str,
     pub title: String,
     pub rows: Vec<Row>,

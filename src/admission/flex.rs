@@ -67,6 +67,17 @@ pub enum FlexGate {
     Throttled(Instant),
 }
 
+/// A change of flex's state worth telling the other replicas (`super::peers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlexChange {
+    /// Closed (or still closed after a refused probe) until the next probe.
+    Closed { next_probe: Instant, step: u32 },
+    /// A probe was accepted.
+    Opened,
+    /// The limit was cut for congestion.
+    Cut,
+}
+
 /// How one flex attempt ended, as flex control sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlexResult {
@@ -169,59 +180,115 @@ impl Flex {
         }
     }
 
-    /// The answer to an attempt counted by [`Self::sent`].
-    pub fn answered(&mut self, probe: bool, result: FlexResult, now: Instant) {
+    /// The answer to an attempt counted by [`Self::sent`]; what changed that the other
+    /// replicas should hear of.
+    pub fn answered(&mut self, probe: bool, result: FlexResult, now: Instant) -> Option<FlexChange> {
         let reached = self.in_flight >= self.limit();
         self.in_flight = self.in_flight.saturating_sub(1);
         match result {
             FlexResult::Accepted => {
-                self.consecutive = 0;
-                let reopened = self.closed.take().is_some();
+                let reopened = self.closed.is_some();
                 if reopened {
-                    // The refusals that closed flex say nothing about it now: the limit,
-                    // not the throttle, paces the release of the waiters.
-                    self.history = [(0, 0); BUCKETS];
-                    (self.recent, self.seen) = (0, 0);
+                    self.reopen();
+                } else {
+                    self.consecutive = 0;
                 }
                 self.remember(false);
                 let bucket = self.bucket(now);
                 bucket.0 += 1;
                 bucket.1 += 1;
-                if reopened {
-                    // Reopened: start small and grow as fast as flex accepts (slow start up
-                    // to the initial limit).
-                    self.limit = f64::from(self.s.min_limit);
-                    self.threshold = f64::from(self.s.initial_limit);
-                } else if reached {
+                if !reopened && reached {
                     let step = if self.limit < self.threshold { 1.0 } else { 1.0 / self.limit };
                     self.limit = (self.limit + step).min(f64::from(self.s.max_limit));
                 }
+                reopened.then_some(FlexChange::Opened)
             }
             FlexResult::Capacity { hint } => {
                 self.bucket(now).0 += 1;
                 self.consecutive += 1;
                 let congested = self.remember(true) >= CUT_SHARE;
-                if congested && self.last_cut.is_none_or(|at| now >= at + self.s.cut_interval) {
-                    self.last_cut = Some(now);
-                    self.limit = (self.limit * self.s.backoff_ratio).max(f64::from(self.s.min_limit));
-                    self.threshold = self.limit;
-                }
+                let cut = congested && self.cut(now);
+                let hint = hint.unwrap_or_default();
                 match &mut self.closed {
                     Some(closed) if probe => {
                         closed.step += 1;
                         closed.probing = false;
-                        closed.next_probe = now + step_wait(&self.s, closed.step).max(hint.unwrap_or_default());
-                        closed.not_before = now + hint.unwrap_or_default();
+                        closed.next_probe = now + step_wait(&self.s, closed.step).max(hint);
+                        closed.not_before = now + hint;
+                        Some(FlexChange::Closed { next_probe: closed.next_probe, step: closed.step })
                     }
                     None if self.consecutive >= self.s.close_after => {
-                        let wait = step_wait(&self.s, 0).max(hint.unwrap_or_default());
-                        let not_before = now + hint.unwrap_or_default();
-                        self.closed = Some(Closed { next_probe: now + wait, not_before, step: 0, probing: false });
+                        let next_probe = now + step_wait(&self.s, 0).max(hint);
+                        self.closed = Some(Closed { next_probe, not_before: now + hint, step: 0, probing: false });
+                        Some(FlexChange::Closed { next_probe, step: 0 })
                     }
-                    _ => {}
+                    _ => cut.then_some(FlexChange::Cut),
                 }
             }
-            FlexResult::Other => self.probe_lost(probe, now),
+            FlexResult::Other => {
+                self.probe_lost(probe, now);
+                None
+            }
+        }
+    }
+
+    /// Cut the limit for congestion, at most once per `cut_interval`; whether it did.
+    fn cut(&mut self, now: Instant) -> bool {
+        if self.last_cut.is_some_and(|at| now < at + self.s.cut_interval) {
+            return false;
+        }
+        self.last_cut = Some(now);
+        self.limit = (self.limit * self.s.backoff_ratio).max(f64::from(self.s.min_limit));
+        self.threshold = self.limit;
+        true
+    }
+
+    /// Open again after a probe was accepted (here or by another replica). The refusals
+    /// that closed flex say nothing about it now: the limit, not the throttle, paces the
+    /// release of the waiters, and it starts small and grows as fast as flex accepts (slow
+    /// start up to the initial limit).
+    fn reopen(&mut self) {
+        self.closed = None;
+        self.consecutive = 0;
+        self.history = [(0, 0); BUCKETS];
+        (self.recent, self.seen) = (0, 0);
+        self.limit = f64::from(self.s.min_limit);
+        self.threshold = f64::from(self.s.initial_limit);
+    }
+
+    /// Another replica closed flex (or had its probe refused) with its next probe at
+    /// `next_probe`, after `step` refused probes. This replica holds off one base step
+    /// longer, so that the replica that closed it probes first and its answer reaches
+    /// here before this one's own probe would go; the steps double together.
+    pub fn heard_closed(&mut self, next_probe: Instant, step: u32, now: Instant) {
+        let ours = next_probe + self.s.probe_base;
+        if ours <= now {
+            return;
+        }
+        if let Some(closed) = &mut self.closed {
+            closed.step = closed.step.max(step);
+            if !closed.probing {
+                closed.next_probe = closed.next_probe.max(ours);
+                closed.not_before = closed.not_before.max(ours);
+            }
+        } else {
+            self.consecutive = self.consecutive.max(self.s.close_after);
+            self.closed = Some(Closed { next_probe: ours, not_before: ours, step, probing: false });
+        }
+    }
+
+    /// Another replica's probe was accepted: flex is open again here too.
+    pub fn heard_opened(&mut self) {
+        if self.closed.is_some() {
+            self.reopen();
+        }
+    }
+
+    /// Another replica cut its limit for congestion: flex's capacity is the upstream's,
+    /// so this replica cuts too (within the same once-per-interval bound).
+    pub fn heard_cut(&mut self, now: Instant) {
+        if self.closed.is_none() {
+            self.cut(now);
         }
     }
 
@@ -254,11 +321,11 @@ impl Flex {
     /// A probe that ended without a verdict (dropped, timed out): another may go at the
     /// same step.
     pub fn probe_lost(&mut self, probe: bool, now: Instant) {
-        if let (true, Some(closed)) = (probe, &mut self.closed) {
-            if closed.probing {
-                closed.probing = false;
-                closed.next_probe = closed.next_probe.max(now);
-            }
+        if let (true, Some(closed)) = (probe, &mut self.closed)
+            && closed.probing
+        {
+            closed.probing = false;
+            closed.next_probe = closed.next_probe.max(now);
         }
     }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use http::HeaderMap;
 use tokio::time::Instant;
 
-use super::Model;
 use super::flex::FlexResult;
+use super::{Change, Model};
 use crate::tier::Tier;
 
 /// Weight of the newest sample in the standard-latency average.
@@ -69,8 +69,13 @@ impl Permit<'_> {
             reported.bad_headers = state.rate.observe(h, now).bad;
             state.bad_headers += u64::from(reported.bad_headers);
         }
-        if let Answered::RateLimited { hint } = verdict {
-            state.rate.rate_limited(hint, now);
+        // What the other replicas should hear of: at most a rate-limit wait and a flex change.
+        let mut news = [None, None];
+        if let Answered::RateLimited { hint } = verdict
+            && let Some(until) = state.rate.rate_limited(hint, now)
+            && Model::rate_news(&mut state.told_rate, until)
+        {
+            news[0] = Some(Change::RateLimited { until });
         }
         if self.tier == Some(Tier::Flex) {
             let result = match verdict {
@@ -78,7 +83,7 @@ impl Permit<'_> {
                 Answered::FlexCapacity { hint } => FlexResult::Capacity { hint },
                 _ => FlexResult::Other,
             };
-            state.flex.answered(self.probe, result, now);
+            news[1] = state.flex.answered(self.probe, result, now).map(Change::from);
         } else if verdict == Answered::Success && self.tier == Some(Tier::Standard) {
             let sample = took.as_secs_f64();
             let average = state.standard_latency.as_secs_f64();
@@ -90,6 +95,9 @@ impl Permit<'_> {
         drop(state);
         if wake {
             self.model.notify.notify_waiters();
+        }
+        for change in news.into_iter().flatten() {
+            self.model.tell(change);
         }
         reported
     }

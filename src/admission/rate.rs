@@ -93,17 +93,29 @@ impl Rate {
     /// refusal, with plenty of requests left) is the refused request's own to wait out
     /// with its backoff: holding every request of the model on each such answer starved
     /// the model under a steady trickle of them (the soak: p50 1.2 s, requests lost).
-    pub fn rate_limited(&mut self, hint: Option<Duration>, now: Instant) {
+    ///
+    /// Returns the moment the model is now blocked until, when this answer blocked it.
+    pub fn rate_limited(&mut self, hint: Option<Duration>, now: Instant) -> Option<Instant> {
         let explained = self.requests.as_ref().is_none_or(|b| b.free(now) < 1.0);
         if !explained {
-            return;
+            return None;
         }
         let until = now + hint.unwrap_or(DEFAULT_BLOCK).min(MAX_RECHECK);
-        self.blocked_until = Some(self.blocked_until.map_or(until, |b| b.max(until)));
+        Some(self.block_until(until, now))
+    }
+
+    /// Block every request of the model until `until` (or longer, if it already is), with
+    /// no request left in the estimate: a rate-limit 429 seen here or by another replica
+    /// on the same upstream limit. Returns the moment the block now ends.
+    pub fn block_until(&mut self, until: Instant, now: Instant) -> Instant {
+        let until = until.min(now + MAX_RECHECK);
+        let until = self.blocked_until.map_or(until, |b| b.max(until));
+        self.blocked_until = Some(until);
         if let Some(b) = &mut self.requests {
             b.remaining = 0.0;
             b.at = now;
         }
+        until
     }
 
     pub fn is_blocked(&self, now: Instant) -> bool {

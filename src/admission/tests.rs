@@ -393,7 +393,7 @@ async fn draining_moves_flex_waiters_to_standard() {
 
 #[test]
 fn models_outside_the_price_table_share_other() {
-    let a = Admission::new(Settings::default(), ["gpt-5", "gpt-5-mini"]);
+    let a = Admission::new(Settings::default(), ["gpt-5", "gpt-5-mini"], None);
     assert_eq!(a.model("gpt-5").name(), "gpt-5");
     assert_eq!(a.model("made-up").name(), "other");
     assert_eq!(a.all().count(), 3);
@@ -456,3 +456,5 @@ fn a_closed_flex_is_probed_while_the_first_waiter_can_still_use_it() {
     f.probe_by(now + secs(20.0), now);
     assert_eq!(f.gate(now, || 0.0, true), FlexGate::WaitUntil(Some(now + secs(50.0))));
 }
+
+mod peers;

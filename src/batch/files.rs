@@ -18,7 +18,7 @@ use super::http::internal;
 use super::objects::{FileRow, file_id, list as list_object};
 use crate::error::GatewayError;
 use crate::state::AppState;
-use crate::store::{Store, unix_now};
+use crate::store::{Store, StoreError, unix_now};
 
 /// OpenAI's cap on one file.
 const MAX_FILE: u64 = 512 << 20;
@@ -277,6 +277,29 @@ pub async fn content(state: &AppState, caller: &Caller, id: &str) -> Result<Resp
     Ok(response)
 }
 
+/// At start-up, before anything is uploaded: delete what a crash left in the files
+/// folder, contents no row names (an output file renamed into place just before a crash
+/// in `finalizing`, which is written again under a new name) and `.part` files of
+/// uploads and outputs cut short. Returns how many were deleted.
+pub async fn remove_orphans(store: &Store) -> Result<usize, StoreError> {
+    let files = store.files_dir().to_path_buf();
+    store
+        .call(move |c| {
+            let mut statement = c.prepare("SELECT 1 FROM files WHERE id = ?1")?;
+            let mut removed = 0;
+            for entry in std::fs::read_dir(&files).into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let orphan = name.ends_with(".part") || !statement.exists([name.as_ref()])?;
+                if orphan && std::fs::remove_file(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+        .await
+}
+
 /// Every ten minutes, delete the files whose `expires_at` has passed (rows and contents).
 pub async fn sweeper(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
@@ -350,6 +373,22 @@ mod tests {
         assert!(path_of(&store, "file-kept").exists());
         let left: i64 = store.call(|c| c.query_row("SELECT count(*) FROM files", [], |r| r.get(0))).await.unwrap();
         assert_eq!(left, 1);
+    }
+
+    #[tokio::test]
+    async fn what_a_crash_left_in_the_files_folder_is_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), crate::store::MIGRATIONS).unwrap();
+        for name in ["file-kept", "file-renamed-before-the-crash", "file-cut.part"] {
+            std::fs::write(path_of(&store, name), b"{}").unwrap();
+        }
+        store
+            .call(|c| c.execute("INSERT INTO files VALUES ('file-kept', 'o', 'batch', 'a', 2, 0, NULL)", []))
+            .await
+            .unwrap();
+        assert_eq!(remove_orphans(&store).await.unwrap(), 2);
+        let left: Vec<_> = std::fs::read_dir(store.files_dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["file-kept"]);
     }
 
     #[test]

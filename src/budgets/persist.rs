@@ -1,8 +1,8 @@
 //! Budget spend in the embedded store (`budget_spend`): restored when the gateway
 //! starts, and written behind the request path by one task that wakes when spend
-//! changes. A settle never waits for SQLite; a crash loses at most the spend booked
-//! since the last write (one write is a few milliseconds), and a clean shutdown
-//! writes what is left.
+//! changes, at most once per [`WRITE_EVERY`]. A settle never waits for SQLite; a crash
+//! loses at most the spend booked since the last write (a tenth of a second's worth),
+//! and a clean shutdown writes what is left.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,12 @@ use crate::store::{Store, StoreError, unix_now};
 
 /// Wait after a failed write before trying again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The least time from one write to the next: spend settled meanwhile goes into the
+/// next write. A write per settle (a transaction on the blocking pool, and a thread
+/// woken for it) cost more CPU than the request itself at 2,000 requests/s
+/// (docs/benchmarks.md, "Budgets and shared state on the request path"); ten writes a
+/// second cost under a microsecond per request there.
+pub const WRITE_EVERY: Duration = Duration::from_millis(100);
 
 /// Load each client's spend for its current period.
 pub async fn restore(budgets: &Budgets, store: &Store) -> Result<(), StoreError> {
@@ -77,14 +83,18 @@ pub async fn flush(budgets: &Budgets, store: &Store) -> Result<(), StoreError> {
     written
 }
 
-/// Write spend whenever it changes, for as long as the gateway runs.
+/// Write spend whenever it changes, at most once per [`WRITE_EVERY`], for as long as
+/// the gateway runs.
 pub async fn write_behind(budgets: Arc<Budgets>, store: Store) {
     loop {
         budgets.changed.notified().await;
+        let written = tokio::time::Instant::now();
         if let Err(error) = flush(&budgets, &store).await {
             tracing::warn!(error = %error, "could not write budget spend to the store; retrying");
             tokio::time::sleep(RETRY_AFTER).await;
             budgets.changed.notify_one();
         }
+        // Settles meanwhile leave one permit behind: the next write takes them all.
+        tokio::time::sleep_until(written + WRITE_EVERY).await;
     }
 }

@@ -9,26 +9,29 @@
 //! field back, so the shared count reconciles itself. A clean shutdown returns the
 //! unused part of the slice.
 //!
-//! While Redis cannot be reached, `fail = "open"` budgets are enforced locally (each
-//! replica against the whole limit) and `fail = "closed"` ones are served only from the
-//! slice already leased; `/readyz` and `flexgate_shared_state_up` say so.
+//! A slice is sized to the client's pace on the replica: [`SLICE_LASTS`] of its spend
+//! (never less than the base size, never more than a quarter of the limit), and the next
+//! one is asked for when half of it is left. So what is left when the next one is asked
+//! for lasts longer than a call to Redis may take ([`CALL_TIMEOUT`]): a busy client is not
+//! refused between two slices, and a Redis that stalls is noticed before the slice in hand
+//! runs out. An idle replica holds little.
+//!
+//! While Redis cannot be reached (or does not answer within [`CALL_TIMEOUT`]), `fail =
+//! "open"` budgets are enforced locally (each replica against the whole limit) and `fail
+//! = "closed"` ones are served only from the slice already leased; `/readyz` and
+//! `flexgate_shared_state_up` say so.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use sha2::Digest as _;
-use tokio::sync::Notify;
+use redis::aio::ConnectionManager;
 
 use super::{Budgets, ClientBudget, FailMode};
+use crate::shared::{CALL_TIMEOUT, Link, RECONNECT, connect, timed_out};
 
-/// How long one Redis call may take before Redis counts as unreachable.
-const CALL_TIMEOUT: Duration = Duration::from_secs(1);
-/// Slices are checked at least this often, so a Redis that returns is noticed.
+/// Slices are checked (and Redis pinged, when no budget is shared) at least this often,
+/// so a Redis that returns is noticed.
 const TICK: Duration = Duration::from_millis(500);
-/// Wait between attempts to connect.
-const RECONNECT: Duration = Duration::from_secs(1);
 /// The hash outlives its period by this much, so a late report still lands in it.
 const EXPIRE_MARGIN_SECS: u64 = 3600;
 
@@ -112,7 +115,7 @@ impl ClientBudget {
             counted: a.granted.max(a.spent),
             spent: a.spent,
             headroom: a.granted.saturating_sub(a.spent.saturating_add(a.reserved)),
-            lease: self.lease,
+            lease: self.lease.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -132,81 +135,79 @@ impl ClientBudget {
 static LEASE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(LEASE));
 static RELEASE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RELEASE));
 
-/// What the budgets and the sync task share: whether Redis answers, and a wake-up for
-/// a slice running low.
-pub struct Link {
-    up: AtomicBool,
-    wake: Notify,
-    /// This process's field in each hash.
-    replica: String,
-}
-
-impl Link {
-    /// A link for the replica known as `identity`: its field in each hash is derived
-    /// from it, so a replica that restarts with its store finds its own field again and
-    /// its restored spend is not counted twice.
-    pub fn new(identity: &str) -> Self {
-        let digest = sha2::Sha256::digest(identity.as_bytes());
-        Self { up: AtomicBool::new(false), wake: Notify::new(), replica: hex::encode(&digest[..8]) }
-    }
-
-    /// Whether the last call to Redis succeeded.
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Acquire)
-    }
-
-    /// A slice runs low: top it up now rather than at the next tick.
-    pub(super) fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    fn set_up(&self, up: bool, why: &dyn std::fmt::Display) {
-        if self.up.swap(up, Ordering::AcqRel) != up {
-            if up {
-                tracing::info!("shared state: Redis reachable; budgets shared across replicas");
-            } else {
-                tracing::warn!(error = %why, "shared state: Redis unreachable; budgets enforced on local state");
-            }
-        }
-    }
-}
-
-/// This replica's identity: the host name and the store's folder, which together
-/// outlive a restart exactly when the spend restored from the store does.
-pub fn identity(store_dir: &std::path::Path) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_default();
-    // Absolute, not canonical: the folder may not exist yet on the first start.
-    let dir = std::path::absolute(store_dir).unwrap_or_else(|_| store_dir.to_path_buf());
-    format!("{}:{}", host.trim(), dir.display())
-}
-
 /// The slice a replica leases at a time: four reservations or 1% of the limit,
 /// whichever is larger, and never more than the limit.
 pub fn lease_size(limit: u64, reserve: u64) -> u64 {
     reserve.saturating_mul(4).max(limit / 100).clamp(1, limit.max(1))
 }
 
+/// Each client's pace, by name.
+type Paces = std::collections::HashMap<String, Pace>;
+
+/// How long a slice should last at the client's pace on this replica: four calls'
+/// timeouts, so that the half left when the next one is asked for outlasts two.
+const SLICE_LASTS: Duration = Duration::from_secs(4);
+/// The pace is measured over windows this long.
+const PACE_WINDOW: Duration = Duration::from_secs(2);
+/// Spend over less time than this says nothing about the pace yet.
+const PACE_MIN_SPAN: Duration = Duration::from_millis(10);
+
+/// One client's pace of spend on this replica, as the shared-state task sees it at its
+/// calls: the spend per second of the current window, or of the last whole one when that
+/// was higher (so the pace rises at once and falls within two windows).
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    since: tokio::time::Instant,
+    from: u64,
+    last_window: f64,
+}
+
+impl Pace {
+    fn new(spent: u64, now: tokio::time::Instant) -> Self {
+        Self { since: now, from: spent, last_window: 0.0 }
+    }
+
+    /// Take the spend seen `now`; the slice size for this pace: [`SLICE_LASTS`] of spend,
+    /// at least `base`, at most a quarter of `limit`.
+    #[expect(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a pace in nano-dollars per second: a float's precision is plenty, and the size is clamped to u64 bounds"
+    )]
+    fn size(&mut self, spent: u64, now: tokio::time::Instant, base: u64, limit: u64) -> u64 {
+        if spent < self.from {
+            // A new period: the pace goes on, measured from here.
+            (self.since, self.from) = (now, spent);
+        }
+        let span = now.saturating_duration_since(self.since);
+        let current = if span >= PACE_MIN_SPAN { (spent - self.from) as f64 / span.as_secs_f64() } else { 0.0 };
+        let per_second = current.max(self.last_window);
+        if span >= PACE_WINDOW {
+            (self.since, self.from, self.last_window) = (now, spent, current);
+        }
+        let paced = (per_second * SLICE_LASTS.as_secs_f64()).min(u64::MAX as f64) as u64;
+        paced.min(limit / 4).max(base)
+    }
+}
+
 fn key(budget: &ClientBudget, start: u64) -> String {
     format!("flexgate:budget:{}:{start}", budget.limits.client)
 }
 
-async fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
-    let client = redis::Client::open(url)?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(CALL_TIMEOUT)
-        .set_response_timeout(CALL_TIMEOUT)
-        .set_number_of_retries(1);
-    ConnectionManager::new_with_config(client, config).await
-}
-
-/// Top up one client's slice and report its overshoot.
-async fn lease(con: &mut ConnectionManager, link: &Link, budget: &ClientBudget) -> redis::RedisResult<()> {
+/// Top up one client's slice, sized to its pace, and report its overshoot.
+async fn lease(
+    con: &mut ConnectionManager,
+    link: &Link,
+    budget: &ClientBudget,
+    pace: &mut Pace,
+) -> redis::RedisResult<()> {
     let now = super::now_secs();
     let view = budget.lease_view(now);
-    let ask = if view.headroom < view.lease / 2 { view.lease } else { 0 };
+    let base = lease_size(budget.limits.limit, budget.limits.reserve);
+    let size = pace.size(view.spent, tokio::time::Instant::now(), base, budget.limits.limit);
+    budget.lease.store(size, std::sync::atomic::Ordering::Relaxed);
+    let ask = if view.headroom < size / 2 { size } else { 0 };
     let (field, total, spent): (u64, u64, u64) = LEASE_SCRIPT
         .key(key(budget, view.start))
         .arg(&link.replica)
@@ -222,12 +223,26 @@ async fn lease(con: &mut ConnectionManager, link: &Link, budget: &ClientBudget) 
     Ok(())
 }
 
-async fn lease_all(con: &mut ConnectionManager, link: &Link, budgets: &Budgets) -> redis::RedisResult<()> {
+/// Top up every slice; with no budget, only see that Redis answers (the admission notes
+/// need it too, and `/readyz` says whether it does).
+async fn lease_all(
+    con: &mut ConnectionManager,
+    link: &Link,
+    budgets: &Budgets,
+    paces: &mut Paces,
+) -> redis::RedisResult<()> {
+    if budgets.is_empty() {
+        let ping = redis::cmd("PING");
+        return tokio::time::timeout(CALL_TIMEOUT, ping.query_async::<String>(con))
+            .await
+            .map_err(|_| timed_out())?
+            .map(drop);
+    }
     for budget in budgets.iter() {
-        match tokio::time::timeout(CALL_TIMEOUT, lease(con, link, budget)).await {
-            Ok(result) => result?,
-            Err(_) => return Err(redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))),
-        }
+        let pace = paces
+            .entry(budget.limits.client.clone())
+            .or_insert_with(|| Pace::new(budget.lease_view(super::now_secs()).spent, tokio::time::Instant::now()));
+        tokio::time::timeout(CALL_TIMEOUT, lease(con, link, budget, pace)).await.map_err(|_| timed_out())??;
     }
     Ok(())
 }
@@ -238,7 +253,7 @@ async fn lease_all(con: &mut ConnectionManager, link: &Link, budgets: &Budgets) 
 pub async fn start(url: &str, link: &Link, budgets: &Budgets, wait: Duration) -> Option<ConnectionManager> {
     let attempt = async {
         let mut con = connect(url).await?;
-        lease_all(&mut con, link, budgets).await?;
+        lease_all(&mut con, link, budgets, &mut Paces::new()).await?;
         Ok::<_, redis::RedisError>(con)
     };
     match tokio::time::timeout(wait, attempt).await {
@@ -248,11 +263,11 @@ pub async fn start(url: &str, link: &Link, budgets: &Budgets, wait: Duration) ->
         }
         Ok(Err(error)) => {
             link.set_up(false, &"");
-            tracing::warn!(error = %error, "shared state: Redis unreachable at start; budgets enforced on local state");
+            tracing::warn!(error = %error, "shared state: Redis unreachable at start; serving on local state");
             None
         }
         Err(_) => {
-            tracing::warn!("shared state: Redis did not answer at start; budgets enforced on local state");
+            tracing::warn!("shared state: Redis did not answer at start; serving on local state");
             None
         }
     }
@@ -260,6 +275,7 @@ pub async fn start(url: &str, link: &Link, budgets: &Budgets, wait: Duration) ->
 
 /// Keep every slice topped up for as long as the gateway runs.
 pub async fn run(url: String, link: Arc<Link>, budgets: Arc<Budgets>, mut con: Option<ConnectionManager>) {
+    let mut paces = Paces::new();
     loop {
         let Some(c) = con.as_mut() else {
             match tokio::time::timeout(CALL_TIMEOUT * 2, connect(&url)).await {
@@ -272,7 +288,7 @@ pub async fn run(url: String, link: Arc<Link>, budgets: Arc<Budgets>, mut con: O
             }
             continue;
         };
-        match lease_all(c, &link, &budgets).await {
+        match lease_all(c, &link, &budgets, &mut paces).await {
             Ok(()) => link.set_up(true, &""),
             // The connection manager reconnects by itself on the next call.
             Err(error) => link.set_up(false, &error),
@@ -376,6 +392,28 @@ mod tests {
     }
 
     #[test]
+    fn a_slice_lasts_four_seconds_of_the_clients_pace() {
+        let t0 = tokio::time::Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let (base, limit) = (4 * CENT, 10_000 * CENT);
+        let mut pace = Pace::new(0, t0);
+        // Spend over too short a span to judge: the base size.
+        assert_eq!(pace.size(CENT, ms(5), base, limit), base);
+        // 20 cents in the first 200 ms: 100 cents a second, a slice of 400.
+        assert_eq!(pace.size(20 * CENT, ms(200), base, limit), 400 * CENT);
+        // The window ends at 2 s with 40 cents spent: 20 a second; the next window starts.
+        assert_eq!(pace.size(40 * CENT, ms(2000), base, limit), 80 * CENT);
+        // A quiet start of the next window: the last whole window's pace holds.
+        assert_eq!(pace.size(40 * CENT, ms(2500), base, limit), 80 * CENT);
+        // A burst, 500 cents in the window's first second: the slice follows at once, at
+        // most a quarter of the limit.
+        assert_eq!(pace.size(540 * CENT, ms(3000), base, limit), 2000 * CENT);
+        assert_eq!(pace.size(9000 * CENT, ms(3100), base, limit), limit / 4);
+        // A new period (spend starts from zero again) keeps the pace measured so far.
+        assert_eq!(pace.size(0, ms(3200), base, limit), 80 * CENT);
+    }
+
+    #[test]
     fn balances_show_the_other_replicas_spend() {
         let (b, _) = budgets(FailMode::Open);
         let budget = b.client(Some("team-a")).unwrap();
@@ -383,11 +421,5 @@ mod tests {
         budget.granted(budget.lease_view(now).start, 5 * CENT, 4 * CENT);
         let balance = budget.balance(now);
         assert_eq!((balance.spent, balance.remaining()), (4 * CENT, 6 * CENT));
-    }
-
-    #[test]
-    fn the_replica_field_is_stable_for_one_identity_and_differs_between_two() {
-        assert_eq!(Link::new("a:/data").replica, Link::new("a:/data").replica);
-        assert_ne!(Link::new("a:/data").replica, Link::new("b:/data").replica);
     }
 }

@@ -33,6 +33,14 @@ fn money_is_counted_in_whole_nano_dollars_rounded_up() {
     assert_eq!(usd(1_250_000_000), "1.25");
     assert_eq!(usd(123), "0.000000123");
     assert_eq!(usd(0), "0");
+    assert_eq!(usd(250 * NANOS_PER_USD), "250");
+    assert_eq!(usd(100_000), "0.0001");
+    assert_eq!(usd(1_000_000_001), "1.000000001");
+    // The text is the exact decimal value, as `Decimal` writes it.
+    for n in [1, 10, 999_999_999, 1_000_000_000, 12_345_678_901_234, u64::MAX] {
+        let exact = (Decimal::from(n) / Decimal::from(NANOS_PER_USD)).normalize();
+        assert_eq!(usd(n), exact.to_string(), "{n}");
+    }
 }
 
 #[test]
@@ -177,4 +185,37 @@ async fn spend_is_written_behind_and_restored_from_the_store() {
     let third = Budgets::new(&[limits(10)]);
     persist::restore(&third, &store).await.unwrap();
     assert_eq!(third.iter().next().unwrap().balance(now_secs()).spent, 10 * CENT);
+}
+
+/// The spend a fresh gateway would restore from `store`.
+async fn stored(store: &crate::store::Store) -> u64 {
+    let fresh = Budgets::new(&[limits(10)]);
+    persist::restore(&fresh, store).await.unwrap();
+    fresh.iter().next().unwrap().balance(now_secs()).spent
+}
+
+/// A busy client settles thousands of requests a second: the writer takes what was
+/// settled since its last write in one write, at most once per `WRITE_EVERY`, instead of
+/// one write per settle. Time is paused: it moves only when every task waits (never
+/// while a write is on the blocking pool), so what the store holds at each step is exact.
+#[tokio::test(start_paused = true)]
+async fn the_writer_writes_at_most_once_per_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open_async(dir.path().to_path_buf()).await.unwrap();
+    let budgets = Arc::new(Budgets::new(&[limits(10)]));
+    let writer = tokio::spawn(persist::write_behind(Arc::clone(&budgets), store.clone()));
+    let settle = |cost| budgets.admit(Some("team-a"), Estimate::default).unwrap().unwrap().reservation.settle(cost);
+
+    // The first settle is written at once.
+    settle(CENT);
+    tokio::time::sleep(persist::WRITE_EVERY / 10).await;
+    assert_eq!(stored(&store).await, CENT);
+    // Settles within the interval wait for its end, then go in one write.
+    settle(2 * CENT);
+    settle(3 * CENT);
+    tokio::time::sleep(persist::WRITE_EVERY / 2).await;
+    assert_eq!(stored(&store).await, CENT, "written before the interval ended");
+    tokio::time::sleep(persist::WRITE_EVERY / 2).await;
+    assert_eq!(stored(&store).await, 6 * CENT);
+    writer.abort();
 }

@@ -79,10 +79,10 @@ pub fn validate(
         let period =
             b.period.as_deref().and_then(|text| Period::parse(text).map_err(|e| add(&format!("{key}.period"), e)).ok());
         let soft = b.soft_usd.as_ref().and_then(|v| money(add, &format!("{key}.soft_usd"), v));
-        if let (Some(s), Some(l)) = (soft, limit) {
-            if s > l {
-                add(&format!("{key}.soft_usd"), "exceeds the limit `usd`".into());
-            }
+        if let (Some(s), Some(l)) = (soft, limit)
+            && s > l
+        {
+            add(&format!("{key}.soft_usd"), "exceeds the limit `usd`".into());
         }
         let on_soft = match b.on_soft.as_deref().map(str::trim) {
             None | Some("none") => OnSoft::Nothing,

@@ -156,10 +156,8 @@ impl Drop for FlushGuard {
         self.shared.filled.notify_one();
         let finished = !self.shared.drained.wait_while_for(&mut pending, |p| !p.finished, SHUTDOWN_WAIT).timed_out();
         drop(pending);
-        if finished {
-            if let Some(thread) = self.thread.take() {
-                let _ = thread.join();
-            }
+        if finished && let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }

@@ -1,10 +1,10 @@
 //! Budget metrics per client: the limit, the spend and what is left of the current
 //! period, the soft limit, refused requests, and streams charged at an estimate. The
 //! gauges are read from the accounts at scrape time, so the request path touches only
-//! the counters, and only when it refuses or estimates; and whether the Redis that shares them across replicas answers. `client`
-//! comes from the configured budgets, a closed set.
+//! the counters, and only when it refuses or estimates. `client` comes from the
+//! configured budgets, a closed set.
 
-use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 
 use crate::budgets::{Budgets, NANOS_PER_USD, now_secs};
 
@@ -29,8 +29,6 @@ pub struct BudgetMetrics {
     estimated: IntCounterVec,
     /// client — USD charged at estimates
     estimated_usd: prometheus::CounterVec,
-    /// backend (`redis`) — 1 while the shared budget count answers; only with `[shared]`
-    shared_up: IntGaugeVec,
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<GaugeVec> {
@@ -64,14 +62,6 @@ impl BudgetMetrics {
             &["client"],
         )?;
         r.register(Box::new(estimated_usd.clone()))?;
-        let shared_up = IntGaugeVec::new(
-            Opts::new(
-                "flexgate_shared_state_up",
-                "1 while the shared state (budgets across replicas) answers, 0 while flexgate serves on local state.",
-            ),
-            &["backend"],
-        )?;
-        r.register(Box::new(shared_up.clone()))?;
         Ok(Self {
             limit: gauge(r, "flexgate_budget_limit_usd", "The client's budget per period, in USD.")?,
             soft_limit: gauge(r, "flexgate_budget_soft_limit_usd", "The client's soft limit, in USD (0: none).")?,
@@ -81,7 +71,6 @@ impl BudgetMetrics {
             refused,
             estimated,
             estimated_usd,
-            shared_up,
         })
     }
 
@@ -112,9 +101,6 @@ impl BudgetMetrics {
 
     /// Copy every account into the gauges (at scrape time).
     pub fn export(&self, budgets: &Budgets) {
-        if let Some(link) = budgets.link() {
-            self.shared_up.with_label_values(&["redis"]).set(i64::from(link.is_up()));
-        }
         let now = now_secs();
         for b in budgets.iter() {
             let client = [b.limits().client.as_str()];

@@ -43,8 +43,9 @@ const X_COST: HeaderName = HeaderName::from_static("x-flexgate-cost-usd");
 /// Attempt counts as static text: `HeaderValue::from(u32)` allocates.
 const COUNTS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
-/// The `x-flexgate-*` headers every proxied answer carries.
-fn flexgate_headers(h: &mut HeaderMap, ledger: &Ledger, tier: Option<Tier>) {
+/// The `x-flexgate-*` headers every proxied answer carries; `cost` is the answer's when
+/// it is priced already (for what is left of a budget).
+fn flexgate_headers(h: &mut HeaderMap, ledger: &Ledger, tier: Option<Tier>, cost: Option<rust_decimal::Decimal>) {
     if let Some(v) = ledger.class_header() {
         h.insert(X_CLASS, v.clone());
     }
@@ -58,16 +59,16 @@ fn flexgate_headers(h: &mut HeaderMap, ledger: &Ledger, tier: Option<Tier>) {
     if h.get(X_REQUEST_ID).is_none() {
         h.insert(X_REQUEST_ID, ledger.request_id().clone());
     }
-    budget_header(h, ledger, None);
+    budget_header(h, ledger, cost);
 }
 
 /// What is left of a budgeted client's limit: after this request's cost when the answer
 /// is priced already, else with its reservation still held.
 fn budget_header(h: &mut HeaderMap, ledger: &Ledger, cost: Option<rust_decimal::Decimal>) {
-    if let Some(left) = ledger.budget_remaining(cost) {
-        if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(crate::budgets::usd(left))) {
-            h.insert(X_BUDGET_REMAINING, v);
-        }
+    if let Some(left) = ledger.budget_remaining(cost)
+        && let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(crate::budgets::usd(left)))
+    {
+        h.insert(X_BUDGET_REMAINING, v);
     }
 }
 
@@ -108,10 +109,7 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
             };
             let priced = ledger.price(&report);
             let mut h = headers::client_response(answer.headers, false);
-            flexgate_headers(&mut h, &ledger, priced.tier);
-            if priced.cost.is_some() {
-                budget_header(&mut h, &ledger, priced.cost);
-            }
+            flexgate_headers(&mut h, &ledger, priced.tier, priced.cost);
             if let Some(cost) = priced.cost {
                 // The formatted text becomes the header value without a second copy.
                 if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(cost.normalize().to_string())) {
@@ -130,7 +128,7 @@ fn success(ctx: &Context<'_>, answer: UpstreamResponse, mut ledger: Ledger, upst
             let reported = first.as_ref().and_then(|f| f.usage.service_tier()).and_then(Tier::from_reported);
             let tier = reported.or(ledger.attempt_tier());
             let mut h = headers::client_response(answer.headers, false);
-            flexgate_headers(&mut h, &ledger, tier);
+            flexgate_headers(&mut h, &ledger, tier, None);
             let sse = h
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
@@ -157,7 +155,7 @@ fn upstream_error(
 ) -> Response {
     ledger.record_answer(answer.status, &answer.headers);
     let mut h = headers::client_response(answer.headers, false);
-    flexgate_headers(&mut h, &ledger, ledger.attempt_tier());
+    flexgate_headers(&mut h, &ledger, ledger.attempt_tier(), None);
     if no_retry {
         h.insert(X_SHOULD_RETRY, HeaderValue::from_static("false"));
     }
@@ -177,7 +175,7 @@ fn own_error(ctx: &Context<'_>, error: GatewayError, mut ledger: Ledger, upstrea
     let outcome = Outcome::from(error.kind());
     ledger.record_own_answer(error.status());
     let mut response = error.into_response();
-    flexgate_headers(response.headers_mut(), &ledger, ledger.attempt_tier());
+    flexgate_headers(response.headers_mut(), &ledger, ledger.attempt_tier(), None);
     retry_after(response.headers_mut(), ctx.retry_after);
     ledger.record_overhead(overhead(ctx, upstream_time));
     ledger.settle(outcome, &Report::default());

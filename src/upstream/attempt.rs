@@ -171,10 +171,10 @@ impl<'a> HttpAttempt<'a> {
         let Some(info) = &self.info else {
             return self.body.clone();
         };
-        if let Some((cached_tier, body)) = &self.cache {
-            if *cached_tier == tier {
-                return body.clone();
-            }
+        if let Some((cached_tier, body)) = &self.cache
+            && *cached_tier == tier
+        {
+            return body.clone();
         }
         let text = if tier == self.first_tier { self.first_override } else { tier.map(Tier::param) };
         let body = info.rewrite(&self.body, text, self.force_usage);

@@ -193,10 +193,10 @@ impl Shared {
     /// The shared HTTP/2 connection, an idle HTTP/1.1 one, or a new one (opening is
     /// boxed: it is rare, and its state would otherwise sit in every waiting request).
     async fn acquire(&self, uri: &Uri) -> Result<Acquired, SendError> {
-        if self.h2_possible.load(Ordering::Relaxed) {
-            if let Some(h2) = self.live_h2() {
-                return Ok(Acquired::H2(h2));
-            }
+        if self.h2_possible.load(Ordering::Relaxed)
+            && let Some(h2) = self.live_h2()
+        {
+            return Ok(Acquired::H2(h2));
         }
         if let Some(conn) = self.checkout() {
             return Ok(Acquired::H1 { conn, reused: true });

@@ -1,7 +1,6 @@
 //! Admission control over real sockets: one controller per model shared by every request,
 //! against a simulator whose rate limit counts every attempt of every tier.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use flexgate::sim::{FlexOutage, SimConfig};
@@ -9,9 +8,9 @@ use futures_util::future::join_all;
 use tokio::time::Instant;
 
 use crate::common::{chat_body, client, count};
-use crate::memory::memory_stack;
+use crate::memory::{Memory, memory_stack};
 use crate::poll::{eventually, eventually_within};
-use crate::support::{FAST_RETRY_ONLY, Stack, envelope, h, post, stack_with};
+use crate::support::{FAST_RETRY_ONLY, Stack, envelope, h, stack_with};
 
 /// What one request's client saw.
 #[derive(Debug)]
@@ -21,10 +20,11 @@ struct Seen {
     took: Duration,
 }
 
-async fn request(s: &Stack, path: &str, deadline: &str, after: Duration) -> Seen {
+/// One request sent `after` into the run, on the in-memory stack's clock.
+async fn request(s: &Memory, path: &str, deadline: &str, after: Duration) -> Seen {
     tokio::time::sleep(after).await;
     let started = Instant::now();
-    let r = post(&client(), &s.gw, path, &chat_body("gpt-5", false), &[("x-flexgate-deadline", deadline)]).await;
+    let r = s.post(path, &chat_body("gpt-5", false), &[("x-flexgate-deadline", deadline)]).await;
     Seen { status: r.status().as_u16(), tier: h(&r, "x-flexgate-tier"), took: started.elapsed() }
 }
 
@@ -32,22 +32,18 @@ async fn request(s: &Stack, path: &str, deadline: &str, after: Duration) -> Seen
 /// for the model instead of every background request retrying on its own, so the limit
 /// stays free for urgent requests, which all succeed at once; background requests wait
 /// for flex until their latest safe start and then move to standard, all within deadline.
-#[tokio::test]
+/// In memory on paused time: urgent requests arrive every 100 ms of the simulator's clock
+/// through the storm, and how long each took is exact.
+#[tokio::test(start_paused = true)]
 async fn in_a_storm_sharing_a_rate_limit_urgent_requests_keep_succeeding() {
     let sim = SimConfig { flex_429_rate: 0.95, rps_limit: Some(50), ..SimConfig::zero_latency() };
-    let s = Arc::new(stack_with(sim, FAST_RETRY_ONLY).await);
-    let background = (0..30).map(|_| {
-        let s = s.clone();
-        async move { request(&s, "/flex/v1/chat/completions", "6s", Duration::ZERO).await }
-    });
-    let urgent = (0..10_u32).map(|i| {
-        let s = s.clone();
-        async move { request(&s, "/v1/chat/completions", "5s", Duration::from_millis(100) * i).await }
-    });
+    let s = memory_stack(sim, FAST_RETRY_ONLY);
+    let background = (0..30).map(|_| request(&s, "/flex/v1/chat/completions", "6s", Duration::ZERO));
+    let urgent = (0..10_u32).map(|i| request(&s, "/v1/chat/completions", "5s", Duration::from_millis(100) * i));
     let (background, urgent) = tokio::join!(join_all(background), join_all(urgent));
     for seen in &urgent {
         assert_eq!((seen.status, seen.tier.as_str()), (200, "standard"), "{seen:?}");
-        assert!(seen.took < Duration::from_secs(2), "urgent requests are not queued: {seen:?}");
+        assert!(seen.took < Duration::from_millis(100), "urgent requests are not queued: {seen:?}");
     }
     for seen in &background {
         assert_eq!(seen.status, 200, "no background request failed or missed its deadline: {seen:?}");

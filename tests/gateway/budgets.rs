@@ -275,11 +275,13 @@ async fn spend_survives_a_restart() {
     // Room for two costs and one estimate: three requests.
     let limit = cost * Decimal::from(2) + estimate_of(&capped(false), Tier::Standard);
     let toml = format!("{}[budgets.std]\nusd = \"{limit}\"\nperiod = \"month\"\n", keys());
-    let (_state, gw) = spawn_gateway_with(s.addr, &toml, &env()).await;
+    let (state, gw) = spawn_gateway_with(s.addr, &toml, &env()).await;
     for _ in 0..2 {
         assert_eq!(post(&gw.url("/v1/chat/completions"), "fg-std", &capped(false)).await.status(), 200);
     }
     gw.shutdown().await;
+    // The store is one process's at a time: the first gateway lets go of it first.
+    drop(state);
 
     let (_state, gw) = spawn_gateway_with(s.addr, &toml, &env()).await;
     let (served, refusal) = until_refused(&gw.url("/v1/chat/completions"), "fg-std").await;

@@ -245,8 +245,8 @@ async fn a_fresh_gateway_exports_every_series_the_dashboard_and_alerts_read() {
         // One series per budgeted client, primed when budgets are configured (none here;
         // tests/gateway/budgets.rs checks them on a budgeted gateway).
         .filter(|name| !name.starts_with("flexgate_budget_"))
-        // Only with budgets shared through Redis (tests/process/shared.rs reads it there).
-        .filter(|name| !name.starts_with("flexgate_shared_state_"))
+        // Only with `[shared]` Redis (tests/process/shared.rs and peers.rs read them there).
+        .filter(|name| !name.starts_with("flexgate_shared_"))
         .filter(|name| !text.lines().any(|l| !l.starts_with('#') && l.starts_with(name.as_str())))
         .collect();
     assert!(missing.is_empty(), "absent from a fresh gateway's /metrics: {missing:?}");

@@ -1,6 +1,7 @@
 //! `kill -9` in the middle of a batch, a restart on the same store, and completion with
 //! every `custom_id` exactly once; in passthrough mode, where the key was never written
-//! down, the batch resumes when the client's next poll brings it.
+//! down, the batch resumes when the client's next poll brings it. One process per store:
+//! a second one on the same folder is refused at its start.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -105,4 +106,23 @@ async fn completed(base: &str, id: &str) -> Value {
         assert!(tokio::time::Instant::now() < deadline, "never completed: {b}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_second_process_on_the_same_store_is_refused_at_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nbase_url = \"http://127.0.0.1:9/v1\"\n[store]\ndir = \"{}\"\n",
+        dir.path().display()
+    );
+    // The folder exists, so the first process opens the store as it starts.
+    let (_first, _) = Process::serve("store-first", &toml, &[]).await;
+    let path = std::env::temp_dir().join(format!("flexgate-{}-store-second.toml", std::process::id()));
+    std::fs::write(&path, &toml).unwrap();
+    let mut second = Process::spawn(&["serve", "--config", path.to_str().unwrap()], &[]);
+    let status = tokio::time::timeout(Duration::from_secs(30), second.child.wait()).await.unwrap().unwrap();
+    let _ = std::fs::remove_file(path);
+    assert!(!status.success(), "the second process served on the first one's store");
+    let said = second.line_with("store.dir").await;
+    assert!(said.contains("in use by another flexgate process"), "{said}");
 }

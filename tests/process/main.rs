@@ -20,6 +20,10 @@ mod binary;
 #[cfg(test)]
 mod crash;
 #[cfg(test)]
+mod peers;
+#[cfg(test)]
+mod redis_server;
+#[cfg(test)]
 mod secrets;
 #[cfg(test)]
 mod shared;

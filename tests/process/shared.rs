@@ -4,7 +4,6 @@
 //! whose Redis is killed mid-run keeps serving (`fail = "open"`), says so, and writes its
 //! count back when an empty Redis returns on the same port.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use rust_decimal::Decimal;
@@ -12,89 +11,7 @@ use rust_decimal::Decimal;
 use crate::common::{chat_body, client};
 use crate::poll;
 use crate::process::Process;
-
-/// Redis's password in the tests: it is in the URL the gateways get, and never in their logs.
-const PASSWORD: &str = "redis-secret-4e1d7c";
-
-/// A `redis-server` of the test's own, killed by pid when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    /// Start on `port` (0: a free one), with no persistence: a restart loses the data.
-    async fn start(port: u16) -> Self {
-        if Command::new("redis-server").arg("--version").output().is_err() {
-            let root = env!("CARGO_MANIFEST_DIR");
-            let installed = Command::new("bash").arg(format!("{root}/tests/redis/install.sh")).status();
-            assert!(installed.is_ok_and(|s| s.success()), "redis-server is missing and tests/redis/install.sh failed");
-        }
-        // redis-server cannot bind port 0: take a free port from the kernel and let go of it.
-        let port = if port == 0 {
-            std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-        } else {
-            port
-        };
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--requirepass", PASSWORD])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let redis = Self { child, port };
-        let up = poll::eventually(|| redis.cli(&["PING"]) == "PONG").await;
-        assert!(up, "redis-server did not answer on port {port}");
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://:{PASSWORD}@127.0.0.1:{}/0", self.port)
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "-a", PASSWORD, "--no-auth-warning"])
-            .args(args)
-            .output();
-        out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default()
-    }
-
-    /// The client's hashes as (field, value) pairs.
-    fn fields(&self, client: &str) -> Vec<(String, u64)> {
-        let keys = self.cli(&["--raw", "KEYS", &format!("flexgate:budget:{client}:*")]);
-        let mut fields = Vec::new();
-        for key in keys.lines().filter(|k| !k.is_empty()) {
-            let all = self.cli(&["--raw", "HGETALL", key]);
-            let lines: Vec<&str> = all.lines().collect();
-            for pair in lines.chunks(2) {
-                if let [field, value] = pair {
-                    fields.push(((*field).to_owned(), value.parse().unwrap_or(0)));
-                }
-            }
-        }
-        fields
-    }
-
-    /// What the replicas count against the client's limit (nano-dollars): every field
-    /// but the spend fields (`s:REPLICA`).
-    fn counted(&self, client: &str) -> u64 {
-        self.fields(client).iter().filter(|(f, _)| !f.starts_with("s:")).map(|(_, v)| v).sum()
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::redis_server::{PASSWORD, Redis};
 
 /// A gateway with managed auth and one budgeted client `team` (key `fg-team`).
 fn config(sim: &str, budget: &str) -> String {
@@ -288,6 +205,44 @@ async fn redis_killed_mid_run_fails_no_request_and_the_count_comes_back() {
     let log = gw_process.all.lock().join("\n");
     assert!(log.contains("Redis unreachable") && log.contains("Redis reachable"), "{log}");
     assert!(!log.contains(PASSWORD), "Redis's password in the log:\n{log}");
+}
+
+#[tokio::test]
+async fn a_hung_redis_fails_no_request_and_is_used_again_when_it_answers() {
+    let redis = Redis::start(0).await;
+    let (_sim, sim) = Process::sim(&["--latency-standard", "0ms", "--latency-flex", "0ms"]).await;
+    let toml = config(&sim, "usd = \"0.05\"\nperiod = \"day\"\nreserve_usd = \"0.0001\"\n");
+    let (_gw, gw) = serve("shared-hung", &toml, &redis.url()).await;
+    assert!(get(&gw, "/readyz").await.contains("redis: up"));
+    let mut spent = Decimal::ZERO;
+    // The client is busy: its slices grow to its pace.
+    for _ in 0..30 {
+        let (status, cost) = chat(&gw).await;
+        assert_eq!(status, 200);
+        spent += cost;
+    }
+    // Redis stops answering without closing anything, mid-run: requests go on from the
+    // slice in hand and then from local state (each would otherwise wait for a call that
+    // never returns).
+    redis.pause();
+    for _ in 0..30 {
+        let (status, cost) = chat(&gw).await;
+        assert_eq!(status, 200, "a request failed while Redis hung");
+        spent += cost;
+    }
+    let down = ready_until(&gw, "unreachable").await;
+    assert!(down.contains("unreachable"), "/readyz never said Redis hung: {down}");
+    assert!(get(&gw, "/metrics").await.contains("flexgate_shared_state_up{backend=\"redis\"} 0"));
+    let (status, cost) = chat(&gw).await;
+    assert_eq!(status, 200);
+    spent += cost;
+    // Answering again, Redis is used again and counts what was spent meanwhile.
+    redis.resume();
+    let up = ready_until(&gw, "redis: up").await;
+    assert!(up.contains("redis: up"), "{up}");
+    let spent_nanos = u64::try_from((spent * Decimal::from(1_000_000_000_u64)).ceil()).unwrap();
+    let counted = poll::eventually(|| redis.counted("team") >= spent_nanos).await;
+    assert!(counted, "Redis counts {} nano-dollars, the replica spent {spent_nanos}", redis.counted("team"));
 }
 
 #[tokio::test]

@@ -100,10 +100,10 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<Item>, FormatErrors> {
 pub fn parse_line(number: usize, line: &str) -> Result<Item, String> {
     let raw: RawLine = serde_json::from_str(line).map_err(|e| format!("line {number}: {e}"))?;
     let bad = |what: String| format!("line {number}: {what}");
-    if let Some(method) = &raw.method {
-        if !method.eq_ignore_ascii_case("POST") {
-            return Err(bad(format!("`method` is `{method}`; only POST requests can be replayed")));
-        }
+    if let Some(method) = &raw.method
+        && !method.eq_ignore_ascii_case("POST")
+    {
+        return Err(bad(format!("`method` is `{method}`; only POST requests can be replayed")));
     }
     let path = api_path(&raw.url).map_err(bad)?;
     let mut headers = Vec::with_capacity(raw.headers.len());

@@ -53,10 +53,10 @@ impl Body for PoolBody {
             back.conn.drive(cx);
         }
         let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(None) = &polled {
-            if let Some(back) = this.back.take() {
-                back.pool.put(back.conn, cx);
-            }
+        if let Poll::Ready(None) = &polled
+            && let Some(back) = this.back.take()
+        {
+            back.pool.put(back.conn, cx);
         }
         polled
     }
