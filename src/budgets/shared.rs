@@ -9,7 +9,7 @@
 //! field back, so the shared count reconciles itself. A clean shutdown returns the
 //! unused part of the slice.
 //!
-//! A slice is sized to the client's pace on the replica: [`SLICE_LASTS`] of its spend
+//! A slice is sized to the client's pace on the replica: four seconds of its spend
 //! (never less than the base size, never more than a quarter of the limit), and the next
 //! one is asked for when half of it is left. So what is left when the next one is asked
 //! for lasts longer than a call to Redis may take ([`CALL_TIMEOUT`]): a busy client is not
